@@ -1,0 +1,87 @@
+import { parseArgs } from "node:util";
+import path from "node:path";
+
+/** Everything the server can be told, parsed once from env and flags. */
+export interface Config {
+  /** HTTP listen address. */
+  readonly host: string;
+  /** HTTP listen port; 0 picks a free one. */
+  readonly port: number;
+  /** Redis to use; null starts the embedded redis-server. */
+  readonly redisUrl: string | null;
+  /** Where the embedded redis-server keeps its data (AOF). */
+  readonly dataDir: string;
+  /** Prefix of every Redis key and channel, to isolate deployments and tests. */
+  readonly keyPrefix: string;
+  /** Document snapshots kept per context, for `snapshot` and `rollbackContext`. */
+  readonly historyLimit: number;
+  /** Change-feed entries kept per context stream. */
+  readonly feedRetention: number;
+  /** Largest serialized document, in bytes. */
+  readonly maxDocumentBytes: number;
+  /** Deepest nesting of objects/arrays in a document. */
+  readonly maxDocumentDepth: number;
+  /** How long an opId's outcome is remembered, in seconds. */
+  readonly opIdTtlSeconds: number;
+}
+
+interface Setting {
+  readonly key: keyof Config;
+  readonly env: string;
+  readonly flag: string;
+  readonly kind: "string" | "int" | "optional-string";
+  readonly fallback: string | number | null;
+}
+
+/** The one table of settings: README's configuration section mirrors it. */
+export const SETTINGS: readonly Setting[] = [
+  { key: "host", env: "HOST", flag: "host", kind: "string", fallback: "127.0.0.1" },
+  { key: "port", env: "PORT", flag: "port", kind: "int", fallback: 4000 },
+  { key: "redisUrl", env: "REDIS_URL", flag: "redis-url", kind: "optional-string", fallback: null },
+  { key: "dataDir", env: "SWARM_DATA_DIR", flag: "data-dir", kind: "string", fallback: "data" },
+  { key: "keyPrefix", env: "SWARM_KEY_PREFIX", flag: "key-prefix", kind: "string", fallback: "sc" },
+  { key: "historyLimit", env: "SWARM_HISTORY_LIMIT", flag: "history-limit", kind: "int", fallback: 100 },
+  { key: "feedRetention", env: "SWARM_FEED_RETENTION", flag: "feed-retention", kind: "int", fallback: 10_000 },
+  { key: "maxDocumentBytes", env: "SWARM_MAX_DOCUMENT_BYTES", flag: "max-document-bytes", kind: "int", fallback: 1_048_576 },
+  { key: "maxDocumentDepth", env: "SWARM_MAX_DOCUMENT_DEPTH", flag: "max-document-depth", kind: "int", fallback: 32 },
+  { key: "opIdTtlSeconds", env: "SWARM_OPID_TTL_SECONDS", flag: "opid-ttl-seconds", kind: "int", fallback: 86_400 },
+];
+
+const MINIMUMS: Partial<Record<keyof Config, number>> = {
+  port: 0,
+  historyLimit: 1,
+  feedRetention: 1,
+  maxDocumentBytes: 2,
+  maxDocumentDepth: 1,
+  opIdTtlSeconds: 1,
+};
+
+/**
+ * Builds the Config from command-line flags (`--port 4000`) over environment variables (`PORT`)
+ * over defaults. Throws an Error naming the setting when a value is malformed or out of range.
+ */
+export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Config {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: "string" as const }])),
+    strict: true,
+  });
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    const raw = (values[s.flag] as string | undefined) ?? env[s.env];
+    if (raw === undefined || raw === "") {
+      out[s.key] = s.fallback;
+    } else if (s.kind === "int") {
+      const n = Number(raw);
+      const min = MINIMUMS[s.key] ?? 0;
+      if (!Number.isSafeInteger(n) || n < min) {
+        throw new Error(`--${s.flag} / ${s.env} must be an integer >= ${min}, got "${raw}"`);
+      }
+      out[s.key] = n;
+    } else {
+      out[s.key] = raw;
+    }
+  }
+  out.dataDir = path.resolve(out.dataDir as string);
+  return Object.freeze(out) as unknown as Config;
+}

@@ -1,0 +1,38 @@
+/**
+ * The only place Redis key and channel strings are built. Every key of one swarm carries the hash
+ * tag `{ctx:<id>}`, so each script touches one Cluster slot; the prefix isolates deployments/tests.
+ */
+export interface ContextKeys {
+  /** Hash: doc, version, createdAt, updatedAt, updatedBy, oldestSnapshot. */
+  readonly meta: string;
+  /** Counter: last seq of the change feed; outlives deletion so seqs stay gap-free per id. */
+  readonly seq: string;
+  /** Hash: version -> document JSON, the retained history. */
+  readonly snapshots: string;
+  /** Stream: the change feed, entry id `<seq>-0`. */
+  readonly feed: string;
+}
+
+export class Keys {
+  constructor(readonly prefix: string) {}
+
+  context(id: string): ContextKeys {
+    const base = `${this.prefix}:{ctx:${id}}`;
+    return { meta: `${base}:meta`, seq: `${base}:seq`, snapshots: `${base}:snapshots`, feed: `${base}:feed` };
+  }
+
+  /** Outcome of one opId on one context (hash: fingerprint, reply), expiring after the opId TTL. */
+  op(contextId: string, opId: string): string {
+    return `${this.prefix}:{ctx:${contextId}}:op:${opId}`;
+  }
+
+  /** Sorted set of context ids (all scores 0, ordered by id); a superset, see store/contexts. */
+  get contextIndex(): string {
+    return `${this.prefix}:contexts`;
+  }
+
+  /** Pub/sub channel that wakes feed readers: message `<contextId> <seq>`. */
+  get changesChannel(): string {
+    return `${this.prefix}:changes`;
+  }
+}

@@ -1,0 +1,38 @@
+-- Shared by every script (scripts.ts prepends it). Replies are JSON strings:
+--   {"ok":true, ...}              the change was applied
+--   {"error":"<CODE>", ...}        a refusal; CODE is one of src/errors.ts ErrorCode
+--   {"retry":true, ...}            the caller's base version moved; recompute and call again
+-- Every check runs before the first write: Lua does not roll back a half-done script.
+
+local function reply_error(code, message, details)
+  local t = details or {}
+  t.error = code
+  t.message = message
+  return cjson.encode(t)
+end
+
+-- The recorded outcome of an opId wrapped as {"replayed":true,"reply":<first reply>}, or nil.
+-- A different fingerprint under the same opId is a client bug: refuse it instead of returning
+-- an outcome that belongs to another operation.
+local function recorded_reply(op_key, fingerprint)
+  local rec = redis.call('HMGET', op_key, 'fingerprint', 'reply')
+  if not rec[1] then return nil end
+  if rec[1] ~= fingerprint then
+    return reply_error('VALIDATION_FAILED', 'opId was already used for a different operation', { path = 'opId' })
+  end
+  return '{"replayed":true,"reply":' .. rec[2] .. '}'
+end
+
+local function record_reply(op_key, fingerprint, reply, ttl_seconds)
+  redis.call('HSET', op_key, 'fingerprint', fingerprint, 'reply', reply)
+  redis.call('EXPIRE', op_key, ttl_seconds)
+end
+
+-- Appends one change to the feed at the next seq, trims it to the retention and wakes readers.
+-- fields: flat list of field, value pairs. Returns the new seq.
+local function append_change(seq_key, feed_key, retention, channel, context_id, fields)
+  local seq = redis.call('INCR', seq_key)
+  redis.call('XADD', feed_key, 'MAXLEN', retention, seq .. '-0', unpack(fields))
+  redis.call('PUBLISH', channel, context_id .. ' ' .. seq)
+  return seq
+end

@@ -1,0 +1,28 @@
+-- Deletes a context's document and history; the feed and seq counter stay so that seqs remain
+-- gap-free if the id is created again. Emits DELETED.
+-- KEYS: 1 meta, 2 seq, 3 snapshots, 4 feed, 5 op
+-- ARGV: 1 opId ('' = none), 2 fingerprint, 3 expected version ('' = none), 4 actor, 5 reason,
+--       6 now (ISO), 7 feed retention, 8 opId TTL seconds, 9 channel, 10 context id
+-- Returns: ok {version, seq} | NOT_FOUND | VERSION_CONFLICT {currentVersion} | VALIDATION_FAILED
+-- Emits: DELETED
+local op_id, fingerprint = ARGV[1], ARGV[2]
+if op_id ~= '' then
+  local previous = recorded_reply(KEYS[5], fingerprint)
+  if previous then return previous end
+end
+local current = tonumber(redis.call('HGET', KEYS[1], 'version'))
+if not current then
+  return reply_error('NOT_FOUND', 'context ' .. ARGV[10] .. ' does not exist', { id = ARGV[10] })
+end
+if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= current then
+  return reply_error('VERSION_CONFLICT', 'expected version ' .. ARGV[3] .. ' but the context is at ' .. current,
+    { currentVersion = current })
+end
+
+redis.call('DEL', KEYS[1], KEYS[3])
+local seq = append_change(KEYS[2], KEYS[4], ARGV[7], ARGV[9], ARGV[10], {
+  'kind', 'DELETED', 'version', current, 'paths', '[""]', 'patch', '[]', 'actor', ARGV[4],
+  'reason', ARGV[5], 'at', ARGV[6] })
+local reply = cjson.encode({ ok = true, version = current, seq = seq })
+if op_id ~= '' then record_reply(KEYS[5], fingerprint, reply, ARGV[8]) end
+return reply

@@ -1,0 +1,46 @@
+import type { JsonObject } from "../json/types.js";
+
+interface Entry {
+  readonly version: number;
+  readonly document: JsonObject;
+  readonly bytes: number;
+}
+
+/**
+ * Parsed documents by context id, least recently used evicted first once `maxBytes` of JSON is
+ * held. Only ever a hint: every read and write checks the version in Redis.
+ */
+export class DocumentCache {
+  private readonly entries = new Map<string, Entry>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes = 64 * 1024 * 1024) {}
+
+  get(id: string): Entry | undefined {
+    const entry = this.entries.get(id);
+    if (entry) {
+      this.entries.delete(id);
+      this.entries.set(id, entry);
+    }
+    return entry;
+  }
+
+  set(id: string, version: number, document: JsonObject, bytes: number): void {
+    this.delete(id);
+    if (bytes > this.maxBytes) return;
+    this.entries.set(id, { version, document, bytes });
+    this.bytes += bytes;
+    for (const [oldId, old] of this.entries) {
+      if (this.bytes <= this.maxBytes) break;
+      this.entries.delete(oldId);
+      this.bytes -= old.bytes;
+    }
+  }
+
+  delete(id: string): void {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    this.entries.delete(id);
+    this.bytes -= entry.bytes;
+  }
+}
