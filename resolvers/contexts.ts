@@ -1,0 +1,118 @@
+import { AppError, ErrorCode } from "../src/errors.js";
+import type { PatchOperation } from "../src/json/patch.js";
+import { parsePointer, valueAt } from "../src/json/pointer.js";
+import type { JsonObject, JsonValue } from "../src/json/types.js";
+import type { ChangeEntry, ContextView, DeletedContext } from "../src/store/contexts.js";
+import type { RequestContext } from "./request-context.js";
+
+export const MAX_PAGE_SIZE = 500;
+export const MAX_HISTORY_LIMIT = 1000;
+
+interface WriteArgs {
+  readonly opId?: string | null;
+  readonly reason?: string | null;
+  readonly expectedVersion?: number | null;
+}
+
+function inRange(value: number, min: number, max: number, path: string): number {
+  if (value < min || value > max) {
+    throw new AppError(ErrorCode.VALIDATION_FAILED, `${path} must be between ${min} and ${max}`, { path });
+  }
+  return value;
+}
+
+function segmentsOf(path: string): string[] {
+  const segments = parsePointer(path);
+  if (segments === null) {
+    throw new AppError(ErrorCode.VALIDATION_FAILED, `${JSON.stringify(path)} is not a JSON Pointer (RFC 6901)`, { path });
+  }
+  return segments;
+}
+
+function writeOptions(args: WriteArgs, ctx: RequestContext) {
+  return { actor: ctx.actor, opId: args.opId, reason: args.reason, expectedVersion: args.expectedVersion };
+}
+
+export function context(args: { id: string }, ctx: RequestContext): Promise<ContextView | null> {
+  return ctx.contexts.get(args.id);
+}
+
+/** Cursors are opaque to clients; inside they are the last id of the previous page. */
+function encodeCursor(id: string): string {
+  return Buffer.from(id).toString("base64url");
+}
+
+function decodeCursor(cursor: string): string {
+  return Buffer.from(cursor, "base64url").toString();
+}
+
+export async function contexts(
+  args: { first: number; after?: string | null; idPrefix?: string | null },
+  ctx: RequestContext,
+) {
+  const first = inRange(args.first, 1, MAX_PAGE_SIZE, "first");
+  const after = args.after == null ? null : decodeCursor(args.after);
+  const page = await ctx.contexts.list(first, after, args.idPrefix ?? null);
+  const edges = page.contexts.map((node) => ({ cursor: encodeCursor(node.id), node }));
+  return { edges, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
+}
+
+/** The document of the version this view stands for (loaded lazily for lists and replays). */
+export async function document(view: ContextView, ctx: RequestContext): Promise<JsonObject> {
+  return view.document ?? ctx.contexts.documentAt(view.id, view.version);
+}
+
+export async function value(view: ContextView, args: { path: string }, ctx: RequestContext): Promise<JsonValue> {
+  const segments = segmentsOf(args.path);
+  return valueAt(await document(view, ctx), segments) ?? null;
+}
+
+export async function slice(view: ContextView, args: { paths: readonly string[] }, ctx: RequestContext): Promise<JsonObject> {
+  const parsed = args.paths.map((path) => [path, segmentsOf(path)] as const);
+  const doc = await document(view, ctx);
+  const out: JsonObject = {};
+  for (const [path, segments] of parsed) out[path] = valueAt(doc, segments) ?? null;
+  return out;
+}
+
+export function snapshot(view: ContextView, args: { version: number }, ctx: RequestContext): Promise<JsonValue> {
+  return ctx.contexts.snapshot(view.id, args.version);
+}
+
+export function history(
+  view: ContextView,
+  args: { afterSeq?: number | null; limit: number },
+  ctx: RequestContext,
+): Promise<ChangeEntry[]> {
+  const limit = inRange(args.limit, 1, MAX_HISTORY_LIMIT, "limit");
+  return ctx.contexts.history(view.id, args.afterSeq ?? null, limit);
+}
+
+export function createContext(
+  args: { id?: string | null; document: JsonValue } & WriteArgs,
+  ctx: RequestContext,
+): Promise<ContextView> {
+  return ctx.contexts.create(args.id ?? null, args.document, writeOptions(args, ctx));
+}
+
+export function patchContext(
+  args: { id: string; patch: readonly PatchOperation[] } & WriteArgs,
+  ctx: RequestContext,
+): Promise<ContextView> {
+  return ctx.contexts.patch(args.id, args.patch, writeOptions(args, ctx));
+}
+
+export function mergeContext(args: { id: string; merge: JsonValue } & WriteArgs, ctx: RequestContext): Promise<ContextView> {
+  return ctx.contexts.merge(args.id, args.merge, writeOptions(args, ctx));
+}
+
+export function rollbackContext(
+  args: { id: string; toVersion: number } & WriteArgs,
+  ctx: RequestContext,
+): Promise<ContextView> {
+  return ctx.contexts.rollback(args.id, args.toVersion, writeOptions(args, ctx));
+}
+
+export function deleteContext(args: { id: string } & WriteArgs, ctx: RequestContext): Promise<DeletedContext> {
+  return ctx.contexts.delete(args.id, writeOptions(args, ctx));
+}

@@ -1,0 +1,10 @@
+import type { ContextStore } from "../src/store/contexts.js";
+
+/** What every resolver gets besides its arguments: the stores and who is asking. */
+export interface RequestContext {
+  readonly contexts: ContextStore;
+  /** Recorded as `actor` on every change this request makes. */
+  readonly actor: string;
+  /** Round-trip time to Redis in milliseconds, or throws when Redis is unreachable. */
+  readonly pingRedis: () => Promise<number>;
+}

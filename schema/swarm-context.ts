@@ -1,0 +1,188 @@
+import * as resolve from "../resolvers/contexts.js";
+import type { ContextView, DeletedContext } from "../src/store/contexts.js";
+import { builder } from "./builder.js";
+import { ContextChange } from "./change.js";
+
+const POINTER = "A JSON Pointer (RFC 6901); \"\" is the whole document.";
+
+export const SwarmContext = builder.objectRef<ContextView>("SwarmContext").implement({
+  description:
+    "The versioned JSON document holding one swarm's shared state, as of one version. Its id is the swarm id.",
+  fields: (t) => ({
+    id: t.exposeID("id"),
+    version: t.exposeInt("version", {
+      description: "1 at creation, +1 on every document change (patch, merge, rollback).",
+    }),
+    seq: t.exposeInt("seq", {
+      description: "Position of the context's latest change-feed entry (any kind of change); cursors are seqs.",
+    }),
+    createdAt: t.field({ type: "DateTime", resolve: (c) => c.createdAt }),
+    updatedAt: t.field({ type: "DateTime", resolve: (c) => c.updatedAt }),
+    updatedBy: t.exposeString("updatedBy", { description: "Actor of the change that made this version." }),
+    document: t.field({
+      type: "JSON",
+      description: "The whole document (a JSON object).",
+      resolve: (c, _args, ctx) => resolve.document(c, ctx),
+    }),
+    value: t.field({
+      type: "JSON",
+      nullable: true,
+      description: "The value at one path; null when the path does not resolve.",
+      args: { path: t.arg.string({ required: true, description: POINTER }) },
+      resolve: (c, args, ctx) => resolve.value(c, args, ctx),
+    }),
+    slice: t.field({
+      type: "JSON",
+      description: "An object of path -> value for just the paths asked for; a path that does not resolve gives null.",
+      args: { paths: t.arg.stringList({ required: true, description: "JSON Pointers (RFC 6901)." }) },
+      resolve: (c, args, ctx) => resolve.slice(c, args, ctx),
+    }),
+    snapshot: t.field({
+      type: "JSON",
+      description:
+        "The document as it was at `version`. Only the last versions are retained (SWARM_HISTORY_LIMIT, default 100); older ones give NOT_FOUND with extensions.oldestRetainedVersion.",
+      args: { version: t.arg.int({ required: true }) },
+      resolve: (c, args, ctx) => resolve.snapshot(c, args, ctx),
+    }),
+    history: t.field({
+      type: [ContextChange],
+      description:
+        "Change-feed entries after `afterSeq` (default: the oldest retained), oldest first. If entries right after `afterSeq` are no longer retained the answer is RESYNC_REQUIRED, never a silent gap.",
+      args: {
+        afterSeq: t.arg.int(),
+        limit: t.arg.int({ defaultValue: 100, description: `At most this many entries (1 to ${resolve.MAX_HISTORY_LIMIT}).` }),
+      },
+      resolve: (c, args, ctx) => resolve.history(c, { afterSeq: args.afterSeq, limit: args.limit ?? 100 }, ctx),
+    }),
+  }),
+});
+
+const PageInfo = builder
+  .objectRef<{ hasNextPage: boolean; endCursor: string | null }>("PageInfo")
+  .implement({
+    fields: (t) => ({
+      hasNextPage: t.exposeBoolean("hasNextPage"),
+      endCursor: t.exposeString("endCursor", { nullable: true, description: "Pass as `after` for the next page." }),
+    }),
+  });
+
+const ContextEdge = builder.objectRef<{ cursor: string; node: ContextView }>("ContextEdge").implement({
+  fields: (t) => ({
+    cursor: t.exposeString("cursor"),
+    node: t.field({ type: SwarmContext, resolve: (e) => e.node }),
+  }),
+});
+
+const ContextConnection = builder
+  .objectRef<{ edges: { cursor: string; node: ContextView }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } }>(
+    "ContextConnection",
+  )
+  .implement({
+    fields: (t) => ({
+      edges: t.field({ type: [ContextEdge], resolve: (c) => c.edges }),
+      pageInfo: t.field({ type: PageInfo, resolve: (c) => c.pageInfo }),
+    }),
+  });
+
+const DeletedContextRef = builder.objectRef<DeletedContext>("DeletedContext").implement({
+  fields: (t) => ({
+    id: t.exposeID("id"),
+    version: t.exposeInt("version", { description: "The version the context had when it was deleted." }),
+    seq: t.exposeInt("seq", { description: "Seq of the DELETED entry in the change feed." }),
+  }),
+});
+
+const JSONPatchOp = builder.enumType("JSONPatchOp", {
+  description: "RFC 6902 operation names, lower-case as in JSON Patch documents.",
+  values: ["add", "remove", "replace", "move", "copy", "test"] as const,
+});
+
+const JSONPatchOperation = builder.inputType("JSONPatchOperation", {
+  description: "One RFC 6902 operation. `value` is required by add, replace and test; `from` by move and copy.",
+  fields: (t) => ({
+    op: t.field({ type: JSONPatchOp, required: true }),
+    path: t.string({ required: true, description: POINTER }),
+    from: t.string({ description: POINTER }),
+    value: t.field({ type: "JSON" }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  context: t.field({
+    type: SwarmContext,
+    nullable: true,
+    description: "A context by id, or null when there is none.",
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, ctx) => resolve.context({ id: String(args.id) }, ctx),
+  }),
+  contexts: t.field({
+    type: ContextConnection,
+    description: "Contexts ordered by id, a page at a time.",
+    args: {
+      first: t.arg.int({ defaultValue: 50, description: `Page size, 1 to ${resolve.MAX_PAGE_SIZE}.` }),
+      after: t.arg.string({ description: "endCursor of the previous page." }),
+      idPrefix: t.arg.string({ description: "Only ids starting with this." }),
+    },
+    resolve: (_root, args, ctx) => resolve.contexts({ ...args, first: args.first ?? 50 }, ctx),
+  }),
+}));
+
+const writeArgs = (t: Parameters<Parameters<typeof builder.mutationFields>[0]>[0]) => ({
+  opId: t.arg.string({
+    description:
+      "Idempotency key chosen by the client: a retry with the same opId returns the first outcome and is applied at most once. Remembered for SWARM_OPID_TTL_SECONDS (default 24 h).",
+  }),
+  reason: t.arg.string({ description: "Why; recorded on the change-feed entry." }),
+});
+
+const expectedVersionArg = (t: Parameters<Parameters<typeof builder.mutationFields>[0]>[0]) =>
+  t.arg.int({ description: "Compare-and-set: refused with VERSION_CONFLICT unless this is the current version." });
+
+builder.mutationFields((t) => ({
+  createContext: t.field({
+    type: SwarmContext,
+    description:
+      "Creates a context at version 1. Without `id`, one is generated (derived from opId when given, so retries land on the same context).",
+    args: { id: t.arg.id(), document: t.arg({ type: "JSON", required: true }), ...writeArgs(t) },
+    resolve: (_root, args, ctx) => resolve.createContext({ ...args, document: args.document!, id: args.id == null ? null : String(args.id) }, ctx),
+  }),
+  patchContext: t.field({
+    type: SwarmContext,
+    description: "Applies an RFC 6902 JSON Patch, all-or-nothing, as the next version.",
+    args: {
+      id: t.arg.id({ required: true }),
+      patch: t.arg({ type: [JSONPatchOperation], required: true }),
+      expectedVersion: expectedVersionArg(t),
+      ...writeArgs(t),
+    },
+    resolve: (_root, args, ctx) => resolve.patchContext({ ...args, id: String(args.id) }, ctx),
+  }),
+  mergeContext: t.field({
+    type: SwarmContext,
+    description: "Applies an RFC 7386 JSON Merge Patch as the next version (null deletes a member).",
+    args: {
+      id: t.arg.id({ required: true }),
+      merge: t.arg({ type: "JSON", required: true }),
+      expectedVersion: expectedVersionArg(t),
+      ...writeArgs(t),
+    },
+    resolve: (_root, args, ctx) => resolve.mergeContext({ ...args, merge: args.merge!, id: String(args.id) }, ctx),
+  }),
+  rollbackContext: t.field({
+    type: SwarmContext,
+    description: "Writes a NEW version whose document equals the retained snapshot of `toVersion`.",
+    args: {
+      id: t.arg.id({ required: true }),
+      toVersion: t.arg.int({ required: true }),
+      expectedVersion: expectedVersionArg(t),
+      ...writeArgs(t),
+    },
+    resolve: (_root, args, ctx) => resolve.rollbackContext({ ...args, id: String(args.id) }, ctx),
+  }),
+  deleteContext: t.field({
+    type: DeletedContextRef,
+    description: "Deletes a context and its history; the change feed records DELETED.",
+    args: { id: t.arg.id({ required: true }), expectedVersion: expectedVersionArg(t), ...writeArgs(t) },
+    resolve: (_root, args, ctx) => resolve.deleteContext({ ...args, id: String(args.id) }, ctx),
+  }),
+}));

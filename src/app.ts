@@ -1,0 +1,88 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { GraphQLError } from "graphql";
+import { createYoga, type YogaServerInstance } from "graphql-yoga";
+import type { RequestContext } from "../resolvers/request-context.js";
+import { schema } from "../schema/index.js";
+import type { Config } from "./config.js";
+import { AppError } from "./errors.js";
+import { connectRedis } from "./redis/clients.js";
+import { Keys } from "./redis/keys.js";
+import { ContextStore } from "./store/contexts.js";
+
+/** What createApp needs: the Config with the Redis to use resolved (URL or unix socket path). */
+export type AppConfig = Omit<Config, "redisUrl" | "dataDir"> & { readonly redisUrl: string };
+
+export interface App {
+  readonly yoga: YogaServerInstance<Record<string, unknown>, RequestContext>;
+  /** Listens on config.host:config.port; resolves to the GraphQL endpoint's URL. */
+  start(): Promise<string>;
+  /** Stops listening and closes the Redis connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Turns a resolver's AppError into a GraphQL error whose `extensions.code` is the API.md code;
+ * anything unexpected becomes INTERNAL_SERVER_ERROR without its message or stack.
+ */
+function maskError(error: unknown, message: string): Error {
+  const original = error instanceof GraphQLError ? error.originalError : error;
+  if (original instanceof AppError) {
+    const located = error instanceof GraphQLError ? error : undefined;
+    return new GraphQLError(original.message, {
+      nodes: located?.nodes,
+      path: located?.path,
+      extensions: { ...original.details, code: original.code },
+    });
+  }
+  // Errors graphql-js or yoga raised about the request itself (syntax, validation, coercion).
+  if (error instanceof GraphQLError && (!error.originalError || error.originalError instanceof GraphQLError)) {
+    return error;
+  }
+  const located = error instanceof GraphQLError ? error : undefined;
+  return new GraphQLError(message, {
+    nodes: located?.nodes,
+    path: located?.path,
+    extensions: { code: "INTERNAL_SERVER_ERROR" },
+  });
+}
+
+/** Builds the server on a reachable Redis; does not listen until start(). Throws if Redis is unreachable. */
+export async function createApp(config: AppConfig): Promise<App> {
+  const redis = await connectRedis(config.redisUrl, "swarm-context");
+  const contexts = new ContextStore(redis, new Keys(config.keyPrefix), config);
+  const pingRedis = async () => {
+    const started = performance.now();
+    await redis.ping();
+    return performance.now() - started;
+  };
+  const yoga = createYoga<Record<string, unknown>, RequestContext>({
+    schema,
+    graphqlEndpoint: "/graphql",
+    landingPage: false,
+    logging: "warn",
+    maskedErrors: { maskError },
+    context: (): RequestContext => ({ contexts, actor: "anonymous", pingRedis }),
+  });
+  let server: Server | undefined;
+  return {
+    yoga,
+    start: () =>
+      new Promise((resolve, reject) => {
+        server = createServer(yoga);
+        server.once("error", reject);
+        server.listen(config.port, config.host, () => {
+          const { port } = server!.address() as AddressInfo;
+          const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+          resolve(`http://${host}:${port}/graphql`);
+        });
+      }),
+    close: async () => {
+      if (server) {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server!.close(() => resolve()));
+      }
+      await redis.quit();
+    },
+  };
+}

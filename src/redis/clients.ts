@@ -1,0 +1,26 @@
+import { Redis } from "ioredis";
+
+/**
+ * Opens a command connection to `target`: a `redis://` / `rediss://` URL or a unix socket path.
+ * Resolves once Redis answers PING; rejects with the connection error otherwise, without retrying.
+ */
+export async function connectRedis(target: string, name: string): Promise<Redis> {
+  const redis = new Redis(target, {
+    connectionName: name,
+    lazyConnect: true,
+    // Commands wait for a reconnect rather than fail at once; the opId of every write makes a
+    // resent command safe (see the Lua prelude).
+    maxRetriesPerRequest: 20,
+  });
+  redis.on("error", () => {
+    // Reconnects are ioredis's job; errors reach callers through the commands that fail.
+  });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
+  return redis;
+}

@@ -1,0 +1,69 @@
+import { randomUUID } from "node:crypto";
+import { print } from "graphql";
+import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
+import { inject } from "vitest";
+import { createApp, type App, type AppConfig } from "../../src/app.js";
+
+export interface GraphQLResponse<T> {
+  readonly data?: T | null;
+  readonly errors?: readonly { message: string; extensions?: Record<string, unknown> }[];
+}
+
+export interface TestServer {
+  readonly app: App;
+  readonly url: string;
+  readonly config: AppConfig;
+  /** POSTs a typed operation over real HTTP and returns the parsed response. */
+  request<T, V>(document: TypedDocumentNode<T, V>, variables?: V): Promise<GraphQLResponse<T>>;
+  /** Like request, but throws unless the response has data and no errors. */
+  data<T, V>(document: TypedDocumentNode<T, V>, variables?: V): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** Config for a test server on the shared test Redis with a fresh key prefix of its own. */
+export function testConfig(overrides: Partial<AppConfig> = {}): AppConfig {
+  return {
+    host: "127.0.0.1",
+    port: 0,
+    redisUrl: inject("redisUrl"),
+    keyPrefix: `t-${randomUUID()}`,
+    historyLimit: 100,
+    feedRetention: 10_000,
+    maxDocumentBytes: 1_048_576,
+    maxDocumentDepth: 32,
+    opIdTtlSeconds: 86_400,
+    ...overrides,
+  };
+}
+
+/** Starts the real server (HTTP on a free port) for a test file. */
+export async function startTestServer(overrides: Partial<AppConfig> = {}): Promise<TestServer> {
+  const config = testConfig(overrides);
+  const app = await createApp(config);
+  const url = await app.start();
+  const request = async <T, V>(document: TypedDocumentNode<T, V>, variables?: V) => {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query: print(document), variables }),
+    });
+    return (await res.json()) as GraphQLResponse<T>;
+  };
+  return {
+    app,
+    url,
+    config,
+    request,
+    data: async (document, variables) => {
+      const res = await request(document, variables);
+      if (res.errors?.length || !res.data) throw new Error(`GraphQL errors: ${JSON.stringify(res.errors)}`);
+      return res.data;
+    },
+    close: () => app.close(),
+  };
+}
+
+/** The `extensions.code` of the first error, to assert refusals by code. */
+export function errorCode(res: GraphQLResponse<unknown>): unknown {
+  return res.errors?.[0]?.extensions?.code;
+}
