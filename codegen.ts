@@ -6,7 +6,6 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { codegen } from "@graphql-codegen/core";
 import * as typedDocumentNode from "@graphql-codegen/typed-document-node";
-import * as typescript from "@graphql-codegen/typescript";
 import * as typescriptOperations from "@graphql-codegen/typescript-operations";
 import { parse, printSchema } from "graphql";
 import { schema } from "./schema/index.js";
@@ -27,8 +26,8 @@ async function generate(): Promise<Map<string, string>> {
     documents,
     filename: TYPES_FILE,
     config: { scalars: { JSON: "unknown", DateTime: "string" }, enumsAsTypes: true, useTypeImports: true },
-    plugins: [{ typescript: {} }, { typescriptOperations: {} }, { typedDocumentNode: {} }],
-    pluginMap: { typescript, typescriptOperations, typedDocumentNode },
+    plugins: [{ typescriptOperations: {} }, { typedDocumentNode: {} }],
+    pluginMap: { typescriptOperations, typedDocumentNode },
   });
   return new Map([
     [SDL_FILE, sdl],

@@ -22,22 +22,14 @@ export interface App {
 }
 
 /**
- * Turns a resolver's AppError into a GraphQL error whose `extensions.code` is the API.md code;
- * anything unexpected becomes INTERNAL_SERVER_ERROR without its message or stack.
+ * Lets through refusals (an AppError carries its `extensions.code` into the GraphQL error) and
+ * errors about the request itself (syntax, validation, coercion); anything else becomes
+ * INTERNAL_SERVER_ERROR without its message or stack, and yoga logs the original.
  */
 function maskError(error: unknown, message: string): Error {
-  const original = error instanceof GraphQLError ? error.originalError : error;
-  if (original instanceof AppError) {
-    const located = error instanceof GraphQLError ? error : undefined;
-    return new GraphQLError(original.message, {
-      nodes: located?.nodes,
-      path: located?.path,
-      extensions: { ...original.details, code: original.code },
-    });
-  }
-  // Errors graphql-js or yoga raised about the request itself (syntax, validation, coercion).
-  if (error instanceof GraphQLError && (!error.originalError || error.originalError instanceof GraphQLError)) {
-    return error;
+  if (error instanceof GraphQLError) {
+    const original = error.originalError;
+    if (!original || original instanceof AppError || original instanceof GraphQLError) return error;
   }
   const located = error instanceof GraphQLError ? error : undefined;
   return new GraphQLError(message, {

@@ -34,6 +34,11 @@ export class AppError extends Error {
     super(message);
     this.name = "AppError";
   }
+
+  /** graphql-js copies an original error's `extensions` onto the GraphQL error it reports. */
+  get extensions(): Record<string, unknown> {
+    return { ...this.details, code: this.code };
+  }
 }
 
 const KNOWN_CODES = new Set<string>(Object.values(ErrorCode));

@@ -76,7 +76,7 @@ interface WriteReply {
 
 type ScriptReply =
   | ({ ok: true } & WriteReply)
-  | { replayed: true; reply: string }
+  | { replayed: true; reply: ScriptReply }
   | { retry: true; currentVersion: number }
   | ScriptRefusal;
 
@@ -113,7 +113,7 @@ function parseReply(raw: unknown): ScriptReply {
  * outcome, and says whether it was a replay.
  */
 function settle<T>(reply: ScriptReply): { outcome: T; replayed: boolean } {
-  if ("replayed" in reply) return { outcome: settle<T>(parseReply(reply.reply)).outcome, replayed: true };
+  if ("replayed" in reply) return { outcome: settle<T>(reply.reply as ScriptReply).outcome, replayed: true };
   if ("error" in reply) throw refusalToError(reply);
   return { outcome: reply as T, replayed: false };
 }
