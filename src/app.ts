@@ -39,6 +39,9 @@ function maskError(error: unknown, message: string): Error {
   });
 }
 
+/** How long close() lets in-flight requests finish before cutting their connections. */
+const CLOSE_GRACE_MS = 5_000;
+
 /** Builds the server on a reachable Redis; does not listen until start(). Throws if Redis is unreachable. */
 export async function createApp(config: AppConfig): Promise<App> {
   const redis = await connectRedis(config.redisUrl, "swarm-context");
@@ -71,9 +74,14 @@ export async function createApp(config: AppConfig): Promise<App> {
       }),
     close: async () => {
       if (server) {
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server!.close(() => resolve()));
+        const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
+        server.closeIdleConnections();
+        // In-flight requests get a bounded time to finish; then their connections are cut.
+        const timer = setTimeout(() => server!.closeAllConnections(), CLOSE_GRACE_MS);
+        await closed;
+        clearTimeout(timer);
       }
+      await contexts.drain();
       await redis.quit();
     },
   };

@@ -411,6 +411,11 @@ export class ContextStore {
     return { view: { id, version, seq, createdAt, updatedAt, updatedBy, document }, recorded: recordedReply };
   }
 
+  /** Resolves once every write this process has started has settled. */
+  async drain(): Promise<void> {
+    while (this.writeQueues.size > 0) await Promise.all(this.writeQueues.values());
+  }
+
   /** Runs `task` after every earlier task for the same context in this process has settled. */
   private serialized<T>(id: string, task: () => Promise<T>): Promise<T> {
     const previous = this.writeQueues.get(id) ?? Promise.resolve();
