@@ -1,0 +1,129 @@
+// Proves the embedded default: the real server process keeps its data across a clean restart and across a kill -9 (shutting down the redis-server it left behind), and exits with one clear sentence when its Redis cannot be reached.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { afterAll, afterEach, expect, test } from "vitest";
+import { freePort } from "../helpers/redis-server.js";
+
+const dataDir = mkdtempSync(path.join(tmpdir(), "swarm-embedded-"));
+const children: ChildProcess[] = [];
+
+afterEach(async () => {
+  for (const child of children.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+    }
+  }
+});
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+function serverEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  if (!("REDIS_URL" in extra)) delete env.REDIS_URL;
+  return env;
+}
+
+/** Starts `src/main.ts` and resolves with its GraphQL URL once it prints the listening line. */
+async function startServer(): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "--port", "0", "--data-dir", dataDir], {
+    env: serverEnv(),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(child);
+  let stderr = "";
+  child.stderr!.on("data", (chunk) => (stderr += chunk));
+  const url = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      const match = /GraphiQL at (\S+)/.exec(line);
+      if (match) resolve(match[1]!);
+    });
+    child.once("exit", (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
+  });
+  return { child, url };
+}
+
+async function gql(url: string, query: string, variables?: unknown) {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ query, variables }),
+  });
+  return (await res.json()) as { data?: Record<string, any>; errors?: unknown[] };
+}
+
+function exitOf(child: ChildProcess): Promise<number | null> {
+  return child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((r) => child.once("exit", (code) => r(code)));
+}
+
+function redisPid(): number {
+  return Number(readFileSync(path.join(dataDir, "redis.pid"), "utf8").trim());
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitUntilDead(pid: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (alive(pid)) {
+    if (Date.now() > deadline) throw new Error(`process ${pid} is still alive`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test("a context survives a clean restart, and the embedded redis-server stops with the server", async () => {
+  const first = await startServer();
+  const created = await gql(first.url, 'mutation($d: JSON!) { createContext(id: "persist-1", document: $d) { version } }', {
+    d: { blackboard: { note: "keep me" } },
+  });
+  expect(created.data?.createContext.version).toBe(1);
+  const patched = await gql(first.url, 'mutation { patchContext(id: "persist-1", patch: [{op: add, path: "/n", value: 2}]) { version } }');
+  expect(patched.data?.patchContext.version).toBe(2);
+  const pid = redisPid();
+  first.child.kill("SIGTERM");
+  expect(await exitOf(first.child)).toBe(0);
+  await waitUntilDead(pid);
+
+  const second = await startServer();
+  const read = await gql(second.url, '{ context(id: "persist-1") { version document } }');
+  expect(read.data?.context).toEqual({ version: 2, document: { blackboard: { note: "keep me" }, n: 2 } });
+});
+
+test("after kill -9 the next start shuts the orphaned redis-server down and finds the data", async () => {
+  const first = await startServer();
+  await gql(first.url, 'mutation { createContext(id: "persist-2", document: {a: 1}) { version } }');
+  const orphan = redisPid();
+  first.child.kill("SIGKILL");
+  await exitOf(first.child);
+  expect(alive(orphan)).toBe(true);
+
+  const second = await startServer();
+  await waitUntilDead(orphan);
+  expect(redisPid()).not.toBe(orphan);
+  const read = await gql(second.url, '{ context(id: "persist-2") { version document } }');
+  expect(read.data?.context).toEqual({ version: 1, document: { a: 1 } });
+});
+
+test("an unreachable REDIS_URL exits non-zero with one sentence naming REDIS_URL", async () => {
+  const port = await freePort();
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "--port", "0"], {
+    env: serverEnv({ REDIS_URL: `redis://127.0.0.1:${port}` }),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(child);
+  let stderr = "";
+  child.stderr!.on("data", (chunk) => (stderr += chunk));
+  expect(await exitOf(child)).toBe(1);
+  const lines = stderr.trim().split("\n");
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^swarm-context: cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+ .*REDIS_URL/);
+});
