@@ -1,0 +1,132 @@
+// `npm run bench`: requests/s of swarm-context's context reads and writes as ratios to a plain yoga server measured in the same run.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import autocannon from "autocannon";
+import { startRedisServer } from "../test/helpers/redis-server.js";
+
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const children: ChildProcess[] = [];
+
+/** Spawns `bench/serve.ts <mode>` and resolves with the URL it prints. */
+function serve(mode: "ceiling" | "app", env: Record<string, string> = {}): Promise<string> {
+  const child = spawn(process.execPath, ["--import", "tsx", "bench/serve.ts", mode], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once("line", resolve);
+    child.once("exit", (code) => reject(new Error(`${mode} server exited with ${code}`)));
+  });
+}
+
+function stopAll(): void {
+  for (const child of children.splice(0)) child.kill("SIGKILL");
+}
+
+async function post(url: string, query: string, variables?: unknown): Promise<any> {
+  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query, variables }) });
+  return res.json();
+}
+
+interface Row {
+  scenario: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  failures: number;
+  ratio?: number;
+  goal?: number;
+}
+
+/** Load with autocannon; a response counts as a failure if it is not 2xx or carries GraphQL errors. */
+async function load(scenario: string, url: string, query: string, variables?: unknown): Promise<Row & { acknowledged: number }> {
+  let graphqlErrors = 0;
+  let acknowledged = 0;
+  const opts = {
+    url,
+    method: "POST" as const,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ query, variables }),
+    connections: CONNECTIONS,
+    setupClient: (client: autocannon.Client) =>
+      client.on("body", (buf: Buffer) => (buf.includes('"errors"') ? graphqlErrors++ : acknowledged++)),
+  };
+  await autocannon({ ...opts, duration: 1 }); // warm-up
+  graphqlErrors = 0;
+  const result = await autocannon({ ...opts, duration: DURATION_S });
+  return {
+    scenario,
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    failures: result.non2xx + result.errors + graphqlErrors,
+    acknowledged,
+  };
+}
+
+/** A nested, realistic document of about `bytes` serialized bytes. */
+function documentOf(bytes: number) {
+  const notes: { agent: string; step: number; text: string }[] = [];
+  const doc = {
+    resources: { limits: { credits: 100_000, tokens: 2_000_000 } },
+    policy: { mode: "explore", allocation: { maxShare: 0.5 } },
+    configuration: { model: "m-large", temperature: 0.2 },
+    execution: { counter: 0, phase: "run" },
+    blackboard: { notes },
+  };
+  while (JSON.stringify(doc).length < bytes) {
+    notes.push({ agent: `agent-${notes.length % 16}`, step: notes.length, text: "observation ".repeat(6) });
+  }
+  return doc;
+}
+
+async function main(): Promise<void> {
+  const redis = await startRedisServer();
+  const rows: Row[] = [];
+  try {
+    const ceilingUrl = await serve("ceiling");
+    const hello = await load("ceiling: yoga { hello }", ceilingUrl, "{ hello }");
+    const echo = await load("ceiling: yoga mutation echo", ceilingUrl, 'mutation { echo(text: "x") }');
+    rows.push(hello, echo);
+    stopAll();
+
+    const appUrl = await serve("app", { BENCH_REDIS_URL: redis.url });
+    for (const [label, bytes] of [["1 KiB", 1024], ["256 KiB", 256 * 1024]] as const) {
+      const id = `bench-${bytes}`;
+      await post(appUrl, "mutation($id: ID!, $d: JSON!) { createContext(id: $id, document: $d) { version } }", { id, d: documentOf(bytes) });
+      const slice = await load(`context{slice} ${label}`, appUrl, "query($id: ID!) { context(id: $id) { version slice(paths: [\"/policy/mode\", \"/execution/counter\"]) } }", { id });
+      rows.push({ ...slice, ratio: slice.rps / hello.rps, goal: 0.7 });
+      const patch = await load(`patchContext ${label}`, appUrl, "mutation($id: ID!) { patchContext(id: $id, patch: [{op: replace, path: \"/execution/counter\", value: 1}]) { version } }", { id });
+      rows.push({ ...patch, ratio: patch.rps / echo.rps, goal: label === "1 KiB" ? 0.6 : undefined });
+      const after = await post(appUrl, "query($id: ID!) { context(id: $id) { version } }", { id });
+      // Every acknowledged patch must be in the version; at most one request per connection may
+      // have been cut off in flight by autocannon's deadline and still applied.
+      const unacknowledged = after.data.context.version - 1 - patch.acknowledged;
+      const verdict = unacknowledged >= 0 && unacknowledged <= 2 * CONNECTIONS ? "no lost update" : "LOST OR EXTRA WRITES";
+      console.log(`${label}: version ${after.data.context.version} after ${patch.acknowledged} acknowledged patches: ${verdict}`);
+    }
+  } finally {
+    stopAll();
+    await redis.stop();
+  }
+
+  console.log(`\n${CONNECTIONS} connections, ${DURATION_S} s per scenario, 2 cores shared by server, Redis and load generator\n`);
+  console.log("| scenario | req/s | p50 ms | p99 ms | failures | ratio to ceiling | goal |");
+  console.log("|---|---:|---:|---:|---:|---:|---|");
+  for (const r of rows) {
+    const ratio = r.ratio === undefined ? "" : `${(r.ratio * 100).toFixed(0)} %`;
+    const goal = r.goal === undefined ? "" : `>= ${r.goal * 100} % ${r.ratio! >= r.goal ? "PASS" : "MISS"}`;
+    console.log(`| ${r.scenario} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.failures} | ${ratio} | ${goal} |`);
+  }
+  mkdirSync(".bench", { recursive: true });
+  writeFileSync(".bench/results.json", JSON.stringify({ at: new Date().toISOString(), connections: CONNECTIONS, durationS: DURATION_S, rows }, null, 2));
+}
+
+main().catch((err) => {
+  stopAll();
+  console.error(err);
+  process.exit(1);
+});
