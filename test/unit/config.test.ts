@@ -1,0 +1,18 @@
+// Proves configuration precedence (flag over env over default) and that malformed values are refused naming the setting.
+import { expect, test } from "vitest";
+import { loadConfig } from "../../src/config.js";
+
+test("defaults, env and flags, flags winning", () => {
+  const defaults = loadConfig([], {});
+  expect(defaults).toMatchObject({ host: "127.0.0.1", port: 4000, redisUrl: null, historyLimit: 100, maxDocumentBytes: 1_048_576 });
+  const fromEnv = loadConfig([], { PORT: "5000", REDIS_URL: "redis://r:6379", SWARM_HISTORY_LIMIT: "7" });
+  expect(fromEnv).toMatchObject({ port: 5000, redisUrl: "redis://r:6379", historyLimit: 7 });
+  expect(loadConfig(["--port", "6000"], { PORT: "5000" }).port).toBe(6000);
+  expect(Object.isFrozen(defaults)).toBe(true);
+});
+
+test("malformed or out-of-range values are refused naming the flag and variable", () => {
+  expect(() => loadConfig(["--port", "x"], {})).toThrow(/--port \/ PORT/);
+  expect(() => loadConfig([], { SWARM_HISTORY_LIMIT: "0" })).toThrow(/--history-limit \/ SWARM_HISTORY_LIMIT must be an integer >= 1/);
+  expect(() => loadConfig(["--nope", "1"], {})).toThrow();
+});
