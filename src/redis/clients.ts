@@ -11,6 +11,8 @@ export async function connectRedis(target: string, name: string): Promise<Redis>
     // Commands wait for a reconnect rather than fail at once; the opId of every write makes a
     // resent command safe (see the Lua prelude).
     maxRetriesPerRequest: 20,
+    // Commands issued in the same tick share one socket write: far fewer syscalls under load.
+    enableAutoPipelining: true,
   });
   redis.on("error", () => {
     // Reconnects are ioredis's job; errors reach callers through the commands that fail.
