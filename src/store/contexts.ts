@@ -7,7 +7,7 @@ import { applyPatch, type AppliedChange, type PatchOperation } from "../json/pat
 import type { JsonObject, JsonValue } from "../json/types.js";
 import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
-import { DocumentCache } from "./document-cache.js";
+import { DocumentCache, type Head } from "./document-cache.js";
 import { CONTEXT_ID, checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
 
 export interface ContextStoreConfig extends DocumentLimits {
@@ -59,11 +59,6 @@ export interface ChangeEntry {
 export interface ContextPage {
   readonly contexts: readonly ContextView[];
   readonly hasNextPage: boolean;
-}
-
-interface Head {
-  readonly version: number;
-  readonly document: JsonObject;
 }
 
 interface WriteReply {
@@ -120,13 +115,22 @@ function settle<T>(reply: ScriptReply): { outcome: T; replayed: boolean } {
 
 /**
  * Contexts in Redis: reads, and the writes that each go through one Lua script together with
- * their change-feed entry. Writes to one context from this process run one at a time (so they
- * rarely race each other), and are compare-and-set against the version they were computed from
- * (so they never lose an update to another process).
+ * their change-feed entry. Every write is compare-and-set against the head token of the version
+ * it was computed from, so it never loses an update. Writes to one context from this process
+ * are pipelined: each is computed from the version the previous one will produce and sent
+ * without waiting for it; if that one does not land, the scripts refuse the rest with "retry"
+ * and they are recomputed from a fresh read.
  */
 export class ContextStore {
+  /** Confirmed document versions. */
   private readonly cache = new DocumentCache();
-  private readonly writeQueues = new Map<string, Promise<unknown>>();
+  /** Per context, the version this process's writes in flight will produce, if they all land. */
+  private readonly predicted = new Map<string, Head>();
+  /** Per context, how many writes are in flight from this process. */
+  private readonly inFlight = new Map<string, number>();
+  private readonly writesInFlight = new Set<Promise<unknown>>();
+  private readonly tokenPrefix = randomUUID();
+  private tokenCount = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -144,8 +148,6 @@ export class ContextStore {
    * NOT_FOUND when the context is gone or the version is not (or no longer) retained.
    */
   async documentAt(id: string, version: number): Promise<JsonObject> {
-    const cached = this.cache.get(id);
-    if (cached?.version === version) return cached.document;
     const head = await this.readHead(id, "document", "");
     if (head.view?.version === version) return head.view.document!;
     return (await this.snapshot(id, version)) as JsonObject;
@@ -226,6 +228,7 @@ export class ContextStore {
     const json = checkDocument(document, this.config);
     const k = this.keys.context(contextId);
     const fingerprint = fingerprintOf(["create", contextId, json, options.reason ?? null]);
+    const head = this.nextToken();
     // Index before and after the script: a crash leaves the index a superset, never missing a
     // context, and a delete racing this create cannot leave it out (see delete).
     await this.redis.zadd(this.keys.contextIndex, 0, contextId);
@@ -243,32 +246,42 @@ export class ContextStore {
         contextId,
         '[""]',
         `[{"op":"add","path":"","value":${json}}]`,
+        head,
       ]),
     );
     const { outcome, replayed } = settle<WriteReply>(reply);
     await this.redis.zadd(this.keys.contextIndex, 0, contextId);
     if (replayed) return { id: contextId, ...outcome };
-    this.cache.set(contextId, outcome.version, document as JsonObject, json.length);
+    this.cache.set(contextId, { version: outcome.version, head, document: document as JsonObject }, json.length);
     return { id: contextId, ...outcome, document: document as JsonObject };
   }
 
   /** Applies an RFC 6902 patch (all-or-nothing) as the next version. */
   patch(id: string, patch: readonly PatchOperation[], options: WriteOptions): Promise<ContextView> {
     for (const op of patch) if (op.value !== undefined) checkDepth(op.value, this.config, "a patch value");
-    return this.update(id, "UPDATED", ["patch", patch], options, async (doc) => applyPatch(doc, patch));
+    return this.update(id, "UPDATED", ["patch", patch], options, (doc) => applyPatch(doc, patch));
   }
 
   /** Applies an RFC 7386 merge patch as the next version. */
   merge(id: string, merge: JsonValue, options: WriteOptions): Promise<ContextView> {
     checkDepth(merge, this.config, "the merge patch");
-    return this.update(id, "UPDATED", ["merge", merge], options, async (doc) => applyMergePatch(doc, merge));
+    return this.update(id, "UPDATED", ["merge", merge], options, (doc) => applyMergePatch(doc, merge));
   }
 
   /** Writes a new version whose document equals the retained snapshot of `toVersion`. */
-  rollback(id: string, toVersion: number, options: WriteOptions): Promise<ContextView> {
-    return this.update(id, "ROLLED_BACK", ["rollback", toVersion], options, async (doc) =>
-      diffDocuments(doc, await this.snapshot(id, toVersion)),
-    );
+  async rollback(id: string, toVersion: number, options: WriteOptions): Promise<ContextView> {
+    const request = ["rollback", toVersion];
+    let target: JsonValue;
+    try {
+      target = await this.snapshot(id, toVersion);
+    } catch (err) {
+      // A retry of a rollback that was applied must get its outcome, even if the snapshot is gone.
+      if (!(err instanceof AppError) || !options.opId) throw err;
+      const { recorded } = await this.readHead(id, "head", this.fingerprintOf(id, request, options), this.keys.op(id, options.opId));
+      if (recorded) return { id, ...settle<WriteReply>(recorded).outcome };
+      throw err;
+    }
+    return this.update(id, "ROLLED_BACK", request, options, (doc) => diffDocuments(doc, target));
   }
 
   /** Deletes a context (its document and history); its feed records DELETED. */
@@ -299,136 +312,159 @@ export class ContextStore {
   }
 
   /**
-   * The read-compute-write loop shared by patch, merge and rollback. The change is computed from
-   * the cached document when there is one; a refusal computed from a cached document is
+   * The compute-and-write loop shared by patch, merge and rollback. The change is computed from
+   * the predicted or cached version when there is one; a refusal computed from such a version is
    * confirmed against a fresh read (which also finds a recorded opId) before it is reported.
    */
-  private update(
+  private async update(
     id: string,
     kind: ChangeKind,
     request: readonly unknown[],
     options: WriteOptions,
-    compute: (doc: JsonObject) => Promise<AppliedChange>,
+    compute: (doc: JsonObject) => AppliedChange,
   ): Promise<ContextView> {
     checkOpId(options.opId);
-    const fingerprint = fingerprintOf([...request, id, options.expectedVersion ?? null, options.reason ?? null]);
+    const fingerprint = this.fingerprintOf(id, request, options);
     const k = this.keys.context(id);
     const opKey = this.keys.op(id, options.opId ?? "");
-    return this.serialized(id, async () => {
-      let base: Head | undefined = this.cache.get(id);
-      let fresh = false;
-      for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
-        if (!base) {
-          const head = await this.readHead(id, "document", options.opId ? fingerprint : "", opKey);
-          if (head.recorded) return { id, ...settle<WriteReply>(head.recorded).outcome };
-          if (!head.view) throw notFound(id);
-          base = { version: head.view.version, document: head.view.document! };
-          fresh = true;
+    let base: Head | undefined = this.predicted.get(id) ?? this.cache.get(id);
+    let fresh = false;
+    for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
+      if (!base) {
+        const read = await this.readHead(id, "document", options.opId ? fingerprint : "", opKey);
+        if (read.recorded) return { id, ...settle<WriteReply>(read.recorded).outcome };
+        if (!read.view || !read.head) throw notFound(id);
+        // Writes this process sent meanwhile will land first: build on them, not on the read.
+        base = this.predicted.get(id) ?? read.head;
+        fresh = base === read.head;
+      }
+      // From here to sending the script nothing awaits, so writes chain in the order they are sent.
+      let change: AppliedChange;
+      let json: string;
+      try {
+        if (options.expectedVersion != null && options.expectedVersion !== base.version) {
+          throw new AppError(
+            ErrorCode.VERSION_CONFLICT,
+            `expected version ${options.expectedVersion} but the context is at ${base.version}`,
+            { currentVersion: base.version },
+          );
         }
-        let change: AppliedChange;
-        let json: string;
-        try {
-          if (options.expectedVersion != null && options.expectedVersion !== base.version) {
-            throw new AppError(
-              ErrorCode.VERSION_CONFLICT,
-              `expected version ${options.expectedVersion} but the context is at ${base.version}`,
-              { currentVersion: base.version },
-            );
-          }
-          change = await compute(base.document);
-          json = checkDocument(change.document, this.config);
-        } catch (err) {
-          if (err instanceof AppError && !fresh) {
-            base = undefined;
-            continue;
-          }
-          throw err;
-        }
-        const reply = parseReply(
-          await runScript(this.redis, "update-context", [k.meta, k.seq, k.snapshots, k.feed, opKey], [
-            options.opId ?? "",
-            fingerprint,
-            base.version,
-            options.expectedVersion ?? "",
-            json,
-            kind,
-            JSON.stringify(change.paths),
-            JSON.stringify(change.patch),
-            options.actor,
-            options.reason ?? "",
-            new Date().toISOString(),
-            this.config.historyLimit,
-            this.config.feedRetention,
-            this.config.opIdTtlSeconds,
-            this.keys.changesChannel,
-            id,
-          ]),
-        );
-        if ("retry" in reply) {
+        change = compute(base.document);
+        json = checkDocument(change.document, this.config);
+      } catch (err) {
+        if (err instanceof AppError && !fresh) {
           base = undefined;
-          fresh = false;
           continue;
         }
-        const { outcome, replayed } = settle<WriteReply>(reply);
-        if (replayed) return { id, ...outcome };
-        const document = change.document as JsonObject;
-        this.cache.set(id, outcome.version, document, json.length);
-        return { id, ...outcome, document };
+        throw err;
       }
-      throw new Error(`write to context ${id} kept losing the race after ${MAX_WRITE_ATTEMPTS} attempts`);
-    });
+      const next: Head = { version: base.version + 1, head: this.nextToken(), document: change.document as JsonObject };
+      const reply = await this.inFlightWrite(id, next, () =>
+        runScript(this.redis, "update-context", [k.meta, k.seq, k.snapshots, k.feed, opKey], [
+          options.opId ?? "",
+          fingerprint,
+          base!.head,
+          options.expectedVersion ?? "",
+          json,
+          kind,
+          JSON.stringify(change.paths),
+          JSON.stringify(change.patch),
+          options.actor,
+          options.reason ?? "",
+          new Date().toISOString(),
+          this.config.historyLimit,
+          this.config.feedRetention,
+          this.config.opIdTtlSeconds,
+          this.keys.changesChannel,
+          id,
+          next.head,
+        ]).then((raw) => {
+          const reply = parseReply(raw);
+          if ("ok" in reply) this.cache.set(id, next, json.length);
+          else this.predicted.delete(id);
+          return reply;
+        }),
+      );
+      if ("retry" in reply) {
+        base = undefined;
+        fresh = false;
+        continue;
+      }
+      const { outcome, replayed } = settle<WriteReply>(reply);
+      if (replayed) return { id, ...outcome };
+      return { id, ...outcome, document: next.document };
+    }
+    throw new Error(`write to context ${id} kept losing the race after ${MAX_WRITE_ATTEMPTS} attempts`);
+  }
+
+  /**
+   * Sends a write whose success produces `next`, recording `next` as the predicted version so
+   * that writes after it can be computed from it before it is acknowledged.
+   */
+  private async inFlightWrite<T>(id: string, next: Head, send: () => Promise<T>): Promise<T> {
+    this.predicted.set(id, next);
+    this.inFlight.set(id, (this.inFlight.get(id) ?? 0) + 1);
+    const sent = send();
+    this.writesInFlight.add(sent);
+    try {
+      return await sent;
+    } finally {
+      this.writesInFlight.delete(sent);
+      const left = this.inFlight.get(id)! - 1;
+      if (left > 0) {
+        this.inFlight.set(id, left);
+      } else {
+        this.inFlight.delete(id);
+        this.predicted.delete(id);
+      }
+    }
+  }
+
+  private fingerprintOf(id: string, request: readonly unknown[], options: WriteOptions): string {
+    return fingerprintOf([...request, id, options.expectedVersion ?? null, options.reason ?? null]);
+  }
+
+  private nextToken(): string {
+    return `${this.tokenPrefix}.${++this.tokenCount}`;
   }
 
   /**
    * One round trip for a context's head, with its document in "document" mode (sent over the
-   * wire only when the cache does not hold the current version), and the reply recorded under
-   * `opKey` if its fingerprint is given.
+   * wire only when the cache does not hold the current version, by head token: a version number
+   * alone could name a version of an earlier context of the same id), and the reply recorded
+   * under `opKey` if its fingerprint is given.
    */
   private async readHead(
     id: string,
     mode: "document" | "head",
     fingerprint: string,
     opKey = this.keys.op(id, ""),
-  ): Promise<{ view: ContextView | null; recorded: ScriptReply | null }> {
+  ): Promise<{ view: ContextView | null; head: Head | null; recorded: ScriptReply | null }> {
     const k = this.keys.context(id);
     const cached = mode === "document" ? this.cache.get(id) : undefined;
-    const known = mode === "head" ? "-" : (cached?.version ?? "");
-    const [version, seq, createdAt, updatedAt, updatedBy, json, recorded] = (await runScript(
+    const known = mode === "head" ? "-" : (cached?.head ?? "");
+    const [version, seq, createdAt, updatedAt, updatedBy, json, recorded, headToken] = (await runScript(
       this.redis,
       "read-context",
       [k.meta, k.seq, opKey],
       [known, fingerprint],
-    )) as [number | null, number, string, string, string, string | null, string | null];
+    )) as [number | null, number, string, string, string, string | null, string | null, string];
     const recordedReply = recorded ? parseReply(recorded) : null;
-    if (version === null) return { view: null, recorded: recordedReply };
-    let document: JsonObject | undefined;
+    if (version === null) return { view: null, head: null, recorded: recordedReply };
+    let head: Head | null = null;
     if (json !== null) {
-      document = JSON.parse(json) as JsonObject;
-      this.cache.set(id, version, document, json.length);
+      head = { version, head: headToken, document: JSON.parse(json) as JsonObject };
+      this.cache.set(id, head, json.length);
     } else if (cached) {
-      document = cached.document;
+      head = cached;
     }
-    return { view: { id, version, seq, createdAt, updatedAt, updatedBy, document }, recorded: recordedReply };
+    const view = { id, version, seq, createdAt, updatedAt, updatedBy, document: head?.document };
+    return { view, head, recorded: recordedReply };
   }
 
-  /** Resolves once every write this process has started has settled. */
+  /** Resolves once every write this process has sent has been answered. */
   async drain(): Promise<void> {
-    while (this.writeQueues.size > 0) await Promise.all(this.writeQueues.values());
-  }
-
-  /** Runs `task` after every earlier task for the same context in this process has settled. */
-  private serialized<T>(id: string, task: () => Promise<T>): Promise<T> {
-    const previous = this.writeQueues.get(id) ?? Promise.resolve();
-    const result = previous.then(task);
-    const tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.writeQueues.set(id, tail);
-    void tail.then(() => {
-      if (this.writeQueues.get(id) === tail) this.writeQueues.delete(id);
-    });
-    return result;
+    while (this.writesInFlight.size > 0) await Promise.allSettled([...this.writesInFlight]);
   }
 }
 

@@ -1,8 +1,13 @@
 import type { JsonObject } from "../json/types.js";
 
-interface Entry {
+/** A version of a context's document, named by its head token (unique per write). */
+export interface Head {
   readonly version: number;
+  readonly head: string;
   readonly document: JsonObject;
+}
+
+interface Entry extends Head {
   readonly bytes: number;
 }
 
@@ -25,10 +30,10 @@ export class DocumentCache {
     return entry;
   }
 
-  set(id: string, version: number, document: JsonObject, bytes: number): void {
+  set(id: string, head: Head, bytes: number): void {
     this.delete(id);
     if (bytes > this.maxBytes) return;
-    this.entries.set(id, { version, document, bytes });
+    this.entries.set(id, { ...head, bytes });
     this.bytes += bytes;
     for (const [oldId, old] of this.entries) {
       if (this.bytes <= this.maxBytes) break;

@@ -143,3 +143,34 @@ test("history of a raced context is gap-free, one entry per change", async () =>
   expect(entries.map((e) => e.version)).toEqual(Array.from({ length: 41 }, (_, i) => i + 1));
   expect(new Set(entries.slice(1).map((e) => e.paths[0])).size).toBe(40);
 });
+
+describe("pipelined writes on one instance", () => {
+  test("writes chained after one that does not land (an opId replay) are recomputed and all land", async () => {
+    await a.data(CreateContextDocument, { id: "chain", document: { log: [] } });
+    await a.data(PatchContextHeadDocument, { id: "chain", opId: "first", patch: [{ op: "add", path: "/log/-", value: "first" }] });
+    const sends = [
+      a.request(PatchContextHeadDocument, { id: "chain", opId: "first", patch: [{ op: "add", path: "/log/-", value: "first" }] }),
+      ...Array.from({ length: 20 }, (_, i) =>
+        a.request(PatchContextHeadDocument, { id: "chain", patch: [{ op: "add", path: "/log/-", value: i }] }),
+      ),
+    ];
+    const results = await Promise.all(sends);
+    expect(results.map((r) => r.errors)).toEqual(results.map(() => undefined));
+    expect(results[0]!.data!.patchContext.version).toBe(2);
+    const { context } = await a.data(GetContextDocument, { id: "chain" });
+    expect(context?.version).toBe(22);
+    const log = (context?.document as { log: unknown[] }).log;
+    expect(log[0]).toBe("first");
+    expect([...log.slice(1)].sort((x, y) => Number(x) - Number(y))).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  });
+
+  test("a context deleted and created again through another instance is never read from a stale cache", async () => {
+    await a.data(CreateContextDocument, { id: "reborn", document: { life: 1 } });
+    expect((await a.data(GetContextDocument, { id: "reborn" })).context?.document).toEqual({ life: 1 });
+    await b.data(DeleteContextDocument, { id: "reborn" });
+    await b.data(CreateContextDocument, { id: "reborn", document: { life: 2 } });
+    expect((await a.data(GetContextDocument, { id: "reborn" })).context).toMatchObject({ version: 1, document: { life: 2 } });
+    const patched = await a.data(PatchContextDocument, { id: "reborn", patch: [{ op: "add", path: "/x", value: true }] });
+    expect(patched.patchContext.document).toEqual({ life: 2, x: true });
+  });
+});

@@ -1,9 +1,13 @@
--- Replaces a context's document with one the caller computed from version `base`, as the next
--- version, keeping the last `history limit` snapshots. Emits UPDATED or ROLLED_BACK.
+-- Replaces a context's document with one the caller computed from the version whose head token
+-- is `base head`, as the next version, keeping the last `history limit` snapshots. Head tokens
+-- are unique per write, so a caller may send a write computed from a write it has not yet seen
+-- acknowledged: if that one did not land, this one is told to retry instead of applying to a
+-- different document of the same version number. Emits UPDATED or ROLLED_BACK.
 -- KEYS: 1 meta, 2 seq, 3 snapshots, 4 feed, 5 op
--- ARGV: 1 opId ('' = none), 2 fingerprint, 3 base version, 4 expected version ('' = none),
+-- ARGV: 1 opId ('' = none), 2 fingerprint, 3 base head token, 4 expected version ('' = none),
 --       5 document JSON, 6 kind, 7 paths JSON, 8 patch JSON, 9 actor, 10 reason, 11 now (ISO),
---       12 history limit, 13 feed retention, 14 opId TTL seconds, 15 channel, 16 context id
+--       12 history limit, 13 feed retention, 14 opId TTL seconds, 15 channel, 16 context id,
+--       17 head token of the new version
 -- Returns: ok {version, seq, createdAt, updatedAt, updatedBy} | retry {currentVersion}
 --          | NOT_FOUND | VERSION_CONFLICT {currentVersion} | VALIDATION_FAILED (opId reuse)
 -- Emits: the kind given (UPDATED or ROLLED_BACK)
@@ -12,7 +16,7 @@ if op_id ~= '' then
   local previous = recorded_reply(KEYS[5], fingerprint)
   if previous then return previous end
 end
-local meta = redis.call('HMGET', KEYS[1], 'version', 'createdAt', 'oldestSnapshot')
+local meta = redis.call('HMGET', KEYS[1], 'version', 'createdAt', 'oldestSnapshot', 'head')
 if not meta[1] then
   return reply_error('NOT_FOUND', 'context ' .. ARGV[16] .. ' does not exist', { id = ARGV[16] })
 end
@@ -21,7 +25,7 @@ if ARGV[4] ~= '' and tonumber(ARGV[4]) ~= current then
   return reply_error('VERSION_CONFLICT', 'expected version ' .. ARGV[4] .. ' but the context is at ' .. current,
     { currentVersion = current })
 end
-if tonumber(ARGV[3]) ~= current then
+if ARGV[3] ~= meta[4] then
   return cjson.encode({ retry = true, currentVersion = current })
 end
 
@@ -31,8 +35,8 @@ while oldest < keep_from do
   redis.call('HDEL', KEYS[3], oldest)
   oldest = oldest + 1
 end
-redis.call('HSET', KEYS[1], 'doc', ARGV[5], 'version', version, 'updatedAt', now, 'updatedBy', actor,
-  'oldestSnapshot', oldest)
+redis.call('HSET', KEYS[1], 'doc', ARGV[5], 'version', version, 'head', ARGV[17], 'updatedAt', now,
+  'updatedBy', actor, 'oldestSnapshot', oldest)
 redis.call('HSET', KEYS[3], version, ARGV[5])
 local seq = append_change(KEYS[2], KEYS[4], ARGV[13], ARGV[15], ARGV[16], {
   'kind', ARGV[6], 'version', version, 'paths', ARGV[7], 'patch', ARGV[8], 'actor', actor,
