@@ -227,7 +227,7 @@ export class ContextStore {
     checkContextId(contextId);
     const json = checkDocument(document, this.config);
     const k = this.keys.context(contextId);
-    const fingerprint = fingerprintOf(["create", contextId, json, options.reason ?? null]);
+    const fingerprint = this.fingerprintOf(contextId, ["create", json], options);
     const head = this.nextToken();
     // Index before and after the script: a crash leaves the index a superset, never missing a
     // context, and a delete racing this create cannot leave it out (see delete).
@@ -288,7 +288,7 @@ export class ContextStore {
   async delete(id: string, options: WriteOptions): Promise<DeletedContext> {
     checkOpId(options.opId);
     const k = this.keys.context(id);
-    const fingerprint = fingerprintOf(["delete", id, options.expectedVersion ?? null, options.reason ?? null]);
+    const fingerprint = this.fingerprintOf(id, ["delete"], options);
     const reply = parseReply(
       await runScript(this.redis, "delete-context", [k.meta, k.seq, k.snapshots, k.feed, this.keys.op(id, options.opId ?? "")], [
         options.opId ?? "",
@@ -331,7 +331,7 @@ export class ContextStore {
     let fresh = false;
     for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
       if (!base) {
-        const read = await this.readHead(id, "document", options.opId ? fingerprint : "", opKey);
+        const read = await this.readHead(id, "document", fingerprint, opKey);
         if (read.recorded) return { id, ...settle<WriteReply>(read.recorded).outcome };
         if (!read.view || !read.head) throw notFound(id);
         // Writes this process sent meanwhile will land first: build on them, not on the read.
@@ -420,7 +420,9 @@ export class ContextStore {
     }
   }
 
+  /** What an opId's recorded outcome must match; "" without an opId (nothing is recorded). */
   private fingerprintOf(id: string, request: readonly unknown[], options: WriteOptions): string {
+    if (!options.opId) return "";
     return fingerprintOf([...request, id, options.expectedVersion ?? null, options.reason ?? null]);
   }
 
