@@ -11,6 +11,10 @@ export interface ContextKeys {
   readonly snapshots: string;
   /** Stream: the change feed, entry id `<seq>-0`. */
   readonly feed: string;
+  /** Hash: `resources.limits`, kind -> amount, written with the document. */
+  readonly limits: string;
+  /** Hash: `policy.allocation` numbers and profiles, written with the document. */
+  readonly policy: string;
 }
 
 export class Keys {
@@ -18,7 +22,14 @@ export class Keys {
 
   context(id: string): ContextKeys {
     const base = `${this.prefix}:{ctx:${id}}`;
-    return { meta: `${base}:meta`, seq: `${base}:seq`, snapshots: `${base}:snapshots`, feed: `${base}:feed` };
+    return {
+      meta: `${base}:meta`,
+      seq: `${base}:seq`,
+      snapshots: `${base}:snapshots`,
+      feed: `${base}:feed`,
+      limits: `${base}:limits`,
+      policy: `${base}:policy`,
+    };
   }
 
   /** Outcome of one opId on one context (hash: fingerprint, reply), expiring after the opId TTL. */

@@ -9,6 +9,7 @@ import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
 import { DocumentCache, type Head } from "./document-cache.js";
 import { CONTEXT_ID, checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
+import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
 
 export interface ContextStoreConfig extends DocumentLimits {
   readonly historyLimit: number;
@@ -226,14 +227,14 @@ export class ContextStore {
     const contextId = id ?? (options.opId ? `ctx-${fingerprintOf([options.opId]).slice(0, 22)}` : `ctx-${randomUUID()}`);
     checkContextId(contextId);
     const json = checkDocument(document, this.config);
-    const k = this.keys.context(contextId);
     const fingerprint = this.fingerprintOf(contextId, ["create", json], options);
     const head = this.nextToken();
     // Index before and after the script: a crash leaves the index a superset, never missing a
     // context, and a delete racing this create cannot leave it out (see delete).
     await this.redis.zadd(this.keys.contextIndex, 0, contextId);
+    const settings = ledgerSettings(document as JsonObject);
     const reply = parseReply(
-      await runScript(this.redis, "create-context", [k.meta, k.seq, k.snapshots, k.feed, this.keys.op(contextId, options.opId ?? "")], [
+      await runScript(this.redis, "create-context", this.writeKeys(contextId, options.opId), [
         options.opId ?? "",
         fingerprint,
         json,
@@ -247,6 +248,8 @@ export class ContextStore {
         '[""]',
         `[{"op":"add","path":"","value":${json}}]`,
         head,
+        settings.limits,
+        settings.policy,
       ]),
     );
     const { outcome, replayed } = settle<WriteReply>(reply);
@@ -290,7 +293,7 @@ export class ContextStore {
     const k = this.keys.context(id);
     const fingerprint = this.fingerprintOf(id, ["delete"], options);
     const reply = parseReply(
-      await runScript(this.redis, "delete-context", [k.meta, k.seq, k.snapshots, k.feed, this.keys.op(id, options.opId ?? "")], [
+      await runScript(this.redis, "delete-context", this.writeKeys(id, options.opId), [
         options.opId ?? "",
         fingerprint,
         options.expectedVersion ?? "",
@@ -325,7 +328,6 @@ export class ContextStore {
   ): Promise<ContextView> {
     checkOpId(options.opId);
     const fingerprint = this.fingerprintOf(id, request, options);
-    const k = this.keys.context(id);
     const opKey = this.keys.op(id, options.opId ?? "");
     let base: Head | undefined = this.predicted.get(id) ?? this.cache.get(id);
     let fresh = false;
@@ -360,7 +362,7 @@ export class ContextStore {
       }
       const next: Head = { version: base.version + 1, head: this.nextToken(), document: change.document as JsonObject };
       const reply = await this.inFlightWrite(id, next, () =>
-        runScript(this.redis, "update-context", [k.meta, k.seq, k.snapshots, k.feed, opKey], [
+        runScript(this.redis, "update-context", this.writeKeys(id, options.opId), [
           options.opId ?? "",
           fingerprint,
           base!.head,
@@ -378,6 +380,7 @@ export class ContextStore {
           this.keys.changesChannel,
           id,
           next.head,
+          ...(touchesLedgerSettings(change.paths) ? Object.values(ledgerSettings(next.document)) : ["-", "-"]),
         ]).then((raw) => {
           const reply = parseReply(raw);
           if ("ok" in reply) this.cache.set(id, next, json.length);
@@ -418,6 +421,12 @@ export class ContextStore {
         this.predicted.delete(id);
       }
     }
+  }
+
+  /** The keys every document script takes, in its KEYS order. */
+  private writeKeys(id: string, opId: string | null | undefined): string[] {
+    const k = this.keys.context(id);
+    return [k.meta, k.seq, k.snapshots, k.feed, this.keys.op(id, opId ?? ""), k.limits, k.policy];
   }
 
   /** What an opId's recorded outcome must match; "" without an opId (nothing is recorded). */

@@ -4,6 +4,9 @@ import { isJsonObject, jsonDepth, type JsonValue } from "../json/types.js";
 /** Resource kinds are data; this is their grammar (API.md, "budget"). */
 export const RESOURCE_KIND = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
 
+/** Allocation profile names (`policy.allocation.profiles`). */
+export const PROFILE_NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
+
 /** Context ids go into Redis keys inside a `{ctx:<id>}` hash tag, so braces are never allowed. */
 export const CONTEXT_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
@@ -58,6 +61,7 @@ function checkAllocationPolicy(policy: JsonValue | undefined): void {
   if (!isJsonObject(profiles)) throw invalid(`${base}/profiles`, "must be an object of profile name to profile");
   for (const [name, profile] of Object.entries(profiles)) {
     const at = `${base}/profiles/${name}`;
+    if (!PROFILE_NAME.test(name)) throw invalid(at, `profile name must match ${PROFILE_NAME.source}`);
     if (!isJsonObject(profile)) throw invalid(at, "must be an object with request and optional leaseMs");
     if (profile.request === undefined) throw invalid(`${at}/request`, "is required");
     checkAmounts(profile.request, `${at}/request`);

@@ -36,3 +36,13 @@ local function append_change(seq_key, feed_key, retention, channel, context_id, 
   redis.call('PUBLISH', channel, context_id .. ' ' .. seq)
   return seq
 end
+
+-- Replaces a settings hash with "field value field value ..." (see src/store/ledger-settings.ts);
+-- '-' leaves it as it is (the change did not touch those settings).
+local function store_settings(key, flat)
+  if flat == '-' then return end
+  redis.call('DEL', key)
+  local items = {}
+  for word in string.gmatch(flat, '%S+') do items[#items + 1] = word end
+  if #items > 0 then redis.call('HSET', key, unpack(items)) end
+end

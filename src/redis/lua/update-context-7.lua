@@ -3,11 +3,11 @@
 -- are unique per write, so a caller may send a write computed from a write it has not yet seen
 -- acknowledged: if that one did not land, this one is told to retry instead of applying to a
 -- different document of the same version number. Emits UPDATED or ROLLED_BACK.
--- KEYS: 1 meta, 2 seq, 3 snapshots, 4 feed, 5 op
+-- KEYS: 1 meta, 2 seq, 3 snapshots, 4 feed, 5 op, 6 limits, 7 policy
 -- ARGV: 1 opId ('' = none), 2 fingerprint, 3 base head token, 4 expected version ('' = none),
 --       5 document JSON, 6 kind, 7 paths JSON, 8 patch JSON, 9 actor, 10 reason, 11 now (ISO),
 --       12 history limit, 13 feed retention, 14 opId TTL seconds, 15 channel, 16 context id,
---       17 head token of the new version
+--       17 head token of the new version, 18 limits, 19 policy (flat settings, '-' = unchanged)
 -- Returns: ok {version, seq, createdAt, updatedAt, updatedBy} | retry {currentVersion}
 --          | NOT_FOUND | VERSION_CONFLICT {currentVersion} | VALIDATION_FAILED (opId reuse)
 -- Emits: the kind given (UPDATED or ROLLED_BACK)
@@ -38,6 +38,8 @@ end
 redis.call('HSET', KEYS[1], 'doc', ARGV[5], 'version', version, 'head', ARGV[17], 'updatedAt', now,
   'updatedBy', actor, 'oldestSnapshot', oldest)
 redis.call('HSET', KEYS[3], version, ARGV[5])
+store_settings(KEYS[6], ARGV[18])
+store_settings(KEYS[7], ARGV[19])
 local seq = append_change(KEYS[2], KEYS[4], ARGV[13], ARGV[15], ARGV[16], {
   'kind', ARGV[6], 'version', version, 'paths', ARGV[7], 'patch', ARGV[8], 'actor', actor,
   'reason', ARGV[10], 'at', now })

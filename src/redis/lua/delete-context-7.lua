@@ -1,6 +1,6 @@
 -- Deletes a context's document and history; the feed and seq counter stay so that seqs remain
 -- gap-free if the id is created again. Emits DELETED.
--- KEYS: 1 meta, 2 seq, 3 snapshots, 4 feed, 5 op
+-- KEYS: 1 meta, 2 seq, 3 snapshots, 4 feed, 5 op, 6 limits, 7 policy
 -- ARGV: 1 opId ('' = none), 2 fingerprint, 3 expected version ('' = none), 4 actor, 5 reason,
 --       6 now (ISO), 7 feed retention, 8 opId TTL seconds, 9 channel, 10 context id
 -- Returns: ok {version, seq} | NOT_FOUND | VERSION_CONFLICT {currentVersion} | VALIDATION_FAILED
@@ -19,7 +19,7 @@ if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= current then
     { currentVersion = current })
 end
 
-redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[6], KEYS[7])
 local seq = append_change(KEYS[2], KEYS[4], ARGV[7], ARGV[9], ARGV[10], {
   'kind', 'DELETED', 'version', current, 'paths', '[""]', 'patch', '[]', 'actor', ARGV[4],
   'reason', ARGV[5], 'at', ARGV[6] })
