@@ -3,7 +3,6 @@ import { readdirSync, readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 
 const LUA_DIR = new URL("./lua/", import.meta.url);
-const PRELUDE = "_prelude.lua";
 
 interface Script {
   readonly source: string;
@@ -11,11 +10,18 @@ interface Script {
   readonly numKeys: number;
 }
 
-/** Scripts by name: `lua/update-context-5.lua` is `update-context`, taking 5 keys. */
+/**
+ * Scripts by name: `lua/update-context-7.lua` is `update-context`, taking 7 keys. Files whose
+ * names start with "_" are shared helpers, prepended to every script in name order.
+ */
 function loadAll(): ReadonlyMap<string, Script> {
-  const prelude = readFileSync(new URL(PRELUDE, LUA_DIR), "utf8");
+  const files = readdirSync(LUA_DIR).sort();
+  const prelude = files
+    .filter((file) => file.startsWith("_"))
+    .map((file) => readFileSync(new URL(file, LUA_DIR), "utf8"))
+    .join("\n");
   const scripts = new Map<string, Script>();
-  for (const file of readdirSync(LUA_DIR)) {
+  for (const file of files) {
     const match = /^([a-z-]+)-(\d+)\.lua$/.exec(file);
     if (!match) continue;
     const source = `${prelude}\n${readFileSync(new URL(file, LUA_DIR), "utf8")}`;

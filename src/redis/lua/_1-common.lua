@@ -1,4 +1,4 @@
--- Shared by every script (scripts.ts prepends it). Replies are JSON strings:
+-- Shared by every script (scripts.ts prepends the "_" files in name order). Replies are JSON strings:
 --   {"ok":true, ...}              the change was applied
 --   {"error":"<CODE>", ...}        a refusal; CODE is one of src/errors.ts ErrorCode
 --   {"retry":true, ...}            the caller's base version moved; recompute and call again
