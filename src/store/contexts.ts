@@ -1,6 +1,6 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
-import { AppError, ErrorCode, refusalToError, type ScriptRefusal } from "../errors.js";
+import { AppError, ErrorCode } from "../errors.js";
 import { diffDocuments } from "../json/diff.js";
 import { applyMergePatch } from "../json/merge.js";
 import { applyPatch, type AppliedChange, type PatchOperation } from "../json/patch.js";
@@ -10,6 +10,7 @@ import { runScript } from "../redis/scripts.js";
 import { DocumentCache, type Head } from "./document-cache.js";
 import { CONTEXT_ID, checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
 import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
+import { checkOpId, fingerprintOf, parseReply, settle, type ScriptReply } from "./script-replies.js";
 
 export interface ContextStoreConfig extends DocumentLimits {
   readonly historyLimit: number;
@@ -70,15 +71,8 @@ interface WriteReply {
   readonly updatedBy: string;
 }
 
-type ScriptReply =
-  | ({ ok: true } & WriteReply)
-  | { replayed: true; reply: ScriptReply }
-  | { retry: true; currentVersion: number }
-  | ScriptRefusal;
-
 /** Attempts of one write whose base keeps moving under it before we call it a server fault. */
 const MAX_WRITE_ATTEMPTS = 1000;
-const OP_ID_MAX_LENGTH = 200;
 
 function notFound(id: string): AppError {
   return new AppError(ErrorCode.NOT_FOUND, `context ${id} does not exist`, { id });
@@ -88,30 +82,6 @@ function checkContextId(id: string): void {
   if (!CONTEXT_ID.test(id)) {
     throw new AppError(ErrorCode.VALIDATION_FAILED, `context id must match ${CONTEXT_ID.source}`, { path: "id" });
   }
-}
-
-function checkOpId(opId: string | null | undefined): void {
-  if (opId != null && (opId.length === 0 || opId.length > OP_ID_MAX_LENGTH)) {
-    throw new AppError(ErrorCode.VALIDATION_FAILED, `opId must be 1 to ${OP_ID_MAX_LENGTH} characters`, { path: "opId" });
-  }
-}
-
-function fingerprintOf(parts: readonly unknown[]): string {
-  return createHash("sha1").update(JSON.stringify(parts)).digest("base64url");
-}
-
-function parseReply(raw: unknown): ScriptReply {
-  return JSON.parse(raw as string) as ScriptReply;
-}
-
-/**
- * The first reply of a write (fresh or recorded under its opId): throws its refusal, returns its
- * outcome, and says whether it was a replay.
- */
-function settle<T>(reply: ScriptReply): { outcome: T; replayed: boolean } {
-  if ("replayed" in reply) return { outcome: settle<T>(reply.reply as ScriptReply).outcome, replayed: true };
-  if ("error" in reply) throw refusalToError(reply);
-  return { outcome: reply as T, replayed: false };
 }
 
 /**
