@@ -5,6 +5,7 @@ import "./errors.js";
 import "./change.js";
 import "./health.js";
 import "./swarm-context.js";
+import "./ledger.js";
 
 builder.queryType({ description: "Reads." });
 builder.mutationType({ description: "Writes. Every mutation accepts `opId` for idempotent retries." });

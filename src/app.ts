@@ -9,6 +9,7 @@ import { AppError } from "./errors.js";
 import { connectRedis } from "./redis/clients.js";
 import { Keys } from "./redis/keys.js";
 import { ContextStore } from "./store/contexts.js";
+import { LedgerStore } from "./store/ledger.js";
 
 /** What createApp needs: the Config with the Redis to use resolved (URL or unix socket path). */
 export type AppConfig = Omit<Config, "redisUrl" | "dataDir"> & { readonly redisUrl: string };
@@ -45,7 +46,9 @@ const CLOSE_GRACE_MS = 5_000;
 /** Builds the server on a reachable Redis; does not listen until start(). Throws if Redis is unreachable. */
 export async function createApp(config: AppConfig): Promise<App> {
   const redis = await connectRedis(config.redisUrl, "swarm-context");
-  const contexts = new ContextStore(redis, new Keys(config.keyPrefix), config);
+  const keys = new Keys(config.keyPrefix);
+  const contexts = new ContextStore(redis, keys, config);
+  const ledger = new LedgerStore(redis, keys, config);
   const pingRedis = async () => {
     const started = performance.now();
     await redis.ping();
@@ -57,7 +60,7 @@ export async function createApp(config: AppConfig): Promise<App> {
     landingPage: false,
     logging: "warn",
     maskedErrors: { maskError },
-    context: (): RequestContext => ({ contexts, actor: "anonymous", pingRedis }),
+    context: (): RequestContext => ({ contexts, ledger, actor: "anonymous", pingRedis }),
   });
   let server: Server | undefined;
   return {

@@ -20,8 +20,13 @@ export interface ContextKeys {
 export class Keys {
   constructor(readonly prefix: string) {}
 
+  /** The start of every key of one context; ledger scripts build their per-allocation keys from it. */
+  contextBase(id: string): string {
+    return `${this.prefix}:{ctx:${id}}`;
+  }
+
   context(id: string): ContextKeys {
-    const base = `${this.prefix}:{ctx:${id}}`;
+    const base = this.contextBase(id);
     return {
       meta: `${base}:meta`,
       seq: `${base}:seq`,

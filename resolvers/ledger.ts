@@ -1,0 +1,79 @@
+import type { Allocation, AllocateRequest, Amount, AllocationStatus, Budget, Lock } from "../src/store/ledger.js";
+import type { RequestContext } from "./request-context.js";
+
+interface LedgerArgs {
+  readonly opId?: string | null;
+  readonly reason?: string | null;
+}
+
+function options(args: LedgerArgs, ctx: RequestContext) {
+  return { actor: ctx.actor, opId: args.opId, reason: args.reason };
+}
+
+export function allocation(args: { id: string }, ctx: RequestContext): Promise<Allocation | null> {
+  return ctx.ledger.allocation(args.id);
+}
+
+export async function parent(allocation: Allocation, ctx: RequestContext): Promise<Allocation | null> {
+  return allocation.parentId === null ? null : ctx.ledger.allocation(allocation.parentId);
+}
+
+export function children(allocation: Allocation, ctx: RequestContext): Promise<Allocation[]> {
+  return ctx.ledger.children(allocation);
+}
+
+export function budget(contextId: string, ctx: RequestContext): Promise<Budget> {
+  return ctx.ledger.budget(contextId);
+}
+
+export function allocations(
+  contextId: string,
+  args: { status?: AllocationStatus | null; tier?: number | null },
+  ctx: RequestContext,
+): Promise<Allocation[]> {
+  return ctx.ledger.allocations(contextId, args.status, args.tier);
+}
+
+export function locks(contextId: string, ctx: RequestContext): Promise<Lock[]> {
+  return ctx.ledger.locks(contextId);
+}
+
+export function allocate(args: { contextId: string } & AllocateRequest & LedgerArgs, ctx: RequestContext): Promise<Allocation> {
+  return ctx.ledger.allocate(args.contextId, args, options(args, ctx));
+}
+
+export function reportUsage(
+  args: { allocationId: string; usage: readonly Amount[] } & LedgerArgs,
+  ctx: RequestContext,
+): Promise<Allocation> {
+  return ctx.ledger.reportUsage(args.allocationId, args.usage, options(args, ctx));
+}
+
+export function release(
+  args: { allocationId: string; usage?: readonly Amount[] | null } & LedgerArgs,
+  ctx: RequestContext,
+): Promise<Allocation> {
+  return ctx.ledger.release(args.allocationId, args.usage ?? null, options(args, ctx));
+}
+
+export function renewAllocation(args: { allocationId: string; leaseMs: number } & LedgerArgs, ctx: RequestContext): Promise<Allocation> {
+  return ctx.ledger.renew(args.allocationId, args.leaseMs, options(args, ctx));
+}
+
+export function acquireLock(
+  args: { contextId: string; name: string; holder: string; leaseMs: number } & LedgerArgs,
+  ctx: RequestContext,
+): Promise<Lock> {
+  return ctx.ledger.acquireLock(args.contextId, args.name, args.holder, args.leaseMs, options(args, ctx));
+}
+
+export function renewLock(
+  args: { contextId: string; name: string; token: number; leaseMs: number } & LedgerArgs,
+  ctx: RequestContext,
+): Promise<Lock> {
+  return ctx.ledger.renewLock(args.contextId, args.name, args.token, args.leaseMs, options(args, ctx));
+}
+
+export function releaseLock(args: { contextId: string; name: string; token: number } & LedgerArgs, ctx: RequestContext): Promise<Lock> {
+  return ctx.ledger.releaseLock(args.contextId, args.name, args.token, options(args, ctx));
+}

@@ -1,0 +1,191 @@
+-- Ledger helpers, shared by the allocation and lock scripts. All of one context's keys start with
+-- its base `<prefix>:{ctx:<id>}` (one hash tag, one Cluster slot):
+--   <base>:alloc:<n>      hash, allocation n: parent ('' = the budget), tier, path (ancestor
+--                         numbers, space-separated), status (ACTIVE|RELEASED|EXPIRED), kinds
+--                         (space-separated), q:<kind> requested, g:<kind> granted, c:<kind>
+--                         consumed (including what its ended descendants consumed), r:<kind>
+--                         reserved (granted to its active children), holder, purpose,
+--                         createdAt, expiresAt ('' = no lease), endedAt (ms since the epoch)
+--   <base>:root           hash, the budget's c:<kind> and r:<kind>; its granted is <base>:limits
+--   <base>:children:<n>   set of the active children of n ('root' for the budget)
+--   <base>:leases         zset of active leased allocations by expiresAt
+--   <base>:allocs         zset of every allocation number
+--   <base>:allocCount     counter of allocation numbers
+--   <base>:lock:<name>    hash holder, token, expiresAt; <base>:lockToken:<name> its token counter
+--                         (never deleted, so tokens only grow); <base>:locks the set of names
+-- Invariant, per kind at every node: consumed + reserved <= granted.
+-- Ledger scripts take KEYS 1 meta, 2 seq, 3 feed, 4 op, 5 limits, 6 policy, 7 root, 8 leases,
+-- 9 allocs and ARGV 1 opId, 2 fingerprint, 3 context id, 4 key base, 5 actor, 6 reason,
+-- 7 feed retention, 8 opId TTL seconds, 9 channel, then their own arguments from 10.
+-- Time comes from Redis (TIME), one clock for every server instance.
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Integers as decimal strings: Lua's default number format would turn 1e15 into "1e+15".
+local function int(n)
+  return string.format('%d', n)
+end
+
+local function num(v)
+  return tonumber(v) or 0
+end
+
+local function words(s)
+  local out = {}
+  for w in string.gmatch(s or '', '%S+') do out[#out + 1] = w end
+  return out
+end
+
+-- ISO 8601 UTC of a time in ms (days-to-civil conversion; scripts have no os.date).
+local function iso(ms)
+  local s = math.floor(ms / 1000)
+  local days = math.floor(s / 86400)
+  local rem = s - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, math.floor(rem / 3600),
+    math.floor(rem % 3600 / 60), rem % 60, ms % 1000)
+end
+
+local function node_key(base, n)
+  if n == '' then return base .. ':root' end
+  return base .. ':alloc:' .. n
+end
+
+local function children_key(base, n)
+  return base .. ':children:' .. (n == '' and 'root' or n)
+end
+
+local function granted(base, n, kind)
+  if n == '' then return num(redis.call('HGET', base .. ':limits', kind)) end
+  return num(redis.call('HGET', node_key(base, n), 'g:' .. kind))
+end
+
+-- What node n can still hand out or spend of a kind (never below 0: limits may be lowered live).
+local function available(base, n, kind)
+  local key = node_key(base, n)
+  local v = granted(base, n, kind) - num(redis.call('HGET', key, 'c:' .. kind)) - num(redis.call('HGET', key, 'r:' .. kind))
+  if v < 0 then return 0 end
+  return v
+end
+
+-- [{"kind":..,"amount":..}] from a table kind -> amount, in the order of `kinds`.
+local function amounts_json(kinds, amount_of)
+  local parts = {}
+  for _, kind in ipairs(kinds) do
+    parts[#parts + 1] = '{"kind":' .. cjson.encode(kind) .. ',"amount":' .. int(amount_of(kind)) .. '}'
+  end
+  return '[' .. table.concat(parts, ',') .. ']'
+end
+
+-- An allocation as JSON for replies and feed entries (parsed by src/store/allocations.ts).
+local function allocation_json(base, n, context_id)
+  local key = node_key(base, n)
+  local a = redis.call('HMGET', key, 'parent', 'tier', 'path', 'status', 'kinds', 'holder', 'purpose', 'createdAt',
+    'expiresAt', 'endedAt')
+  local kinds = words(a[5])
+  local function field(prefix) return amounts_json(kinds, function(kind) return num(redis.call('HGET', key, prefix .. kind)) end) end
+  local function opt(v) if not v or v == '' then return 'null' end return v end
+  local function str(v) if not v or v == '' then return 'null' end return cjson.encode(v) end
+  return '{"n":' .. n .. ',"contextId":' .. cjson.encode(context_id) .. ',"parent":' .. opt(a[1]) ..
+    ',"tier":' .. a[2] .. ',"path":[' .. table.concat(words(a[3]), ',') .. '],"status":"' .. a[4] ..
+    '","requested":' .. field('q:') .. ',"granted":' .. field('g:') .. ',"consumed":' .. field('c:') ..
+    ',"reserved":' .. field('r:') .. ',"holder":' .. str(a[6]) .. ',"purpose":' .. str(a[7]) ..
+    ',"createdAt":' .. a[8] .. ',"expiresAt":' .. opt(a[9]) .. ',"endedAt":' .. opt(a[10]) .. '}'
+end
+
+local function lock_json(name, holder, token, expires_at)
+  return '{"name":' .. cjson.encode(name) .. ',"holder":' .. cjson.encode(holder) .. ',"token":' .. token ..
+    ',"expiresAt":' .. expires_at .. '}'
+end
+
+-- A refusal whose details are JSON already (exact integers); `raw` is ',"field":value...' or ''.
+local function reply_error_raw(code, message, raw)
+  return '{"error":"' .. code .. '","message":' .. cjson.encode(message) .. raw .. '}'
+end
+
+-- Appends a ledger or lock change to the feed; `field` is 'allocation' or 'lock'.
+local function ledger_change(ctx, kind, field, json)
+  return append_change(ctx.base .. ':seq', ctx.base .. ':feed', ctx.retention, ctx.channel, ctx.id, {
+    'kind', kind, 'version', redis.call('HGET', ctx.base .. ':meta', 'version') or '0', 'paths', '[]', 'patch', '[]',
+    'actor', ctx.actor, 'reason', ctx.reason, 'at', iso(ctx.now), field, json })
+end
+
+-- Consumption that ending n's active descendants would charge to n.
+local function descendants_consumption(base, n, kind)
+  local total = 0
+  for _, child in ipairs(redis.call('SMEMBERS', children_key(base, n))) do
+    total = total + num(redis.call('HGET', node_key(base, child), 'c:' .. kind)) + descendants_consumption(base, child, kind)
+  end
+  return total
+end
+
+-- Ends n and, first, its active descendants, with `status` (RELEASED or EXPIRED): each charges
+-- its consumption to its parent and gives back the rest of its grant; one feed entry each.
+local function end_allocation(ctx, n, status)
+  for _, child in ipairs(redis.call('SMEMBERS', children_key(ctx.base, n))) do end_allocation(ctx, child, status) end
+  local key = node_key(ctx.base, n)
+  local a = redis.call('HMGET', key, 'parent', 'kinds')
+  local parent_key = node_key(ctx.base, a[1])
+  for _, kind in ipairs(words(a[2])) do
+    redis.call('HINCRBY', parent_key, 'r:' .. kind, int(-num(redis.call('HGET', key, 'g:' .. kind))))
+    redis.call('HINCRBY', parent_key, 'c:' .. kind, int(num(redis.call('HGET', key, 'c:' .. kind))))
+  end
+  redis.call('SREM', children_key(ctx.base, a[1]), n)
+  redis.call('ZREM', ctx.base .. ':leases', n)
+  redis.call('HSET', key, 'status', status, 'endedAt', int(ctx.now))
+  ledger_change(ctx, status, 'allocation', allocation_json(ctx.base, n, ctx.id))
+end
+
+-- Ends every allocation whose lease ran out (before now), so their room is free again. These
+-- are changes of their own, due whatever the calling operation then decides.
+local function expire_due(ctx)
+  for _, n in ipairs(redis.call('ZRANGEBYSCORE', ctx.base .. ':leases', '-inf', '(' .. int(ctx.now))) do
+    if redis.call('HGET', node_key(ctx.base, n), 'status') == 'ACTIVE' then end_allocation(ctx, n, 'EXPIRED') end
+  end
+end
+
+-- The common start of a ledger script: returns ctx, or nil and the reply to return at once
+-- (the recorded outcome of a replayed opId, or NOT_FOUND for a missing context).
+local function ledger_begin()
+  local ctx = { id = ARGV[3], base = ARGV[4], actor = ARGV[5], reason = ARGV[6], retention = ARGV[7],
+    channel = ARGV[9], now = now_ms() }
+  if ARGV[1] ~= '' then
+    local previous = recorded_reply(KEYS[4], ARGV[2])
+    if previous then return nil, previous end
+  end
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    return nil, reply_error('NOT_FOUND', 'context ' .. ctx.id .. ' does not exist', { id = ctx.id })
+  end
+  expire_due(ctx)
+  return ctx
+end
+
+-- Records the reply under the opId (if any) and returns it.
+local function ledger_done(reply)
+  if ARGV[1] ~= '' then record_reply(KEYS[4], ARGV[2], reply, ARGV[8]) end
+  return reply
+end
+
+-- An allocation that may be changed: returns its key, or nil and the refusal.
+local function active_allocation(ctx, n)
+  local key = node_key(ctx.base, n)
+  local status = redis.call('HGET', key, 'status')
+  if not status then
+    return nil, reply_error('NOT_FOUND', 'allocation ' .. ctx.id .. '#' .. n .. ' does not exist', { path = 'allocationId' })
+  end
+  if status ~= 'ACTIVE' then
+    return nil, reply_error('ALLOCATION_ENDED', 'allocation ' .. ctx.id .. '#' .. n .. ' is ' .. status, { status = status })
+  end
+  return key
+end

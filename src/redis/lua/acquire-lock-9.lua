@@ -1,0 +1,25 @@
+-- Acquires a named lock with a lease and a fencing token strictly greater than any earlier
+-- token of that name. A lock whose lease ran out is released first (LOCK_RELEASED).
+-- KEYS and ARGV 1-9: see _2-ledger.lua. ARGV: 10 name, 11 holder, 12 leaseMs
+-- Returns: ok {lock} | NOT_FOUND | LOCK_HELD {holder, expiresAt (ISO)}
+-- Emits: EXPIRED for overdue leases, LOCK_RELEASED for an ended lease, then LOCK_ACQUIRED
+local ctx, early = ledger_begin()
+if not ctx then return early end
+local name = ARGV[10]
+local lock_key = ctx.base .. ':lock:' .. name
+local lock = redis.call('HMGET', lock_key, 'holder', 'token', 'expiresAt')
+if lock[1] then
+  if tonumber(lock[3]) > ctx.now then
+    return reply_error('LOCK_HELD', 'lock ' .. name .. ' is held by ' .. lock[1], { holder = lock[1], expiresAt = iso(tonumber(lock[3])) })
+  end
+  redis.call('DEL', lock_key)
+  redis.call('SREM', ctx.base .. ':locks', name)
+  ledger_change(ctx, 'LOCK_RELEASED', 'lock', lock_json(name, lock[1], lock[2], lock[3]))
+end
+local token = redis.call('INCR', ctx.base .. ':lockToken:' .. name)
+local expires = int(ctx.now + tonumber(ARGV[12]))
+redis.call('HSET', lock_key, 'holder', ARGV[11], 'token', token, 'expiresAt', expires)
+redis.call('SADD', ctx.base .. ':locks', name)
+local json = lock_json(name, ARGV[11], token, expires)
+ledger_change(ctx, 'LOCK_ACQUIRED', 'lock', json)
+return ledger_done('{"ok":true,"lock":' .. json .. '}')

@@ -1,0 +1,22 @@
+-- Adds usage to an active allocation's consumption, refused if any kind would exceed what the
+-- allocation may still spend (granted - consumed - reserved).
+-- KEYS and ARGV 1-9: see _2-ledger.lua. ARGV: 10 allocation number, 11 usage "kind amount ..."
+-- Returns: ok {allocation} | NOT_FOUND | ALLOCATION_ENDED | USAGE_EXCEEDED {kind, remaining}
+-- Emits: EXPIRED for overdue leases, then USAGE_REPORTED
+local ctx, early = ledger_begin()
+if not ctx then return early end
+local n = ARGV[10]
+local key, refusal = active_allocation(ctx, n)
+if not key then return refusal end
+local usage = words(ARGV[11])
+for i = 1, #usage, 2 do
+  local remaining = available(ctx.base, n, usage[i])
+  if tonumber(usage[i + 1]) > remaining then
+    return reply_error_raw('USAGE_EXCEEDED', 'usage of ' .. usage[i] .. ' exceeds what allocation ' .. ctx.id .. '#' .. n ..
+      ' may still spend', ',"kind":' .. cjson.encode(usage[i]) .. ',"remaining":' .. int(remaining))
+  end
+end
+for i = 1, #usage, 2 do redis.call('HINCRBY', key, 'c:' .. usage[i], usage[i + 1]) end
+local json = allocation_json(ctx.base, n, ctx.id)
+ledger_change(ctx, 'USAGE_REPORTED', 'allocation', json)
+return ledger_done('{"ok":true,"allocation":' .. json .. '}')

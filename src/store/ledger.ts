@@ -1,0 +1,400 @@
+import type { Redis } from "ioredis";
+import { AppError, ErrorCode } from "../errors.js";
+import type { Keys } from "../redis/keys.js";
+import { runScript } from "../redis/scripts.js";
+import { RESOURCE_KIND } from "./document-rules.js";
+import { checkOpId, fingerprintOf, parseReply, settle } from "./script-replies.js";
+
+export interface Amount {
+  readonly kind: string;
+  readonly amount: number;
+}
+
+export type AllocationStatus = "ACTIVE" | "RELEASED" | "EXPIRED";
+export type AllocationMode = "EXACT" | "UP_TO";
+
+/** An allocation as the API shows it. Ids are `<contextId>#<n>`. */
+export interface Allocation {
+  readonly id: string;
+  readonly contextId: string;
+  readonly parentId: string | null;
+  readonly tier: number;
+  /** Ancestor allocation ids, outermost first (the budget is not one). */
+  readonly path: readonly string[];
+  readonly status: AllocationStatus;
+  readonly requested: readonly Amount[];
+  readonly granted: readonly Amount[];
+  readonly consumed: readonly Amount[];
+  /** Granted to active children. */
+  readonly reserved: readonly Amount[];
+  /** granted - consumed - reserved. */
+  readonly available: readonly Amount[];
+  readonly holder: string | null;
+  readonly purpose: string | null;
+  readonly createdAt: string;
+  readonly expiresAt: string | null;
+  readonly endedAt: string | null;
+}
+
+export interface Lock {
+  readonly name: string;
+  readonly holder: string;
+  readonly token: number;
+  readonly expiresAt: string;
+}
+
+export interface Budget {
+  /** `resources.limits`. */
+  readonly limits: readonly Amount[];
+  /** Granted to active tier-2 allocations. */
+  readonly granted: readonly Amount[];
+  /** Consumed by ended allocations. */
+  readonly consumed: readonly Amount[];
+  /** limits - granted - consumed, never below 0. */
+  readonly available: readonly Amount[];
+}
+
+export interface LedgerOptions {
+  readonly actor: string;
+  readonly opId?: string | null;
+  readonly reason?: string | null;
+}
+
+export interface AllocateRequest {
+  readonly parentId?: string | null;
+  readonly request?: readonly Amount[] | null;
+  readonly profile?: string | null;
+  readonly mode: AllocationMode;
+  readonly leaseMs?: number | null;
+  readonly holder?: string | null;
+  readonly purpose?: string | null;
+}
+
+/** An allocation as the scripts encode it (see lua/_2-ledger.lua allocation_json). */
+interface RawAllocation {
+  n: number;
+  contextId: string;
+  parent: number | null;
+  tier: number;
+  path: number[];
+  status: AllocationStatus;
+  requested: Amount[];
+  granted: Amount[];
+  consumed: Amount[];
+  reserved: Amount[];
+  holder: string | null;
+  purpose: string | null;
+  createdAt: number;
+  expiresAt: number | null;
+  endedAt: number | null;
+}
+
+interface RawLock {
+  name: string;
+  holder: string;
+  token: number;
+  expiresAt: number;
+}
+
+const LEASE_MS_MAX = 365 * 24 * 3600 * 1000;
+
+function invalid(path: string, message: string): AppError {
+  return new AppError(ErrorCode.VALIDATION_FAILED, message, { path });
+}
+
+/** Splits `<contextId>#<n>`; throws NOT_FOUND for anything else. */
+export function parseAllocationId(id: string): { contextId: string; n: string } {
+  const at = id.lastIndexOf("#");
+  const n = id.slice(at + 1);
+  if (at <= 0 || !/^[1-9][0-9]*$/.test(n)) {
+    throw new AppError(ErrorCode.NOT_FOUND, `${JSON.stringify(id)} is not an allocation id`, { path: "allocationId" });
+  }
+  return { contextId: id.slice(0, at), n };
+}
+
+/** Amounts flattened for a script, "kind amount ..."; throws VALIDATION_FAILED on bad input. */
+function flatAmounts(amounts: readonly Amount[], path: string): string {
+  const seen = new Set<string>();
+  return amounts
+    .map(({ kind, amount }) => {
+      if (!RESOURCE_KIND.test(kind)) throw invalid(path, `resource kind ${JSON.stringify(kind)} must match ${RESOURCE_KIND.source}`);
+      if (!Number.isSafeInteger(amount) || amount < 0) throw invalid(path, `amount of ${kind} must be a non-negative integer`);
+      if (seen.has(kind)) throw invalid(path, `resource kind ${kind} is named twice`);
+      seen.add(kind);
+      return `${kind} ${amount}`;
+    })
+    .join(" ");
+}
+
+function checkLease(leaseMs: number | null | undefined, path: string): void {
+  if (leaseMs != null && (!Number.isSafeInteger(leaseMs) || leaseMs < 1 || leaseMs > LEASE_MS_MAX)) {
+    throw invalid(path, `${path} must be an integer from 1 to ${LEASE_MS_MAX}`);
+  }
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+function toAllocation(raw: RawAllocation): Allocation {
+  const id = (n: number) => `${raw.contextId}#${n}`;
+  const of = (list: Amount[], kind: string) => list.find((a) => a.kind === kind)?.amount ?? 0;
+  return {
+    id: id(raw.n),
+    contextId: raw.contextId,
+    parentId: raw.parent === null ? null : id(raw.parent),
+    tier: raw.tier,
+    path: raw.path.map(id),
+    status: raw.status,
+    requested: raw.requested,
+    granted: raw.granted,
+    consumed: raw.consumed,
+    reserved: raw.reserved,
+    available: raw.granted.map(({ kind, amount }) => ({
+      kind,
+      amount: Math.max(0, amount - of(raw.consumed, kind) - of(raw.reserved, kind)),
+    })),
+    holder: raw.holder,
+    purpose: raw.purpose,
+    createdAt: iso(raw.createdAt)!,
+    expiresAt: iso(raw.expiresAt),
+    endedAt: iso(raw.endedAt),
+  };
+}
+
+/** Parses an allocation from a feed entry or script reply. */
+export function allocationFromJson(json: string): Allocation {
+  return toAllocation(JSON.parse(json) as RawAllocation);
+}
+
+function toLock(raw: RawLock): Lock {
+  return { name: raw.name, holder: raw.holder, token: raw.token, expiresAt: iso(raw.expiresAt)! };
+}
+
+/** Parses a lock from a feed entry or script reply. */
+export function lockFromJson(json: string): Lock {
+  return toLock(JSON.parse(json) as RawLock);
+}
+
+function amountsOf(hash: Record<string, string>, prefix: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [field, value] of Object.entries(hash)) if (field.startsWith(prefix)) out.set(field.slice(prefix.length), Number(value));
+  return out;
+}
+
+/**
+ * The resource ledger and locks of every context: each change is one Lua script that checks
+ * the invariant (consumed + reserved <= granted at every node, per kind) before it writes, and
+ * appends its feed entry. Reads go straight to the hashes.
+ */
+export class LedgerStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly config: { readonly feedRetention: number; readonly opIdTtlSeconds: number },
+  ) {}
+
+  /** Grants an allocation; see allocate-9.lua for the rules and refusals. */
+  async allocate(contextId: string, req: AllocateRequest, options: LedgerOptions): Promise<Allocation> {
+    const parent = req.parentId == null ? "" : parseAllocationId(req.parentId);
+    if (parent !== "" && parent.contextId !== contextId) {
+      throw invalid("parentId", `allocation ${req.parentId} belongs to another context`);
+    }
+    if (req.request == null && req.profile == null) throw invalid("request", "give request, profile, or both");
+    checkLease(req.leaseMs, "leaseMs");
+    const request = flatAmounts(req.request ?? [], "request");
+    const reply = await this.run("allocate", contextId, "allocate", [req], options, [
+      parent === "" ? "" : parent.n,
+      request,
+      req.profile ?? "",
+      req.mode,
+      req.leaseMs ?? "",
+      req.holder ?? "",
+      req.purpose ?? "",
+    ]);
+    return toAllocation((reply as { allocation: RawAllocation }).allocation);
+  }
+
+  /** Adds usage to an allocation's consumption. */
+  async reportUsage(allocationId: string, usage: readonly Amount[], options: LedgerOptions): Promise<Allocation> {
+    const { contextId, n } = parseAllocationId(allocationId);
+    const reply = await this.run("report-usage", contextId, "reportUsage", [allocationId, usage], options, [
+      n,
+      flatAmounts(usage, "usage"),
+    ]);
+    return toAllocation((reply as { allocation: RawAllocation }).allocation);
+  }
+
+  /** Ends an allocation and its descendants, with optional final usage. */
+  async release(allocationId: string, usage: readonly Amount[] | null, options: LedgerOptions): Promise<Allocation> {
+    const { contextId, n } = parseAllocationId(allocationId);
+    const reply = await this.run("release", contextId, "release", [allocationId, usage], options, [
+      n,
+      flatAmounts(usage ?? [], "usage"),
+    ]);
+    return toAllocation((reply as { allocation: RawAllocation }).allocation);
+  }
+
+  /** Sets an allocation's lease to end `leaseMs` from now. */
+  async renew(allocationId: string, leaseMs: number, options: LedgerOptions): Promise<Allocation> {
+    const { contextId, n } = parseAllocationId(allocationId);
+    checkLease(leaseMs, "leaseMs");
+    const reply = await this.run("renew-allocation", contextId, "renewAllocation", [allocationId, leaseMs], options, [n, leaseMs]);
+    return toAllocation((reply as { allocation: RawAllocation }).allocation);
+  }
+
+  async acquireLock(contextId: string, name: string, holder: string, leaseMs: number, options: LedgerOptions): Promise<Lock> {
+    checkLease(leaseMs, "leaseMs");
+    const reply = await this.run("acquire-lock", contextId, "acquireLock", [name, holder, leaseMs], options, [name, holder, leaseMs]);
+    return toLock((reply as { lock: RawLock }).lock);
+  }
+
+  async renewLock(contextId: string, name: string, token: number, leaseMs: number, options: LedgerOptions): Promise<Lock> {
+    checkLease(leaseMs, "leaseMs");
+    const reply = await this.run("renew-lock", contextId, "renewLock", [name, token, leaseMs], options, [name, token, leaseMs]);
+    return toLock((reply as { lock: RawLock }).lock);
+  }
+
+  async releaseLock(contextId: string, name: string, token: number, options: LedgerOptions): Promise<Lock> {
+    const reply = await this.run("release-lock", contextId, "releaseLock", [name, token], options, [name, token]);
+    return toLock((reply as { lock: RawLock }).lock);
+  }
+
+  /**
+   * Ends the overdue leases of one context; returns the next expiry (ms) or null. Used by the
+   * sweeper; every other ledger operation does the same first.
+   */
+  async expireDue(contextId: string): Promise<number | null> {
+    try {
+      const reply = await this.run("expire-due", contextId, "expireDue", [], { actor: "sweeper" }, []);
+      return (reply as { nextExpiry: number | null }).nextExpiry;
+    } catch (err) {
+      if (err instanceof AppError && err.code === ErrorCode.NOT_FOUND) return null;
+      throw err;
+    }
+  }
+
+  /** An allocation by id, or null. */
+  async allocation(allocationId: string): Promise<Allocation | null> {
+    let parsed: { contextId: string; n: string };
+    try {
+      parsed = parseAllocationId(allocationId);
+    } catch {
+      return null;
+    }
+    return (await this.allocationsByNumber(parsed.contextId, [parsed.n]))[0] ?? null;
+  }
+
+  /** Every allocation ever made under `allocationId` (active or ended), oldest first. */
+  async children(allocation: Allocation): Promise<Allocation[]> {
+    return (await this.allocations(allocation.contextId)).filter((a) => a.parentId === allocation.id);
+  }
+
+  /** Allocations of a context, oldest first, optionally by status and tier. */
+  async allocations(contextId: string, status?: AllocationStatus | null, tier?: number | null): Promise<Allocation[]> {
+    const numbers = await this.redis.zrange(`${this.keys.contextBase(contextId)}:allocs`, 0, -1);
+    return (await this.allocationsByNumber(contextId, numbers)).filter(
+      (a) => (status == null || a.status === status) && (tier == null || a.tier === tier),
+    );
+  }
+
+  /** The swarm's budget: limits and what the ledger holds of them. */
+  async budget(contextId: string): Promise<Budget> {
+    const k = this.keys.context(contextId);
+    const [limitsHash, rootHash] = await Promise.all([this.redis.hgetall(k.limits), this.redis.hgetall(`${this.keys.contextBase(contextId)}:root`)]);
+    const limits = new Map(Object.entries(limitsHash).map(([kind, v]) => [kind, Number(v)]));
+    const granted = amountsOf(rootHash, "r:");
+    const consumed = amountsOf(rootHash, "c:");
+    const kinds = [...new Set([...limits.keys(), ...granted.keys(), ...consumed.keys()])].sort();
+    const list = (m: Map<string, number>) => kinds.map((kind) => ({ kind, amount: m.get(kind) ?? 0 }));
+    return {
+      limits: list(limits),
+      granted: list(granted),
+      consumed: list(consumed),
+      available: kinds.map((kind) => ({
+        kind,
+        amount: Math.max(0, (limits.get(kind) ?? 0) - (granted.get(kind) ?? 0) - (consumed.get(kind) ?? 0)),
+      })),
+    };
+  }
+
+  /** Locks of a context whose lease has not run out (by Redis's clock). */
+  async locks(contextId: string): Promise<Lock[]> {
+    const base = this.keys.contextBase(contextId);
+    const names = (await this.redis.smembers(`${base}:locks`)).sort();
+    const [[seconds, micros], ...hashes] = await Promise.all([
+      this.redis.time(),
+      ...names.map((name) => this.redis.hgetall(`${base}:lock:${name}`)),
+    ] as const);
+    const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    return names
+      .map((name, i) => ({ name, hash: hashes[i] as Record<string, string> }))
+      .filter(({ hash }) => hash.token !== undefined && Number(hash.expiresAt) > now)
+      .map(({ name, hash }) => toLock({ name, holder: hash.holder!, token: Number(hash.token), expiresAt: Number(hash.expiresAt) }));
+  }
+
+  private async allocationsByNumber(contextId: string, numbers: readonly string[]): Promise<Allocation[]> {
+    const base = this.keys.contextBase(contextId);
+    const hashes = await Promise.all(numbers.map((n) => this.redis.hgetall(`${base}:alloc:${n}`)));
+    const out: Allocation[] = [];
+    numbers.forEach((n, i) => {
+      const h = hashes[i]!;
+      if (!h.status) return;
+      const kinds = h.kinds ? h.kinds.split(" ") : [];
+      const list = (prefix: string) => kinds.map((kind) => ({ kind, amount: Number(h[prefix + kind] ?? 0) }));
+      out.push(
+        toAllocation({
+          n: Number(n),
+          contextId,
+          parent: h.parent ? Number(h.parent) : null,
+          tier: Number(h.tier),
+          path: h.path ? h.path.split(" ").map(Number) : [],
+          status: h.status as AllocationStatus,
+          requested: list("q:"),
+          granted: list("g:"),
+          consumed: list("c:"),
+          reserved: list("r:"),
+          holder: h.holder || null,
+          purpose: h.purpose || null,
+          createdAt: Number(h.createdAt),
+          expiresAt: h.expiresAt ? Number(h.expiresAt) : null,
+          endedAt: h.endedAt ? Number(h.endedAt) : null,
+        }),
+      );
+    });
+    return out;
+  }
+
+  /** Runs a ledger script with the common KEYS and ARGV (lua/_2-ledger.lua) and settles its reply. */
+  private async run(
+    script: string,
+    contextId: string,
+    operation: string,
+    request: readonly unknown[],
+    options: LedgerOptions,
+    args: readonly (string | number)[],
+  ): Promise<Record<string, unknown>> {
+    checkOpId(options.opId);
+    const k = this.keys.context(contextId);
+    const base = this.keys.contextBase(contextId);
+    const fingerprint = options.opId ? fingerprintOf([operation, contextId, ...request, options.reason ?? null]) : "";
+    const raw = await runScript(
+      this.redis,
+      script,
+      [k.meta, k.seq, k.feed, this.keys.op(contextId, options.opId ?? ""), k.limits, k.policy, `${base}:root`, `${base}:leases`, `${base}:allocs`],
+      [
+        options.opId ?? "",
+        fingerprint,
+        contextId,
+        base,
+        options.actor,
+        options.reason ?? "",
+        this.config.feedRetention,
+        this.config.opIdTtlSeconds,
+        this.keys.changesChannel,
+        ...args,
+      ],
+    );
+    return settle<Record<string, unknown>>(parseReply(raw)).outcome;
+  }
+}

@@ -1,0 +1,240 @@
+// Proves the ledger operations of API.md against real Redis: EXACT and UP_TO grants, maxShare, maxDepth, profiles, usage, cascade release with roll-up, renew, live limit changes and each error code, with the invariant checked after every test.
+import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { inject } from "vitest";
+import {
+  AllocateDocument,
+  CreateContextDocument,
+  GetAllocationDocument,
+  GetHistoryDocument,
+  GetLedgerDocument,
+  MergeContextDocument,
+  PatchContextDocument,
+  ReleaseDocument,
+  RenewAllocationDocument,
+  ReportUsageDocument,
+} from "../gql/graphql.js";
+import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
+import { ledgerViolations } from "../helpers/ledger-invariant.js";
+import { redisState } from "../helpers/redis-state.js";
+
+let server: TestServer;
+let redis: Redis;
+let counter = 0;
+const touched = new Set<string>();
+
+beforeAll(async () => {
+  server = await startTestServer();
+  redis = new Redis(inject("redisUrl"));
+});
+afterEach(async () => {
+  for (const id of touched) expect(await ledgerViolations(redis, server.config.keyPrefix, id, id.startsWith("lowered"))).toEqual([]);
+  touched.clear();
+});
+afterAll(async () => {
+  await server.close();
+  redis.disconnect();
+});
+
+async function swarm(document: unknown, label = "ledger"): Promise<string> {
+  const id = `${label}-${++counter}`;
+  touched.add(id);
+  await server.data(CreateContextDocument, { id, document });
+  return id;
+}
+
+const amounts = (o: Record<string, number>) => Object.entries(o).map(([kind, amount]) => ({ kind, amount }));
+const asMap = (list: readonly { kind: string; amount: number }[]) => Object.fromEntries(list.map((a) => [a.kind, a.amount]));
+
+async function refused(code: string, run: () => Promise<GraphQLResponse<unknown>>) {
+  const before = await redisState(redis, server.config.keyPrefix);
+  const res = await run();
+  expect(errorCode(res), JSON.stringify(res.errors)).toBe(code);
+  expect(await redisState(redis, server.config.keyPrefix)).toEqual(before);
+  return res.errors![0]!;
+}
+
+describe("allocate", () => {
+  test("EXACT from the budget, then from an allocation; budget and reserved follow", async () => {
+    const id = await swarm({ resources: { limits: { credits: 1000, tokens: 50 } } });
+    const run = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 600, tokens: 10 }), mode: "EXACT", holder: "planner", purpose: "run 1" })).allocate;
+    expect(run).toMatchObject({ id: `${id}#1`, tier: 2, parentId: null, path: [], status: "ACTIVE", holder: "planner", purpose: "run 1" });
+    expect(asMap(run.granted)).toEqual({ credits: 600, tokens: 10 });
+    const step = (await server.data(AllocateDocument, { contextId: id, parentId: run.id, request: amounts({ credits: 100 }), mode: "EXACT" })).allocate;
+    expect(step).toMatchObject({ tier: 3, parentId: run.id, path: [run.id] });
+    const { context } = await server.data(GetLedgerDocument, { id });
+    expect(asMap(context!.budget.granted)).toEqual({ credits: 600, tokens: 10 });
+    expect(asMap(context!.budget.available)).toEqual({ credits: 400, tokens: 40 });
+    const parent = (await server.data(GetAllocationDocument, { id: run.id })).allocation!;
+    expect(asMap(parent.reserved)).toEqual({ credits: 100, tokens: 0 });
+    expect(asMap(parent.available)).toEqual({ credits: 500, tokens: 10 });
+    expect(parent.children.map((c) => c.id)).toEqual([step.id]);
+  });
+
+  test("EXACT refuses what it cannot cover with INSUFFICIENT_RESOURCES and the available amounts; UP_TO grants what it can", async () => {
+    const id = await swarm({ resources: { limits: { credits: 100, tokens: 5 } } });
+    const err = await refused("INSUFFICIENT_RESOURCES", () =>
+      server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 50, tokens: 10 }), mode: "EXACT" }),
+    );
+    expect(err.extensions?.available).toEqual(amounts({ credits: 100, tokens: 5 }));
+    const upTo = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50, tokens: 10 }), mode: "UP_TO" })).allocate;
+    expect(asMap(upTo.granted)).toEqual({ credits: 50, tokens: 5 });
+    expect(asMap(upTo.requested)).toEqual({ credits: 50, tokens: 10 });
+    await refused("INSUFFICIENT_RESOURCES", () =>
+      server.request(AllocateDocument, { contextId: id, request: amounts({ tokens: 1 }), mode: "UP_TO" }),
+    );
+    // A kind the budget does not have gets nothing.
+    await refused("INSUFFICIENT_RESOURCES", () => server.request(AllocateDocument, { contextId: id, request: amounts({ gpu: 1 }), mode: "EXACT" }));
+  });
+
+  test("maxShare caps each grant at a fraction of the parent's available amount, read live", async () => {
+    const id = await swarm({ resources: { limits: { credits: 1000 } }, policy: { allocation: { maxShare: 0.25 } } });
+    const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 1000 }), mode: "UP_TO" })).allocate;
+    expect(asMap(a.granted)).toEqual({ credits: 250 });
+    const b = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 1000 }), mode: "UP_TO" })).allocate;
+    expect(asMap(b.granted)).toEqual({ credits: 187 }); // floor(750 * 0.25)
+    await server.data(MergeContextDocument, { id, merge: { policy: { allocation: { maxShare: 1 } } } });
+    const c = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 1000 }), mode: "UP_TO" })).allocate;
+    expect(asMap(c.granted)).toEqual({ credits: 563 });
+  });
+
+  test("maxDepth limits tiers, LIMIT_EXCEEDED beyond it, and a change applies to the next allocation", async () => {
+    const id = await swarm({ resources: { limits: { credits: 100 } }, policy: { allocation: { maxDepth: 3 } } });
+    const t2 = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50 }), mode: "EXACT" })).allocate;
+    const t3 = (await server.data(AllocateDocument, { contextId: id, parentId: t2.id, request: amounts({ credits: 20 }), mode: "EXACT" })).allocate;
+    const err = await refused("LIMIT_EXCEEDED", () =>
+      server.request(AllocateDocument, { contextId: id, parentId: t3.id, request: amounts({ credits: 5 }), mode: "EXACT" }),
+    );
+    expect(err.extensions).toMatchObject({ limit: "maxDepth", max: 3 });
+    await server.data(PatchContextDocument, { id, patch: [{ op: "replace", path: "/policy/allocation/maxDepth", value: 4 }] });
+    const t4 = (await server.data(AllocateDocument, { contextId: id, parentId: t3.id, request: amounts({ credits: 5 }), mode: "EXACT" })).allocate;
+    expect(t4.tier).toBe(4);
+    expect(t4.path).toEqual([t2.id, t3.id]);
+  });
+
+  test("profiles give the amounts and lease; request kinds override them", async () => {
+    const id = await swarm({
+      resources: { limits: { credits: 10000, tokens: 100000 } },
+      policy: { allocation: { profiles: { llm: { request: { credits: 500, tokens: 20000 }, leaseMs: 60000 } } } },
+    });
+    const a = (await server.data(AllocateDocument, { contextId: id, profile: "llm", mode: "EXACT" })).allocate;
+    expect(asMap(a.granted)).toEqual({ credits: 500, tokens: 20000 });
+    expect(Date.parse(a.expiresAt!) - Date.parse(a.createdAt)).toBe(60000);
+    const b = (await server.data(AllocateDocument, { contextId: id, profile: "llm", request: amounts({ credits: 7 }), mode: "EXACT", leaseMs: 1000 })).allocate;
+    expect(asMap(b.granted)).toEqual({ credits: 7, tokens: 20000 });
+    expect(Date.parse(b.expiresAt!) - Date.parse(b.createdAt)).toBe(1000);
+    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, profile: "nope", mode: "EXACT" }));
+  });
+
+  test("NOT_FOUND, ALLOCATION_ENDED and VALIDATION_FAILED change nothing", async () => {
+    await refused("NOT_FOUND", () => server.request(AllocateDocument, { contextId: "no-such-swarm", request: amounts({ credits: 1 }), mode: "EXACT" }));
+    const id = await swarm({ resources: { limits: { credits: 100 } } });
+    await refused("NOT_FOUND", () => server.request(AllocateDocument, { contextId: id, parentId: `${id}#99`, request: amounts({ credits: 1 }), mode: "EXACT" }));
+    const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 10 }), mode: "EXACT" })).allocate;
+    await server.data(ReleaseDocument, { allocationId: a.id });
+    await refused("ALLOCATION_ENDED", () => server.request(AllocateDocument, { contextId: id, parentId: a.id, request: amounts({ credits: 1 }), mode: "EXACT" }));
+    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, mode: "EXACT" }));
+    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: -1 }), mode: "EXACT" }));
+    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ "bad kind": 1 }), mode: "EXACT" }));
+    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 1 }), mode: "EXACT", leaseMs: 0 }));
+  });
+});
+
+describe("usage, release, renew", () => {
+  test("reportUsage adds to consumed and refuses what would exceed the allocation (USAGE_EXCEEDED)", async () => {
+    const id = await swarm({ resources: { limits: { credits: 100 } } });
+    const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50 }), mode: "EXACT" })).allocate;
+    await server.data(AllocateDocument, { contextId: id, parentId: a.id, request: amounts({ credits: 20 }), mode: "EXACT" });
+    const used = (await server.data(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 25 }) })).reportUsage;
+    expect(asMap(used.consumed)).toEqual({ credits: 25 });
+    expect(asMap(used.available)).toEqual({ credits: 5 });
+    const err = await refused("USAGE_EXCEEDED", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 6 }) }));
+    expect(err.extensions).toMatchObject({ kind: "credits", remaining: 5 });
+    await refused("USAGE_EXCEEDED", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ tokens: 1 }) }));
+    await refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: `${id}#42`, usage: amounts({ credits: 1 }) }));
+    await refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: "not-an-id", usage: amounts({ credits: 1 }) }));
+  });
+
+  test("release cascades to active descendants, charges consumption up the chain and returns the rest", async () => {
+    const id = await swarm({ resources: { limits: { credits: 1000 } } });
+    const run = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 500 }), mode: "EXACT" })).allocate;
+    const step1 = (await server.data(AllocateDocument, { contextId: id, parentId: run.id, request: amounts({ credits: 100 }), mode: "EXACT" })).allocate;
+    const step2 = (await server.data(AllocateDocument, { contextId: id, parentId: run.id, request: amounts({ credits: 100 }), mode: "EXACT" })).allocate;
+    const sub = (await server.data(AllocateDocument, { contextId: id, parentId: step2.id, request: amounts({ credits: 40 }), mode: "EXACT" })).allocate;
+    await server.data(ReportUsageDocument, { allocationId: sub.id, usage: amounts({ credits: 30 }) });
+    await server.data(ReleaseDocument, { allocationId: step1.id, usage: amounts({ credits: 60 }) });
+    await server.data(ReportUsageDocument, { allocationId: run.id, usage: amounts({ credits: 10 }) });
+
+    const released = (await server.data(ReleaseDocument, { allocationId: run.id, usage: amounts({ credits: 5 }) })).release;
+    expect(released.status).toBe("RELEASED");
+    // run consumed: its own 10 + 5, step1's 60, step2's 0 + sub's 30
+    expect(asMap(released.consumed)).toEqual({ credits: 105 });
+    const { context } = await server.data(GetLedgerDocument, { id });
+    expect(asMap(context!.budget.consumed)).toEqual({ credits: 105 });
+    expect(asMap(context!.budget.granted)).toEqual({ credits: 0 });
+    expect(asMap(context!.budget.available)).toEqual({ credits: 895 });
+    expect(context!.allocations.map((a) => a.status)).toEqual(["RELEASED", "RELEASED", "RELEASED", "RELEASED"]);
+    const { context: feed } = await server.data(GetHistoryDocument, { id });
+    expect(feed!.history.slice(-3).map((e) => e.kind)).toEqual(["RELEASED", "RELEASED", "RELEASED"]);
+    await refused("ALLOCATION_ENDED", () => server.request(ReleaseDocument, { allocationId: sub.id }));
+    await refused("ALLOCATION_ENDED", () => server.request(ReportUsageDocument, { allocationId: step2.id, usage: amounts({ credits: 1 }) }));
+  });
+
+  test("final usage beyond what is left is USAGE_EXCEEDED and changes nothing", async () => {
+    const id = await swarm({ resources: { limits: { credits: 100 } } });
+    const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50 }), mode: "EXACT" })).allocate;
+    const child = (await server.data(AllocateDocument, { contextId: id, parentId: a.id, request: amounts({ credits: 30 }), mode: "EXACT" })).allocate;
+    await server.data(ReportUsageDocument, { allocationId: child.id, usage: amounts({ credits: 30 }) });
+    const err = await refused("USAGE_EXCEEDED", () => server.request(ReleaseDocument, { allocationId: a.id, usage: amounts({ credits: 21 }) }));
+    expect(err.extensions).toMatchObject({ kind: "credits", remaining: 20 });
+    expect((await server.data(ReleaseDocument, { allocationId: a.id, usage: amounts({ credits: 20 }) })).release.consumed).toEqual(amounts({ credits: 50 }));
+  });
+
+  test("a lease runs out: the next operation that needs its room ends it as EXPIRED; renew extends it", async () => {
+    const id = await swarm({ resources: { limits: { credits: 100 } } });
+    const short = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 60 }), mode: "EXACT", leaseMs: 50 })).allocate;
+    await server.data(ReportUsageDocument, { allocationId: short.id, usage: amounts({ credits: 10 }) });
+    const kept = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 40 }), mode: "EXACT", leaseMs: 50 })).allocate;
+    const renewed = (await server.data(RenewAllocationDocument, { allocationId: kept.id, leaseMs: 60_000 })).renewAllocation;
+    expect(Date.parse(renewed.expiresAt!)).toBeGreaterThan(Date.parse(kept.expiresAt!));
+    // Wait on Redis's clock, not ours: until Redis time passes the short lease's end.
+    while (Number((await redis.time())[0]) * 1000 <= Date.parse(short.expiresAt!) + 5) await new Promise((r) => setTimeout(r, 10));
+    const next = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50 }), mode: "EXACT" })).allocate;
+    expect(asMap(next.granted)).toEqual({ credits: 50 });
+    const ended = (await server.data(GetAllocationDocument, { id: short.id })).allocation!;
+    expect(ended.status).toBe("EXPIRED");
+    expect(asMap(ended.consumed)).toEqual({ credits: 10 });
+    const { context } = await server.data(GetLedgerDocument, { id });
+    expect(asMap(context!.budget.consumed)).toEqual({ credits: 10 });
+    await refused("ALLOCATION_ENDED", () => server.request(RenewAllocationDocument, { allocationId: short.id, leaseMs: 1000 }));
+  });
+});
+
+describe("live limits", () => {
+  test("lowering limits below what is granted is allowed; new allocations wait until enough is released", async () => {
+    const id = await swarm({ resources: { limits: { credits: 100 } } }, "lowered");
+    const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 80 }), mode: "EXACT" })).allocate;
+    await server.data(PatchContextDocument, { id, patch: [{ op: "replace", path: "/resources/limits/credits", value: 50 }] });
+    const { context } = await server.data(GetLedgerDocument, { id });
+    expect(asMap(context!.budget.available)).toEqual({ credits: 0 });
+    await refused("INSUFFICIENT_RESOURCES", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 1 }), mode: "UP_TO" }));
+    await server.data(ReleaseDocument, { allocationId: a.id, usage: amounts({ credits: 20 }) });
+    const b = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 30 }), mode: "EXACT" })).allocate;
+    expect(asMap(b.granted)).toEqual({ credits: 30 });
+  });
+});
+
+test("every ledger mutation honours opId: applied once, the same outcome", async () => {
+  const id = await swarm({ resources: { limits: { credits: 100 } } });
+  const send = () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 10 }), mode: "EXACT", opId: "alloc-1" });
+  const [x, y] = await Promise.all([send(), send()]);
+  const z = await send();
+  expect(x.data?.allocate.id).toBe(`${id}#1`);
+  expect([y.data?.allocate.id, z.data?.allocate.id]).toEqual([`${id}#1`, `${id}#1`]);
+  const usage = () => server.request(ReportUsageDocument, { allocationId: `${id}#1`, usage: amounts({ credits: 4 }), opId: "use-1" });
+  await Promise.all([usage(), usage()]);
+  await usage();
+  expect(asMap((await server.data(GetAllocationDocument, { id: `${id}#1` })).allocation!.consumed)).toEqual({ credits: 4 });
+  const { context } = await server.data(GetLedgerDocument, { id });
+  expect(context!.allocations).toHaveLength(1);
+});
