@@ -2,7 +2,7 @@ import { AppError, ErrorCode } from "../src/errors.js";
 import type { PatchOperation } from "../src/json/patch.js";
 import { parsePointer, valueAt } from "../src/json/pointer.js";
 import type { JsonObject, JsonValue } from "../src/json/types.js";
-import type { ChangeEntry, ContextView, DeletedContext } from "../src/store/contexts.js";
+import type { ChangeEntry, ContextView, DeletedContext, Fence } from "../src/store/contexts.js";
 import type { RequestContext } from "./request-context.js";
 
 export const MAX_PAGE_SIZE = 500;
@@ -12,6 +12,7 @@ interface WriteArgs {
   readonly opId?: string | null;
   readonly reason?: string | null;
   readonly expectedVersion?: number | null;
+  readonly fence?: Fence | null;
 }
 
 function inRange(value: number, min: number, max: number, path: string): number {
@@ -30,7 +31,7 @@ function segmentsOf(path: string): string[] {
 }
 
 function writeOptions(args: WriteArgs, ctx: RequestContext) {
-  return { actor: ctx.actor, opId: args.opId, reason: args.reason, expectedVersion: args.expectedVersion };
+  return { actor: ctx.actor, opId: args.opId, reason: args.reason, expectedVersion: args.expectedVersion, fence: args.fence };
 }
 
 export function context(args: { id: string }, ctx: RequestContext): Promise<ContextView | null> {

@@ -127,6 +127,11 @@ builder.queryFields((t) => ({
   }),
 }));
 
+const FenceInput = builder.inputType("FenceInput", {
+  description: "A lock's fencing token: the write is refused with STALE_FENCE unless `token` is the lock's current token and its lease runs.",
+  fields: (t) => ({ lock: t.string({ required: true }), token: t.int({ required: true }) }),
+});
+
 const writeArgs = (t: Parameters<Parameters<typeof builder.mutationFields>[0]>[0]) => ({
   opId: t.arg.string({
     description:
@@ -153,6 +158,7 @@ builder.mutationFields((t) => ({
       id: t.arg.id({ required: true }),
       patch: t.arg({ type: [JSONPatchOperation], required: true }),
       expectedVersion: expectedVersionArg(t),
+      fence: t.arg({ type: FenceInput }),
       ...writeArgs(t),
     },
     resolve: (_root, args, ctx) => resolve.patchContext({ ...args, id: String(args.id) }, ctx),
@@ -164,6 +170,7 @@ builder.mutationFields((t) => ({
       id: t.arg.id({ required: true }),
       merge: t.arg({ type: "JSON", required: true }),
       expectedVersion: expectedVersionArg(t),
+      fence: t.arg({ type: FenceInput }),
       ...writeArgs(t),
     },
     resolve: (_root, args, ctx) => resolve.mergeContext({ ...args, merge: args.merge!, id: String(args.id) }, ctx),

@@ -18,12 +18,19 @@ export interface ContextStoreConfig extends DocumentLimits {
   readonly opIdTtlSeconds: number;
 }
 
+/** A fencing token of a lock: the write is refused (STALE_FENCE) unless it is the lock's current one. */
+export interface Fence {
+  readonly lock: string;
+  readonly token: number;
+}
+
 /** Who asks for a change and why; `opId` makes it idempotent. */
 export interface WriteOptions {
   readonly actor: string;
   readonly opId?: string | null;
   readonly expectedVersion?: number | null;
   readonly reason?: string | null;
+  readonly fence?: Fence | null;
 }
 
 /** A context as of one version. `document` is absent when it was not loaded (lists, replays). */
@@ -351,6 +358,8 @@ export class ContextStore {
           id,
           next.head,
           ...(touchesLedgerSettings(change.paths) ? Object.values(ledgerSettings(next.document)) : ["-", "-"]),
+          options.fence?.lock ?? "",
+          options.fence?.token ?? "",
         ]).then((raw) => {
           const reply = parseReply(raw);
           if ("ok" in reply) this.cache.set(id, next, json.length);
@@ -402,7 +411,7 @@ export class ContextStore {
   /** What an opId's recorded outcome must match; "" without an opId (nothing is recorded). */
   private fingerprintOf(id: string, request: readonly unknown[], options: WriteOptions): string {
     if (!options.opId) return "";
-    return fingerprintOf([...request, id, options.expectedVersion ?? null, options.reason ?? null]);
+    return fingerprintOf([...request, id, options.expectedVersion ?? null, options.reason ?? null, options.fence ?? null]);
   }
 
   private nextToken(): string {

@@ -7,9 +7,10 @@
 -- ARGV: 1 opId ('' = none), 2 fingerprint, 3 base head token, 4 expected version ('' = none),
 --       5 document JSON, 6 kind, 7 paths JSON, 8 patch JSON, 9 actor, 10 reason, 11 now (ISO),
 --       12 history limit, 13 feed retention, 14 opId TTL seconds, 15 channel, 16 context id,
---       17 head token of the new version, 18 limits, 19 policy (flat settings, '-' = unchanged)
+--       17 head token of the new version, 18 limits, 19 policy (flat settings, '-' = unchanged),
+--       20 fence lock name ('' = no fence), 21 fence token
 -- Returns: ok {version, seq, createdAt, updatedAt, updatedBy} | retry {currentVersion}
---          | NOT_FOUND | VERSION_CONFLICT {currentVersion} | VALIDATION_FAILED (opId reuse)
+--          | NOT_FOUND | STALE_FENCE | VERSION_CONFLICT {currentVersion} | VALIDATION_FAILED (opId reuse)
 -- Emits: the kind given (UPDATED or ROLLED_BACK)
 local op_id, fingerprint = ARGV[1], ARGV[2]
 if op_id ~= '' then
@@ -21,6 +22,14 @@ if not meta[1] then
   return reply_error('NOT_FOUND', 'context ' .. ARGV[16] .. ' does not exist', { id = ARGV[16] })
 end
 local current = tonumber(meta[1])
+if ARGV[20] ~= '' then
+  local base = string.sub(KEYS[1], 1, -6)
+  local lock = redis.call('HMGET', base .. ':lock:' .. ARGV[20], 'token', 'expiresAt')
+  if lock[1] ~= ARGV[21] or tonumber(lock[2]) <= now_ms() then
+    return reply_error('STALE_FENCE', 'token ' .. ARGV[21] .. ' is not the current token of lock ' .. ARGV[20],
+      { lock = ARGV[20], currentToken = tonumber(lock[1]) })
+  end
+end
 if ARGV[4] ~= '' and tonumber(ARGV[4]) ~= current then
   return reply_error('VERSION_CONFLICT', 'expected version ' .. ARGV[4] .. ' but the context is at ' .. current,
     { currentVersion = current })

@@ -1,0 +1,135 @@
+// Proves fenced locks: tokens strictly increase per (context, name), LOCK_HELD and STALE_FENCE refusals change nothing, 8 clients x 200 critical sections never overlap, and a holder that stalls past its lease has its late write refused.
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { inject } from "vitest";
+import {
+  AcquireLockDocument,
+  CreateContextDocument,
+  FencedMergeDocument,
+  FencedPatchDocument,
+  GetContextDocument,
+  GetHistoryDocument,
+  GetLedgerDocument,
+  ReleaseLockDocument,
+  RenewLockDocument,
+} from "../gql/graphql.js";
+import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
+import { redisState } from "../helpers/redis-state.js";
+
+let a: TestServer;
+let b: TestServer;
+let redis: Redis;
+
+beforeAll(async () => {
+  a = await startTestServer();
+  b = await startTestServer({ keyPrefix: a.config.keyPrefix });
+  redis = new Redis(inject("redisUrl"));
+});
+afterAll(async () => {
+  await a.close();
+  await b.close();
+  redis.disconnect();
+});
+
+async function refused(code: string, run: () => Promise<GraphQLResponse<unknown>>) {
+  const before = await redisState(redis, a.config.keyPrefix);
+  const res = await run();
+  expect(errorCode(res), JSON.stringify(res.errors)).toBe(code);
+  expect(await redisState(redis, a.config.keyPrefix)).toEqual(before);
+  return res.errors![0]!;
+}
+
+/** Waits until Redis's clock (the one leases use) is past `iso`. */
+async function redisTimePast(iso: string): Promise<void> {
+  const end = Date.parse(iso);
+  for (;;) {
+    const [s, us] = await redis.time();
+    if (Number(s) * 1000 + Math.floor(Number(us) / 1000) > end) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+test("acquire, LOCK_HELD, renew, release; tokens only grow; events reach the feed", async () => {
+  const id = "locks-basic";
+  await a.data(CreateContextDocument, { id, document: {} });
+  const first = (await a.data(AcquireLockDocument, { contextId: id, name: "writer", holder: "agent-1", leaseMs: 60_000 })).acquireLock;
+  expect(first).toMatchObject({ name: "writer", holder: "agent-1", token: 1 });
+  const held = await refused("LOCK_HELD", () => b.request(AcquireLockDocument, { contextId: id, name: "writer", holder: "agent-2", leaseMs: 1000 }));
+  expect(held.extensions).toMatchObject({ holder: "agent-1", expiresAt: first.expiresAt });
+  const renewed = (await b.data(RenewLockDocument, { contextId: id, name: "writer", token: 1, leaseMs: 120_000 })).renewLock;
+  expect(Date.parse(renewed.expiresAt)).toBeGreaterThan(Date.parse(first.expiresAt));
+  expect((await a.data(GetLedgerDocument, { id })).context!.locks).toEqual([{ ...first, expiresAt: renewed.expiresAt }]);
+  await refused("STALE_FENCE", () => a.request(ReleaseLockDocument, { contextId: id, name: "writer", token: 2 }));
+  await a.data(ReleaseLockDocument, { contextId: id, name: "writer", token: 1 });
+  await refused("STALE_FENCE", () => a.request(RenewLockDocument, { contextId: id, name: "writer", token: 1, leaseMs: 1000 }));
+  const second = (await b.data(AcquireLockDocument, { contextId: id, name: "writer", holder: "agent-2", leaseMs: 1000 })).acquireLock;
+  expect(second.token).toBe(2);
+  const other = (await b.data(AcquireLockDocument, { contextId: id, name: "other", holder: "agent-2", leaseMs: 1000 })).acquireLock;
+  expect(other.token).toBe(1);
+  const { context } = await a.data(GetHistoryDocument, { id });
+  expect(context!.history.map((e) => e.kind)).toEqual(["CREATED", "LOCK_ACQUIRED", "LOCK_RELEASED", "LOCK_ACQUIRED", "LOCK_ACQUIRED"]);
+  await refused("NOT_FOUND", () => a.request(AcquireLockDocument, { contextId: "no-such", name: "x", holder: "h", leaseMs: 10 }));
+});
+
+test("a fenced write needs the lock's current token (STALE_FENCE otherwise)", async () => {
+  const id = "locks-fence";
+  await a.data(CreateContextDocument, { id, document: { n: 0 } });
+  const lock = (await a.data(AcquireLockDocument, { contextId: id, name: "w", holder: "h", leaseMs: 60_000 })).acquireLock;
+  await a.data(FencedPatchDocument, { id, patch: [{ op: "replace", path: "/n", value: 1 }], fence: { lock: "w", token: lock.token } });
+  const err = await refused("STALE_FENCE", () =>
+    b.request(FencedMergeDocument, { id, merge: { n: 2 }, fence: { lock: "w", token: lock.token + 1 } }),
+  );
+  expect(err.extensions).toMatchObject({ lock: "w", currentToken: lock.token });
+  await refused("STALE_FENCE", () => a.request(FencedMergeDocument, { id, merge: { n: 2 }, fence: { lock: "never-taken", token: 1 } }));
+  expect((await a.data(GetContextDocument, { id })).context).toMatchObject({ version: 2, document: { n: 1 } });
+});
+
+test("a holder that stalls past its lease has its late write refused", async () => {
+  const id = "locks-stall";
+  await a.data(CreateContextDocument, { id, document: { owner: null } });
+  const slow = (await a.data(AcquireLockDocument, { contextId: id, name: "w", holder: "slow", leaseMs: 100 })).acquireLock;
+  await redisTimePast(slow.expiresAt);
+  // Past its lease the old token is refused even before anyone else takes the lock.
+  await refused("STALE_FENCE", () => a.request(FencedMergeDocument, { id, merge: { owner: "slow" }, fence: { lock: "w", token: slow.token } }));
+  const fast = (await b.data(AcquireLockDocument, { contextId: id, name: "w", holder: "fast", leaseMs: 60_000 })).acquireLock;
+  expect(fast.token).toBe(slow.token + 1);
+  await b.data(FencedMergeDocument, { id, merge: { owner: "fast" }, fence: { lock: "w", token: fast.token } });
+  await refused("STALE_FENCE", () => a.request(FencedMergeDocument, { id, merge: { owner: "slow" }, fence: { lock: "w", token: slow.token } }));
+  await refused("STALE_FENCE", () => a.request(ReleaseLockDocument, { contextId: id, name: "w", token: slow.token }));
+  expect((await a.data(GetContextDocument, { id })).context?.document).toEqual({ owner: "fast" });
+  const kinds = (await a.data(GetHistoryDocument, { id })).context!.history.map((e) => e.kind);
+  expect(kinds).toEqual(["CREATED", "LOCK_ACQUIRED", "LOCK_RELEASED", "LOCK_ACQUIRED", "UPDATED"]);
+});
+
+test("8 clients x 200 critical sections: accepted tokens strictly increase and no two sections overlap", async () => {
+  const id = "locks-race";
+  await a.data(CreateContextDocument, { id, document: { log: [] } });
+  const clients = 8;
+  const sections = 200;
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      const server = c % 2 === 0 ? a : b;
+      for (let i = 0; i < sections; i++) {
+        let lock: { token: number } | undefined;
+        while (!lock) {
+          const res = await server.request(AcquireLockDocument, { contextId: id, name: "cs", holder: `c${c}`, leaseMs: 10_000 });
+          if (res.data) lock = res.data.acquireLock;
+          else if (errorCode(res) !== "LOCK_HELD") throw new Error(JSON.stringify(res.errors));
+          else await new Promise((r) => setImmediate(r));
+        }
+        const fence = { lock: "cs", token: lock.token };
+        for (const mark of ["enter", "exit"]) {
+          await server.data(FencedPatchDocument, { id, patch: [{ op: "add", path: "/log/-", value: [lock.token, mark] }], fence });
+        }
+        await server.data(ReleaseLockDocument, { contextId: id, name: "cs", token: lock.token });
+      }
+    }),
+  );
+  const log = ((await a.data(GetContextDocument, { id })).context!.document as { log: [number, string][] }).log;
+  expect(log).toHaveLength(clients * sections * 2);
+  for (let i = 0; i < log.length; i += 2) {
+    expect(log[i]![1]).toBe("enter");
+    expect(log[i + 1]).toEqual([log[i]![0], "exit"]);
+    if (i > 0) expect(log[i]![0]).toBeGreaterThan(log[i - 2]![0]);
+  }
+});
