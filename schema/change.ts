@@ -1,5 +1,6 @@
 import type { ChangeEntry } from "../src/store/contexts.js";
 import { builder } from "./builder.js";
+import { AllocationRef, LockRef } from "./ledger.js";
 
 export const ChangeKind = builder.enumType("ChangeKind", {
   description: "What a change-feed entry records.",
@@ -37,5 +38,17 @@ export const ContextChange = builder.objectRef<ChangeEntry>("ContextChange").imp
     actor: t.exposeString("actor", { description: "Who made the change." }),
     reason: t.exposeString("reason", { nullable: true, description: "Why, as the writer said." }),
     at: t.field({ type: "DateTime", resolve: (c) => c.at }),
+    allocation: t.field({
+      type: AllocationRef,
+      nullable: true,
+      description: "The allocation as this change left it (ALLOCATED, USAGE_REPORTED, RELEASED, EXPIRED, RENEWED).",
+      resolve: (c) => c.allocation,
+    }),
+    lock: t.field({
+      type: LockRef,
+      nullable: true,
+      description: "The lock this change took or let go (LOCK_ACQUIRED, LOCK_RELEASED).",
+      resolve: (c) => c.lock,
+    }),
   }),
 });

@@ -9,6 +9,7 @@ import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
 import { DocumentCache, type Head } from "./document-cache.js";
 import { CONTEXT_ID, checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
+import { allocationFromJson, lockFromJson, type Allocation, type Lock } from "./ledger.js";
 import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
 import { checkOpId, fingerprintOf, parseReply, settle, type ScriptReply } from "./script-replies.js";
 
@@ -50,6 +51,7 @@ export interface DeletedContext {
   readonly seq: number;
 }
 
+/** Kinds of document changes (ledger and lock changes have their own kinds). */
 export type ChangeKind = "CREATED" | "UPDATED" | "ROLLED_BACK" | "DELETED";
 
 /** One entry of a context's change feed. */
@@ -63,6 +65,10 @@ export interface ChangeEntry {
   readonly actor: string;
   readonly reason: string | null;
   readonly at: string;
+  /** The allocation after the change, for ledger changes. */
+  readonly allocation: Allocation | null;
+  /** The lock after the change, for lock changes. */
+  readonly lock: Lock | null;
 }
 
 export interface ContextPage {
@@ -471,5 +477,7 @@ function toChangeEntry(contextId: string, entryId: string, fields: string[]): Ch
     actor: f.actor ?? "",
     reason: f.reason ? f.reason : null,
     at: f.at!,
+    allocation: f.allocation ? allocationFromJson(f.allocation) : null,
+    lock: f.lock ? lockFromJson(f.lock) : null,
   };
 }

@@ -5,6 +5,7 @@ import { inject } from "vitest";
 import {
   AllocateDocument,
   CreateContextDocument,
+  DeleteContextDocument,
   GetAllocationDocument,
   GetHistoryDocument,
   GetLedgerDocument,
@@ -237,4 +238,34 @@ test("every ledger mutation honours opId: applied once, the same outcome", async
   expect(asMap((await server.data(GetAllocationDocument, { id: `${id}#1` })).allocation!.consumed)).toEqual({ credits: 4 });
   const { context } = await server.data(GetLedgerDocument, { id });
   expect(context!.allocations).toHaveLength(1);
+});
+
+test("ledger changes reach the feed with the allocation as they left it", async () => {
+  const id = await swarm({ resources: { limits: { credits: 100 } } });
+  const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 30 }), mode: "EXACT" })).allocate;
+  await server.data(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 5 }) });
+  await server.data(RenewAllocationDocument, { allocationId: a.id, leaseMs: 10_000 });
+  await server.data(ReleaseDocument, { allocationId: a.id });
+  const { context } = await server.data(GetHistoryDocument, { id });
+  expect(context!.history.map((e) => [e.seq, e.version, e.kind, e.allocation?.status, e.allocation && asMap(e.allocation.consumed)])).toEqual([
+    [1, 1, "CREATED", undefined, null],
+    [2, 1, "ALLOCATED", "ACTIVE", { credits: 0 }],
+    [3, 1, "USAGE_REPORTED", "ACTIVE", { credits: 5 }],
+    [4, 1, "RENEWED", "ACTIVE", { credits: 5 }],
+    [5, 1, "RELEASED", "RELEASED", { credits: 5 }],
+  ]);
+  expect(context!.history.every((e) => e.actor === "anonymous" && e.lock === null)).toBe(true);
+});
+
+test("deleteContext ends the ledger; a context created again continues allocation numbers", async () => {
+  const id = await swarm({ resources: { limits: { credits: 100 } } });
+  const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 30 }), mode: "EXACT", leaseMs: 60_000 })).allocate;
+  await server.data(AllocateDocument, { contextId: id, parentId: a.id, request: amounts({ credits: 10 }), mode: "EXACT" });
+  await server.data(DeleteContextDocument, { id });
+  const left = (await redis.keys(`${server.config.keyPrefix}:{ctx:${id}}:*`)).map((k) => k.split("}:")[1]).sort();
+  expect(left).toEqual(["allocCount", "feed", "seq"]);
+  await refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 1 }) }));
+  await server.data(CreateContextDocument, { id, document: { resources: { limits: { credits: 5 } } } });
+  const again = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 5 }), mode: "EXACT" })).allocate;
+  expect(again.id).toBe(`${id}#3`);
 });
