@@ -49,6 +49,14 @@ export async function createApp(config: AppConfig): Promise<App> {
   const keys = new Keys(config.keyPrefix);
   const contexts = new ContextStore(redis, keys, config);
   const ledger = new LedgerStore(redis, keys, config);
+  const sweeper =
+    config.leaseSweepMs > 0
+      ? setInterval(() => {
+          ledger.sweep().catch(() => {
+            // Redis unreachable: the next tick tries again, and ledger operations expire on their own.
+          });
+        }, config.leaseSweepMs)
+      : undefined;
   const pingRedis = async () => {
     const started = performance.now();
     await redis.ping();
@@ -84,6 +92,7 @@ export async function createApp(config: AppConfig): Promise<App> {
         await closed;
         clearTimeout(timer);
       }
+      clearInterval(sweeper);
       await contexts.drain();
       await redis.quit();
     },

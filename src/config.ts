@@ -23,6 +23,8 @@ export interface Config {
   readonly maxDocumentDepth: number;
   /** How long an opId's outcome is remembered, in seconds. */
   readonly opIdTtlSeconds: number;
+  /** How often the lease sweeper runs, in ms; 0 turns it off (ledger operations still expire leases). */
+  readonly leaseSweepMs: number;
 }
 
 interface Setting {
@@ -45,6 +47,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "maxDocumentBytes", env: "SWARM_MAX_DOCUMENT_BYTES", flag: "max-document-bytes", kind: "int", fallback: 1_048_576 },
   { key: "maxDocumentDepth", env: "SWARM_MAX_DOCUMENT_DEPTH", flag: "max-document-depth", kind: "int", fallback: 32 },
   { key: "opIdTtlSeconds", env: "SWARM_OPID_TTL_SECONDS", flag: "opid-ttl-seconds", kind: "int", fallback: 86_400 },
+  { key: "leaseSweepMs", env: "SWARM_LEASE_SWEEP_MS", flag: "lease-sweep-ms", kind: "int", fallback: 500 },
 ];
 
 const MINIMUMS: Partial<Record<keyof Config, number>> = {

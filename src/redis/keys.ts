@@ -47,6 +47,14 @@ export class Keys {
     return `${this.prefix}:contexts`;
   }
 
+  /**
+   * Sorted set of context ids by their earliest lease expiry (ms), for the lease sweeper. Kept
+   * outside the contexts' slots, so it is only a hint: every ledger operation expires on its own.
+   */
+  get leaseIndex(): string {
+    return `${this.prefix}:leaseIndex`;
+  }
+
   /** Pub/sub channel that wakes feed readers: message `<contextId> <seq>`. */
   get changesChannel(): string {
     return `${this.prefix}:changes`;

@@ -212,7 +212,7 @@ export class LedgerStore {
       req.holder ?? "",
       req.purpose ?? "",
     ]);
-    return toAllocation((reply as { allocation: RawAllocation }).allocation);
+    return this.indexLease(toAllocation((reply as { allocation: RawAllocation }).allocation));
   }
 
   /** Adds usage to an allocation's consumption. */
@@ -240,7 +240,7 @@ export class LedgerStore {
     const { contextId, n } = parseAllocationId(allocationId);
     checkLease(leaseMs, "leaseMs");
     const reply = await this.run("renew-allocation", contextId, "renewAllocation", [allocationId, leaseMs], options, [n, leaseMs]);
-    return toAllocation((reply as { allocation: RawAllocation }).allocation);
+    return this.indexLease(toAllocation((reply as { allocation: RawAllocation }).allocation));
   }
 
   async acquireLock(contextId: string, name: string, holder: string, leaseMs: number, options: LedgerOptions): Promise<Lock> {
@@ -261,17 +261,35 @@ export class LedgerStore {
   }
 
   /**
-   * Ends the overdue leases of one context; returns the next expiry (ms) or null. Used by the
-   * sweeper; every other ledger operation does the same first.
+   * One pass of the lease sweeper: ends the overdue leases of every context the lease index
+   * says has some (by Redis's clock), and files each context under its next expiry. Returns how
+   * many contexts it swept. Every ledger operation also expires overdue leases first, so this
+   * only bounds how long an unused expired allocation stays ACTIVE.
    */
-  async expireDue(contextId: string): Promise<number | null> {
-    try {
-      const reply = await this.run("expire-due", contextId, "expireDue", [], { actor: "sweeper" }, []);
-      return (reply as { nextExpiry: number | null }).nextExpiry;
-    } catch (err) {
-      if (err instanceof AppError && err.code === ErrorCode.NOT_FOUND) return null;
-      throw err;
+  async sweep(maxContexts = 200): Promise<number> {
+    const [seconds, micros] = await this.redis.time();
+    const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const due = await this.redis.zrangebyscore(this.keys.leaseIndex, "-inf", now, "LIMIT", 0, maxContexts);
+    for (const contextId of due) {
+      let next: number | null = null;
+      try {
+        const reply = await this.run("expire-due", contextId, "expireDue", [], { actor: "lease-sweeper" }, []);
+        next = (reply as { nextExpiry: number | null }).nextExpiry;
+      } catch (err) {
+        if (!(err instanceof AppError && err.code === ErrorCode.NOT_FOUND)) throw err;
+      }
+      if (next === null) await this.redis.zrem(this.keys.leaseIndex, contextId);
+      else await this.redis.zadd(this.keys.leaseIndex, next, contextId);
     }
+    return due.length;
+  }
+
+  /** Files the allocation's context under its expiry in the lease index if that is earlier. */
+  private async indexLease(allocation: Allocation): Promise<Allocation> {
+    if (allocation.expiresAt !== null) {
+      await this.redis.zadd(this.keys.leaseIndex, "LT", Date.parse(allocation.expiresAt), allocation.contextId);
+    }
+    return allocation;
   }
 
   /** An allocation by id, or null. */

@@ -18,6 +18,7 @@ import {
 import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
 import { ledgerViolations } from "../helpers/ledger-invariant.js";
 import { redisState } from "../helpers/redis-state.js";
+import { redisTimePast } from "../helpers/redis-time.js";
 
 let server: TestServer;
 let redis: Redis;
@@ -191,23 +192,36 @@ describe("usage, release, renew", () => {
     expect((await server.data(ReleaseDocument, { allocationId: a.id, usage: amounts({ credits: 20 }) })).release.consumed).toEqual(amounts({ credits: 50 }));
   });
 
-  test("a lease runs out: the next operation that needs its room ends it as EXPIRED; renew extends it", async () => {
-    const id = await swarm({ resources: { limits: { credits: 100 } } });
-    const short = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 60 }), mode: "EXACT", leaseMs: 50 })).allocate;
-    await server.data(ReportUsageDocument, { allocationId: short.id, usage: amounts({ credits: 10 }) });
-    const kept = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 40 }), mode: "EXACT", leaseMs: 50 })).allocate;
-    const renewed = (await server.data(RenewAllocationDocument, { allocationId: kept.id, leaseMs: 60_000 })).renewAllocation;
-    expect(Date.parse(renewed.expiresAt!)).toBeGreaterThan(Date.parse(kept.expiresAt!));
-    // Wait on Redis's clock, not ours: until Redis time passes the short lease's end.
-    while (Number((await redis.time())[0]) * 1000 <= Date.parse(short.expiresAt!) + 5) await new Promise((r) => setTimeout(r, 10));
-    const next = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50 }), mode: "EXACT" })).allocate;
-    expect(asMap(next.granted)).toEqual({ credits: 50 });
-    const ended = (await server.data(GetAllocationDocument, { id: short.id })).allocation!;
-    expect(ended.status).toBe("EXPIRED");
-    expect(asMap(ended.consumed)).toEqual({ credits: 10 });
-    const { context } = await server.data(GetLedgerDocument, { id });
-    expect(asMap(context!.budget.consumed)).toEqual({ credits: 10 });
-    await refused("ALLOCATION_ENDED", () => server.request(RenewAllocationDocument, { allocationId: short.id, leaseMs: 1000 }));
+  test("a lease runs out: the next operation that needs its room ends it as EXPIRED (no sweeper); renew extends it", async () => {
+    const unswept = await startTestServer({ leaseSweepMs: 0 });
+    try {
+      const id = "on-demand";
+      await unswept.data(CreateContextDocument, { id, document: { resources: { limits: { credits: 100 } } } });
+      const short = (await unswept.data(AllocateDocument, { contextId: id, request: amounts({ credits: 60 }), mode: "EXACT", leaseMs: 50 })).allocate;
+      await unswept.data(ReportUsageDocument, { allocationId: short.id, usage: amounts({ credits: 10 }) });
+      const kept = (await unswept.data(AllocateDocument, { contextId: id, request: amounts({ credits: 40 }), mode: "EXACT", leaseMs: 50 })).allocate;
+      const renewed = (await unswept.data(RenewAllocationDocument, { allocationId: kept.id, leaseMs: 60_000 })).renewAllocation;
+      expect(Date.parse(renewed.expiresAt!)).toBeGreaterThan(Date.parse(kept.expiresAt!));
+      await redisTimePast(redis, short.expiresAt!);
+      expect((await unswept.data(GetAllocationDocument, { id: short.id })).allocation!.status).toBe("ACTIVE");
+      const next = (await unswept.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50 }), mode: "EXACT" })).allocate;
+      expect(asMap(next.granted)).toEqual({ credits: 50 });
+      const ended = (await unswept.data(GetAllocationDocument, { id: short.id })).allocation!;
+      expect(ended.status).toBe("EXPIRED");
+      expect(asMap(ended.consumed)).toEqual({ credits: 10 });
+      const { context } = await unswept.data(GetLedgerDocument, { id });
+      expect(asMap(context!.budget.consumed)).toEqual({ credits: 10 });
+      const { context: feed } = await unswept.data(GetHistoryDocument, { id });
+      expect(feed!.history.slice(-2).map((e) => [e.kind, e.allocation?.id, e.actor])).toEqual([
+        ["EXPIRED", short.id, "anonymous"],
+        ["ALLOCATED", next.id, "anonymous"],
+      ]);
+      const res = await unswept.request(RenewAllocationDocument, { allocationId: short.id, leaseMs: 1000 });
+      expect(errorCode(res)).toBe("ALLOCATION_ENDED");
+      expect(await ledgerViolations(redis, unswept.config.keyPrefix, id)).toEqual([]);
+    } finally {
+      await unswept.close();
+    }
   });
 });
 
@@ -268,4 +282,24 @@ test("deleteContext ends the ledger; a context created again continues allocatio
   await server.data(CreateContextDocument, { id, document: { resources: { limits: { credits: 5 } } } });
   const again = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 5 }), mode: "EXACT" })).allocate;
   expect(again.id).toBe(`${id}#3`);
+});
+
+test("the sweeper ends an expired allocation nobody touches, emitting EXPIRED", async () => {
+  const id = await swarm({ resources: { limits: { credits: 100 } } });
+  const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 10 }), mode: "EXACT", leaseMs: 100 })).allocate;
+  const child = (await server.data(AllocateDocument, { contextId: id, parentId: a.id, request: amounts({ credits: 5 }), mode: "EXACT" })).allocate;
+  const deadline = Date.now() + 10_000;
+  let status = "ACTIVE";
+  while (status === "ACTIVE" && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    status = (await server.data(GetAllocationDocument, { id: a.id })).allocation!.status;
+  }
+  expect(status).toBe("EXPIRED");
+  expect((await server.data(GetAllocationDocument, { id: child.id })).allocation!.status).toBe("EXPIRED");
+  const { context } = await server.data(GetHistoryDocument, { id });
+  expect(context!.history.slice(-2).map((e) => [e.kind, e.allocation!.id, e.actor])).toEqual([
+    ["EXPIRED", child.id, "lease-sweeper"],
+    ["EXPIRED", a.id, "lease-sweeper"],
+  ]);
+  expect(await redis.zscore(`${server.config.keyPrefix}:leaseIndex`, id)).toBeNull();
 });

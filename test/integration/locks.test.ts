@@ -15,6 +15,7 @@ import {
 } from "../gql/graphql.js";
 import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
 import { redisState } from "../helpers/redis-state.js";
+import { redisTimePast } from "../helpers/redis-time.js";
 
 let a: TestServer;
 let b: TestServer;
@@ -37,16 +38,6 @@ async function refused(code: string, run: () => Promise<GraphQLResponse<unknown>
   expect(errorCode(res), JSON.stringify(res.errors)).toBe(code);
   expect(await redisState(redis, a.config.keyPrefix)).toEqual(before);
   return res.errors![0]!;
-}
-
-/** Waits until Redis's clock (the one leases use) is past `iso`. */
-async function redisTimePast(iso: string): Promise<void> {
-  const end = Date.parse(iso);
-  for (;;) {
-    const [s, us] = await redis.time();
-    if (Number(s) * 1000 + Math.floor(Number(us) / 1000) > end) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 test("acquire, LOCK_HELD, renew, release; tokens only grow; events reach the feed", async () => {
@@ -88,7 +79,7 @@ test("a holder that stalls past its lease has its late write refused", async () 
   const id = "locks-stall";
   await a.data(CreateContextDocument, { id, document: { owner: null } });
   const slow = (await a.data(AcquireLockDocument, { contextId: id, name: "w", holder: "slow", leaseMs: 100 })).acquireLock;
-  await redisTimePast(slow.expiresAt);
+  await redisTimePast(redis, slow.expiresAt);
   // Past its lease the old token is refused even before anyone else takes the lock.
   await refused("STALE_FENCE", () => a.request(FencedMergeDocument, { id, merge: { owner: "slow" }, fence: { lock: "w", token: slow.token } }));
   const fast = (await b.data(AcquireLockDocument, { contextId: id, name: "w", holder: "fast", leaseMs: 60_000 })).acquireLock;
