@@ -9,12 +9,7 @@ import type { Redis } from "ioredis";
  * - an active allocation's parent is active (or the budget); amounts are never negative.
  */
 export async function ledgerViolations(redis: Redis, prefix: string, contextId: string, limitsLowered = false): Promise<string[]> {
-  const base = `${prefix}:{ctx:${contextId}}`;
-  const numbers = await redis.zrange(`${base}:allocs`, 0, -1);
-  const nodes = new Map<string, Record<string, string>>();
-  nodes.set("", await redis.hgetall(`${base}:root`));
-  for (const n of numbers) nodes.set(n, await redis.hgetall(`${base}:alloc:${n}`));
-  const limits = await redis.hgetall(`${base}:limits`);
+  const { nodes, limits } = await ledgerSnapshot(redis, prefix, contextId);
   const problems: string[] = [];
   const kindsOf = (node: Record<string, string>) =>
     new Set(Object.keys(node).filter((f) => /^[gcrq]:/.test(f)).map((f) => f.slice(2)));
@@ -39,4 +34,34 @@ export async function ledgerViolations(redis: Redis, prefix: string, contextId: 
     }
   }
   return problems;
+}
+
+/** Flat [field, value, ...] into an object. */
+function record(flat: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
+}
+
+/** Reads the budget, limits and every allocation hash in one atomic step (a read-only script), so the snapshot is consistent even while writers race. */
+const SNAPSHOT = `
+local base = ARGV[1]
+local out = { redis.call('HGETALL', base .. ':limits'), redis.call('HGETALL', base .. ':root') }
+for _, n in ipairs(redis.call('ZRANGE', base .. ':allocs', 0, -1)) do
+  out[#out + 1] = n
+  out[#out + 1] = redis.call('HGETALL', base .. ':alloc:' .. n)
+end
+return out`;
+
+export interface LedgerSnapshot {
+  /** "" is the budget; others are allocation numbers. */
+  readonly nodes: Map<string, Record<string, string>>;
+  readonly limits: Record<string, string>;
+}
+
+export async function ledgerSnapshot(redis: Redis, prefix: string, contextId: string): Promise<LedgerSnapshot> {
+  const reply = (await redis.eval(SNAPSHOT, 0, `${prefix}:{ctx:${contextId}}`)) as (string | string[])[];
+  const nodes = new Map<string, Record<string, string>>([["", record(reply[1] as string[])]]);
+  for (let i = 2; i < reply.length; i += 2) nodes.set(reply[i] as string, record(reply[i + 1] as string[]));
+  return { nodes, limits: record(reply[0] as string[]) };
 }
