@@ -28,6 +28,7 @@ if (mode === "ceiling") {
     maxDocumentBytes: 1_048_576,
     maxDocumentDepth: 32,
     opIdTtlSeconds: 86_400,
+    resendTtlSeconds: 300,
     leaseSweepMs: 500,
   });
   console.log(await app.start());

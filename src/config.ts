@@ -23,6 +23,11 @@ export interface Config {
   readonly maxDocumentDepth: number;
   /** How long an opId's outcome is remembered, in seconds. */
   readonly opIdTtlSeconds: number;
+  /**
+   * How long the outcome of a write sent without an opId is remembered, in seconds: it must
+   * outlast the Redis client's resend of a command whose reply was lost (see redis/clients.ts).
+   */
+  readonly resendTtlSeconds: number;
   /** How often the lease sweeper runs, in ms; 0 turns it off (ledger operations still expire leases). */
   readonly leaseSweepMs: number;
 }
@@ -47,6 +52,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "maxDocumentBytes", env: "SWARM_MAX_DOCUMENT_BYTES", flag: "max-document-bytes", kind: "int", fallback: 1_048_576 },
   { key: "maxDocumentDepth", env: "SWARM_MAX_DOCUMENT_DEPTH", flag: "max-document-depth", kind: "int", fallback: 32 },
   { key: "opIdTtlSeconds", env: "SWARM_OPID_TTL_SECONDS", flag: "opid-ttl-seconds", kind: "int", fallback: 86_400 },
+  { key: "resendTtlSeconds", env: "SWARM_RESEND_TTL_SECONDS", flag: "resend-ttl-seconds", kind: "int", fallback: 300 },
   { key: "leaseSweepMs", env: "SWARM_LEASE_SWEEP_MS", flag: "lease-sweep-ms", kind: "int", fallback: 500 },
 ];
 
@@ -57,6 +63,7 @@ const MINIMUMS: Partial<Record<keyof Config, number>> = {
   maxDocumentBytes: 2,
   maxDocumentDepth: 1,
   opIdTtlSeconds: 1,
+  resendTtlSeconds: 1,
 };
 
 /**

@@ -8,8 +8,11 @@ export async function connectRedis(target: string, name: string): Promise<Redis>
   const redis = new Redis(target, {
     connectionName: name,
     lazyConnect: true,
-    // Commands wait for a reconnect rather than fail at once; the opId of every write makes a
-    // resent command safe (see the Lua prelude).
+    // Commands wait for a reconnect rather than fail at once, and ioredis resends those whose
+    // reply the dropped connection lost; every write's record (store/script-replies.ts opRecord)
+    // makes that resend safe. A command fails after 20 failed reconnects (each at most the 10 s
+    // connect timeout plus a back-off of at most 2 s): within 4 minutes, inside the default
+    // SWARM_RESEND_TTL_SECONDS of 300.
     maxRetriesPerRequest: 20,
     // Commands issued in the same tick share one socket write: far fewer syscalls under load.
     enableAutoPipelining: true,

@@ -42,6 +42,14 @@ export class Keys {
     return `${this.prefix}:{ctx:${contextId}}:op:${opId}`;
   }
 
+  /**
+   * Outcome of one script call sent without an opId (hash: fingerprint '', reply), named by an id
+   * the server generated, expiring after the resend TTL: what a resend by the Redis client finds.
+   */
+  resend(contextId: string, generatedId: string): string {
+    return `${this.prefix}:{ctx:${contextId}}:resend:${generatedId}`;
+  }
+
   /** Sorted set of context ids (all scores 0, ordered by id); a superset, see store/contexts. */
   get contextIndex(): string {
     return `${this.prefix}:contexts`;

@@ -11,12 +11,13 @@ import { DocumentCache, type Head } from "./document-cache.js";
 import { CONTEXT_ID, checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
 import { allocationFromJson, lockFromJson, type Allocation, type Lock } from "./ledger.js";
 import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
-import { checkOpId, fingerprintOf, parseReply, settle, type ScriptReply } from "./script-replies.js";
+import { checkOpId, fingerprintOf, opRecord, parseReply, settle, type OpRecord, type ScriptReply } from "./script-replies.js";
 
 export interface ContextStoreConfig extends DocumentLimits {
   readonly historyLimit: number;
   readonly feedRetention: number;
   readonly opIdTtlSeconds: number;
+  readonly resendTtlSeconds: number;
 }
 
 /** A fencing token of a lock: the write is refused (STALE_FENCE) unless it is the lock's current one. */
@@ -210,22 +211,21 @@ export class ContextStore {
     const contextId = id ?? (options.opId ? `ctx-${fingerprintOf([options.opId]).slice(0, 22)}` : `ctx-${randomUUID()}`);
     checkContextId(contextId);
     const json = checkDocument(document, this.config);
-    const fingerprint = this.fingerprintOf(contextId, ["create", json], options);
+    const record = this.opRecord(contextId, ["create", json], options);
     const head = this.nextToken();
     // Index before and after the script: a crash leaves the index a superset, never missing a
     // context, and a delete racing this create cannot leave it out (see delete).
     await this.redis.zadd(this.keys.contextIndex, 0, contextId);
     const settings = ledgerSettings(document as JsonObject);
     const reply = parseReply(
-      await runScript(this.redis, "create-context", this.writeKeys(contextId, options.opId), [
-        options.opId ?? "",
-        fingerprint,
+      await runScript(this.redis, "create-context", this.writeKeys(contextId, record), [
+        record.fingerprint,
         json,
         options.actor,
         options.reason ?? "",
         new Date().toISOString(),
         this.config.feedRetention,
-        this.config.opIdTtlSeconds,
+        record.ttlSeconds,
         this.keys.changesChannel,
         contextId,
         '[""]',
@@ -237,7 +237,7 @@ export class ContextStore {
     );
     const { outcome, replayed } = settle<WriteReply>(reply);
     await this.redis.zadd(this.keys.contextIndex, 0, contextId);
-    if (replayed) return { id: contextId, ...outcome };
+    if (replayed && record.fromClient) return { id: contextId, ...outcome };
     this.cache.set(contextId, { version: outcome.version, head, document: document as JsonObject }, json.length);
     return { id: contextId, ...outcome, document: document as JsonObject };
   }
@@ -263,7 +263,8 @@ export class ContextStore {
     } catch (err) {
       // A retry of a rollback that was applied must get its outcome, even if the snapshot is gone.
       if (!(err instanceof AppError) || !options.opId) throw err;
-      const { recorded } = await this.readHead(id, "head", this.fingerprintOf(id, request, options), this.keys.op(id, options.opId));
+      const record = this.opRecord(id, request, options);
+      const { recorded } = await this.readHead(id, "head", record.fingerprint, record.key);
       if (recorded) return { id, ...settle<WriteReply>(recorded).outcome };
       throw err;
     }
@@ -274,17 +275,16 @@ export class ContextStore {
   async delete(id: string, options: WriteOptions): Promise<DeletedContext> {
     checkOpId(options.opId);
     const k = this.keys.context(id);
-    const fingerprint = this.fingerprintOf(id, ["delete"], options);
+    const record = this.opRecord(id, ["delete"], options);
     const reply = parseReply(
-      await runScript(this.redis, "delete-context", this.writeKeys(id, options.opId), [
-        options.opId ?? "",
-        fingerprint,
+      await runScript(this.redis, "delete-context", this.writeKeys(id, record), [
+        record.fingerprint,
         options.expectedVersion ?? "",
         options.actor,
         options.reason ?? "",
         new Date().toISOString(),
         this.config.feedRetention,
-        this.config.opIdTtlSeconds,
+        record.ttlSeconds,
         this.keys.changesChannel,
         id,
       ]),
@@ -310,13 +310,12 @@ export class ContextStore {
     compute: (doc: JsonObject) => AppliedChange,
   ): Promise<ContextView> {
     checkOpId(options.opId);
-    const fingerprint = this.fingerprintOf(id, request, options);
-    const opKey = this.keys.op(id, options.opId ?? "");
+    const clientRecord = options.opId ? this.opRecord(id, request, options) : null;
     let base: Head | undefined = this.predicted.get(id) ?? this.cache.get(id);
     let fresh = false;
     for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
       if (!base) {
-        const read = await this.readHead(id, "document", fingerprint, opKey);
+        const read = await this.readHead(id, "document", clientRecord?.fingerprint ?? "", clientRecord?.key);
         if (read.recorded) return { id, ...settle<WriteReply>(read.recorded).outcome };
         if (!read.view || !read.head) throw notFound(id);
         // Writes this process sent meanwhile will land first: build on them, not on the read.
@@ -344,10 +343,10 @@ export class ContextStore {
         throw err;
       }
       const next: Head = { version: base.version + 1, head: this.nextToken(), document: change.document as JsonObject };
+      const record = clientRecord ?? this.opRecord(id, request, options);
       const reply = await this.inFlightWrite(id, next, () =>
-        runScript(this.redis, "update-context", this.writeKeys(id, options.opId), [
-          options.opId ?? "",
-          fingerprint,
+        runScript(this.redis, "update-context", this.writeKeys(id, record), [
+          record.fingerprint,
           base!.head,
           options.expectedVersion ?? "",
           json,
@@ -359,7 +358,7 @@ export class ContextStore {
           new Date().toISOString(),
           this.config.historyLimit,
           this.config.feedRetention,
-          this.config.opIdTtlSeconds,
+          record.ttlSeconds,
           this.keys.changesChannel,
           id,
           next.head,
@@ -368,7 +367,7 @@ export class ContextStore {
           options.fence?.token ?? "",
         ]).then((raw) => {
           const reply = parseReply(raw);
-          if ("ok" in reply) this.cache.set(id, next, json.length);
+          if ("ok" in reply || ("replayed" in reply && !record.fromClient)) this.cache.set(id, next, json.length);
           else this.predicted.delete(id);
           return reply;
         }),
@@ -379,7 +378,7 @@ export class ContextStore {
         continue;
       }
       const { outcome, replayed } = settle<WriteReply>(reply);
-      if (replayed) return { id, ...outcome };
+      if (replayed && record.fromClient) return { id, ...outcome };
       return { id, ...outcome, document: next.document };
     }
     throw new Error(`write to context ${id} kept losing the race after ${MAX_WRITE_ATTEMPTS} attempts`);
@@ -409,15 +408,17 @@ export class ContextStore {
   }
 
   /** The keys every document script takes, in its KEYS order. */
-  private writeKeys(id: string, opId: string | null | undefined): string[] {
+  private writeKeys(id: string, record: OpRecord): string[] {
     const k = this.keys.context(id);
-    return [k.meta, k.seq, k.snapshots, k.feed, this.keys.op(id, opId ?? ""), k.limits, k.policy];
+    return [k.meta, k.seq, k.snapshots, k.feed, record.key, k.limits, k.policy];
   }
 
-  /** What an opId's recorded outcome must match; "" without an opId (nothing is recorded). */
-  private fingerprintOf(id: string, request: readonly unknown[], options: WriteOptions): string {
-    if (!options.opId) return "";
-    return fingerprintOf([...request, id, options.expectedVersion ?? null, options.reason ?? null, options.fence ?? null]);
+  /** Where a write records its outcome; the request is hashed only for a client's opId. */
+  private opRecord(id: string, request: readonly unknown[], options: WriteOptions): OpRecord {
+    const fingerprint = options.opId
+      ? fingerprintOf([...request, id, options.expectedVersion ?? null, options.reason ?? null, options.fence ?? null])
+      : "";
+    return opRecord(this.keys, id, options.opId, fingerprint, this.config);
   }
 
   private nextToken(): string {

@@ -3,7 +3,7 @@ import { AppError, ErrorCode } from "../errors.js";
 import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
 import { RESOURCE_KIND } from "./document-rules.js";
-import { checkOpId, fingerprintOf, parseReply, settle } from "./script-replies.js";
+import { checkOpId, fingerprintOf, opRecord, parseReply, settle } from "./script-replies.js";
 
 export interface Amount {
   readonly kind: string;
@@ -191,7 +191,7 @@ export class LedgerStore {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
-    private readonly config: { readonly feedRetention: number; readonly opIdTtlSeconds: number },
+    private readonly config: { readonly feedRetention: number; readonly opIdTtlSeconds: number; readonly resendTtlSeconds: number },
   ) {}
 
   /** Grants an allocation; see allocate-9.lua for the rules and refusals. */
@@ -396,19 +396,19 @@ export class LedgerStore {
     const k = this.keys.context(contextId);
     const base = this.keys.contextBase(contextId);
     const fingerprint = options.opId ? fingerprintOf([operation, contextId, ...request, options.reason ?? null]) : "";
+    const record = opRecord(this.keys, contextId, options.opId, fingerprint, this.config);
     const raw = await runScript(
       this.redis,
       script,
-      [k.meta, k.seq, k.feed, this.keys.op(contextId, options.opId ?? ""), k.limits, k.policy, `${base}:root`, `${base}:leases`, `${base}:allocs`],
+      [k.meta, k.seq, k.feed, record.key, k.limits, k.policy, `${base}:root`, `${base}:leases`, `${base}:allocs`],
       [
-        options.opId ?? "",
-        fingerprint,
+        record.fingerprint,
         contextId,
         base,
         options.actor,
         options.reason ?? "",
         this.config.feedRetention,
-        this.config.opIdTtlSeconds,
+        record.ttlSeconds,
         this.keys.changesChannel,
         ...args,
       ],

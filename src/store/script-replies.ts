@@ -1,5 +1,6 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { AppError, ErrorCode, refusalToError, type ScriptRefusal } from "../errors.js";
+import type { Keys } from "../redis/keys.js";
 
 /** What a mutating script answers (see lua/_1-common.lua). */
 export type ScriptReply =
@@ -20,6 +21,44 @@ export function checkOpId(opId: string | null | undefined): void {
 /** A short stable hash of a request, to tell a retry from another request under the same opId. */
 export function fingerprintOf(parts: readonly unknown[]): string {
   return createHash("sha1").update(JSON.stringify(parts)).digest("base64url");
+}
+
+/** Where one script call records its outcome (KEYS op, ARGV fingerprint and seconds to keep it). */
+export interface OpRecord {
+  readonly key: string;
+  readonly fingerprint: string;
+  readonly ttlSeconds: number;
+  /**
+   * True for the client's opId: a replay then answers an earlier request. Otherwise the record
+   * belongs to this very call, and a replay is its own first outcome.
+   */
+  readonly fromClient: boolean;
+}
+
+/** Unique per process, so generated opIds of two server instances never meet. */
+const PROCESS_TOKEN = randomBytes(12).toString("base64url");
+let generatedCount = 0;
+
+/**
+ * The record of one write (DESIGN.md Redis rule 3): under the client's opId with the request's
+ * fingerprint for `opIdTtlSeconds`, or, without one, under an id generated for this call for
+ * `resendTtlSeconds`, because ioredis resends a command whose reply a dropped connection lost,
+ * and that resend must get the first outcome instead of applying the write twice.
+ */
+export function opRecord(
+  keys: Keys,
+  contextId: string,
+  opId: string | null | undefined,
+  fingerprint: string,
+  ttl: { readonly opIdTtlSeconds: number; readonly resendTtlSeconds: number },
+): OpRecord {
+  if (opId) return { key: keys.op(contextId, opId), fingerprint, ttlSeconds: ttl.opIdTtlSeconds, fromClient: true };
+  return {
+    key: keys.resend(contextId, `${PROCESS_TOKEN}.${++generatedCount}`),
+    fingerprint: "",
+    ttlSeconds: ttl.resendTtlSeconds,
+    fromClient: false,
+  };
 }
 
 export function parseReply(raw: unknown): ScriptReply {

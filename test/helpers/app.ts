@@ -32,6 +32,7 @@ export function testConfig(overrides: Partial<AppConfig> = {}): AppConfig {
     maxDocumentBytes: 1_048_576,
     maxDocumentDepth: 32,
     opIdTtlSeconds: 86_400,
+    resendTtlSeconds: 300,
     leaseSweepMs: 500,
     ...overrides,
   };

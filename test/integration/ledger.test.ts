@@ -3,6 +3,7 @@ import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { inject } from "vitest";
 import {
+  AcquireLockDocument,
   AllocateDocument,
   CreateContextDocument,
   DeleteContextDocument,
@@ -12,7 +13,9 @@ import {
   MergeContextDocument,
   PatchContextDocument,
   ReleaseDocument,
+  ReleaseLockDocument,
   RenewAllocationDocument,
+  RenewLockDocument,
   ReportUsageDocument,
 } from "../gql/graphql.js";
 import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
@@ -239,19 +242,35 @@ describe("live limits", () => {
   });
 });
 
-test("every ledger mutation honours opId: applied once, the same outcome", async () => {
+test("every ledger and lock mutation honours opId: sent twice at once and once after, applied once with one outcome", async () => {
   const id = await swarm({ resources: { limits: { credits: 100 } } });
-  const send = () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 10 }), mode: "EXACT", opId: "alloc-1" });
-  const [x, y] = await Promise.all([send(), send()]);
-  const z = await send();
-  expect(x.data?.allocate.id).toBe(`${id}#1`);
-  expect([y.data?.allocate.id, z.data?.allocate.id]).toEqual([`${id}#1`, `${id}#1`]);
-  const usage = () => server.request(ReportUsageDocument, { allocationId: `${id}#1`, usage: amounts({ credits: 4 }), opId: "use-1" });
-  await Promise.all([usage(), usage()]);
-  await usage();
-  expect(asMap((await server.data(GetAllocationDocument, { id: `${id}#1` })).allocation!.consumed)).toEqual({ credits: 4 });
+  /** Sends the same request twice concurrently, then once more: all three answers must be equal and successful. */
+  async function thrice<T>(send: () => Promise<GraphQLResponse<T>>): Promise<T> {
+    const [x, y] = await Promise.all([send(), send()]);
+    const z = await send();
+    expect(x.errors, JSON.stringify(x.errors)).toBeUndefined();
+    expect([y, z]).toEqual([x, x]);
+    return x.data!;
+  }
+  const a = (await thrice(() => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 10 }), mode: "EXACT", opId: "alloc-1" }))).allocate;
+  expect(a.id).toBe(`${id}#1`);
+  await thrice(() => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 4 }), opId: "use-1" }));
+  await thrice(() => server.request(RenewAllocationDocument, { allocationId: a.id, leaseMs: 60_000, opId: "renew-1" }));
+  const released = (await thrice(() => server.request(ReleaseDocument, { allocationId: a.id, usage: amounts({ credits: 1 }), opId: "release-1" }))).release;
+  expect(asMap(released.consumed)).toEqual({ credits: 5 });
+  const lock = (await thrice(() => server.request(AcquireLockDocument, { contextId: id, name: "w", holder: "h", leaseMs: 60_000, opId: "lock-1" }))).acquireLock;
+  expect(lock.token).toBe(1);
+  await thrice(() => server.request(RenewLockDocument, { contextId: id, name: "w", token: 1, leaseMs: 60_000, opId: "lock-renew-1" }));
+  await thrice(() => server.request(ReleaseLockDocument, { contextId: id, name: "w", token: 1, opId: "lock-release-1" }));
+
   const { context } = await server.data(GetLedgerDocument, { id });
   expect(context!.allocations).toHaveLength(1);
+  expect(asMap(context!.budget.consumed)).toEqual({ credits: 5 });
+  const { context: feed } = await server.data(GetHistoryDocument, { id });
+  expect(feed!.history.map((e) => e.kind)).toEqual(["CREATED", "ALLOCATED", "USAGE_REPORTED", "RENEWED", "RELEASED", "LOCK_ACQUIRED", "LOCK_RELEASED"]);
+  // The same opId with other arguments is a client bug, refused rather than answered with another operation's outcome.
+  const reused = await server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 2 }), opId: "use-1" });
+  expect(reused.errors?.[0]?.extensions).toMatchObject({ code: "VALIDATION_FAILED", path: "opId" });
 });
 
 test("ledger changes reach the feed with the allocation as they left it", async () => {
@@ -276,8 +295,16 @@ test("deleteContext ends the ledger; a context created again continues allocatio
   const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 30 }), mode: "EXACT", leaseMs: 60_000 })).allocate;
   await server.data(AllocateDocument, { contextId: id, parentId: a.id, request: amounts({ credits: 10 }), mode: "EXACT" });
   await server.data(DeleteContextDocument, { id });
-  const left = (await redis.keys(`${server.config.keyPrefix}:{ctx:${id}}:*`)).map((k) => k.split("}:")[1]).sort();
-  expect(left).toEqual(["allocCount", "feed", "seq"]);
+  const left = (await redis.keys(`${server.config.keyPrefix}:{ctx:${id}}:*`)).map((k) => k.split("}:")[1]!).sort();
+  // Records of the writes (for resends after a reconnect) stay until they expire on their own.
+  const records = left.filter((k) => k.startsWith("resend:"));
+  expect(records).toHaveLength(4);
+  for (const k of records) {
+    const ttl = await redis.ttl(`${server.config.keyPrefix}:{ctx:${id}}:${k}`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(server.config.resendTtlSeconds);
+  }
+  expect(left.filter((k) => !k.startsWith("resend:"))).toEqual(["allocCount", "feed", "seq"]);
   await refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 1 }) }));
   await server.data(CreateContextDocument, { id, document: { resources: { limits: { credits: 5 } } } });
   const again = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 5 }), mode: "EXACT" })).allocate;

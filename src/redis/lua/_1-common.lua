@@ -11,6 +11,9 @@ local function reply_error(code, message, details)
   return cjson.encode(t)
 end
 
+-- Every write is recorded under an opId (src/store/script-replies.ts opRecord): the client's,
+-- fingerprinted, or one generated for the single script call, with an empty fingerprint, so that
+-- the Redis client resending the call after a reconnect gets the first reply back.
 -- The recorded outcome of an opId wrapped as {"replayed":true,"reply":<first reply>}, or nil.
 -- A different fingerprint under the same opId is a client bug: refuse it instead of returning
 -- an outcome that belongs to another operation.

@@ -15,8 +15,8 @@
 --                         (never deleted, so tokens only grow); <base>:locks the set of names
 -- Invariant, per kind at every node: consumed + reserved <= granted.
 -- Ledger scripts take KEYS 1 meta, 2 seq, 3 feed, 4 op, 5 limits, 6 policy, 7 root, 8 leases,
--- 9 allocs and ARGV 1 opId, 2 fingerprint, 3 context id, 4 key base, 5 actor, 6 reason,
--- 7 feed retention, 8 opId TTL seconds, 9 channel, then their own arguments from 10.
+-- 9 allocs and ARGV 1 fingerprint, 2 context id, 3 key base, 4 actor, 5 reason,
+-- 6 feed retention, 7 seconds to keep the opId's record, 8 channel, then their own arguments from 9.
 -- Time comes from Redis (TIME), one clock for every server instance.
 
 local function now_ms()
@@ -158,12 +158,10 @@ end
 -- The common start of a ledger script: returns ctx, or nil and the reply to return at once
 -- (the recorded outcome of a replayed opId, or NOT_FOUND for a missing context).
 local function ledger_begin()
-  local ctx = { id = ARGV[3], base = ARGV[4], actor = ARGV[5], reason = ARGV[6], retention = ARGV[7],
-    channel = ARGV[9], now = now_ms() }
-  if ARGV[1] ~= '' then
-    local previous = recorded_reply(KEYS[4], ARGV[2])
-    if previous then return nil, previous end
-  end
+  local ctx = { id = ARGV[2], base = ARGV[3], actor = ARGV[4], reason = ARGV[5], retention = ARGV[6],
+    channel = ARGV[8], now = now_ms() }
+  local previous = recorded_reply(KEYS[4], ARGV[1])
+  if previous then return nil, previous end
   if redis.call('EXISTS', KEYS[1]) == 0 then
     return nil, reply_error('NOT_FOUND', 'context ' .. ctx.id .. ' does not exist', { id = ctx.id })
   end
@@ -171,9 +169,9 @@ local function ledger_begin()
   return ctx
 end
 
--- Records the reply under the opId (if any) and returns it.
+-- Records the reply under the opId and returns it.
 local function ledger_done(reply)
-  if ARGV[1] ~= '' then record_reply(KEYS[4], ARGV[2], reply, ARGV[8]) end
+  record_reply(KEYS[4], ARGV[1], reply, ARGV[7])
   return reply
 end
 

@@ -1,11 +1,11 @@
 -- Acquires a named lock with a lease and a fencing token strictly greater than any earlier
 -- token of that name. A lock whose lease ran out is released first (LOCK_RELEASED).
--- KEYS and ARGV 1-9: see _2-ledger.lua. ARGV: 10 name, 11 holder, 12 leaseMs
+-- KEYS 1-9 and ARGV 1-8: see _2-ledger.lua. ARGV: 9 name, 10 holder, 11 leaseMs
 -- Returns: ok {lock} | NOT_FOUND | LOCK_HELD {holder, expiresAt (ISO)}
 -- Emits: EXPIRED for overdue leases, LOCK_RELEASED for an ended lease, then LOCK_ACQUIRED
 local ctx, early = ledger_begin()
 if not ctx then return early end
-local name = ARGV[10]
+local name = ARGV[9]
 local lock_key = ctx.base .. ':lock:' .. name
 local lock = redis.call('HMGET', lock_key, 'holder', 'token', 'expiresAt')
 if lock[1] then
@@ -17,9 +17,9 @@ if lock[1] then
   ledger_change(ctx, 'LOCK_RELEASED', 'lock', lock_json(name, lock[1], lock[2], lock[3]))
 end
 local token = redis.call('INCR', ctx.base .. ':lockToken:' .. name)
-local expires = int(ctx.now + tonumber(ARGV[12]))
-redis.call('HSET', lock_key, 'holder', ARGV[11], 'token', token, 'expiresAt', expires)
+local expires = int(ctx.now + tonumber(ARGV[11]))
+redis.call('HSET', lock_key, 'holder', ARGV[10], 'token', token, 'expiresAt', expires)
 redis.call('SADD', ctx.base .. ':locks', name)
-local json = lock_json(name, ARGV[11], token, expires)
+local json = lock_json(name, ARGV[10], token, expires)
 ledger_change(ctx, 'LOCK_ACQUIRED', 'lock', json)
 return ledger_done('{"ok":true,"lock":' .. json .. '}')

@@ -1,17 +1,17 @@
 -- Grants an allocation from the budget or from an active allocation, per kind at most
 -- policy.allocation.maxShare of what the parent has available. EXACT grants all or nothing;
 -- UP_TO grants min(request, allowed) per kind and is refused only if every kind would get 0.
--- KEYS and ARGV 1-9: see _2-ledger.lua. ARGV: 10 parent number ('' = the budget),
---   11 explicit request "kind amount ..." (overrides the profile's kinds), 12 profile name
---   ('' = none), 13 mode EXACT|UP_TO, 14 leaseMs ('' = profile's, else policy default, else none),
---   15 holder, 16 purpose
+-- KEYS 1-9 and ARGV 1-8: see _2-ledger.lua. ARGV: 9 parent number ('' = the budget),
+--   10 explicit request "kind amount ..." (overrides the profile's kinds), 11 profile name
+--   ('' = none), 12 mode EXACT|UP_TO, 13 leaseMs ('' = profile's, else policy default, else none),
+--   14 holder, 15 purpose
 -- Returns: ok {allocation} | NOT_FOUND | ALLOCATION_ENDED (parent) | LIMIT_EXCEEDED (maxDepth)
 --          | VALIDATION_FAILED (profile) | INSUFFICIENT_RESOURCES {available: [{kind, amount}]}
 -- Emits: EXPIRED for overdue leases, then ALLOCATED
 local ctx, early = ledger_begin()
 if not ctx then return early end
 
-local parent, parent_tier, parent_path = ARGV[10], 1, ''
+local parent, parent_tier, parent_path = ARGV[9], 1, ''
 if parent ~= '' then
   local p = redis.call('HMGET', node_key(ctx.base, parent), 'status', 'tier', 'path')
   if not p[1] then
@@ -33,22 +33,22 @@ if tier > max_depth then
     { limit = 'maxDepth', max = max_depth })
 end
 
-local request, kinds, lease = {}, {}, ARGV[14]
+local request, kinds, lease = {}, {}, ARGV[13]
 local function ask(kind, amount)
   if request[kind] == nil then kinds[#kinds + 1] = kind end
   request[kind] = tonumber(amount)
 end
-if ARGV[12] ~= '' then
-  local profile = redis.call('HGET', KEYS[6], 'profile:' .. ARGV[12])
+if ARGV[11] ~= '' then
+  local profile = redis.call('HGET', KEYS[6], 'profile:' .. ARGV[11])
   if not profile then
-    return reply_error('VALIDATION_FAILED', 'policy.allocation.profiles has no profile ' .. ARGV[12], { path = 'profile' })
+    return reply_error('VALIDATION_FAILED', 'policy.allocation.profiles has no profile ' .. ARGV[11], { path = 'profile' })
   end
   local items = {}
   for w in string.gmatch(profile, '[^,]+') do items[#items + 1] = w end
   for i = 1, #items, 2 do ask(items[i], items[i + 1]) end
-  if lease == '' then lease = redis.call('HGET', KEYS[6], 'profileLease:' .. ARGV[12]) or '' end
+  if lease == '' then lease = redis.call('HGET', KEYS[6], 'profileLease:' .. ARGV[11]) or '' end
 end
-local explicit = words(ARGV[11])
+local explicit = words(ARGV[10])
 for i = 1, #explicit, 2 do ask(explicit[i], explicit[i + 1]) end
 if lease == '' then lease = policy[2] or '' end
 if #kinds == 0 then
@@ -62,7 +62,7 @@ for _, kind in ipairs(kinds) do
   if grant[kind] < request[kind] then short = true end
   if grant[kind] > 0 then any = true end
 end
-if (ARGV[13] == 'EXACT' and short) or (ARGV[13] == 'UP_TO' and not any) then
+if (ARGV[12] == 'EXACT' and short) or (ARGV[12] == 'UP_TO' and not any) then
   return reply_error_raw('INSUFFICIENT_RESOURCES',
     'the ' .. (parent == '' and 'budget' or ('allocation ' .. ctx.id .. '#' .. parent)) .. ' cannot cover the request',
     ',"available":' .. amounts_json(kinds, function(kind) return allowed[kind] end))
@@ -72,7 +72,7 @@ local n = redis.call('INCR', ctx.base .. ':allocCount')
 local key = node_key(ctx.base, n)
 local expires = lease == '' and '' or int(ctx.now + tonumber(lease))
 local fields = { 'parent', parent, 'tier', tier, 'path', parent_path, 'status', 'ACTIVE', 'kinds', table.concat(kinds, ' '),
-  'holder', ARGV[15], 'purpose', ARGV[16], 'createdAt', int(ctx.now), 'expiresAt', expires, 'endedAt', '' }
+  'holder', ARGV[14], 'purpose', ARGV[15], 'createdAt', int(ctx.now), 'expiresAt', expires, 'endedAt', '' }
 for _, kind in ipairs(kinds) do
   local more = { 'q:' .. kind, int(request[kind]), 'g:' .. kind, int(grant[kind]), 'c:' .. kind, '0', 'r:' .. kind, '0' }
   for _, v in ipairs(more) do fields[#fields + 1] = v end

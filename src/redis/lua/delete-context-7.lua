@@ -2,21 +2,18 @@
 -- seqs, allocation numbers and lock tokens stay, so that a context created again under the same
 -- id continues them (no seq gap, no reused allocation id, no smaller fencing token). Emits DELETED.
 -- KEYS: 1 meta, 2 seq, 3 snapshots, 4 feed, 5 op, 6 limits, 7 policy
--- ARGV: 1 opId ('' = none), 2 fingerprint, 3 expected version ('' = none), 4 actor, 5 reason,
---       6 now (ISO), 7 feed retention, 8 opId TTL seconds, 9 channel, 10 context id
+-- ARGV: 1 fingerprint, 2 expected version ('' = none), 3 actor, 4 reason,
+--       5 now (ISO), 6 feed retention, 7 seconds to keep the opId's record, 8 channel, 9 context id
 -- Returns: ok {version, seq} | NOT_FOUND | VERSION_CONFLICT {currentVersion} | VALIDATION_FAILED
 -- Emits: DELETED
-local op_id, fingerprint = ARGV[1], ARGV[2]
-if op_id ~= '' then
-  local previous = recorded_reply(KEYS[5], fingerprint)
-  if previous then return previous end
-end
+local previous = recorded_reply(KEYS[5], ARGV[1])
+if previous then return previous end
 local current = tonumber(redis.call('HGET', KEYS[1], 'version'))
 if not current then
-  return reply_error('NOT_FOUND', 'context ' .. ARGV[10] .. ' does not exist', { id = ARGV[10] })
+  return reply_error('NOT_FOUND', 'context ' .. ARGV[9] .. ' does not exist', { id = ARGV[9] })
 end
-if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= current then
-  return reply_error('VERSION_CONFLICT', 'expected version ' .. ARGV[3] .. ' but the context is at ' .. current,
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
+  return reply_error('VERSION_CONFLICT', 'expected version ' .. ARGV[2] .. ' but the context is at ' .. current,
     { currentVersion = current })
 end
 
@@ -27,9 +24,9 @@ for _, n in ipairs(redis.call('ZRANGE', base .. ':allocs', 0, -1)) do
 end
 for _, name in ipairs(redis.call('SMEMBERS', base .. ':locks')) do redis.call('DEL', base .. ':lock:' .. name) end
 redis.call('DEL', base .. ':root', base .. ':children:root', base .. ':leases', base .. ':allocs', base .. ':locks')
-local seq = append_change(KEYS[2], KEYS[4], ARGV[7], ARGV[9], ARGV[10], {
-  'kind', 'DELETED', 'version', current, 'paths', '[""]', 'patch', '[]', 'actor', ARGV[4],
-  'reason', ARGV[5], 'at', ARGV[6] })
+local seq = append_change(KEYS[2], KEYS[4], ARGV[6], ARGV[8], ARGV[9], {
+  'kind', 'DELETED', 'version', current, 'paths', '[""]', 'patch', '[]', 'actor', ARGV[3],
+  'reason', ARGV[4], 'at', ARGV[5] })
 local reply = cjson.encode({ ok = true, version = current, seq = seq })
-if op_id ~= '' then record_reply(KEYS[5], fingerprint, reply, ARGV[8]) end
+record_reply(KEYS[5], ARGV[1], reply, ARGV[7])
 return reply

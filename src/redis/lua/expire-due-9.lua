@@ -1,5 +1,5 @@
 -- The sweeper's step: ends every allocation of the context whose lease ran out.
--- KEYS and ARGV 1-9: see _2-ledger.lua (opId '').
+-- KEYS 1-9 and ARGV 1-8: see _2-ledger.lua.
 -- Returns: ok {nextExpiry: ms or null} | NOT_FOUND
 -- Emits: EXPIRED for each allocation ended (and its descendants)
 local ctx, early = ledger_begin()

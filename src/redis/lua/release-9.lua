@@ -1,15 +1,15 @@
 -- Ends an active allocation and, first, every active descendant (each RELEASED): final usage
 -- is added to its consumption, consumption is charged up the chain and the unused rest of each
 -- grant returns to its parent.
--- KEYS and ARGV 1-9: see _2-ledger.lua. ARGV: 10 allocation number, 11 final usage "kind amount ..."
+-- KEYS 1-9 and ARGV 1-8: see _2-ledger.lua. ARGV: 9 allocation number, 10 final usage "kind amount ..."
 -- Returns: ok {allocation} | NOT_FOUND | ALLOCATION_ENDED | USAGE_EXCEEDED {kind, remaining}
 -- Emits: EXPIRED for overdue leases, then RELEASED for each descendant and the allocation
 local ctx, early = ledger_begin()
 if not ctx then return early end
-local n = ARGV[10]
+local n = ARGV[9]
 local key, refusal = active_allocation(ctx, n)
 if not key then return refusal end
-local usage = words(ARGV[11])
+local usage = words(ARGV[10])
 for i = 1, #usage, 2 do
   local kind = usage[i]
   local remaining = granted(ctx.base, n, kind) - num(redis.call('HGET', key, 'c:' .. kind))

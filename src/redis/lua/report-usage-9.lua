@@ -1,14 +1,14 @@
 -- Adds usage to an active allocation's consumption, refused if any kind would exceed what the
 -- allocation may still spend (granted - consumed - reserved).
--- KEYS and ARGV 1-9: see _2-ledger.lua. ARGV: 10 allocation number, 11 usage "kind amount ..."
+-- KEYS 1-9 and ARGV 1-8: see _2-ledger.lua. ARGV: 9 allocation number, 10 usage "kind amount ..."
 -- Returns: ok {allocation} | NOT_FOUND | ALLOCATION_ENDED | USAGE_EXCEEDED {kind, remaining}
 -- Emits: EXPIRED for overdue leases, then USAGE_REPORTED
 local ctx, early = ledger_begin()
 if not ctx then return early end
-local n = ARGV[10]
+local n = ARGV[9]
 local key, refusal = active_allocation(ctx, n)
 if not key then return refusal end
-local usage = words(ARGV[11])
+local usage = words(ARGV[10])
 for i = 1, #usage, 2 do
   local remaining = available(ctx.base, n, usage[i])
   if tonumber(usage[i + 1]) > remaining then
