@@ -1,8 +1,10 @@
-// `npm run bench`: requests/s of swarm-context's context reads and writes as ratios to a plain yoga server measured in the same run.
+// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
+import { Redis } from "ioredis";
+import { ledgerViolations } from "../test/helpers/ledger-invariant.js";
 import { startRedisServer } from "../test/helpers/redis-server.js";
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 3);
@@ -43,15 +45,39 @@ interface Row {
   goal?: number;
 }
 
-/** Load with autocannon; a response counts as a failure if it is not 2xx or carries GraphQL errors. */
-async function load(scenario: string, url: string, query: string, variables?: unknown): Promise<Row & { acknowledged: number }> {
+/** One GraphQL request of a chain that each connection sends in a loop, in order. */
+interface Step {
+  query: string;
+  variables?: unknown;
+  /** Variables computed from what earlier steps of the chain stored in `state`. */
+  variablesFrom?: (state: Record<string, unknown>) => unknown;
+  /** Keeps what later steps need from this step's response body. */
+  keep?: (body: any, state: Record<string, unknown>) => void;
+}
+
+function toRequest(step: Step): autocannon.Request {
+  const request: autocannon.Request = { method: "POST", body: JSON.stringify({ query: step.query, variables: step.variables }) };
+  // autocannon calls these whenever the keys are present, so they are set only when needed.
+  const { variablesFrom, keep } = step;
+  if (variablesFrom) {
+    request.setupRequest = (req, state) => ({ ...req, body: JSON.stringify({ query: step.query, variables: variablesFrom(state as Record<string, unknown>) }) });
+  }
+  if (keep) request.onResponse = (_status, body, state) => keep(JSON.parse(body), state as Record<string, unknown>);
+  return request;
+}
+
+/**
+ * Load with autocannon, each connection sending `steps` in a loop; rps counts requests, not
+ * chains. A response counts as a failure if it is not 2xx or carries GraphQL errors.
+ */
+async function load(scenario: string, url: string, steps: Step[]): Promise<Row & { acknowledged: number }> {
   let graphqlErrors = 0;
   let acknowledged = 0;
   const opts = {
     url,
     method: "POST" as const,
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ query, variables }),
+    requests: steps.map(toRequest),
     connections: CONNECTIONS,
     setupClient: (client: autocannon.Client) =>
       client.on("body", (buf: Buffer) => (buf.includes('"errors"') ? graphqlErrors++ : acknowledged++)),
@@ -101,20 +127,41 @@ async function main(): Promise<void> {
       await post(appUrl, "mutation($id: ID!, $d: JSON!) { createContext(id: $id, document: $d) { version } }", { id: `bench-${bytes}`, d: documentOf(bytes) });
     }
     const acknowledged = new Map<string, number>(sizes.map(([label]) => [label, 0]));
+    await post(appUrl, "mutation($d: JSON!) { createContext(id: \"bench-ledger\", document: $d) { version } }", {
+      d: { resources: { limits: { credits: 1e12, tokens: 1e12 } }, policy: { allocation: { maxShare: 0.5 } } },
+    });
+    let releases = 0;
+    const pair: Step[] = [
+      {
+        query: 'mutation { allocate(contextId: "bench-ledger", request: [{kind: "credits", amount: 10}, {kind: "tokens", amount: 100}], mode: EXACT, leaseMs: 60000, holder: "bench") { id } }',
+        keep: (body, state) => (state.allocationId = body.data?.allocate?.id),
+      },
+      {
+        query: 'mutation($a: ID!) { release(allocationId: $a, usage: [{kind: "credits", amount: 1}]) { status } }',
+        variablesFrom: (state) => ({ a: state.allocationId }),
+        keep: (body) => (releases += body.data?.release ? 1 : 0),
+      },
+    ];
     for (let round = 1; round <= ROUNDS; round++) {
-      const hello = await load("ceiling: yoga { hello }", ceilingUrl, "{ hello }");
+      const hello = await load("ceiling: yoga { hello }", ceilingUrl, [{ query: "{ hello }" }]);
       record(hello);
       for (const [label, bytes] of sizes) {
-        const slice = await load(`context{slice} ${label}`, appUrl, 'query($id: ID!) { context(id: $id) { version slice(paths: ["/policy/mode", "/execution/counter"]) } }', { id: `bench-${bytes}` });
+        const slice = await load(`context{slice} ${label}`, appUrl, [
+          { query: 'query($id: ID!) { context(id: $id) { version slice(paths: ["/policy/mode", "/execution/counter"]) } }', variables: { id: `bench-${bytes}` } },
+        ]);
         record({ ...slice, ratio: slice.rps / hello.rps, goal: 0.7 });
       }
-      const echo = await load("ceiling: yoga mutation echo", ceilingUrl, 'mutation { echo(text: "x") }');
+      const echo = await load("ceiling: yoga mutation echo", ceilingUrl, [{ query: 'mutation { echo(text: "x") }' }]);
       record(echo);
       for (const [label, bytes] of sizes) {
-        const patch = await load(`patchContext ${label}`, appUrl, 'mutation($id: ID!) { patchContext(id: $id, patch: [{op: replace, path: "/execution/counter", value: 1}]) { version } }', { id: `bench-${bytes}` });
+        const patch = await load(`patchContext ${label}`, appUrl, [
+          { query: 'mutation($id: ID!) { patchContext(id: $id, patch: [{op: replace, path: "/execution/counter", value: 1}]) { version } }', variables: { id: `bench-${bytes}` } },
+        ]);
         record({ ...patch, ratio: patch.rps / echo.rps, goal: label === "1 KiB" ? 0.6 : undefined });
         acknowledged.set(label, acknowledged.get(label)! + patch.acknowledged);
       }
+      const ledger = await load("allocate + release, one swarm", appUrl, pair);
+      record({ ...ledger, ratio: ledger.rps / echo.rps, goal: 0.5 });
     }
     for (const [label, bytes] of sizes) {
       const after = await post(appUrl, "query($id: ID!) { context(id: $id) { version } }", { id: `bench-${bytes}` });
@@ -124,6 +171,16 @@ async function main(): Promise<void> {
       const verdict = unacknowledged >= 0 && unacknowledged <= 4 * ROUNDS * CONNECTIONS ? "no lost update" : "LOST OR EXTRA WRITES";
       console.log(`${label}: version ${after.data.context.version} after ${acknowledged.get(label)} acknowledged patches: ${verdict}`);
     }
+    // Each acknowledged release charged 1 credit; releases cut off in flight may have landed too.
+    const { data } = await post(appUrl, '{ context(id: "bench-ledger") { budget { consumed { kind amount } } allocations(status: ACTIVE) { id } } }');
+    const consumed = data.context.budget.consumed.find((a: { kind: string }) => a.kind === "credits")?.amount ?? 0;
+    const direct = new Redis(redis.url);
+    const violations = await ledgerViolations(direct, "bench", "bench-ledger");
+    direct.disconnect();
+    const ledgerSound = consumed >= releases && consumed - releases <= 2 * ROUNDS * CONNECTIONS && violations.length === 0;
+    console.log(
+      `ledger: ${releases} acknowledged releases, ${consumed} credits consumed, ${data.context.allocations.length} allocations left active, invariant ${violations.length ? `BROKEN: ${violations.join("; ")}` : "holds"}: ${ledgerSound ? "sound" : "NOT SOUND"}`,
+    );
   } finally {
     stopAll();
     await redis.stop();
@@ -139,7 +196,8 @@ async function main(): Promise<void> {
     ratios: runs[0]!.ratio === undefined ? undefined : runs.map((r) => r.ratio!),
     goal: runs[0]!.goal,
   }));
-  console.log(`\n${CONNECTIONS} connections, ${DURATION_S} s per scenario, medians of ${ROUNDS} rounds; 2 cores shared by server, Redis and load generator\n`);
+  console.log(`\n${CONNECTIONS} connections, ${DURATION_S} s per scenario, medians of ${ROUNDS} rounds; 2 cores shared by server, Redis and load generator`);
+  console.log("req/s counts requests; an allocate + release pair is two, and its ceiling is a pair of echo mutations\n");
   console.log("| scenario | req/s | p50 ms | p99 ms | failures | ratio to ceiling (median; per round) | goal |");
   console.log("|---|---:|---:|---:|---:|---:|---|");
   for (const r of rows) {
