@@ -1,4 +1,5 @@
 import * as resolve from "../resolvers/ledger.js";
+import { HOLDER_MAX_LENGTH, LOCK_NAME } from "../src/store/document-rules.js";
 import type { Allocation, Amount, Budget, Lock } from "../src/store/ledger.js";
 import { builder } from "./builder.js";
 import { SwarmContext } from "./swarm-context.js";
@@ -108,6 +109,9 @@ builder.queryField("allocation", (t) =>
   }),
 );
 
+const lockNameRule = `Matches ${LOCK_NAME.source}.`;
+const holderRule = `Who holds it: 1 to ${HOLDER_MAX_LENGTH} characters.`;
+
 type MutationFieldBuilder = Parameters<Parameters<typeof builder.mutationFields>[0]>[0];
 const ledgerArgs = (t: MutationFieldBuilder) => ({
   opId: t.arg.string({ description: "Idempotency key: a retry with the same opId returns the first outcome." }),
@@ -127,7 +131,7 @@ builder.mutationFields((t) => ({
       profile: t.arg.string(),
       mode: t.arg({ type: AllocationMode, required: true }),
       leaseMs: t.arg.int(),
-      holder: t.arg.string(),
+      holder: t.arg.string({ description: holderRule }),
       purpose: t.arg.string(),
       ...ledgerArgs(t),
     },
@@ -161,9 +165,9 @@ builder.mutationFields((t) => ({
     description: "Takes the lock for `leaseMs`, with a new fencing token; LOCK_HELD while another lease runs.",
     args: {
       contextId: t.arg.id({ required: true }),
-      name: t.arg.string({ required: true }),
-      holder: t.arg.string({ required: true }),
-      leaseMs: t.arg.int({ required: true }),
+      name: t.arg.string({ required: true, description: lockNameRule }),
+      holder: t.arg.string({ required: true, description: holderRule }),
+      leaseMs: t.arg.int({ required: true, description: "1 ms to 365 days." }),
       ...ledgerArgs(t),
     },
     resolve: (_root, args, ctx) => resolve.acquireLock({ ...args, contextId: String(args.contextId) }, ctx),
@@ -173,7 +177,7 @@ builder.mutationFields((t) => ({
     description: "Extends the lease of the lock held with `token`; STALE_FENCE if it is not the current token or its lease ran out.",
     args: {
       contextId: t.arg.id({ required: true }),
-      name: t.arg.string({ required: true }),
+      name: t.arg.string({ required: true, description: lockNameRule }),
       token: t.arg.int({ required: true }),
       leaseMs: t.arg.int({ required: true }),
       ...ledgerArgs(t),
@@ -185,7 +189,7 @@ builder.mutationFields((t) => ({
     description: "Releases the lock held with `token`; STALE_FENCE if it is not the current token or its lease ran out.",
     args: {
       contextId: t.arg.id({ required: true }),
-      name: t.arg.string({ required: true }),
+      name: t.arg.string({ required: true, description: lockNameRule }),
       token: t.arg.int({ required: true }),
       ...ledgerArgs(t),
     },

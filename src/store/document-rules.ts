@@ -7,6 +7,10 @@ export const RESOURCE_KIND = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
 /** Allocation profile names (`policy.allocation.profiles`). */
 export const PROFILE_NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
 
+/** Lock names go into Redis keys (`lock:<name>`); holders are free text of this length at most. */
+export const LOCK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+export const HOLDER_MAX_LENGTH = 200;
+
 /** Context ids go into Redis keys inside a `{ctx:<id>}` hash tag, so braces are never allowed. */
 export const CONTEXT_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 

@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
-import { RESOURCE_KIND } from "./document-rules.js";
+import { HOLDER_MAX_LENGTH, LOCK_NAME, RESOURCE_KIND } from "./document-rules.js";
 import { checkOpId, fingerprintOf, opRecord, parseReply, settle } from "./script-replies.js";
 
 export interface Amount {
@@ -126,6 +126,16 @@ function flatAmounts(amounts: readonly Amount[], path: string): string {
     .join(" ");
 }
 
+function checkLockName(name: string): void {
+  if (!LOCK_NAME.test(name)) throw invalid("name", `lock name ${JSON.stringify(name)} must match ${LOCK_NAME.source}`);
+}
+
+function checkHolder(holder: string | null | undefined): void {
+  if (holder != null && (holder.length === 0 || holder.length > HOLDER_MAX_LENGTH)) {
+    throw invalid("holder", `holder must be 1 to ${HOLDER_MAX_LENGTH} characters`);
+  }
+}
+
 function checkLease(leaseMs: number | null | undefined, path: string): void {
   if (leaseMs != null && (!Number.isSafeInteger(leaseMs) || leaseMs < 1 || leaseMs > LEASE_MS_MAX)) {
     throw invalid(path, `${path} must be an integer from 1 to ${LEASE_MS_MAX}`);
@@ -202,6 +212,7 @@ export class LedgerStore {
     }
     if (req.request == null && req.profile == null) throw invalid("request", "give request, profile, or both");
     checkLease(req.leaseMs, "leaseMs");
+    checkHolder(req.holder);
     const request = flatAmounts(req.request ?? [], "request");
     const reply = await this.run("allocate", contextId, "allocate", [req], options, [
       parent === "" ? "" : parent.n,
@@ -218,6 +229,7 @@ export class LedgerStore {
   /** Adds usage to an allocation's consumption. */
   async reportUsage(allocationId: string, usage: readonly Amount[], options: LedgerOptions): Promise<Allocation> {
     const { contextId, n } = parseAllocationId(allocationId);
+    if (usage.length === 0) throw invalid("usage", "usage names no resource kind");
     const reply = await this.run("report-usage", contextId, "reportUsage", [allocationId, usage], options, [
       n,
       flatAmounts(usage, "usage"),
@@ -244,18 +256,22 @@ export class LedgerStore {
   }
 
   async acquireLock(contextId: string, name: string, holder: string, leaseMs: number, options: LedgerOptions): Promise<Lock> {
+    checkLockName(name);
+    checkHolder(holder);
     checkLease(leaseMs, "leaseMs");
     const reply = await this.run("acquire-lock", contextId, "acquireLock", [name, holder, leaseMs], options, [name, holder, leaseMs]);
     return toLock((reply as { lock: RawLock }).lock);
   }
 
   async renewLock(contextId: string, name: string, token: number, leaseMs: number, options: LedgerOptions): Promise<Lock> {
+    checkLockName(name);
     checkLease(leaseMs, "leaseMs");
     const reply = await this.run("renew-lock", contextId, "renewLock", [name, token, leaseMs], options, [name, token, leaseMs]);
     return toLock((reply as { lock: RawLock }).lock);
   }
 
   async releaseLock(contextId: string, name: string, token: number, options: LedgerOptions): Promise<Lock> {
+    checkLockName(name);
     const reply = await this.run("release-lock", contextId, "releaseLock", [name, token], options, [name, token]);
     return toLock((reply as { lock: RawLock }).lock);
   }

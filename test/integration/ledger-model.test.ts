@@ -1,4 +1,4 @@
-// Proves, with fast-check, that random sequences of allocate / reportUsage / release and live changes of limits and maxShare leave the server's ledger equal to a plain in-memory model after every command.
+// Proves, with fast-check, that random sequences of allocate / reportUsage / release / renew and live changes of limits, maxShare and maxDepth leave the server's ledger equal to a plain in-memory model after every command.
 import fc from "fast-check";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, inject, test } from "vitest";
@@ -8,6 +8,7 @@ import {
   GetLedgerDocument,
   MergeContextDocument,
   ReleaseDocument,
+  RenewAllocationDocument,
   ReportUsageDocument,
 } from "../gql/graphql.js";
 import { errorCode, startTestServer, type TestServer } from "../helpers/app.js";
@@ -34,6 +35,7 @@ const zero = (): Amounts => ({ credits: 0, tokens: 0 });
 interface ModelNode {
   id: string;
   parent: ModelNode | null;
+  tier: number;
   kinds: Kind[];
   granted: Amounts;
   consumed: Amounts;
@@ -46,6 +48,7 @@ interface ModelNode {
 class Model {
   limits: Amounts = { credits: 1000, tokens: 400 };
   maxShare = 1;
+  maxDepth = 8;
   root = { consumed: zero(), reserved: zero() };
   nodes: ModelNode[] = [];
   constructor(readonly contextId: string) {}
@@ -56,8 +59,14 @@ class Model {
     return Math.max(0, granted - consumed[kind] - reserved[kind]);
   }
 
-  allocate(parent: ModelNode | null, request: Partial<Amounts>, mode: "EXACT" | "UP_TO"): ModelNode | "INSUFFICIENT_RESOURCES" | "ALLOCATION_ENDED" {
+  allocate(
+    parent: ModelNode | null,
+    request: Partial<Amounts>,
+    mode: "EXACT" | "UP_TO",
+  ): ModelNode | "INSUFFICIENT_RESOURCES" | "ALLOCATION_ENDED" | "LIMIT_EXCEEDED" {
     if (parent && parent.status !== "ACTIVE") return "ALLOCATION_ENDED";
+    const tier = (parent?.tier ?? 1) + 1;
+    if (tier > this.maxDepth) return "LIMIT_EXCEEDED";
     const kinds = KINDS.filter((k) => request[k] !== undefined);
     const grant = zero();
     let short = false;
@@ -69,7 +78,7 @@ class Model {
       if (grant[k] > 0) any = true;
     }
     if ((mode === "EXACT" && short) || (mode === "UP_TO" && !any)) return "INSUFFICIENT_RESOURCES";
-    const node: ModelNode = { id: `${this.contextId}#${this.nodes.length + 1}`, parent, kinds, granted: grant, consumed: zero(), reserved: zero(), status: "ACTIVE", children: [] };
+    const node: ModelNode = { id: `${this.contextId}#${this.nodes.length + 1}`, parent, tier, kinds, granted: grant, consumed: zero(), reserved: zero(), status: "ACTIVE", children: [] };
     for (const k of kinds) (parent ?? this.root).reserved[k] += grant[k];
     parent?.children.push(node);
     this.nodes.push(node);
@@ -81,6 +90,10 @@ class Model {
     for (const k of KINDS) if (usage[k] !== undefined && usage[k]! > this.available(node, k)) return "USAGE_EXCEEDED";
     for (const k of KINDS) node.consumed[k] += usage[k] ?? 0;
     return "ok";
+  }
+
+  renew(node: ModelNode): "ok" | "ALLOCATION_ENDED" {
+    return node.status === "ACTIVE" ? "ok" : "ALLOCATION_ENDED";
   }
 
   subtreeConsumed(node: ModelNode, k: Kind): number {
@@ -127,6 +140,7 @@ async function expectSame(model: Model, real: Real): Promise<void> {
   context!.allocations.forEach((a, i) => {
     const n = model.nodes[i]!;
     expect(a.status).toBe(n.status);
+    expect(a.tier).toBe(n.tier);
     for (const k of n.kinds) {
       expect(asMap(a.granted)[k]).toBe(n.granted[k]);
       expect(asMap(a.consumed)[k]).toBe(n.consumed[k]);
@@ -181,26 +195,41 @@ class ReleaseCommand implements fc.AsyncCommand<Model, Real> {
   toString = () => `release(${this.index}, ${JSON.stringify(this.usage)})`;
 }
 
+class RenewCommand implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly index: number) {}
+  check = (model: Readonly<Model>) => model.nodes.length > 0;
+  async run(model: Model, real: Real) {
+    const node = pickNode(model, this.index)!;
+    const expected = model.renew(node);
+    const res = await real.server.request(RenewAllocationDocument, { allocationId: node.id, leaseMs: 600_000 });
+    expect(expected === "ok" ? res.errors : errorCode(res)).toEqual(expected === "ok" ? undefined : expected);
+    await expectSame(model, real);
+  }
+  toString = () => `renew(${this.index})`;
+}
+
 class PolicyCommand implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly credits: number, readonly maxShare: number) {}
+  constructor(readonly credits: number, readonly maxShare: number, readonly maxDepth: number) {}
   check = () => true;
   async run(model: Model, real: Real) {
     model.limits = { ...model.limits, credits: this.credits };
     model.maxShare = this.maxShare;
+    model.maxDepth = this.maxDepth;
     await real.server.data(MergeContextDocument, {
       id: model.contextId,
-      merge: { resources: { limits: { credits: this.credits } }, policy: { allocation: { maxShare: this.maxShare } } },
+      merge: { resources: { limits: { credits: this.credits } }, policy: { allocation: { maxShare: this.maxShare, maxDepth: this.maxDepth } } },
     });
     await expectSame(model, real);
   }
-  toString = () => `policy(credits ${this.credits}, maxShare ${this.maxShare})`;
+  toString = () => `policy(credits ${this.credits}, maxShare ${this.maxShare}, maxDepth ${this.maxDepth})`;
 }
 
 const commands = [
   fc.tuple(fc.option(fc.nat(), { nil: null }), requestArb, fc.constantFrom("EXACT" as const, "UP_TO" as const)).map(([p, r, m]) => new AllocateCommand(p, r, m)),
   fc.tuple(fc.nat(), requestArb).map(([i, u]) => new ReportCommand(i, u)),
   fc.tuple(fc.nat(), fc.oneof(fc.constant({}), requestArb)).map(([i, u]) => new ReleaseCommand(i, u)),
-  fc.tuple(fc.integer({ min: 0, max: 1500 }), fc.constantFrom(0.25, 0.5, 1)).map(([c, s]) => new PolicyCommand(c, s)),
+  fc.nat().map((i) => new RenewCommand(i)),
+  fc.tuple(fc.integer({ min: 0, max: 1500 }), fc.constantFrom(0.25, 0.5, 1), fc.constantFrom(2, 3, 4, 8)).map(([c, s, d]) => new PolicyCommand(c, s, d)),
 ];
 
 test("the server's ledger equals the model after every command", async () => {

@@ -29,7 +29,9 @@ let counter = 0;
 const touched = new Set<string>();
 
 beforeAll(async () => {
-  server = await startTestServer();
+  // No sweeper: `refused` compares every key of the prefix, and background sweeps would change
+  // other tests' contexts meanwhile. The sweeper's own test starts a server with one.
+  server = await startTestServer({ leaseSweepMs: 0 });
   redis = new Redis(inject("redisUrl"));
 });
 afterEach(async () => {
@@ -142,6 +144,8 @@ describe("allocate", () => {
     await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: -1 }), mode: "EXACT" }));
     await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ "bad kind": 1 }), mode: "EXACT" }));
     await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 1 }), mode: "EXACT", leaseMs: 0 }));
+    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 1 }), mode: "EXACT", holder: "h".repeat(201) }));
+    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 1, tokens: 1 }).concat(amounts({ credits: 2 })), mode: "EXACT" }));
   });
 });
 
@@ -158,6 +162,8 @@ describe("usage, release, renew", () => {
     await refused("USAGE_EXCEEDED", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ tokens: 1 }) }));
     await refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: `${id}#42`, usage: amounts({ credits: 1 }) }));
     await refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: "not-an-id", usage: amounts({ credits: 1 }) }));
+    await refused("VALIDATION_FAILED", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: [] }));
+    await refused("VALIDATION_FAILED", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 1.5 }) }));
   });
 
   test("release cascades to active descendants, charges consumption up the chain and returns the rest", async () => {
@@ -196,35 +202,27 @@ describe("usage, release, renew", () => {
   });
 
   test("a lease runs out: the next operation that needs its room ends it as EXPIRED (no sweeper); renew extends it", async () => {
-    const unswept = await startTestServer({ leaseSweepMs: 0 });
-    try {
-      const id = "on-demand";
-      await unswept.data(CreateContextDocument, { id, document: { resources: { limits: { credits: 100 } } } });
-      const short = (await unswept.data(AllocateDocument, { contextId: id, request: amounts({ credits: 60 }), mode: "EXACT", leaseMs: 50 })).allocate;
-      await unswept.data(ReportUsageDocument, { allocationId: short.id, usage: amounts({ credits: 10 }) });
-      const kept = (await unswept.data(AllocateDocument, { contextId: id, request: amounts({ credits: 40 }), mode: "EXACT", leaseMs: 50 })).allocate;
-      const renewed = (await unswept.data(RenewAllocationDocument, { allocationId: kept.id, leaseMs: 60_000 })).renewAllocation;
-      expect(Date.parse(renewed.expiresAt!)).toBeGreaterThan(Date.parse(kept.expiresAt!));
-      await redisTimePast(redis, short.expiresAt!);
-      expect((await unswept.data(GetAllocationDocument, { id: short.id })).allocation!.status).toBe("ACTIVE");
-      const next = (await unswept.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50 }), mode: "EXACT" })).allocate;
-      expect(asMap(next.granted)).toEqual({ credits: 50 });
-      const ended = (await unswept.data(GetAllocationDocument, { id: short.id })).allocation!;
-      expect(ended.status).toBe("EXPIRED");
-      expect(asMap(ended.consumed)).toEqual({ credits: 10 });
-      const { context } = await unswept.data(GetLedgerDocument, { id });
-      expect(asMap(context!.budget.consumed)).toEqual({ credits: 10 });
-      const { context: feed } = await unswept.data(GetHistoryDocument, { id });
-      expect(feed!.history.slice(-2).map((e) => [e.kind, e.allocation?.id, e.actor])).toEqual([
-        ["EXPIRED", short.id, "anonymous"],
-        ["ALLOCATED", next.id, "anonymous"],
-      ]);
-      const res = await unswept.request(RenewAllocationDocument, { allocationId: short.id, leaseMs: 1000 });
-      expect(errorCode(res)).toBe("ALLOCATION_ENDED");
-      expect(await ledgerViolations(redis, unswept.config.keyPrefix, id)).toEqual([]);
-    } finally {
-      await unswept.close();
-    }
+    const id = await swarm({ resources: { limits: { credits: 100 } } });
+    const short = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 60 }), mode: "EXACT", leaseMs: 50 })).allocate;
+    await server.data(ReportUsageDocument, { allocationId: short.id, usage: amounts({ credits: 10 }) });
+    const kept = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 40 }), mode: "EXACT", leaseMs: 50 })).allocate;
+    const renewed = (await server.data(RenewAllocationDocument, { allocationId: kept.id, leaseMs: 60_000 })).renewAllocation;
+    expect(Date.parse(renewed.expiresAt!)).toBeGreaterThan(Date.parse(kept.expiresAt!));
+    await redisTimePast(redis, short.expiresAt!);
+    expect((await server.data(GetAllocationDocument, { id: short.id })).allocation!.status).toBe("ACTIVE");
+    const next = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50 }), mode: "EXACT" })).allocate;
+    expect(asMap(next.granted)).toEqual({ credits: 50 });
+    const ended = (await server.data(GetAllocationDocument, { id: short.id })).allocation!;
+    expect(ended.status).toBe("EXPIRED");
+    expect(asMap(ended.consumed)).toEqual({ credits: 10 });
+    const { context } = await server.data(GetLedgerDocument, { id });
+    expect(asMap(context!.budget.consumed)).toEqual({ credits: 10 });
+    const { context: feed } = await server.data(GetHistoryDocument, { id });
+    expect(feed!.history.slice(-2).map((e) => [e.kind, e.allocation?.id, e.actor])).toEqual([
+      ["EXPIRED", short.id, "anonymous"],
+      ["ALLOCATED", next.id, "anonymous"],
+    ]);
+    await refused("ALLOCATION_ENDED", () => server.request(RenewAllocationDocument, { allocationId: short.id, leaseMs: 1000 }));
   });
 });
 
@@ -312,21 +310,28 @@ test("deleteContext ends the ledger; a context created again continues allocatio
 });
 
 test("the sweeper ends an expired allocation nobody touches, emitting EXPIRED", async () => {
-  const id = await swarm({ resources: { limits: { credits: 100 } } });
-  const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 10 }), mode: "EXACT", leaseMs: 100 })).allocate;
-  const child = (await server.data(AllocateDocument, { contextId: id, parentId: a.id, request: amounts({ credits: 5 }), mode: "EXACT" })).allocate;
-  const deadline = Date.now() + 10_000;
-  let status = "ACTIVE";
-  while (status === "ACTIVE" && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    status = (await server.data(GetAllocationDocument, { id: a.id })).allocation!.status;
+  const swept = await startTestServer({ leaseSweepMs: 100 });
+  try {
+    const id = "swept";
+    await swept.data(CreateContextDocument, { id, document: { resources: { limits: { credits: 100 } } } });
+    const a = (await swept.data(AllocateDocument, { contextId: id, request: amounts({ credits: 10 }), mode: "EXACT", leaseMs: 100 })).allocate;
+    const child = (await swept.data(AllocateDocument, { contextId: id, parentId: a.id, request: amounts({ credits: 5 }), mode: "EXACT" })).allocate;
+    const deadline = Date.now() + 10_000;
+    let status = "ACTIVE";
+    while (status === "ACTIVE" && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      status = (await swept.data(GetAllocationDocument, { id: a.id })).allocation!.status;
+    }
+    expect(status).toBe("EXPIRED");
+    expect((await swept.data(GetAllocationDocument, { id: child.id })).allocation!.status).toBe("EXPIRED");
+    const { context } = await swept.data(GetHistoryDocument, { id });
+    expect(context!.history.slice(-2).map((e) => [e.kind, e.allocation!.id, e.actor])).toEqual([
+      ["EXPIRED", child.id, "lease-sweeper"],
+      ["EXPIRED", a.id, "lease-sweeper"],
+    ]);
+    expect(await redis.zscore(`${swept.config.keyPrefix}:leaseIndex`, id)).toBeNull();
+    expect(await ledgerViolations(redis, swept.config.keyPrefix, id)).toEqual([]);
+  } finally {
+    await swept.close();
   }
-  expect(status).toBe("EXPIRED");
-  expect((await server.data(GetAllocationDocument, { id: child.id })).allocation!.status).toBe("EXPIRED");
-  const { context } = await server.data(GetHistoryDocument, { id });
-  expect(context!.history.slice(-2).map((e) => [e.kind, e.allocation!.id, e.actor])).toEqual([
-    ["EXPIRED", child.id, "lease-sweeper"],
-    ["EXPIRED", a.id, "lease-sweeper"],
-  ]);
-  expect(await redis.zscore(`${server.config.keyPrefix}:leaseIndex`, id)).toBeNull();
 });

@@ -60,6 +60,13 @@ test("acquire, LOCK_HELD, renew, release; tokens only grow; events reach the fee
   const { context } = await a.data(GetHistoryDocument, { id });
   expect(context!.history.map((e) => e.kind)).toEqual(["CREATED", "LOCK_ACQUIRED", "LOCK_RELEASED", "LOCK_ACQUIRED", "LOCK_ACQUIRED"]);
   await refused("NOT_FOUND", () => a.request(AcquireLockDocument, { contextId: "no-such", name: "x", holder: "h", leaseMs: 10 }));
+  for (const name of ["", "has space", "{brace}", "x".repeat(129)]) {
+    const err = await refused("VALIDATION_FAILED", () => a.request(AcquireLockDocument, { contextId: id, name, holder: "h", leaseMs: 10 }));
+    expect(err.extensions?.path).toBe("name");
+  }
+  await refused("VALIDATION_FAILED", () => a.request(AcquireLockDocument, { contextId: id, name: "x", holder: "", leaseMs: 10 }));
+  await refused("VALIDATION_FAILED", () => a.request(AcquireLockDocument, { contextId: id, name: "x", holder: "h", leaseMs: 0 }));
+  await refused("VALIDATION_FAILED", () => a.request(ReleaseLockDocument, { contextId: id, name: "", token: 2 }));
 });
 
 test("a fenced write needs the lock's current token (STALE_FENCE otherwise)", async () => {
