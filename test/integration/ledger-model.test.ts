@@ -11,7 +11,7 @@ import {
   RenewAllocationDocument,
   ReportUsageDocument,
 } from "../gql/graphql.js";
-import { errorCode, startTestServer, type TestServer } from "../helpers/app.js";
+import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
 import { ledgerViolations } from "../helpers/ledger-invariant.js";
 
 let server: TestServer;
@@ -169,44 +169,39 @@ class AllocateCommand implements fc.AsyncCommand<Model, Real> {
   toString = () => `allocate(${this.parentIndex}, ${JSON.stringify(this.request)}, ${this.mode})`;
 }
 
-class ReportCommand implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly index: number, readonly usage: Partial<Amounts>) {}
+type Verdict = "ok" | "USAGE_EXCEEDED" | "ALLOCATION_ENDED";
+
+/** A command on an existing allocation: the model's verdict and the server's answer must agree. */
+class NodeCommand implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly label: string,
+    readonly index: number,
+    readonly expect: (model: Model, node: ModelNode) => Verdict,
+    readonly send: (server: TestServer, node: ModelNode) => Promise<GraphQLResponse<unknown>>,
+  ) {}
   check = (model: Readonly<Model>) => model.nodes.length > 0;
   async run(model: Model, real: Real) {
     const node = pickNode(model, this.index)!;
-    const expected = model.report(node, this.usage);
-    const res = await real.server.request(ReportUsageDocument, { allocationId: node.id, usage: amounts(this.usage) });
+    const expected = this.expect(model, node);
+    const res = await this.send(real.server, node);
     expect(expected === "ok" ? res.errors : errorCode(res)).toEqual(expected === "ok" ? undefined : expected);
     await expectSame(model, real);
   }
-  toString = () => `report(${this.index}, ${JSON.stringify(this.usage)})`;
+  toString = () => `${this.label}(${this.index})`;
 }
 
-class ReleaseCommand implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly index: number, readonly usage: Partial<Amounts>) {}
-  check = (model: Readonly<Model>) => model.nodes.length > 0;
-  async run(model: Model, real: Real) {
-    const node = pickNode(model, this.index)!;
-    const expected = model.release(node, this.usage);
-    const res = await real.server.request(ReleaseDocument, { allocationId: node.id, usage: amounts(this.usage) });
-    expect(expected === "ok" ? res.errors : errorCode(res)).toEqual(expected === "ok" ? undefined : expected);
-    await expectSame(model, real);
-  }
-  toString = () => `release(${this.index}, ${JSON.stringify(this.usage)})`;
-}
-
-class RenewCommand implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly index: number) {}
-  check = (model: Readonly<Model>) => model.nodes.length > 0;
-  async run(model: Model, real: Real) {
-    const node = pickNode(model, this.index)!;
-    const expected = model.renew(node);
-    const res = await real.server.request(RenewAllocationDocument, { allocationId: node.id, leaseMs: 600_000 });
-    expect(expected === "ok" ? res.errors : errorCode(res)).toEqual(expected === "ok" ? undefined : expected);
-    await expectSame(model, real);
-  }
-  toString = () => `renew(${this.index})`;
-}
+const report = (index: number, usage: Partial<Amounts>) =>
+  new NodeCommand(`report ${JSON.stringify(usage)}`, index, (model, node) => model.report(node, usage), (server, node) =>
+    server.request(ReportUsageDocument, { allocationId: node.id, usage: amounts(usage) }),
+  );
+const release = (index: number, usage: Partial<Amounts>) =>
+  new NodeCommand(`release ${JSON.stringify(usage)}`, index, (model, node) => model.release(node, usage), (server, node) =>
+    server.request(ReleaseDocument, { allocationId: node.id, usage: amounts(usage) }),
+  );
+const renew = (index: number) =>
+  new NodeCommand("renew", index, (model, node) => model.renew(node), (server, node) =>
+    server.request(RenewAllocationDocument, { allocationId: node.id, leaseMs: 600_000 }),
+  );
 
 class PolicyCommand implements fc.AsyncCommand<Model, Real> {
   constructor(readonly credits: number, readonly maxShare: number, readonly maxDepth: number) {}
@@ -226,9 +221,9 @@ class PolicyCommand implements fc.AsyncCommand<Model, Real> {
 
 const commands = [
   fc.tuple(fc.option(fc.nat(), { nil: null }), requestArb, fc.constantFrom("EXACT" as const, "UP_TO" as const)).map(([p, r, m]) => new AllocateCommand(p, r, m)),
-  fc.tuple(fc.nat(), requestArb).map(([i, u]) => new ReportCommand(i, u)),
-  fc.tuple(fc.nat(), fc.oneof(fc.constant({}), requestArb)).map(([i, u]) => new ReleaseCommand(i, u)),
-  fc.nat().map((i) => new RenewCommand(i)),
+  fc.tuple(fc.nat(), requestArb).map(([i, u]) => report(i, u)),
+  fc.tuple(fc.nat(), fc.oneof(fc.constant({}), requestArb)).map(([i, u]) => release(i, u)),
+  fc.nat().map((i) => renew(i)),
   fc.tuple(fc.integer({ min: 0, max: 1500 }), fc.constantFrom(0.25, 0.5, 1), fc.constantFrom(2, 3, 4, 8)).map(([c, s, d]) => new PolicyCommand(c, s, d)),
 ];
 
