@@ -11,7 +11,7 @@ import { DocumentCache, type Head } from "./document-cache.js";
 import { CONTEXT_ID, checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
 import { allocationFromJson, lockFromJson, type Allocation, type Lock } from "./ledger.js";
 import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
-import { checkOpId, fingerprintOf, opRecord, parseReply, settle, type OpRecord, type ScriptReply } from "./script-replies.js";
+import { checkOpId, fingerprintOf, opRecord, parseReply, parseWriteReply, settle, type OpRecord, type ScriptReply } from "./script-replies.js";
 
 export interface ContextStoreConfig extends DocumentLimits {
   readonly historyLimit: number;
@@ -217,7 +217,7 @@ export class ContextStore {
     // context, and a delete racing this create cannot leave it out (see delete).
     await this.redis.zadd(this.keys.contextIndex, 0, contextId);
     const settings = ledgerSettings(document as JsonObject);
-    const reply = parseReply(
+    const reply = parseWriteReply(
       await runScript(this.redis, "create-context", this.writeKeys(contextId, record), [
         record.fingerprint,
         json,
@@ -234,10 +234,11 @@ export class ContextStore {
         settings.limits,
         settings.policy,
       ]),
+      record,
     );
     const { outcome, replayed } = settle<WriteReply>(reply);
     await this.redis.zadd(this.keys.contextIndex, 0, contextId);
-    if (replayed && record.fromClient) return { id: contextId, ...outcome };
+    if (replayed) return { id: contextId, ...outcome };
     this.cache.set(contextId, { version: outcome.version, head, document: document as JsonObject }, json.length);
     return { id: contextId, ...outcome, document: document as JsonObject };
   }
@@ -276,7 +277,7 @@ export class ContextStore {
     checkOpId(options.opId);
     const k = this.keys.context(id);
     const record = this.opRecord(id, ["delete"], options);
-    const reply = parseReply(
+    const reply = parseWriteReply(
       await runScript(this.redis, "delete-context", this.writeKeys(id, record), [
         record.fingerprint,
         options.expectedVersion ?? "",
@@ -288,6 +289,7 @@ export class ContextStore {
         this.keys.changesChannel,
         id,
       ]),
+      record,
     );
     const { outcome } = settle<{ version: number; seq: number }>(reply);
     this.cache.delete(id);
@@ -366,8 +368,8 @@ export class ContextStore {
           options.fence?.lock ?? "",
           options.fence?.token ?? "",
         ]).then((raw) => {
-          const reply = parseReply(raw);
-          if ("ok" in reply || ("replayed" in reply && !record.fromClient)) this.cache.set(id, next, json.length);
+          const reply = parseWriteReply(raw, record);
+          if ("ok" in reply) this.cache.set(id, next, json.length);
           else this.predicted.delete(id);
           return reply;
         }),
@@ -378,7 +380,7 @@ export class ContextStore {
         continue;
       }
       const { outcome, replayed } = settle<WriteReply>(reply);
-      if (replayed && record.fromClient) return { id, ...outcome };
+      if (replayed) return { id, ...outcome };
       return { id, ...outcome, document: next.document };
     }
     throw new Error(`write to context ${id} kept losing the race after ${MAX_WRITE_ATTEMPTS} attempts`);
@@ -413,12 +415,10 @@ export class ContextStore {
     return [k.meta, k.seq, k.snapshots, k.feed, record.key, k.limits, k.policy];
   }
 
-  /** Where a write records its outcome; the request is hashed only for a client's opId. */
+  /** Where a write records its outcome. */
   private opRecord(id: string, request: readonly unknown[], options: WriteOptions): OpRecord {
-    const fingerprint = options.opId
-      ? fingerprintOf([...request, id, options.expectedVersion ?? null, options.reason ?? null, options.fence ?? null])
-      : "";
-    return opRecord(this.keys, id, options.opId, fingerprint, this.config);
+    const whole = [...request, id, options.expectedVersion ?? null, options.reason ?? null, options.fence ?? null];
+    return opRecord(this.keys, id, options.opId, whole, this.config);
   }
 
   private nextToken(): string {

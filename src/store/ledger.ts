@@ -3,7 +3,7 @@ import { AppError, ErrorCode } from "../errors.js";
 import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
 import { HOLDER_MAX_LENGTH, LOCK_NAME, RESOURCE_KIND } from "./document-rules.js";
-import { checkOpId, fingerprintOf, opRecord, parseReply, settle } from "./script-replies.js";
+import { checkOpId, opRecord, parseWriteReply, settle } from "./script-replies.js";
 
 export interface Amount {
   readonly kind: string;
@@ -411,8 +411,7 @@ export class LedgerStore {
     checkOpId(options.opId);
     const k = this.keys.context(contextId);
     const base = this.keys.contextBase(contextId);
-    const fingerprint = options.opId ? fingerprintOf([operation, contextId, ...request, options.reason ?? null]) : "";
-    const record = opRecord(this.keys, contextId, options.opId, fingerprint, this.config);
+    const record = opRecord(this.keys, contextId, options.opId, [operation, contextId, ...request, options.reason ?? null], this.config);
     const raw = await runScript(
       this.redis,
       script,
@@ -429,6 +428,6 @@ export class LedgerStore {
         ...args,
       ],
     );
-    return settle<Record<string, unknown>>(parseReply(raw)).outcome;
+    return settle<Record<string, unknown>>(parseWriteReply(raw, record)).outcome;
   }
 }

@@ -40,19 +40,20 @@ const PROCESS_TOKEN = randomBytes(12).toString("base64url");
 let generatedCount = 0;
 
 /**
- * The record of one write (DESIGN.md Redis rule 3): under the client's opId with the request's
- * fingerprint for `opIdTtlSeconds`, or, without one, under an id generated for this call for
- * `resendTtlSeconds`, because ioredis resends a command whose reply a dropped connection lost,
- * and that resend must get the first outcome instead of applying the write twice.
+ * The record of one write (DESIGN.md Redis rule 3): under the client's opId with the fingerprint
+ * of `request` (everything that makes it this operation) for `opIdTtlSeconds`, or, without one,
+ * under an id generated for this call for `resendTtlSeconds`, because ioredis resends a command
+ * whose reply a dropped connection lost, and that resend must get the first outcome instead of
+ * applying the write twice. The request is hashed only for a client's opId.
  */
 export function opRecord(
   keys: Keys,
   contextId: string,
   opId: string | null | undefined,
-  fingerprint: string,
+  request: readonly unknown[],
   ttl: { readonly opIdTtlSeconds: number; readonly resendTtlSeconds: number },
 ): OpRecord {
-  if (opId) return { key: keys.op(contextId, opId), fingerprint, ttlSeconds: ttl.opIdTtlSeconds, fromClient: true };
+  if (opId) return { key: keys.op(contextId, opId), fingerprint: fingerprintOf(request), ttlSeconds: ttl.opIdTtlSeconds, fromClient: true };
   return {
     key: keys.resend(contextId, `${PROCESS_TOKEN}.${++generatedCount}`),
     fingerprint: "",
@@ -63,6 +64,16 @@ export function opRecord(
 
 export function parseReply(raw: unknown): ScriptReply {
   return JSON.parse(raw as string) as ScriptReply;
+}
+
+/**
+ * The reply of a write recorded under `record`. Replaying a generated record means the Redis
+ * client resent this very call, so its recorded reply is this call's own first reply and is
+ * returned as such; only a client opId's replay stays a replay.
+ */
+export function parseWriteReply(raw: unknown, record: OpRecord): ScriptReply {
+  const reply = parseReply(raw);
+  return "replayed" in reply && !record.fromClient ? (reply.reply as ScriptReply) : reply;
 }
 
 /**
