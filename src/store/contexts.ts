@@ -11,7 +11,7 @@ import { DocumentCache, type Head } from "./document-cache.js";
 import { CONTEXT_ID, checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
 import { allocationFromJson, lockFromJson, type Allocation, type Lock } from "./ledger.js";
 import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
-import { checkOpId, fingerprintOf, opRecord, parseReply, parseWriteReply, settle, type OpRecord, type ScriptReply } from "./script-replies.js";
+import { checkOpId, fingerprintOf, opRecord, parseReply, parseWriteReply, settle, uniqueToken, type OpRecord, type ScriptReply } from "./script-replies.js";
 
 export interface ContextStoreConfig extends DocumentLimits {
   readonly historyLimit: number;
@@ -114,8 +114,6 @@ export class ContextStore {
   /** Per context, how many writes are in flight from this process. */
   private readonly inFlight = new Map<string, number>();
   private readonly writesInFlight = new Set<Promise<unknown>>();
-  private readonly tokenPrefix = randomUUID();
-  private tokenCount = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -212,7 +210,7 @@ export class ContextStore {
     checkContextId(contextId);
     const json = checkDocument(document, this.config);
     const record = this.opRecord(contextId, ["create", json], options);
-    const head = this.nextToken();
+    const head = uniqueToken();
     // Index before and after the script: a crash leaves the index a superset, never missing a
     // context, and a delete racing this create cannot leave it out (see delete).
     await this.redis.zadd(this.keys.contextIndex, 0, contextId);
@@ -344,7 +342,7 @@ export class ContextStore {
         }
         throw err;
       }
-      const next: Head = { version: base.version + 1, head: this.nextToken(), document: change.document as JsonObject };
+      const next: Head = { version: base.version + 1, head: uniqueToken(), document: change.document as JsonObject };
       const record = clientRecord ?? this.opRecord(id, request, options);
       const reply = await this.inFlightWrite(id, next, () =>
         runScript(this.redis, "update-context", this.writeKeys(id, record), [
@@ -419,10 +417,6 @@ export class ContextStore {
   private opRecord(id: string, request: readonly unknown[], options: WriteOptions): OpRecord {
     const whole = [...request, id, options.expectedVersion ?? null, options.reason ?? null, options.fence ?? null];
     return opRecord(this.keys, id, options.opId, whole, this.config);
-  }
-
-  private nextToken(): string {
-    return `${this.tokenPrefix}.${++this.tokenCount}`;
   }
 
   /**

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { AppError, ErrorCode, refusalToError, type ScriptRefusal } from "../errors.js";
 import type { Keys } from "../redis/keys.js";
 
@@ -35,9 +35,16 @@ export interface OpRecord {
   readonly fromClient: boolean;
 }
 
-/** Unique per process, so generated opIds of two server instances never meet. */
-const PROCESS_TOKEN = randomBytes(12).toString("base64url");
-let generatedCount = 0;
+const PROCESS_TOKEN = randomUUID();
+let tokenCount = 0;
+
+/**
+ * A token no other call, in this process or any other server instance, ever gets: it names a
+ * version (a context's head token) or the record of a write sent without an opId.
+ */
+export function uniqueToken(): string {
+  return `${PROCESS_TOKEN}.${++tokenCount}`;
+}
 
 /**
  * The record of one write (DESIGN.md Redis rule 3): under the client's opId with the fingerprint
@@ -55,7 +62,7 @@ export function opRecord(
 ): OpRecord {
   if (opId) return { key: keys.op(contextId, opId), fingerprint: fingerprintOf(request), ttlSeconds: ttl.opIdTtlSeconds, fromClient: true };
   return {
-    key: keys.resend(contextId, `${PROCESS_TOKEN}.${++generatedCount}`),
+    key: keys.resend(contextId, uniqueToken()),
     fingerprint: "",
     ttlSeconds: ttl.resendTtlSeconds,
     fromClient: false,
