@@ -30,6 +30,9 @@ if (mode === "ceiling") {
     opIdTtlSeconds: 86_400,
     resendTtlSeconds: 300,
     leaseSweepMs: 500,
+    subscriberBuffer: 10_000,
+    maxSubscriptionsPerConnection: 100,
+    keepAliveMs: 12_000,
   });
   console.log(await app.start());
 } else {

@@ -2,7 +2,8 @@ import { AppError, ErrorCode } from "../src/errors.js";
 import type { PatchOperation } from "../src/json/patch.js";
 import { parsePointer, valueAt } from "../src/json/pointer.js";
 import type { JsonObject, JsonValue } from "../src/json/types.js";
-import type { ChangeEntry, ContextView, DeletedContext, Fence } from "../src/store/contexts.js";
+import type { ChangeEntry } from "../src/feed/feed-reader.js";
+import type { ContextView, DeletedContext, Fence } from "../src/store/contexts.js";
 import type { RequestContext } from "./request-context.js";
 
 export const MAX_PAGE_SIZE = 500;
@@ -15,14 +16,14 @@ interface WriteArgs {
   readonly fence?: Fence | null;
 }
 
-function inRange(value: number, min: number, max: number, path: string): number {
+export function inRange(value: number, min: number, max: number, path: string): number {
   if (value < min || value > max) {
     throw new AppError(ErrorCode.VALIDATION_FAILED, `${path} must be between ${min} and ${max}`, { path });
   }
   return value;
 }
 
-function segmentsOf(path: string): string[] {
+export function segmentsOf(path: string): string[] {
   const segments = parsePointer(path);
   if (segments === null) {
     throw new AppError(ErrorCode.VALIDATION_FAILED, `${JSON.stringify(path)} is not a JSON Pointer (RFC 6901)`, { path });

@@ -1,3 +1,4 @@
+import type { FeedHub } from "../src/feed/feed-hub.js";
 import type { ContextStore } from "../src/store/contexts.js";
 import type { LedgerStore } from "../src/store/ledger.js";
 
@@ -5,6 +6,8 @@ import type { LedgerStore } from "../src/store/ledger.js";
 export interface RequestContext {
   readonly contexts: ContextStore;
   readonly ledger: LedgerStore;
+  /** The change feed's subscriptions. */
+  readonly feed: FeedHub;
   /** Recorded as `actor` on every change this request makes. */
   readonly actor: string;
   /** Round-trip time to Redis in milliseconds, or throws when Redis is unreachable. */

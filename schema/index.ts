@@ -6,6 +6,7 @@ import "./change.js";
 import "./health.js";
 import "./swarm-context.js";
 import "./ledger.js";
+import "./feed.js";
 
 builder.queryType({ description: "Reads." });
 builder.mutationType({ description: "Writes. Every mutation accepts `opId` for idempotent retries." });

@@ -8,8 +8,11 @@ import type { Config } from "./config.js";
 import { AppError } from "./errors.js";
 import { connectRedis } from "./redis/clients.js";
 import { Keys } from "./redis/keys.js";
+import { FeedHub } from "./feed/feed-hub.js";
+import { useSharedSubscriptionExecution } from "./shared-execution.js";
 import { ContextStore } from "./store/contexts.js";
 import { LedgerStore } from "./store/ledger.js";
+import { attachGraphqlWs } from "./ws-transport.js";
 
 /** What createApp needs: the Config with the Redis to use resolved (URL or unix socket path). */
 export type AppConfig = Omit<Config, "redisUrl" | "dataDir"> & { readonly redisUrl: string };
@@ -49,6 +52,13 @@ export async function createApp(config: AppConfig): Promise<App> {
   const keys = new Keys(config.keyPrefix);
   const contexts = new ContextStore(redis, keys, config);
   const ledger = new LedgerStore(redis, keys, config);
+  let feed: FeedHub;
+  try {
+    feed = await FeedHub.open(config.redisUrl, redis, keys, config.subscriberBuffer);
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
   const sweeper =
     config.leaseSweepMs > 0
       ? setInterval(() => {
@@ -68,14 +78,17 @@ export async function createApp(config: AppConfig): Promise<App> {
     landingPage: false,
     logging: "warn",
     maskedErrors: { maskError },
-    context: (): RequestContext => ({ contexts, ledger, actor: "anonymous", pingRedis }),
+    plugins: [useSharedSubscriptionExecution()],
+    context: (): RequestContext => ({ contexts, ledger, feed, actor: "anonymous", pingRedis }),
   });
   let server: Server | undefined;
+  let ws: { close(): Promise<void> } | undefined;
   return {
     yoga,
     start: () =>
       new Promise((resolve, reject) => {
         server = createServer(yoga);
+        ws = attachGraphqlWs(server, yoga, config);
         server.once("error", reject);
         server.listen(config.port, config.host, () => {
           const { port } = server!.address() as AddressInfo;
@@ -84,6 +97,7 @@ export async function createApp(config: AppConfig): Promise<App> {
         });
       }),
     close: async () => {
+      await ws?.close();
       if (server) {
         const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
         server.closeIdleConnections();
@@ -94,6 +108,7 @@ export async function createApp(config: AppConfig): Promise<App> {
       }
       clearInterval(sweeper);
       await contexts.drain();
+      await feed.close();
       await redis.quit();
     },
   };

@@ -30,6 +30,12 @@ export interface Config {
   readonly resendTtlSeconds: number;
   /** How often the lease sweeper runs, in ms; 0 turns it off (ledger operations still expire leases). */
   readonly leaseSweepMs: number;
+  /** Changes a feed subscriber may have waiting before it is ended with a resync (its memory bound). */
+  readonly subscriberBuffer: number;
+  /** Operations one WebSocket connection may have running at once. */
+  readonly maxSubscriptionsPerConnection: number;
+  /** How often WebSocket connections are pinged, in ms; one that misses a ping's answer is cut. */
+  readonly keepAliveMs: number;
 }
 
 interface Setting {
@@ -54,6 +60,9 @@ export const SETTINGS: readonly Setting[] = [
   { key: "opIdTtlSeconds", env: "SWARM_OPID_TTL_SECONDS", flag: "opid-ttl-seconds", kind: "int", fallback: 86_400 },
   { key: "resendTtlSeconds", env: "SWARM_RESEND_TTL_SECONDS", flag: "resend-ttl-seconds", kind: "int", fallback: 300 },
   { key: "leaseSweepMs", env: "SWARM_LEASE_SWEEP_MS", flag: "lease-sweep-ms", kind: "int", fallback: 500 },
+  { key: "subscriberBuffer", env: "SWARM_SUBSCRIBER_BUFFER", flag: "subscriber-buffer", kind: "int", fallback: 10_000 },
+  { key: "maxSubscriptionsPerConnection", env: "SWARM_MAX_SUBSCRIPTIONS_PER_CONNECTION", flag: "max-subscriptions-per-connection", kind: "int", fallback: 100 },
+  { key: "keepAliveMs", env: "SWARM_KEEPALIVE_MS", flag: "keepalive-ms", kind: "int", fallback: 12_000 },
 ];
 
 const MINIMUMS: Partial<Record<keyof Config, number>> = {
@@ -64,6 +73,9 @@ const MINIMUMS: Partial<Record<keyof Config, number>> = {
   maxDocumentDepth: 1,
   opIdTtlSeconds: 1,
   resendTtlSeconds: 1,
+  subscriberBuffer: 1,
+  maxSubscriptionsPerConnection: 1,
+  keepAliveMs: 100,
 };
 
 /**

@@ -56,6 +56,14 @@ export class Keys {
   }
 
   /**
+   * Sorted set of every context id that ever had a feed (all scores 0, ordered by id), added before
+   * a context's first change and never removed: where feed subscribers find the ids of a prefix.
+   */
+  get feedIndex(): string {
+    return `${this.prefix}:feedIndex`;
+  }
+
+  /**
    * Sorted set of context ids by their earliest lease expiry (ms), for the lease sweeper. Kept
    * outside the contexts' slots, so it is only a hint: every ledger operation expires on its own.
    */

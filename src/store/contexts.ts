@@ -9,7 +9,7 @@ import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
 import { DocumentCache, type Head } from "./document-cache.js";
 import { CONTEXT_ID, checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
-import { allocationFromJson, lockFromJson, type Allocation, type Lock } from "./ledger.js";
+import { FeedReader, type ChangeEntry } from "../feed/feed-reader.js";
 import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
 import { checkOpId, fingerprintOf, opRecord, parseReply, parseWriteReply, settle, uniqueToken, type OpRecord, type ScriptReply } from "./script-replies.js";
 
@@ -55,23 +55,6 @@ export interface DeletedContext {
 /** Kinds of document changes (ledger and lock changes have their own kinds). */
 export type ChangeKind = "CREATED" | "UPDATED" | "ROLLED_BACK" | "DELETED";
 
-/** One entry of a context's change feed. */
-export interface ChangeEntry {
-  readonly contextId: string;
-  readonly seq: number;
-  readonly version: number;
-  readonly kind: string;
-  readonly paths: readonly string[];
-  readonly patch: readonly PatchOperation[];
-  readonly actor: string;
-  readonly reason: string | null;
-  readonly at: string;
-  /** The allocation after the change, for ledger changes. */
-  readonly allocation: Allocation | null;
-  /** The lock after the change, for lock changes. */
-  readonly lock: Lock | null;
-}
-
 export interface ContextPage {
   readonly contexts: readonly ContextView[];
   readonly hasNextPage: boolean;
@@ -114,12 +97,15 @@ export class ContextStore {
   /** Per context, how many writes are in flight from this process. */
   private readonly inFlight = new Map<string, number>();
   private readonly writesInFlight = new Set<Promise<unknown>>();
+  private readonly feed: FeedReader;
 
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
     private readonly config: ContextStoreConfig,
-  ) {}
+  ) {
+    this.feed = new FeedReader(redis, keys);
+  }
 
   /** The current context, or null when it does not exist. */
   async get(id: string): Promise<ContextView | null> {
@@ -162,23 +148,12 @@ export class ContextStore {
    * entries right after `afterSeq` are no longer retained, rather than skip them silently.
    */
   async history(id: string, afterSeq: number | null, limit: number): Promise<ChangeEntry[]> {
-    const feed = this.keys.context(id).feed;
-    const start = afterSeq == null ? "-" : `(${afterSeq}-0`;
-    const entries = (await this.redis.xrange(feed, start, "+", "COUNT", limit)).map(([entryId, fields]) =>
-      toChangeEntry(id, entryId, fields),
-    );
-    if (afterSeq != null && afterSeq > 0) {
-      const first = entries[0]?.seq ?? null;
-      if (first !== afterSeq + 1) {
-        const [oldest] = await this.redis.xrange(feed, "-", "+", "COUNT", 1);
-        const oldestSeq = oldest ? Number(oldest[0].split("-")[0]) : null;
-        if (oldestSeq !== null && oldestSeq > afterSeq + 1) {
-          throw new AppError(ErrorCode.RESYNC_REQUIRED, `changes after seq ${afterSeq} are no longer retained`, {
-            id,
-            oldestRetainedSeq: oldestSeq,
-          });
-        }
-      }
+    const { entries, trimmedTo } = await this.feed.read(id, afterSeq, limit);
+    if (trimmedTo !== null) {
+      throw new AppError(ErrorCode.RESYNC_REQUIRED, `changes after seq ${afterSeq} are no longer retained`, {
+        id,
+        oldestRetainedSeq: trimmedTo,
+      });
     }
     return entries;
   }
@@ -213,7 +188,11 @@ export class ContextStore {
     const head = uniqueToken();
     // Index before and after the script: a crash leaves the index a superset, never missing a
     // context, and a delete racing this create cannot leave it out (see delete).
-    await this.redis.zadd(this.keys.contextIndex, 0, contextId);
+    await Promise.all([
+      this.redis.zadd(this.keys.contextIndex, 0, contextId),
+      // Before the first change, so that a feed subscriber's scan (feed/feed-reader.ts) finds it.
+      this.redis.zadd(this.keys.feedIndex, 0, contextId),
+    ]);
     const settings = ledgerSettings(document as JsonObject);
     const reply = parseWriteReply(
       await runScript(this.redis, "create-context", this.writeKeys(contextId, record), [
@@ -457,22 +436,4 @@ export class ContextStore {
   async drain(): Promise<void> {
     while (this.writesInFlight.size > 0) await Promise.allSettled([...this.writesInFlight]);
   }
-}
-
-function toChangeEntry(contextId: string, entryId: string, fields: string[]): ChangeEntry {
-  const f: Record<string, string> = {};
-  for (let i = 0; i < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
-  return {
-    contextId,
-    seq: Number(entryId.split("-")[0]),
-    version: Number(f.version),
-    kind: f.kind!,
-    paths: JSON.parse(f.paths ?? "[]") as string[],
-    patch: JSON.parse(f.patch ?? "[]") as PatchOperation[],
-    actor: f.actor ?? "",
-    reason: f.reason ? f.reason : null,
-    at: f.at!,
-    allocation: f.allocation ? allocationFromJson(f.allocation) : null,
-    lock: f.lock ? lockFromJson(f.lock) : null,
-  };
 }

@@ -34,6 +34,9 @@ export function testConfig(overrides: Partial<AppConfig> = {}): AppConfig {
     opIdTtlSeconds: 86_400,
     resendTtlSeconds: 300,
     leaseSweepMs: 500,
+    subscriberBuffer: 10_000,
+    maxSubscriptionsPerConnection: 100,
+    keepAliveMs: 12_000,
     ...overrides,
   };
 }

@@ -1,0 +1,137 @@
+import { AppError, ErrorCode } from "../src/errors.js";
+import type { ChangeBatch, Cursor } from "../src/feed/change-pipeline.js";
+import type { JsonObject } from "../src/json/types.js";
+import { CONTEXT_ID } from "../src/store/document-rules.js";
+import { inRange, segmentsOf, slice } from "./contexts.js";
+import type { RequestContext } from "./request-context.js";
+
+export const DEFAULT_BATCH_SIZE = 100;
+export const MAX_BATCH_SIZE = 1000;
+export const MAX_BATCH_WAIT_MS = 60_000;
+export const MAX_RATE = 1000;
+export const MAX_CONTEXT_IDS = 1000;
+/** The kinds that can change a slice's value. */
+const DOCUMENT_KINDS = ["CREATED", "UPDATED", "ROLLED_BACK", "DELETED"];
+
+export interface ContextChangesArgs {
+  readonly contextIds?: readonly string[] | null;
+  readonly idPrefix?: string | null;
+  readonly paths?: readonly string[] | null;
+  readonly kinds?: readonly string[] | null;
+  readonly actors?: readonly string[] | null;
+  readonly excludeActors?: readonly string[] | null;
+  readonly after?: readonly Cursor[] | null;
+  readonly batch?: { readonly maxSize?: number | null; readonly maxWaitMs?: number | null } | null;
+  readonly maxBatchesPerSecond?: number | null;
+}
+
+/** The latest value of a watched slice. */
+export interface SliceUpdate {
+  readonly version: number;
+  readonly seq: number;
+  readonly slice: JsonObject;
+}
+
+function checkIds(ids: readonly string[], path: string): void {
+  for (const id of ids) {
+    if (!CONTEXT_ID.test(id)) throw new AppError(ErrorCode.VALIDATION_FAILED, `${JSON.stringify(id)} is not a context id`, { path });
+  }
+}
+
+function checkRate(rate: number | null | undefined, path: string): number | null {
+  if (rate == null) return null;
+  if (!(rate > 0 && rate <= MAX_RATE)) {
+    throw new AppError(ErrorCode.VALIDATION_FAILED, `${path} must be more than 0 and at most ${MAX_RATE}`, { path });
+  }
+  return rate;
+}
+
+/** Subscribes to the change feed. Throws VALIDATION_FAILED for malformed arguments. */
+export function contextChanges(args: ContextChangesArgs, ctx: RequestContext): Promise<AsyncIterable<ChangeBatch>> {
+  const contextIds = args.contextIds ?? null;
+  if (contextIds) {
+    inRange(contextIds.length, 1, MAX_CONTEXT_IDS, "contextIds");
+    checkIds(contextIds, "contextIds");
+  }
+  const after = args.after ?? [];
+  checkIds(
+    after.map((c) => c.contextId),
+    "after",
+  );
+  for (const c of after) inRange(c.seq, 0, Number.MAX_SAFE_INTEGER, "after.seq");
+  if (new Set(after.map((c) => c.contextId)).size !== after.length) {
+    throw new AppError(ErrorCode.VALIDATION_FAILED, "after names a context more than once", { path: "after" });
+  }
+  for (const path of args.paths ?? []) segmentsOf(path);
+  return ctx.feed.subscribe({
+    filter: {
+      contextIds,
+      idPrefix: args.idPrefix ?? null,
+      paths: args.paths ?? null,
+      kinds: args.kinds ?? null,
+      actors: args.actors ?? null,
+      excludeActors: args.excludeActors ?? null,
+    },
+    after,
+    maxSize: inRange(args.batch?.maxSize ?? DEFAULT_BATCH_SIZE, 1, MAX_BATCH_SIZE, "batch.maxSize"),
+    maxWaitMs: inRange(args.batch?.maxWaitMs ?? 0, 0, MAX_BATCH_WAIT_MS, "batch.maxWaitMs"),
+    maxBatchesPerSecond: checkRate(args.maxBatchesPerSecond, "maxBatchesPerSecond"),
+  });
+}
+
+/** One value of the feed as the client sees it: a batch, or the resumable end of a subscriber that fell behind. */
+export function deliver(batch: ChangeBatch): ChangeBatch {
+  if (batch.ended) {
+    throw new AppError(
+      ErrorCode.RESYNC_REQUIRED,
+      "this subscriber fell too far behind and was ended; subscribe again with `after` set to extensions.after",
+      { after: batch.ended.after },
+    );
+  }
+  return batch;
+}
+
+/**
+ * The watched paths' values now, then again after every change to one of them (only the latest
+ * value when over `maxUpdatesPerSecond`). Throws NOT_FOUND when the context does not exist or is
+ * deleted, RESYNC_REQUIRED when the subscriber falls too far behind.
+ */
+export async function* watchSlice(
+  args: { id: string; paths: readonly string[]; maxUpdatesPerSecond?: number | null },
+  ctx: RequestContext,
+): AsyncGenerator<SliceUpdate> {
+  inRange(args.paths.length, 1, MAX_CONTEXT_IDS, "paths");
+  for (const path of args.paths) segmentsOf(path);
+  // Subscribe first, read second: a change between the two is then seen, never missed.
+  const changes = await contextChanges(
+    {
+      contextIds: [args.id],
+      paths: args.paths,
+      kinds: DOCUMENT_KINDS,
+      batch: { maxSize: MAX_BATCH_SIZE },
+      maxBatchesPerSecond: args.maxUpdatesPerSecond,
+    },
+    ctx,
+  );
+  let last = "";
+  const current = async (): Promise<SliceUpdate | null> => {
+    const view = await ctx.contexts.get(args.id);
+    if (!view) throw new AppError(ErrorCode.NOT_FOUND, `context ${args.id} does not exist`, { id: args.id });
+    const update = { version: view.version, seq: view.seq, slice: await slice(view, args, ctx) };
+    const json = JSON.stringify(update.slice);
+    if (json === last) return null;
+    last = json;
+    return update;
+  };
+  try {
+    yield (await current())!;
+    for await (const batch of changes) {
+      deliver(batch);
+      if (batch.changes.length === 0) continue;
+      const update = await current();
+      if (update) yield update;
+    }
+  } finally {
+    await changes[Symbol.asyncIterator]().return?.();
+  }
+}

@@ -1,0 +1,37 @@
+import type { ChangeEntry } from "./feed-reader.js";
+
+/** What a feed subscriber asked to see; an absent field does not restrict. */
+export interface ChangeFilter {
+  readonly contextIds: readonly string[] | null;
+  readonly idPrefix: string | null;
+  readonly paths: readonly string[] | null;
+  readonly kinds: readonly string[] | null;
+  readonly actors: readonly string[] | null;
+  readonly excludeActors: readonly string[] | null;
+}
+
+/** Kinds the path filter applies to: the ones that change part of the document. */
+const PATH_FILTERED_KINDS = new Set(["UPDATED", "ROLLED_BACK"]);
+
+/** Whether one JSON Pointer equals the other or is a prefix of it on whole segments ("" is a prefix of all). */
+export function pathsOverlap(a: string, b: string): boolean {
+  const [short, long] = a.length <= b.length ? [a, b] : [b, a];
+  return long === short || long.startsWith(`${short}/`);
+}
+
+/** Whether changes of `contextId` can match at all (contextIds and idPrefix). */
+export function wantsContext(filter: ChangeFilter, contextId: string): boolean {
+  if (filter.contextIds && !filter.contextIds.includes(contextId)) return false;
+  return filter.idPrefix === null || contextId.startsWith(filter.idPrefix);
+}
+
+/** Whether a change of a wanted context matches the rest of the filter. */
+export function matchesChange(filter: ChangeFilter, change: ChangeEntry): boolean {
+  if (filter.kinds && !filter.kinds.includes(change.kind)) return false;
+  if (filter.actors && !filter.actors.includes(change.actor)) return false;
+  if (filter.excludeActors?.includes(change.actor)) return false;
+  if (filter.paths && PATH_FILTERED_KINDS.has(change.kind)) {
+    return change.paths.some((changed) => filter.paths!.some((wanted) => pathsOverlap(changed, wanted)));
+  }
+  return true;
+}

@@ -1,0 +1,329 @@
+import { matchesChange, wantsContext, type ChangeFilter } from "./change-filter.js";
+import { versionBefore, type ChangeEntry, type FeedReader } from "./feed-reader.js";
+import { SubscriberQueue } from "./subscriber-queue.js";
+
+/** A position in one context's feed: the last seq seen. */
+export interface Cursor {
+  readonly contextId: string;
+  readonly seq: number;
+}
+
+/**
+ * Changes of a context that will not be delivered: the subscriber should re-read the context
+ * (it was at `version` as of `seq`) and treat `seq` as its cursor for that context.
+ */
+export interface ResyncEntry {
+  readonly contextId: string;
+  readonly seq: number;
+  readonly version: number;
+}
+
+/** What a feed subscriber receives, in order. */
+export interface ChangeBatch {
+  readonly changes: readonly ChangeEntry[];
+  readonly resync: readonly ResyncEntry[];
+  /** Only on the last value of a subscriber that fell behind: the cursors to resume from. */
+  readonly ended?: { readonly after: readonly Cursor[] };
+}
+
+export interface FeedOptions {
+  readonly filter: ChangeFilter;
+  /** Cursors to replay from; contexts without one start at their current seq. */
+  readonly after: readonly Cursor[];
+  /** Changes per batch, at most. */
+  readonly maxSize: number;
+  /** How long the first change of a batch may wait for more, in ms. */
+  readonly maxWaitMs: number;
+  /** Batches per second, at most (null: no limit). */
+  readonly maxBatchesPerSecond: number | null;
+}
+
+interface ContextCursor {
+  /** The last seq taken into the pipeline (matching or not). */
+  seq: number;
+  /** A read from the stream is running for this context. */
+  filling: boolean;
+  /** Changes arrived while filling: read again when done. */
+  refill: boolean;
+}
+
+interface Pending {
+  readonly entry: ChangeEntry;
+  /** performance.now() when it was taken in. */
+  readonly at: number;
+}
+
+/** Entries per stream read when replaying or filling a gap. */
+const FILL_CHUNK = 500;
+/** Pause before retrying a stream read that failed (Redis unreachable), in ms. */
+const RETRY_MS = 250;
+
+const batchWeight = (batch: ChangeBatch) => Math.max(1, batch.changes.length + batch.resync.length);
+
+/**
+ * The change feed of one set of FeedOptions: per context a cursor into the stream, the filter,
+ * batching and rate limiting, and the batches it emits to every member. Members with the same
+ * options share one pipeline, so each batch is filtered, formed (and, upstream, executed and
+ * serialized) once for all of them.
+ *
+ * Gap-free delivery: every change reaches a context's cursor in seq order, from the hub's shared
+ * reads or, when one is missing (a lost wake-up, a replay, a reconnect), from the pipeline's own
+ * read of the stream. Memory: replays read only while the backlog is under half the bound; live
+ * changes that push the pending backlog, or one member's queue, past the bound end those members
+ * with a resync and the cursors to resume from.
+ */
+export class ChangePipeline {
+  private readonly cursors = new Map<string, ContextCursor>();
+  private readonly pending: Pending[] = [];
+  private resync: ResyncEntry[] = [];
+  private readonly members = new Set<SubscriberQueue<ChangeBatch>>();
+  /** Contexts that had changes offered before start() set the cursors. */
+  private readonly early = new Set<string>();
+  private started = false;
+  private closed = false;
+  private lastEmitAt = -Infinity;
+  private readonly minIntervalMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private roomWaiters: (() => void)[] = [];
+  /** Resolves once every cursor is set (rejects if Redis could not be read). */
+  readonly ready: Promise<void>;
+
+  constructor(
+    readonly options: FeedOptions,
+    private readonly reader: FeedReader,
+    /** Most changes a member may have waiting (queued or pending) before it is ended. */
+    private readonly bufferLimit: number,
+    /** Called once when the last member leaves or the pipeline ends. */
+    private readonly onClose: (pipeline: ChangePipeline) => void,
+  ) {
+    this.minIntervalMs = options.maxBatchesPerSecond ? 1000 / options.maxBatchesPerSecond : 0;
+    this.ready = this.start();
+    this.ready.catch(() => this.close());
+  }
+
+  /** Whether changes of this context can match. */
+  wants(contextId: string): boolean {
+    return wantsContext(this.options.filter, contextId);
+  }
+
+  /** Whether this pipeline has not ended. */
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  /** A new member, receiving every batch emitted from now on. */
+  join(): SubscriberQueue<ChangeBatch> {
+    const member: SubscriberQueue<ChangeBatch> = new SubscriberQueue<ChangeBatch>(
+      batchWeight,
+      () => this.leave(member),
+      () => this.wakeRoomWaiters(),
+    );
+    this.members.add(member);
+    return member;
+  }
+
+  /** Changes of `contextId` read by the hub, oldest first, consecutive. */
+  offer(contextId: string, entries: readonly ChangeEntry[]): void {
+    if (this.closed || !this.wants(contextId)) return;
+    if (!this.started) {
+      this.early.add(contextId);
+      return;
+    }
+    const cursor = this.cursorOf(contextId);
+    if (cursor.filling) {
+      cursor.refill = true;
+      return;
+    }
+    for (const entry of entries) {
+      if (entry.seq <= cursor.seq) continue;
+      if (entry.seq !== cursor.seq + 1) {
+        void this.fill(contextId);
+        break;
+      }
+      this.take(cursor, entry);
+    }
+    this.afterTaking();
+  }
+
+  /** After the wake-up connection was lost: reads whatever every cursor missed, and new contexts of a prefix. */
+  async catchUp(): Promise<void> {
+    if (!this.started || this.closed) return;
+    for (const contextId of this.cursors.keys()) void this.fill(contextId);
+    if (this.options.filter.contextIds === null) {
+      // Ids indexed since start() had no change before it: all their changes are new to us.
+      for (const id of await this.reader.idsWithPrefix(this.options.filter.idPrefix ?? "")) {
+        if (!this.cursors.has(id) && this.wants(id)) void this.fill(id);
+      }
+    }
+  }
+
+  private async start(): Promise<void> {
+    const { filter, after } = this.options;
+    const ids = (filter.contextIds ?? (await this.reader.idsWithPrefix(filter.idPrefix ?? ""))).filter((id) => this.wants(id));
+    const resumed = after.filter((c) => this.wants(c.contextId));
+    const all = [...new Set([...ids, ...resumed.map((c) => c.contextId)])];
+    const heads = new Map(all.map((id, i) => [id, i]));
+    const seqs = await this.reader.seqs(all);
+    for (const id of ids) this.cursors.set(id, { seq: seqs[heads.get(id)!]!, filling: false, refill: false });
+    for (const { contextId, seq } of resumed) {
+      const headSeq = seqs[heads.get(contextId)!]!;
+      if (seq > headSeq) {
+        // A cursor past the end (state lost, or a cursor of something else): never skip silently.
+        const head = await this.reader.head(contextId);
+        this.resync.push({ contextId, seq: head.seq, version: head.version });
+        this.cursors.set(contextId, { seq: head.seq, filling: false, refill: false });
+      } else {
+        this.cursors.set(contextId, { seq, filling: false, refill: false });
+        this.early.add(contextId);
+      }
+    }
+    this.started = true;
+    for (const contextId of this.early) void this.fill(contextId);
+    this.early.clear();
+    this.schedule();
+  }
+
+  /** A cursor for a context not known at start: it had no change before start, so it begins at 0. */
+  private cursorOf(contextId: string): ContextCursor {
+    let cursor = this.cursors.get(contextId);
+    if (!cursor) {
+      cursor = { seq: 0, filling: false, refill: false };
+      this.cursors.set(contextId, cursor);
+    }
+    return cursor;
+  }
+
+  /** Reads the stream after the context's cursor until it has caught up, pacing itself to the backlog. */
+  private async fill(contextId: string): Promise<void> {
+    const cursor = this.cursorOf(contextId);
+    if (cursor.filling) {
+      cursor.refill = true;
+      return;
+    }
+    cursor.filling = true;
+    try {
+      for (;;) {
+        cursor.refill = false;
+        await this.room();
+        if (this.closed) return;
+        let read;
+        try {
+          read = await this.reader.read(contextId, cursor.seq, FILL_CHUNK);
+          if (read.trimmedTo !== null) {
+            const head = await this.reader.head(contextId);
+            this.resync.push({ contextId, seq: head.seq, version: head.version });
+            cursor.seq = head.seq;
+            cursor.refill = true;
+          }
+        } catch {
+          // Redis unreachable: nothing is lost, the stream still holds it; try again shortly.
+          await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+          cursor.refill = true;
+          continue;
+        }
+        if (this.closed) return;
+        if (read.trimmedTo === null) for (const entry of read.entries) if (entry.seq > cursor.seq) this.take(cursor, entry);
+        this.afterTaking();
+        if (read.entries.length < FILL_CHUNK && !cursor.refill) return;
+      }
+    } finally {
+      cursor.filling = false;
+    }
+  }
+
+  private take(cursor: ContextCursor, entry: ChangeEntry): void {
+    cursor.seq = entry.seq;
+    if (matchesChange(this.options.filter, entry)) this.pending.push({ entry, at: performance.now() });
+  }
+
+  private afterTaking(): void {
+    if (this.pending.length > this.bufferLimit) {
+      for (const member of this.members) this.endMember(member);
+      return;
+    }
+    this.schedule();
+  }
+
+  /** Emits now if a batch is due and the rate allows, else sets a timer for when it will be. */
+  private schedule(): void {
+    if (this.closed || this.timer || !this.started) return;
+    if (this.pending.length === 0 && this.resync.length === 0) return;
+    const now = performance.now();
+    const full = this.resync.length > 0 || this.pending.length >= this.options.maxSize;
+    const due = full ? now : this.pending[0]!.at + this.options.maxWaitMs;
+    const at = Math.max(due, this.lastEmitAt + this.minIntervalMs);
+    if (at <= now) {
+      this.emit(now);
+    } else {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.schedule();
+      }, Math.ceil(at - now));
+    }
+  }
+
+  private emit(now: number): void {
+    const batch: ChangeBatch = {
+      changes: this.pending.splice(0, this.options.maxSize).map((p) => p.entry),
+      resync: this.resync,
+    };
+    this.resync = [];
+    this.lastEmitAt = now;
+    for (const member of this.members) {
+      member.push(batch);
+      if (member.queuedWeight > this.bufferLimit) this.endMember(member);
+    }
+    this.wakeRoomWaiters();
+    this.schedule();
+  }
+
+  /**
+   * Ends a member that fell behind: drops what it had waiting and sends instead one batch of
+   * resync entries (per context, the seq before its first missed change) and the end marker
+   * with a cursor for every context, to resume from with `after`.
+   */
+  private endMember(member: SubscriberQueue<ChangeBatch>): void {
+    const missed = new Map<string, ResyncEntry>();
+    const jumps = [...member.undelivered.flatMap((b) => b.resync), ...this.resync];
+    for (const r of jumps) if (!missed.has(r.contextId)) missed.set(r.contextId, r);
+    const changes = [...member.undelivered.flatMap((b) => b.changes), ...this.pending.map((p) => p.entry)];
+    for (const c of changes) {
+      if (!missed.has(c.contextId)) missed.set(c.contextId, { contextId: c.contextId, seq: c.seq - 1, version: versionBefore(c) });
+    }
+    const after = [...this.cursors].map(([contextId, cursor]) => ({ contextId, seq: missed.get(contextId)?.seq ?? cursor.seq }));
+    member.end([{ changes: [], resync: [...missed.values()] }, { changes: [], resync: [], ended: { after } }]);
+  }
+
+  private leave(member: SubscriberQueue<ChangeBatch>): void {
+    this.members.delete(member);
+    if (this.members.size === 0) this.close();
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.wakeRoomWaiters();
+    this.onClose(this);
+  }
+
+  /** Resolves when the backlog (pending plus the fullest member queue) is under half the bound. */
+  private async room(): Promise<void> {
+    while (!this.closed && this.backlog() >= this.bufferLimit / 2) {
+      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+    }
+  }
+
+  private backlog(): number {
+    let fullest = 0;
+    for (const member of this.members) fullest = Math.max(fullest, member.queuedWeight);
+    return this.pending.length + fullest;
+  }
+
+  private wakeRoomWaiters(): void {
+    const waiters = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}

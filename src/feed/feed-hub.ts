@@ -1,0 +1,155 @@
+import { RedisPubSub } from "graphql-redis-subscriptions";
+import type { Redis } from "ioredis";
+import { connectRedis } from "../redis/clients.js";
+import type { Keys } from "../redis/keys.js";
+import { ChangePipeline, type ChangeBatch, type FeedOptions } from "./change-pipeline.js";
+import { FeedReader } from "./feed-reader.js";
+import type { SubscriberQueue } from "./subscriber-queue.js";
+
+/** A context whose new entries the hub is reading: up to `target`, from after `seq`. */
+interface Tail {
+  seq: number;
+  target: number;
+}
+
+/** Entries per shared read of one context. */
+const READ_CHUNK = 1000;
+
+/**
+ * The change feed of one server instance. One Redis subscription (the changes channel, through
+ * RedisPubSub) wakes it with `<contextId> <seq>`; it then reads the new entries of that context
+ * once, and offers them to every pipeline that wants the context. The stream is the truth: a
+ * wake-up that never arrives costs latency, not changes, because pipelines fill gaps from the
+ * stream, and after the subscriber connection comes back every pipeline re-reads its cursors.
+ */
+export class FeedHub {
+  private readonly byContext = new Map<string, Set<ChangePipeline>>();
+  /** Pipelines without contextIds (an idPrefix, or every context). */
+  private readonly scanning = new Set<ChangePipeline>();
+  /** Pipelines that subscribers with the same options (and no `after`) share. */
+  private readonly shared = new Map<string, ChangePipeline>();
+  private readonly tails = new Map<string, Tail>();
+  private readonly reader: FeedReader;
+
+  private constructor(
+    private readonly subscriber: Redis,
+    redis: Redis,
+    private readonly keys: Keys,
+    private readonly bufferLimit: number,
+  ) {
+    this.reader = new FeedReader(redis, keys);
+  }
+
+  /**
+   * Opens the wake-up connection to `redisUrl` and subscribes to the changes channel; `redis` is
+   * the command connection used for reads. Rejects if Redis is unreachable.
+   */
+  static async open(redisUrl: string, redis: Redis, keys: Keys, bufferLimit: number): Promise<FeedHub> {
+    const subscriber = await connectRedis(redisUrl, "swarm-context-feed");
+    const pubsub = new RedisPubSub({ publisher: redis, subscriber, deserializer: (message) => message.toString() });
+    const hub = new FeedHub(subscriber, redis, keys, bufferLimit);
+    await pubsub.subscribe(keys.changesChannel, (message: string) => hub.wake(message));
+    // "ready" after the first connect means the connection was lost and is back: wake-ups sent
+    // meanwhile are gone, so every pipeline reads what it missed from the streams.
+    subscriber.on("ready", () => void hub.catchUp());
+    return hub;
+  }
+
+  /** A subscriber to the changes that `options` select; rejects if Redis cannot be read. */
+  async subscribe(options: FeedOptions): Promise<SubscriberQueue<ChangeBatch>> {
+    const key = options.after.length === 0 ? JSON.stringify(options) : null;
+    let pipeline = key === null ? undefined : this.shared.get(key);
+    if (!pipeline?.isOpen) {
+      pipeline = new ChangePipeline(options, this.reader, this.bufferLimit, (closed) => this.detach(closed, key));
+      this.attach(pipeline, key);
+    }
+    const member = pipeline.join();
+    try {
+      await pipeline.ready;
+    } catch (err) {
+      await member.return();
+      throw err;
+    }
+    return member;
+  }
+
+  /** Closes the wake-up connection. Pipelines stop receiving; their subscribers stay open. */
+  async close(): Promise<void> {
+    this.subscriber.removeAllListeners("ready");
+    await this.subscriber.quit().catch(() => undefined);
+  }
+
+  private attach(pipeline: ChangePipeline, key: string | null): void {
+    if (key !== null) this.shared.set(key, pipeline);
+    const ids = pipeline.options.filter.contextIds;
+    if (ids === null) {
+      this.scanning.add(pipeline);
+      return;
+    }
+    for (const id of ids) {
+      let set = this.byContext.get(id);
+      if (!set) this.byContext.set(id, (set = new Set()));
+      set.add(pipeline);
+    }
+  }
+
+  private detach(pipeline: ChangePipeline, key: string | null): void {
+    if (key !== null && this.shared.get(key) === pipeline) this.shared.delete(key);
+    this.scanning.delete(pipeline);
+    for (const id of pipeline.options.filter.contextIds ?? []) {
+      const set = this.byContext.get(id);
+      set?.delete(pipeline);
+      if (set?.size === 0) this.byContext.delete(id);
+    }
+  }
+
+  private pipelinesFor(contextId: string): ChangePipeline[] {
+    const found = [...(this.byContext.get(contextId) ?? [])];
+    for (const pipeline of this.scanning) if (pipeline.wants(contextId)) found.push(pipeline);
+    return found;
+  }
+
+  private wake(message: string): void {
+    const space = message.lastIndexOf(" ");
+    const contextId = message.slice(0, space);
+    const seq = Number(message.slice(space + 1));
+    if (!this.byContext.has(contextId) && this.pipelinesFor(contextId).length === 0) return;
+    const tail = this.tails.get(contextId);
+    if (tail) {
+      tail.target = Math.max(tail.target, seq);
+      return;
+    }
+    // Reading from just before this seq: anything earlier that a pipeline lacks, it reads itself.
+    const fresh = { seq: seq - 1, target: seq };
+    this.tails.set(contextId, fresh);
+    void this.pump(contextId, fresh);
+  }
+
+  /** Reads a context's new entries once and offers them to every pipeline that wants them. */
+  private async pump(contextId: string, tail: Tail): Promise<void> {
+    try {
+      while (tail.seq < tail.target) {
+        const { entries } = await this.reader.read(contextId, tail.seq, READ_CHUNK);
+        if (entries.length === 0) break;
+        tail.seq = entries[entries.length - 1]!.seq;
+        for (const pipeline of this.pipelinesFor(contextId)) pipeline.offer(contextId, entries);
+      }
+    } catch {
+      // Redis unreachable for reads: the pipelines read the stream themselves, retrying.
+      for (const pipeline of this.pipelinesFor(contextId)) void pipeline.catchUp();
+    } finally {
+      this.tails.delete(contextId);
+    }
+  }
+
+  private async catchUp(): Promise<void> {
+    try {
+      // Resolves once Redis confirms the subscription: wake-ups flow again before we look back.
+      await this.subscriber.subscribe(this.keys.changesChannel);
+    } catch {
+      return; // lost again: the next "ready" tries again
+    }
+    const pipelines = new Set([...this.scanning, ...[...this.byContext.values()].flatMap((s) => [...s])]);
+    for (const pipeline of pipelines) void pipeline.catchUp().catch(() => undefined);
+  }
+}

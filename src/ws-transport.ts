@@ -1,0 +1,138 @@
+import type { IncomingMessage, Server } from "node:http";
+import { GraphQLError, type ExecutionArgs } from "graphql";
+import { CloseCode, handleProtocols, makeServer } from "graphql-ws";
+import type { YogaServerInstance } from "graphql-yoga";
+import { WebSocketServer, type WebSocket } from "ws";
+import type { RequestContext } from "../resolvers/request-context.js";
+
+export interface WsTransportOptions {
+  /** How often each socket is pinged, in ms; one that has not answered the previous ping is cut. */
+  readonly keepAliveMs: number;
+  /** Operations one connection may have running at once; more are refused with LIMIT_EXCEEDED. */
+  readonly maxSubscriptionsPerConnection: number;
+}
+
+type Yoga = YogaServerInstance<Record<string, unknown>, RequestContext>;
+type Enveloped = ReturnType<Yoga["getEnveloped"]>;
+interface Extra {
+  readonly socket: WebSocket;
+  readonly request: IncomingMessage;
+}
+
+/** Stands in for a shared result's JSON while graphql-ws stringifies the message around it. */
+const PLACEHOLDER = "__swarm_context_shared_payload__";
+const QUOTED_PLACEHOLDER = JSON.stringify(PLACEHOLDER);
+
+/**
+ * Serves graphql-ws (the graphql-transport-ws protocol) on `server` at yoga's endpoint, through
+ * yoga's envelop (the same schema, context, plugins and error masking as HTTP and SSE).
+ *
+ * A result object that many subscribers receive (see shared-execution.ts) is serialized once:
+ * graphql-ws stringifies each message with our replacer, which puts a placeholder where the
+ * payload goes and remembers the payload's JSON (cached per result object); send() then splices
+ * that JSON in. Stringify and send run back to back, synchronously, so one slot suffices.
+ */
+export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransportOptions): { close(): Promise<void> } {
+  const serialized = new WeakMap<object, string>();
+  let payloadJson: string | null = null;
+  function replacer(this: unknown, key: string, value: unknown): unknown {
+    if (key !== "payload" || (this as { type?: unknown }).type !== "next" || typeof value !== "object" || value === null) {
+      return value;
+    }
+    let json = serialized.get(value);
+    if (json === undefined) serialized.set(value, (json = JSON.stringify(value)));
+    payloadJson = json;
+    return PLACEHOLDER;
+  }
+  const withPayload = (data: string): string => {
+    if (payloadJson === null) return data;
+    // The placeholder, quoted, can only be the payload: the message's other strings come first
+    // (id, type), and an id equal to it would appear before the payload, so take the last one.
+    const at = data.lastIndexOf(QUOTED_PLACEHOLDER);
+    const out = data.slice(0, at) + payloadJson + data.slice(at + QUOTED_PLACEHOLDER.length);
+    payloadJson = null;
+    return out;
+  };
+
+  const graphqlWs = makeServer<Record<string, unknown> | undefined, Extra>({
+    jsonMessageReplacer: replacer,
+    execute: (args) => (args.rootValue as Enveloped).execute(args),
+    subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
+    onSubscribe: async (ctx, _id, params) => {
+      if (Object.keys(ctx.subscriptions).length > options.maxSubscriptionsPerConnection) {
+        return [
+          new GraphQLError(`at most ${options.maxSubscriptionsPerConnection} operations may run on one connection`, {
+            extensions: { code: "LIMIT_EXCEEDED" },
+          }),
+        ];
+      }
+      const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params });
+      let document;
+      try {
+        document = enveloped.parse(params.query);
+      } catch (err) {
+        if (err instanceof GraphQLError) return [err];
+        throw err;
+      }
+      const errors = enveloped.validate(enveloped.schema, document);
+      if (errors.length > 0) return errors;
+      const args: ExecutionArgs = {
+        schema: enveloped.schema,
+        document,
+        operationName: params.operationName,
+        variableValues: params.variables,
+        contextValue: await enveloped.contextFactory(),
+        rootValue: enveloped,
+      };
+      return args;
+    },
+    // The result object itself, not graphql-ws's per-message copy, so the replacer can find it.
+    onNext: (_ctx, _id, _params, _args, result) => result,
+  });
+
+  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, handleProtocols });
+  wss.on("connection", (socket, request) => {
+    let answered = true;
+    const pinger = setInterval(() => {
+      if (!answered) return socket.terminate();
+      answered = false;
+      socket.ping();
+    }, options.keepAliveMs);
+    socket.on("pong", () => (answered = true));
+    socket.once("error", () => socket.close(CloseCode.InternalServerError, "Internal server error"));
+    const closed = graphqlWs.opened(
+      {
+        protocol: socket.protocol,
+        // Resolves once the frame is handed to the kernel: a subscriber that stops reading holds
+        // its operation here, and its feed queue fills up to the bound instead of our memory.
+        send: (data) =>
+          new Promise<void>((resolve) => {
+            const message = withPayload(data);
+            if (socket.readyState !== socket.OPEN) return resolve();
+            socket.send(message, () => resolve());
+          }),
+        close: (code, reason) => socket.close(code, reason),
+        onMessage: (handle) =>
+          socket.on("message", async (data) => {
+            try {
+              await handle(String(data));
+            } catch {
+              socket.close(CloseCode.InternalServerError, "Internal server error");
+            }
+          }),
+      },
+      { socket, request },
+    );
+    socket.once("close", (code, reason) => {
+      clearInterval(pinger);
+      void closed(code, String(reason));
+    });
+  });
+
+  return {
+    close: () => {
+      for (const socket of wss.clients) socket.close(1001, "Going away");
+      return new Promise((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
