@@ -93,13 +93,15 @@ export function deliver(batch: ChangeBatch): ChangeBatch {
 
 /**
  * The watched paths' values now, then again after every change to one of them (only the latest
- * value when over `maxUpdatesPerSecond`). Throws NOT_FOUND when the context does not exist or is
- * deleted, RESYNC_REQUIRED when the subscriber falls too far behind.
+ * value when over `maxUpdatesPerSecond`). Throws VALIDATION_FAILED for malformed arguments. A
+ * refusal met while streaming (NOT_FOUND when the context does not exist or is deleted,
+ * RESYNC_REQUIRED when the subscriber falls too far behind) is yielded as the last value, for
+ * the field's resolver to raise: errors thrown by the stream itself would reach the client masked.
  */
-export async function* watchSlice(
+export async function watchSlice(
   args: { id: string; paths: readonly string[]; maxUpdatesPerSecond?: number | null },
   ctx: RequestContext,
-): AsyncGenerator<SliceUpdate> {
+): Promise<AsyncGenerator<SliceUpdate | AppError>> {
   inRange(args.paths.length, 1, MAX_CONTEXT_IDS, "paths");
   for (const path of args.paths) segmentsOf(path);
   // Subscribe first, read second: a change between the two is then seen, never missed.
@@ -123,15 +125,26 @@ export async function* watchSlice(
     last = json;
     return update;
   };
-  try {
-    yield (await current())!;
-    for await (const batch of changes) {
-      deliver(batch);
-      if (batch.changes.length === 0) continue;
-      const update = await current();
-      if (update) yield update;
+  return (async function* () {
+    try {
+      yield (await current())!;
+      for await (const batch of changes) {
+        deliver(batch);
+        if (batch.changes.length === 0) continue;
+        const update = await current();
+        if (update) yield update;
+      }
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      yield err;
+    } finally {
+      await changes[Symbol.asyncIterator]().return?.();
     }
-  } finally {
-    await changes[Symbol.asyncIterator]().return?.();
-  }
+  })();
+}
+
+/** One value of watchSlice as the client sees it: an update, or the refusal that ends the stream. */
+export function deliverSlice(update: SliceUpdate | AppError): SliceUpdate {
+  if (update instanceof AppError) throw update;
+  return update;
 }

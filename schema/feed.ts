@@ -1,4 +1,5 @@
 import * as resolve from "../resolvers/feed.js";
+import type { AppError } from "../src/errors.js";
 import type { ChangeBatch as Batch, ResyncEntry as Resync } from "../src/feed/change-pipeline.js";
 import { builder } from "./builder.js";
 import { ChangeKind, ContextChange } from "./change.js";
@@ -91,7 +92,7 @@ builder.subscriptionType({
         maxUpdatesPerSecond: t.arg.float({ description: `More than 0, at most ${resolve.MAX_RATE}.` }),
       },
       subscribe: (_root, args, ctx) => resolve.watchSlice(args, ctx),
-      resolve: (update: resolve.SliceUpdate) => update,
+      resolve: (update: resolve.SliceUpdate | AppError) => resolve.deliverSlice(update),
     }),
   }),
 });

@@ -1,0 +1,300 @@
+// Proves API.md's six delivery guarantees over both transports (graphql-ws and SSE), plus watchSlice, argument validation, the per-connection cap and keep-alive pings.
+import { randomUUID } from "node:crypto";
+import WebSocket from "ws";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import {
+  AcquireLockDocument,
+  AllocateDocument,
+  ContextChangesDocument,
+  CreateContextDocument,
+  DeleteContextDocument,
+  MergeContextDocument,
+  PatchContextHeadDocument,
+  ReleaseDocument,
+  ReleaseLockDocument,
+  RollbackContextDocument,
+  WatchSliceDocument,
+  type ContextChangesSubscription,
+  type ContextChangesSubscriptionVariables,
+} from "../gql/graphql.js";
+import { startTestServer, type TestServer } from "../helpers/app.js";
+import { subscribe, TRANSPORTS, type FeedClient, type Transport } from "../helpers/feed-client.js";
+
+type Batch = ContextChangesSubscription["contextChanges"];
+type Client = FeedClient<ContextChangesSubscription>;
+
+let server: TestServer;
+/** A second instance on the same Redis and key prefix. */
+let other: TestServer;
+let small: TestServer;
+
+beforeAll(async () => {
+  server = await startTestServer({ maxSubscriptionsPerConnection: 2, keepAliveMs: 100 });
+  other = await startTestServer({ keyPrefix: server.config.keyPrefix });
+  small = await startTestServer({ feedRetention: 5 });
+});
+afterAll(async () => {
+  await Promise.all([server.close(), other.close(), small.close()]);
+});
+
+const batchesOf = (client: Client): Batch[] => client.values.map((v) => v.contextChanges);
+const changesOf = (client: Client) => batchesOf(client).flatMap((b) => b.changes);
+const seqsOf = (client: Client, contextId: string) => changesOf(client).filter((c) => c.contextId === contextId).map((c) => c.seq);
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const hasSeq = (contextId: string, seq: number) => (client: Client) => seqsOf(client, contextId).includes(seq);
+
+function watch(transport: Transport, variables: ContextChangesSubscriptionVariables, on: TestServer = server): Client {
+  return subscribe(transport, on.url, ContextChangesDocument, variables);
+}
+
+async function create(id: string, document: unknown = { a: { b: { c: 1 } }, ab: 1, c: 1 }, on: TestServer = server) {
+  return (await on.data(CreateContextDocument, { id, document })).createContext;
+}
+
+async function patch(id: string, path: string, value: unknown, on: TestServer = server) {
+  return (await on.data(PatchContextHeadDocument, { id, patch: [{ op: "replace" as never, path, value }] })).patchContext;
+}
+
+describe.each(TRANSPORTS)("over %s", (transport) => {
+  test("1: per context, changes of every kind arrive in seq order with no gap and no duplicate, while writers race", async () => {
+    const ids = [`g1-${transport}-a`, `g1-${transport}-b`];
+    for (const id of ids) await create(id, { n: 0, resources: { limits: { credits: 1000 } } });
+    const client = watch(transport, { contextIds: ids, after: ids.map((contextId) => ({ contextId, seq: 1 })) });
+    const writer = async (w: number) => {
+      for (let i = 0; i < 15; i++) {
+        const id = ids[(w + i) % 2]!;
+        if (i % 3 === 0) await patch(id, "/n", w * 100 + i);
+        if (i % 3 === 1) {
+          const a = (await server.data(AllocateDocument, { contextId: id, request: [{ kind: "credits", amount: 1 }], mode: "UP_TO" as never })).allocate;
+          await server.data(ReleaseDocument, { allocationId: a.id });
+        }
+        if (i % 3 === 2) {
+          const lock = (await server.data(AcquireLockDocument, { contextId: id, name: `w${w}`, holder: "t", leaseMs: 10_000 })).acquireLock;
+          await server.data(ReleaseLockDocument, { contextId: id, name: `w${w}`, token: lock.token });
+        }
+      }
+    };
+    await Promise.all([0, 1, 2, 3].map(writer));
+    const last = await Promise.all(ids.map(async (id) => (await patch(id, "/n", -1)).seq));
+    await client.until((c) => ids.every((id, i) => hasSeq(id, last[i]!)(c)), "both contexts' last change");
+    for (const [i, id] of ids.entries()) expect(seqsOf(client, id)).toEqual(range(2, last[i]!));
+    const kinds = new Set(changesOf(client).map((c) => c.kind));
+    expect([...kinds].sort()).toEqual(["ALLOCATED", "LOCK_ACQUIRED", "LOCK_RELEASED", "RELEASED", "UPDATED"]);
+    client.close();
+  });
+
+  test("2: `after` replays, then continues live with no gap or duplicate at the seam", async () => {
+    const id = `g2-${transport}`;
+    await create(id);
+    for (let i = 0; i < 30; i++) await patch(id, "/c", i);
+    const client = watch(transport, { contextIds: [id], after: [{ contextId: id, seq: 10 }], batch: { maxSize: 7 } });
+    // Writes go on while the subscription replays and goes live.
+    for (let i = 0; i < 30; i++) await patch(id, "/c", 100 + i);
+    await client.until(hasSeq(id, 61), "seq 61");
+    expect(seqsOf(client, id)).toEqual(range(11, 61));
+    expect(batchesOf(client).every((b) => b.changes.length <= 7 && b.resync.length === 0)).toBe(true);
+    client.close();
+  });
+
+  test("2: a cursor older than the retained feed yields a resync entry, never a silent gap; so does one past the end", async () => {
+    const id = `g2r-${transport}`;
+    await create(id, { c: 0 }, small);
+    for (let i = 0; i < 19; i++) await patch(id, "/c", i + 1, small);
+    const old = watch(transport, { contextIds: [id], after: [{ contextId: id, seq: 3 }] }, small);
+    const future = watch(transport, { contextIds: [id], after: [{ contextId: id, seq: 999 }] }, small);
+    for (const client of [old, future]) {
+      await client.until((c) => batchesOf(c).length > 0, "the resync");
+      expect(batchesOf(client)[0]).toEqual({ changes: [], resync: [{ contextId: id, seq: 20, version: 20 }] });
+    }
+    await patch(id, "/c", "after", small);
+    for (const client of [old, future]) {
+      await client.until(hasSeq(id, 21), "seq 21");
+      expect(seqsOf(client, id)).toEqual([21]);
+      client.close();
+    }
+  });
+
+  test("3: the path filter matches UPDATED/ROLLED_BACK changes whose path equals, contains or is inside a filter path", async () => {
+    const id = `g3-${transport}`;
+    await create(id, { a: { b: { c: 1 }, x: 1 }, ab: 1, c: 1, resources: { limits: { credits: 10 } } });
+    const client = watch(transport, { contextIds: [id], paths: ["/a/b"], after: [{ contextId: id, seq: 1 }] });
+    await patch(id, "/a/b/c", 2); // seq 2: inside /a/b
+    await patch(id, "/ab", 2); // seq 3: a string prefix, not a segment prefix: no
+    await patch(id, "/a/x", 2); // seq 4: a sibling: no
+    await patch(id, "/a", { b: 1 }); // seq 5: contains /a/b
+    await patch(id, "/c", 2); // seq 6: no
+    await server.data(MergeContextDocument, { id, merge: { a: { x: 3 } } }); // seq 7: /a/x: no
+    await server.data(AllocateDocument, { contextId: id, request: [{ kind: "credits", amount: 1 }], mode: "UP_TO" as never }); // seq 8: not a document change: passes
+    await server.data(RollbackContextDocument, { id, toVersion: 1 }); // seq 9: touches /a/b again
+    await patch(id, "/a/b", 3); // seq 10: equal
+    await client.until(hasSeq(id, 10), "seq 10");
+    expect(changesOf(client).map((c) => [c.seq, c.kind])).toEqual([
+      [2, "UPDATED"],
+      [5, "UPDATED"],
+      [8, "ALLOCATED"],
+      [9, "ROLLED_BACK"],
+      [10, "UPDATED"],
+    ]);
+    client.close();
+  });
+
+  test("3: kinds and actors select changes; idPrefix selects contexts, including ones created later", async () => {
+    const prefix = `g3k-${transport}-${randomUUID().slice(0, 8)}-`;
+    const first = `${prefix}1`;
+    const second = `${prefix}2`;
+    await create(first);
+    const replayFirst = [{ contextId: first, seq: 0 }];
+    const kinds = watch(transport, { idPrefix: prefix, kinds: ["CREATED", "DELETED"], actors: ["anonymous"], after: replayFirst });
+    const everything = watch(transport, { idPrefix: prefix, excludeActors: ["someone-else"], after: replayFirst });
+    // Once the replay has arrived, both are live: the second context is new to them.
+    for (const client of [kinds, everything]) await client.until(hasSeq(first, 1), "the replay");
+    await create(second);
+    await patch(second, "/c", 5);
+    await server.data(DeleteContextDocument, { id: second });
+    await create(second);
+    await kinds.until(hasSeq(second, 4), "the second create");
+    expect(changesOf(kinds).map((c) => [c.contextId, c.kind, c.seq])).toEqual([
+      [first, "CREATED", 1],
+      [second, "CREATED", 1],
+      [second, "DELETED", 3],
+      [second, "CREATED", 4],
+    ]);
+    await everything.until(hasSeq(second, 4), "the second create");
+    expect(seqsOf(everything, second)).toEqual([1, 2, 3, 4]);
+    for (const client of [kinds, everything]) client.close();
+  });
+
+  test("4: a batch is sent when it reaches maxSize, or maxWaitMs after its first change", async () => {
+    const id = `g4-${transport}`;
+    await create(id);
+    for (let i = 0; i < 9; i++) await patch(id, "/c", i);
+    const sized = watch(transport, { contextIds: [id], after: [{ contextId: id, seq: 0 }], batch: { maxSize: 4 } });
+    await sized.until(hasSeq(id, 10), "the replay");
+    expect(batchesOf(sized).map((b) => b.changes.length)).toEqual([4, 4, 2]);
+    sized.close();
+
+    const waited = watch(transport, { contextIds: [id], after: [{ contextId: id, seq: 10 }], batch: { maxSize: 100, maxWaitMs: 300 } });
+    const sentAt = performance.now();
+    await patch(id, "/c", "x");
+    await patch(id, "/c", "y");
+    await waited.until(hasSeq(id, 12), "two changes");
+    const waitedMs = performance.now() - sentAt;
+    expect(batchesOf(waited).map((b) => b.changes.map((c) => c.seq))).toEqual([[11, 12]]);
+    expect(waitedMs).toBeGreaterThanOrEqual(299);
+    waited.close();
+  });
+
+  test("5: over maxBatchesPerSecond changes wait and join later batches; none is dropped", async () => {
+    const id = `g5-${transport}`;
+    await create(id);
+    const client = watch(transport, { contextIds: [id], after: [{ contextId: id, seq: 1 }], maxBatchesPerSecond: 10, batch: { maxSize: 3 } });
+    const arrivals: number[] = [];
+    let seen = 0;
+    const record = () => {
+      while (seen < client.values.length) (seen++, arrivals.push(performance.now()));
+      return false;
+    };
+    const recorder = client.until(record, "never", 60_000).catch(() => undefined);
+    for (let i = 0; i < 12; i++) await patch(id, "/c", i);
+    await client.until(hasSeq(id, 13), "seq 13");
+    record();
+    expect(seqsOf(client, id)).toEqual(range(2, 13));
+    expect(batchesOf(client).every((b) => b.changes.length <= 3)).toBe(true);
+    for (let i = 1; i < arrivals.length; i++) expect(arrivals[i]! - arrivals[i - 1]!).toBeGreaterThanOrEqual(100 - 15);
+    client.close();
+    await recorder;
+  });
+
+  test("6: a change committed through either instance reaches subscribers on both", async () => {
+    const id = `g6-${transport}`;
+    await create(id);
+    const onFirst = watch(transport, { contextIds: [id], after: [{ contextId: id, seq: 1 }] });
+    const onSecond = watch(transport, { contextIds: [id], after: [{ contextId: id, seq: 1 }] }, other);
+    for (let i = 0; i < 10; i++) await patch(id, "/c", i, i % 2 ? server : other);
+    for (const client of [onFirst, onSecond]) {
+      await client.until(hasSeq(id, 11), "seq 11");
+      expect(seqsOf(client, id)).toEqual(range(2, 11));
+      client.close();
+    }
+  });
+
+  test("watchSlice sends the current slice, then the latest value after each change to a watched path, and ends when the context is deleted", async () => {
+    const id = `ws-${transport}`;
+    await create(id, { a: { b: 1 }, c: 1 });
+    const slices = subscribe(transport, server.url, WatchSliceDocument, { id, paths: ["/a/b", "/missing"] });
+    await slices.until((c) => c.values.length === 1, "the current slice");
+    expect(slices.values[0]!.watchSlice).toEqual({ version: 1, seq: 1, slice: { "/a/b": 1, "/missing": null } });
+    await patch(id, "/c", 2); // not watched
+    await patch(id, "/a/b", 2);
+    await slices.until((c) => c.values.length === 2, "the second value");
+    expect(slices.values[1]!.watchSlice).toEqual({ version: 3, seq: 3, slice: { "/a/b": 2, "/missing": null } });
+
+    const limited = subscribe(transport, server.url, WatchSliceDocument, { id, paths: ["/a"], maxUpdatesPerSecond: 2 });
+    await limited.until((c) => c.values.length === 1, "the current slice");
+    for (let i = 0; i < 10; i++) await patch(id, "/a/b", 10 + i);
+    await limited.until((c) => (c.values.at(-1)!.watchSlice.slice as Record<string, unknown>)["/a"] !== undefined && JSON.stringify(c.values.at(-1)!.watchSlice.slice) === JSON.stringify({ "/a": { b: 19 } }), "the latest value");
+    // Over the rate only the latest value is sent: far fewer updates than changes, the last one current.
+    expect(limited.values.length).toBeLessThan(6);
+    expect(limited.values.at(-1)!.watchSlice.version).toBe(13);
+
+    await server.data(DeleteContextDocument, { id });
+    for (const client of [slices, limited]) {
+      await client.untilEnded();
+      expect(client.errors.map((e) => e.extensions?.code)).toEqual(["NOT_FOUND"]);
+    }
+  });
+
+  test("malformed arguments are refused with VALIDATION_FAILED naming the argument", async () => {
+    const cases: [ContextChangesSubscriptionVariables, string][] = [
+      [{ batch: { maxSize: 0 } }, "batch.maxSize"],
+      [{ batch: { maxWaitMs: -1 } }, "batch.maxWaitMs"],
+      [{ maxBatchesPerSecond: 0 }, "maxBatchesPerSecond"],
+      [{ contextIds: [] }, "contextIds"],
+      [{ contextIds: ["has space"] }, "contextIds"],
+      [{ paths: ["no-slash"] }, "no-slash"],
+      [{ after: [{ contextId: "x", seq: -1 }] }, "after.seq"],
+      [{ after: [{ contextId: "x", seq: 1 }, { contextId: "x", seq: 2 }] }, "after"],
+    ];
+    for (const [variables, path] of cases) {
+      const client = watch(transport, variables);
+      await client.untilEnded();
+      expect(client.errors[0]?.extensions, JSON.stringify(variables)).toMatchObject({ code: "VALIDATION_FAILED", path });
+    }
+  });
+});
+
+test("subscribers sharing a pipeline each get their own selection", async () => {
+  const id = "shared-selection";
+  await create(id);
+  const query = (fields: string) => `subscription { contextChanges(contextIds: ["${id}"]) { changes { ${fields} } } }`;
+  const open = (fields: string) => {
+    const socket = new WebSocket(server.url.replace(/^http/, "ws"), "graphql-transport-ws");
+    const payloads: unknown[] = [];
+    const ready = new Promise<void>((resolve) => {
+      socket.on("open", () => socket.send(JSON.stringify({ type: "connection_init" })));
+      socket.on("message", (data) => {
+        const message = JSON.parse(String(data));
+        if (message.type === "connection_ack") {
+          socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query: query(fields) } }));
+          resolve();
+        }
+        if (message.type === "next") payloads.push(message.payload);
+      });
+    });
+    return { socket, payloads, ready };
+  };
+  const bySeq = open("seq");
+  const byKind = open("seq kind");
+  await Promise.all([bySeq.ready, byKind.ready]);
+  for (let n = 0; !bySeq.payloads.length || !byKind.payloads.length; n++) {
+    await patch(id, "/c", n);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const last = await patch(id, "/c", "last");
+  const arrived = (p: unknown[]) => JSON.stringify(p).includes(`{"seq":${last.seq}`);
+  while (!arrived(bySeq.payloads) || !arrived(byKind.payloads)) await new Promise((resolve) => setImmediate(resolve));
+  expect(bySeq.payloads.at(-1)).toEqual({ data: { contextChanges: { changes: [{ seq: last.seq }] } } });
+  expect(byKind.payloads.at(-1)).toEqual({ data: { contextChanges: { changes: [{ seq: last.seq, kind: "UPDATED" }] } } });
+  bySeq.socket.close();
+  byKind.socket.close();
+});
