@@ -45,6 +45,8 @@ interface ContextCursor {
   filling: boolean;
   /** Changes arrived while filling: read again when done. */
   refill: boolean;
+  /** The highest seq the hub has offered; beyond `seq` while filling, those changes wait in the stream. */
+  offered: number;
 }
 
 interface Pending {
@@ -130,8 +132,10 @@ export class ChangePipeline {
       return;
     }
     const cursor = this.cursorOf(contextId);
+    cursor.offered = Math.max(cursor.offered, entries[entries.length - 1]?.seq ?? 0);
     if (cursor.filling) {
       cursor.refill = true;
+      this.endLaggards();
       return;
     }
     for (const entry of entries) {
@@ -164,16 +168,16 @@ export class ChangePipeline {
     const all = [...new Set([...ids, ...resumed.map((c) => c.contextId)])];
     const heads = new Map(all.map((id, i) => [id, i]));
     const seqs = await this.reader.seqs(all);
-    for (const id of ids) this.cursors.set(id, { seq: seqs[heads.get(id)!]!, filling: false, refill: false });
+    for (const id of ids) this.cursors.set(id, { seq: seqs[heads.get(id)!]!, filling: false, refill: false, offered: 0 });
     for (const { contextId, seq } of resumed) {
       const headSeq = seqs[heads.get(contextId)!]!;
       if (seq > headSeq) {
         // A cursor past the end (state lost, or a cursor of something else): never skip silently.
         const head = await this.reader.head(contextId);
         this.resync.push({ contextId, seq: head.seq, version: head.version });
-        this.cursors.set(contextId, { seq: head.seq, filling: false, refill: false });
+        this.cursors.set(contextId, { seq: head.seq, filling: false, refill: false, offered: 0 });
       } else {
-        this.cursors.set(contextId, { seq, filling: false, refill: false });
+        this.cursors.set(contextId, { seq, filling: false, refill: false, offered: 0 });
         this.early.add(contextId);
       }
     }
@@ -187,7 +191,7 @@ export class ChangePipeline {
   private cursorOf(contextId: string): ContextCursor {
     let cursor = this.cursors.get(contextId);
     if (!cursor) {
-      cursor = { seq: 0, filling: false, refill: false };
+      cursor = { seq: 0, filling: false, refill: false, offered: 0 };
       this.cursors.set(contextId, cursor);
     }
     return cursor;
@@ -206,9 +210,11 @@ export class ChangePipeline {
         cursor.refill = false;
         await this.room();
         if (this.closed) return;
+        // At most what fits under the bound, so that a replay never ends its own subscriber.
+        const count = Math.min(FILL_CHUNK, this.bufferLimit - this.backlog());
         let read;
         try {
-          read = await this.reader.read(contextId, cursor.seq, FILL_CHUNK);
+          read = await this.reader.read(contextId, cursor.seq, count);
           if (read.trimmedTo !== null) {
             const head = await this.reader.head(contextId);
             this.resync.push({ contextId, seq: head.seq, version: head.version });
@@ -224,7 +230,7 @@ export class ChangePipeline {
         if (this.closed) return;
         if (read.trimmedTo === null) for (const entry of read.entries) if (entry.seq > cursor.seq) this.take(cursor, entry);
         this.afterTaking();
-        if (read.entries.length < FILL_CHUNK && !cursor.refill) return;
+        if (read.entries.length < count && !cursor.refill) return;
       }
     } finally {
       cursor.filling = false;
@@ -292,6 +298,16 @@ export class ChangePipeline {
     }
     const after = [...this.cursors].map(([contextId, cursor]) => ({ contextId, seq: missed.get(contextId)?.seq ?? cursor.seq }));
     member.end([{ changes: [], resync: [...missed.values()] }, { changes: [], resync: [], ended: { after } }]);
+  }
+
+  /**
+   * While a read waits for room, live changes stay in the stream; they still count as pending for
+   * every member. A member whose queue plus those passes the bound is ended (the others go on).
+   */
+  private endLaggards(): void {
+    let waiting = this.pending.length;
+    for (const cursor of this.cursors.values()) if (cursor.filling) waiting += Math.max(0, cursor.offered - cursor.seq);
+    for (const member of this.members) if (member.queuedWeight + waiting > this.bufferLimit) this.endMember(member);
   }
 
   private leave(member: SubscriberQueue<ChangeBatch>): void {

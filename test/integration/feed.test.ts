@@ -1,5 +1,6 @@
 // Proves API.md's six delivery guarantees over both transports (graphql-ws and SSE), plus watchSlice, argument validation, the per-connection cap and keep-alive pings.
 import { randomUUID } from "node:crypto";
+import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import {
@@ -297,4 +298,36 @@ test("subscribers sharing a pipeline each get their own selection", async () => 
   expect(byKind.payloads.at(-1)).toEqual({ data: { contextChanges: { changes: [{ seq: last.seq, kind: "UPDATED" }] } } });
   bySeq.socket.close();
   byKind.socket.close();
+});
+
+test("a WebSocket connection may run at most SWARM_MAX_SUBSCRIPTIONS_PER_CONNECTION operations; more are refused with LIMIT_EXCEEDED", async () => {
+  const id = "capped";
+  await create(id);
+  const client = createClient({ url: server.url.replace(/^http/, "ws"), webSocketImpl: WebSocket, retryAttempts: 0 });
+  const outcomes: unknown[][] = [[], [], []];
+  const unsubscribe = outcomes.map((seen) =>
+    client.subscribe(
+      { query: `subscription { contextChanges(contextIds: ["${id}"], after: [{contextId: "${id}", seq: 0}]) { changes { seq } } }` },
+      { next: (v) => seen.push(v), error: (e) => seen.push({ error: e }), complete: () => undefined },
+    ),
+  );
+  while (outcomes.some((seen) => seen.length === 0)) await new Promise((resolve) => setImmediate(resolve));
+  expect(outcomes[0]).toEqual([{ data: { contextChanges: { changes: [{ seq: 1 }] } } }]);
+  expect(outcomes[1]).toEqual([{ data: { contextChanges: { changes: [{ seq: 1 }] } } }]);
+  expect((outcomes[2]![0] as { error: { extensions: unknown }[] }).error[0]!.extensions).toEqual({ code: "LIMIT_EXCEEDED" });
+  unsubscribe.forEach((stop) => stop());
+  await client.dispose();
+});
+
+test("WebSocket connections are pinged every SWARM_KEEPALIVE_MS, and one that stops answering is cut", async () => {
+  const answering = new WebSocket(server.url.replace(/^http/, "ws"), "graphql-transport-ws");
+  const silent = new WebSocket(server.url.replace(/^http/, "ws"), "graphql-transport-ws", { autoPong: false });
+  let pings = 0;
+  answering.on("ping", () => pings++);
+  const cut = new Promise<number>((resolve) => silent.on("close", (code) => resolve(code)));
+  // keepAliveMs is 100 on this server: the silent one misses its first answer and is cut at the next tick.
+  expect(await cut).toBe(1006);
+  expect(pings).toBeGreaterThan(0);
+  expect(answering.readyState).toBe(WebSocket.OPEN);
+  answering.close();
 });
