@@ -86,6 +86,8 @@ export class ChangePipeline {
   private lastEmitAt = -Infinity;
   private readonly minIntervalMs: number;
   private timer: NodeJS.Timeout | null = null;
+  /** When the timer is set to fire (performance.now() time). */
+  private timerAt = 0;
   private roomWaiters: (() => void)[] = [];
   /** Resolves once every cursor is set (rejects if Redis could not be read). */
   readonly ready: Promise<void>;
@@ -252,15 +254,22 @@ export class ChangePipeline {
 
   /** Emits now if a batch is due and the rate allows, else sets a timer for when it will be. */
   private schedule(): void {
-    if (this.closed || this.timer || !this.started) return;
+    if (this.closed || !this.started) return;
     if (this.pending.length === 0 && this.resync.length === 0) return;
     const now = performance.now();
     const full = this.resync.length > 0 || this.pending.length >= this.options.maxSize;
     const due = full ? now : this.pending[0]!.at + this.options.maxWaitMs;
     const at = Math.max(due, this.lastEmitAt + this.minIntervalMs);
+    // A batch that filled up since the timer was set is due sooner than the timer says.
+    if (this.timer) {
+      if (at >= this.timerAt) return;
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
     if (at <= now) {
       this.emit(now);
     } else {
+      this.timerAt = at;
       this.timer = setTimeout(() => {
         this.timer = null;
         this.schedule();

@@ -183,6 +183,14 @@ describe.each(TRANSPORTS)("over %s", (transport) => {
     expect(batchesOf(waited).map((b) => b.changes.map((c) => c.seq))).toEqual([[11, 12]]);
     expect(waitedMs).toBeGreaterThanOrEqual(299);
     waited.close();
+
+    // A full batch goes at once, however long maxWaitMs is (this test would time out waiting a minute).
+    const full = watch(transport, { contextIds: [id], after: [{ contextId: id, seq: 12 }], batch: { maxSize: 2, maxWaitMs: 60_000 } });
+    await patch(id, "/c", "p");
+    await patch(id, "/c", "q");
+    await full.until(hasSeq(id, 14), "a full batch");
+    expect(batchesOf(full).map((b) => b.changes.map((c) => c.seq))).toEqual([[13, 14]]);
+    full.close();
   });
 
   test("5: over maxBatchesPerSecond changes wait and join later batches; none is dropped", async () => {
