@@ -1,28 +1,51 @@
-// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run.
+// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed (BENCH_ONLY=fanout runs just that).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
+import { fanout, idleSubscriptionMemory, type FanoutResult, type MemoryResult } from "./fanout.js";
 import { ledgerViolations } from "../test/helpers/ledger-invariant.js";
 import { startRedisServer } from "../test/helpers/redis-server.js";
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const FANOUT_ONLY = process.env.BENCH_ONLY === "fanout";
+const FANOUT_UPDATES = Number(process.env.BENCH_FANOUT_UPDATES ?? 200);
+const FANOUT_SUBSCRIBERS = (process.env.BENCH_FANOUT_SUBSCRIBERS ?? "1,100,1000").split(",").map(Number);
+const IDLE_SUBSCRIPTIONS = Number(process.env.BENCH_IDLE_SUBSCRIPTIONS ?? 5000);
 const children: ChildProcess[] = [];
 
-/** Spawns `bench/serve.ts <mode>` and resolves with the URL it prints. */
-function serve(mode: "ceiling" | "app", env: Record<string, string> = {}): Promise<string> {
-  const child = spawn(process.execPath, ["--import", "tsx", "bench/serve.ts", mode], {
+interface Served {
+  url: string;
+  pid: number;
+  /** Kills this server alone, before stopAll would. */
+  stop(): void;
+}
+
+/** Spawns `script ...args` and resolves with the URL it prints and its process id. */
+function serveScript(script: string, args: string[], env: Record<string, string> = {}): Promise<Served> {
+  const label = args[0] ?? script;
+  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
   children.push(child);
+  const stop = () => {
+    const at = children.indexOf(child);
+    if (at >= 0) children.splice(at, 1);
+    child.kill("SIGKILL");
+  };
   return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once("line", resolve);
-    child.once("exit", (code) => reject(new Error(`${mode} server exited with ${code}`)));
+    createInterface({ input: child.stdout! }).once("line", (url) => resolve({ url, pid: child.pid!, stop }));
+    child.once("exit", (code) => reject(new Error(`${label} server exited with ${code}`)));
   });
+}
+
+/** Spawns `bench/serve.ts <mode>` and resolves with the URL it prints. */
+async function serve(mode: "ceiling" | "app", env: Record<string, string> = {}): Promise<string> {
+  return (await serveScript("bench/serve.ts", [mode], env)).url;
 }
 
 function stopAll(): void {
@@ -113,8 +136,135 @@ function documentOf(bytes: number) {
 
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 
+interface FanoutRow {
+  subscribers: number;
+  ours: FanoutResult | string;
+  baseline: FanoutResult | string;
+  /** The same client against a server that only writes a pre-serialized message to each socket. */
+  ceiling: FanoutResult | string;
+  /** Deliveries/s ours / baseline, per round. */
+  ratios: number[];
+}
+
+/** Per figure, the median over rounds (lost: the sum); the first failure if any round failed. */
+function medianOf(results: (FanoutResult | string)[]): FanoutResult | string {
+  const failed = results.find((r): r is string => typeof r === "string");
+  if (failed !== undefined) return failed;
+  const ok = results as FanoutResult[];
+  return {
+    ...ok[0]!,
+    deliveries: ok.reduce((sum, r) => sum + r.deliveries, 0),
+    lost: ok.reduce((sum, r) => sum + r.lost, 0),
+    p50: median(ok.map((r) => r.p50)),
+    p99: median(ok.map((r) => r.p99)),
+    deliveriesPerSecond: median(ok.map((r) => r.deliveriesPerSecond)),
+  };
+}
+
+interface FanoutReport {
+  rows: FanoutRow[];
+  memory: { server: string; result: MemoryResult | string }[];
+}
+
+/** The failure's message instead of a figure, so one broken server does not hide the other's. */
+const orMessage = <T>(run: Promise<T>): Promise<T | string> => run.catch((err: Error) => err.message);
+
+/**
+ * Fan-out of swarm-context at `appUrl` and of the naive feed (started here, on the same Redis),
+ * alternating per subscriber count so both see the machine in the same state.
+ */
+async function fanoutScenarios(appUrl: string, redisUrl: string): Promise<FanoutReport> {
+  const naive = await serveScript("bench/naive-feed-server.ts", [], { BENCH_REDIS_URL: redisUrl });
+  const broadcast = await serveScript("bench/broadcast-ceiling-server.ts", []);
+  const runs = new Map<number, { ours: (FanoutResult | string)[]; baseline: (FanoutResult | string)[]; ceiling: (FanoutResult | string)[] }>();
+  // Rounds, each measuring the three servers back to back per subscriber count: the machine's
+  // speed drifts, so medians over rounds are reported, with each round's ratio.
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const subscribers of FANOUT_SUBSCRIBERS) {
+      const run = runs.get(subscribers) ?? { ours: [], baseline: [], ceiling: [] };
+      runs.set(subscribers, run);
+      run.ceiling.push(await orMessage(fanout(broadcast.url, subscribers, FANOUT_UPDATES)));
+      run.baseline.push(await orMessage(fanout(naive.url, subscribers, FANOUT_UPDATES)));
+      run.ours.push(await orMessage(fanout(appUrl, subscribers, FANOUT_UPDATES)));
+    }
+  }
+  const rows: FanoutRow[] = [...runs].map(([subscribers, run]) => ({
+    subscribers,
+    ours: medianOf(run.ours),
+    baseline: medianOf(run.baseline),
+    ceiling: medianOf(run.ceiling),
+    ratios: run.ours.map((ours, i) => {
+      const baseline = run.baseline[i]!;
+      return typeof ours === "string" || typeof baseline === "string" ? NaN : ours.deliveriesPerSecond / baseline.deliveriesPerSecond;
+    }),
+  }));
+  naive.stop();
+  broadcast.stop();
+  // Idle memory is read from fresh servers: one that already served load has heap it freed and
+  // kept, which new subscriptions fill without growing RSS (about half the figure, when tried).
+  const memory: FanoutReport["memory"] = [];
+  for (const [server, script, args] of [["swarm-context", "bench/serve.ts", ["app"]], ["baseline", "bench/naive-feed-server.ts", []]] as const) {
+    const fresh = await serveScript(script, [...args], { BENCH_REDIS_URL: redisUrl });
+    memory.push({ server, result: await orMessage(idleSubscriptionMemory(fresh.url, fresh.pid, IDLE_SUBSCRIPTIONS)) });
+    fresh.stop();
+  }
+  return { rows, memory };
+}
+
+function printFanout(report: FanoutReport): void {
+  const cells = (r: FanoutResult | string) =>
+    typeof r === "string" ? [`failed: ${r}`, "", "", ""] : [r.p50.toFixed(1), r.p99.toFixed(1), r.deliveriesPerSecond.toFixed(0), String(r.lost)];
+  console.log(`\nfan-out: one swarm, ${FANOUT_UPDATES} updates one at a time, each awaited at every subscriber (lost after 2 s); medians of ${ROUNDS} rounds;`);
+  console.log("latency from sending the mutation to a subscriber receiving its change; same machine, same Redis, baseline = yoga + graphql-ws + RedisPubSub + withFilter\n");
+  console.log("ceiling = the same client against a server that only writes one pre-serialized message per update to each socket (no GraphQL, no Redis)\n");
+  console.log("| subscribers | ours p50 ms | ours p99 ms | ours deliveries/s | ours lost | baseline p50 ms | baseline p99 ms | baseline deliveries/s | baseline lost | ceiling p50 ms | ceiling p99 ms | ceiling deliveries/s | ceiling lost | ours / baseline (median; per round) | ours / ceiling | goal |");
+  console.log("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+  const rate = (r: FanoutResult | string) => (typeof r === "string" ? undefined : r.deliveriesPerSecond);
+  const ratioOf = (a: FanoutResult | string, b: FanoutResult | string) => {
+    const x = rate(a);
+    const y = rate(b);
+    return x === undefined || y === undefined ? undefined : x / y;
+  };
+  for (const { subscribers, ours, baseline, ceiling, ratios } of report.rows) {
+    const ratio = median(ratios);
+    const ofCeiling = ratioOf(ours, ceiling);
+    let goal = "";
+    if (subscribers === 1000) {
+      const p99 = typeof ours === "string" ? undefined : ours.p99;
+      goal = `p99 <= 25 ms ${p99 !== undefined && p99 <= 25 ? "PASS" : "MISS"}; ratio >= 3x ${ratio !== undefined && ratio >= 3 ? "PASS" : "MISS"}`;
+    }
+    const show = (x: number | undefined) => (x === undefined ? "" : `${x.toFixed(2)}x`);
+    const perRound = ratios.map((r) => r.toFixed(2)).join(", ");
+    console.log(`| ${subscribers} | ${[...cells(ours), ...cells(baseline), ...cells(ceiling)].join(" | ")} | ${show(ratio)} (${perRound}) | ${show(ofCeiling)} | ${goal} |`);
+  }
+  console.log(`\nidle subscriptions: ${IDLE_SUBSCRIPTIONS}, one WebSocket connection each, 50 per swarm, on a freshly started server; RSS from /proc\n`);
+  console.log("| server | RSS before MB | RSS after MB | live afterwards | KB per subscription | goal |");
+  console.log("|---|---:|---:|---:|---:|---|");
+  for (const { server, result: m } of report.memory) {
+    if (typeof m === "string") {
+      console.log(`| ${server} | failed: ${m} | | | | |`);
+      continue;
+    }
+    const goal = server === "swarm-context" ? `<= 20 KB ${m.kbPerSubscription <= 20 ? "PASS" : "MISS"}` : "";
+    console.log(`| ${server} | ${(m.rssBeforeKb / 1024).toFixed(0)} | ${(m.rssAfterKb / 1024).toFixed(0)} | ${m.live} / ${m.subscriptions} | ${m.kbPerSubscription.toFixed(1)} | ${goal} |`);
+  }
+  mkdirSync(".bench", { recursive: true });
+  writeFileSync(".bench/fanout.json", JSON.stringify({ at: new Date().toISOString(), updates: FANOUT_UPDATES, ...report }, null, 2));
+}
+
 async function main(): Promise<void> {
   const redis = await startRedisServer();
+  if (FANOUT_ONLY) {
+    try {
+      const appUrl = await serve("app", { BENCH_REDIS_URL: redis.url });
+      printFanout(await fanoutScenarios(appUrl, redis.url));
+    } finally {
+      stopAll();
+      await redis.stop();
+    }
+    return;
+  }
+  let fanoutReport: FanoutReport;
   // Both servers stay up; each round measures every scenario right after its ceiling, and the
   // medians over rounds are reported, because this machine's speed drifts from minute to minute.
   const samples = new Map<string, Row[]>();
@@ -181,6 +331,7 @@ async function main(): Promise<void> {
     console.log(
       `ledger: ${releases} acknowledged releases, ${consumed} credits consumed, ${data.context.allocations.length} allocations left active, invariant ${violations.length ? `BROKEN: ${violations.join("; ")}` : "holds"}: ${ledgerSound ? "sound" : "NOT SOUND"}`,
     );
+    fanoutReport = await fanoutScenarios(appUrl, redis.url);
   } finally {
     stopAll();
     await redis.stop();
@@ -207,6 +358,7 @@ async function main(): Promise<void> {
   }
   mkdirSync(".bench", { recursive: true });
   writeFileSync(".bench/results.json", JSON.stringify({ at: new Date().toISOString(), connections: CONNECTIONS, durationS: DURATION_S, rounds: ROUNDS, rows }, null, 2));
+  printFanout(fanoutReport);
 }
 
 main().catch((err) => {

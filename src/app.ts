@@ -9,7 +9,7 @@ import { AppError } from "./errors.js";
 import { connectRedis } from "./redis/clients.js";
 import { Keys } from "./redis/keys.js";
 import { FeedHub } from "./feed/feed-hub.js";
-import { useSharedSubscriptionExecution } from "./shared-execution.js";
+import { sharedSubscribe, useSubscribe } from "./shared-execution.js";
 import { ContextStore } from "./store/contexts.js";
 import { LedgerStore } from "./store/ledger.js";
 import { attachGraphqlWs } from "./ws-transport.js";
@@ -72,13 +72,14 @@ export async function createApp(config: AppConfig): Promise<App> {
     await redis.ping();
     return performance.now() - started;
   };
+  const subscribe = sharedSubscribe(maskError);
   const yoga = createYoga<Record<string, unknown>, RequestContext>({
     schema,
     graphqlEndpoint: "/graphql",
     landingPage: false,
     logging: "warn",
     maskedErrors: { maskError },
-    plugins: [useSharedSubscriptionExecution()],
+    plugins: [useSubscribe(subscribe)],
     context: (): RequestContext => ({ contexts, ledger, feed, actor: "anonymous", pingRedis }),
   });
   let server: Server | undefined;
@@ -88,7 +89,7 @@ export async function createApp(config: AppConfig): Promise<App> {
     start: () =>
       new Promise((resolve, reject) => {
         server = createServer(yoga);
-        ws = attachGraphqlWs(server, yoga, config);
+        ws = attachGraphqlWs(server, yoga, { ...config, subscribe });
         server.once("error", reject);
         server.listen(config.port, config.host, () => {
           const { port } = server!.address() as AddressInfo;

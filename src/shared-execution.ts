@@ -1,42 +1,48 @@
-import { createSourceEventStream, execute, type DocumentNode, type ExecutionArgs, type ExecutionResult } from "graphql";
+import { createSourceEventStream, execute, GraphQLError, type DocumentNode, type ExecutionArgs, type ExecutionResult } from "graphql";
 import { isAsyncIterable, mapAsyncIterator, type Plugin } from "graphql-yoga";
 
 type Results = Map<string, Promise<ExecutionResult> | ExecutionResult>;
+/** Turns an error that is not a deliberate refusal into INTERNAL_SERVER_ERROR (app.ts). */
+export type MaskError = (error: unknown, message: string) => Error;
+export type Subscribe = (args: ExecutionArgs) => Promise<AsyncIterable<ExecutionResult> | ExecutionResult>;
+
+const UNEXPECTED = "Unexpected error.";
 
 /**
- * Subscription events that many subscribers receive as the same object (a feed batch shared by a
- * pipeline's members) are executed once per distinct operation (document and variables) and the
- * result object is shared, instead of once per subscriber. The per-subscriber cost of a delivery
- * is then the send alone; see ws-transport.ts for serializing a shared result once.
+ * A subscribe function for the whole schema. Subscription events that many subscribers receive
+ * as the same object (a feed batch shared by a pipeline's members) are executed, and their errors
+ * masked, once per distinct operation (document and variables); the result object is shared
+ * instead of made per subscriber. A delivery then costs each subscriber only its send (see
+ * ws-transport.ts for serializing a shared result once).
  */
-const executed = new WeakMap<object, WeakMap<DocumentNode, Results>>();
-
-function executeShared(args: ExecutionArgs, event: unknown): Promise<ExecutionResult> | ExecutionResult {
-  if (typeof event !== "object" || event === null) return execute({ ...args, rootValue: event });
-  let byDocument = executed.get(event);
-  if (!byDocument) executed.set(event, (byDocument = new WeakMap()));
-  let results = byDocument.get(args.document);
-  if (!results) byDocument.set(args.document, (results = new Map()));
-  const key = `${args.operationName ?? ""}\n${JSON.stringify(args.variableValues ?? {})}`;
-  let result = results.get(key);
-  if (!result) {
-    result = execute({ ...args, rootValue: event });
-    results.set(key, result);
-  }
-  return result;
+export function sharedSubscribe(maskError: MaskError): Subscribe {
+  const mask = (result: ExecutionResult): ExecutionResult =>
+    result.errors ? { ...result, errors: result.errors.map((e) => maskError(e, UNEXPECTED) as GraphQLError) } : result;
+  const executed = new WeakMap<object, WeakMap<DocumentNode, Results>>();
+  const run = async (args: ExecutionArgs, event: unknown) => mask(await execute({ ...args, rootValue: event }));
+  const executeShared = (args: ExecutionArgs, event: unknown) => {
+    if (typeof event !== "object" || event === null) return run(args, event);
+    let byDocument = executed.get(event);
+    if (!byDocument) executed.set(event, (byDocument = new WeakMap()));
+    let results = byDocument.get(args.document);
+    if (!results) byDocument.set(args.document, (results = new Map()));
+    const key = `${args.operationName ?? ""}\n${JSON.stringify(args.variableValues ?? {})}`;
+    let result = results.get(key);
+    if (!result) results.set(key, (result = run(args, event)));
+    return result;
+  };
+  return async (args) => {
+    const source = await createSourceEventStream(args);
+    if (!isAsyncIterable(source)) return mask(source as ExecutionResult);
+    return mapAsyncIterator(source as AsyncIterable<unknown>, (event) => executeShared(args, event));
+  };
 }
 
-async function subscribeShared(args: ExecutionArgs) {
-  const source = await createSourceEventStream(args);
-  if (!isAsyncIterable(source)) return source;
-  return mapAsyncIterator(source as AsyncIterable<unknown>, (event) => executeShared(args, event));
-}
-
-/** The yoga plugin that makes every subscription execute shared events once (for SSE and WebSocket). */
-export function useSharedSubscriptionExecution(): Plugin {
+/** The yoga plugin that makes SSE (and any yoga-served) subscriptions use `subscribe`. */
+export function useSubscribe(subscribe: Subscribe): Plugin {
   return {
     onSubscribe({ setSubscribeFn }) {
-      setSubscribeFn(subscribeShared as never);
+      setSubscribeFn(subscribe as never);
     },
   };
 }

