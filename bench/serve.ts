@@ -31,6 +31,7 @@ if (mode === "ceiling") {
     resendTtlSeconds: 300,
     leaseSweepMs: 500,
     subscriberBuffer: 10_000,
+    subscriberStallMs: 10_000,
     maxSubscriptionsPerConnection: 100,
     keepAliveMs: 12_000,
   });

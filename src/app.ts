@@ -54,7 +54,7 @@ export async function createApp(config: AppConfig): Promise<App> {
   const ledger = new LedgerStore(redis, keys, config);
   let feed: FeedHub;
   try {
-    feed = await FeedHub.open(config.redisUrl, redis, keys, config.subscriberBuffer);
+    feed = await FeedHub.open(config.redisUrl, redis, keys, config.subscriberBuffer, config.subscriberStallMs);
   } catch (err) {
     redis.disconnect();
     throw err;

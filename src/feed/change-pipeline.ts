@@ -97,6 +97,8 @@ export class ChangePipeline {
     private readonly reader: FeedReader,
     /** Most changes a member may have waiting (queued or pending) before it is ended. */
     private readonly bufferLimit: number,
+    /** How long a member may take nothing, while more than the bound waits for it, before it is ended (ms). */
+    private readonly stallMs: number,
     /** Called once when the last member leaves or the pipeline ends. */
     private readonly onClose: (pipeline: ChangePipeline) => void,
   ) {
@@ -310,13 +312,19 @@ export class ChangePipeline {
   }
 
   /**
-   * While a read waits for room, live changes stay in the stream; they still count as pending for
-   * every member. A member whose queue plus those passes the bound is ended (the others go on).
+   * While a read waits for room, live changes stay in the stream; they count as pending for a
+   * member that has stopped taking: one that has taken nothing for `stallMs` while its queue and
+   * those pass the bound is ended (the others go on). A member that keeps taking is never ended
+   * here, however far behind it replays: it catches up, or meets a resync where retention ends.
    */
   private endLaggards(): void {
     let waiting = this.pending.length;
     for (const cursor of this.cursors.values()) if (cursor.filling) waiting += Math.max(0, cursor.offered - cursor.seq);
-    for (const member of this.members) if (member.queuedWeight + waiting > this.bufferLimit) this.endMember(member);
+    const now = performance.now();
+    for (const member of this.members) {
+      const stalled = member.queuedWeight > 0 && now - member.lastTakeAt >= this.stallMs;
+      if (stalled && member.queuedWeight + waiting > this.bufferLimit) this.endMember(member);
+    }
   }
 
   private leave(member: SubscriberQueue<ChangeBatch>): void {

@@ -36,18 +36,20 @@ export class FeedHub {
     redis: Redis,
     private readonly keys: Keys,
     private readonly bufferLimit: number,
+    private readonly stallMs: number,
   ) {
     this.reader = new FeedReader(redis, keys);
   }
 
   /**
    * Opens the wake-up connection to `redisUrl` and subscribes to the changes channel; `redis` is
-   * the command connection used for reads. Rejects if Redis is unreachable.
+   * the command connection used for reads. `bufferLimit` and `stallMs` bound each subscriber
+   * (see ChangePipeline). Rejects if Redis is unreachable.
    */
-  static async open(redisUrl: string, redis: Redis, keys: Keys, bufferLimit: number): Promise<FeedHub> {
+  static async open(redisUrl: string, redis: Redis, keys: Keys, bufferLimit: number, stallMs: number): Promise<FeedHub> {
     const subscriber = await connectRedis(redisUrl, "swarm-context-feed");
     const pubsub = new RedisPubSub({ publisher: redis, subscriber, deserializer: (message) => message.toString() });
-    const hub = new FeedHub(subscriber, redis, keys, bufferLimit);
+    const hub = new FeedHub(subscriber, redis, keys, bufferLimit, stallMs);
     await pubsub.subscribe(keys.changesChannel, (message: string) => hub.wake(message));
     // "ready" after the first connect means the connection was lost and is back: wake-ups sent
     // meanwhile are gone, so every pipeline reads what it missed from the streams.
@@ -60,7 +62,7 @@ export class FeedHub {
     const key = options.after.length === 0 ? JSON.stringify(options) : null;
     let pipeline = key === null ? undefined : this.shared.get(key);
     if (!pipeline?.isOpen) {
-      pipeline = new ChangePipeline(options, this.reader, this.bufferLimit, (closed) => this.detach(closed, key));
+      pipeline = new ChangePipeline(options, this.reader, this.bufferLimit, this.stallMs, (closed) => this.detach(closed, key));
       this.attach(pipeline, key);
     }
     const member = pipeline.join();

@@ -9,6 +9,8 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T> {
   private closed = false;
   /** Sum of the weights of the values not taken yet. */
   queuedWeight = 0;
+  /** performance.now() when the subscriber last asked for a value. */
+  lastTakeAt = performance.now();
 
   constructor(
     private readonly weigh: (value: T) => number,
@@ -54,6 +56,7 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T> {
   }
 
   next(): Promise<IteratorResult<T>> {
+    this.lastTakeAt = performance.now();
     const value = this.queue.shift();
     if (value !== undefined) {
       this.queuedWeight -= this.weigh(value);

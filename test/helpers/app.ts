@@ -35,6 +35,7 @@ export function testConfig(overrides: Partial<AppConfig> = {}): AppConfig {
     resendTtlSeconds: 300,
     leaseSweepMs: 500,
     subscriberBuffer: 10_000,
+    subscriberStallMs: 10_000,
     maxSubscriptionsPerConnection: 100,
     keepAliveMs: 12_000,
     ...overrides,

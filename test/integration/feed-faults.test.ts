@@ -13,7 +13,7 @@ type Resync = ContextChangesSubscription["contextChanges"]["resync"][number];
 let server: TestServer;
 
 beforeAll(async () => {
-  server = await startTestServer({ subscriberBuffer: 20 });
+  server = await startTestServer({ subscriberBuffer: 20, subscriberStallMs: 500 });
 });
 afterAll(async () => {
   await server.close();
@@ -132,6 +132,19 @@ describe.each(TRANSPORTS)("over %s", (transport) => {
     await resumed.until((c) => changesOf(c).at(-1)?.seq === final, "the rest");
     expect(changesOf(resumed).map((c) => c.seq)).toEqual(range(last + 1, final));
     resumed.close();
+  });
+
+  test("a subscriber replaying far behind while changes keep coming is not ended: it catches up", async () => {
+    const id = `replay-${transport}`;
+    await create(id);
+    for (let i = 0; i < 200; i++) await patch(id, "/n", i);
+    // 200 changes behind with a bound of 20, and 200 more arrive while it replays.
+    const client = subscribe(transport, server.url, ContextChangesDocument, { contextIds: [id], after: [{ contextId: id, seq: 1 }], batch: { maxSize: 5 } });
+    for (let i = 0; i < 200; i++) await patch(id, "/n", 1000 + i);
+    await client.until((c) => changesOf(c).at(-1)?.seq === 401, "seq 401");
+    expect(changesOf(client).map((c) => c.seq)).toEqual(range(2, 401));
+    expect(client.errors).toEqual([]);
+    client.close();
   });
 
   test("subscribers that disconnect at random points and resume from their last seen seq see every change once, in order", async () => {

@@ -26,7 +26,7 @@ beforeAll(async () => {
   server = await startTestServer();
   redis = new Redis(server.config.redisUrl);
   keys = new Keys(server.config.keyPrefix);
-  hub = await FeedHub.open(server.config.redisUrl, redis, keys, 10_000);
+  hub = await FeedHub.open(server.config.redisUrl, redis, keys, 10_000, 12_000);
 });
 afterAll(async () => {
   await hub?.close();
