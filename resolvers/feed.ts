@@ -9,7 +9,8 @@ export const DEFAULT_BATCH_SIZE = 100;
 export const MAX_BATCH_SIZE = 1000;
 export const MAX_BATCH_WAIT_MS = 60_000;
 export const MAX_RATE = 1000;
-export const MAX_CONTEXT_IDS = 1000;
+/** Longest list argument (contextIds, paths, actors, excludeActors, after). */
+export const MAX_LIST = 1000;
 /** The kinds that can change a slice's value. */
 const DOCUMENT_KINDS = ["CREATED", "UPDATED", "ROLLED_BACK", "DELETED"];
 
@@ -50,9 +51,10 @@ function checkRate(rate: number | null | undefined, path: string): number | null
 export function contextChanges(args: ContextChangesArgs, ctx: RequestContext): Promise<AsyncIterable<ChangeBatch>> {
   const contextIds = args.contextIds ?? null;
   if (contextIds) {
-    inRange(contextIds.length, 1, MAX_CONTEXT_IDS, "contextIds");
+    inRange(contextIds.length, 1, MAX_LIST, "contextIds");
     checkIds(contextIds, "contextIds");
   }
+  for (const name of ["paths", "actors", "excludeActors", "after"] as const) inRange(args[name]?.length ?? 0, 0, MAX_LIST, name);
   const after = args.after ?? [];
   checkIds(
     after.map((c) => c.contextId),
@@ -102,7 +104,7 @@ export async function watchSlice(
   args: { id: string; paths: readonly string[]; maxUpdatesPerSecond?: number | null },
   ctx: RequestContext,
 ): Promise<AsyncGenerator<SliceUpdate | AppError>> {
-  inRange(args.paths.length, 1, MAX_CONTEXT_IDS, "paths");
+  inRange(args.paths.length, 1, MAX_LIST, "paths");
   for (const path of args.paths) segmentsOf(path);
   // Subscribe first, read second: a change between the two is then seen, never missed.
   const changes = await contextChanges(

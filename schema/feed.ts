@@ -65,16 +65,16 @@ builder.subscriptionType({
         "Over `maxBatchesPerSecond` changes wait and join a later batch; none is dropped. A subscriber that falls more than the server's bound (SWARM_SUBSCRIBER_BUFFER changes) behind gets a batch of `resync` entries and then the error RESYNC_REQUIRED whose extensions.after holds a cursor for every context: subscribe again with it.",
       ].join(" "),
       args: {
-        contextIds: t.arg.idList({ description: `Only these contexts (1 to ${resolve.MAX_CONTEXT_IDS}).` }),
+        contextIds: t.arg.idList({ description: `Only these contexts (1 to ${resolve.MAX_LIST}).` }),
         idPrefix: t.arg.string({ description: "Only contexts whose id starts with this." }),
-        paths: t.arg.stringList({ description: "JSON Pointers; see above." }),
+        paths: t.arg.stringList({ description: `JSON Pointers (at most ${resolve.MAX_LIST}); see above.` }),
         kinds: t.arg({ type: [ChangeKind] }),
-        actors: t.arg.stringList({ description: "Only changes by these actors." }),
-        excludeActors: t.arg.stringList({ description: "No changes by these actors (e.g. your own)." }),
+        actors: t.arg.stringList({ description: `Only changes by these actors (at most ${resolve.MAX_LIST}).` }),
+        excludeActors: t.arg.stringList({ description: `No changes by these actors, e.g. your own (at most ${resolve.MAX_LIST}).` }),
         after: t.arg({
           type: [CursorInput],
           description:
-            "Resume points: matching changes after each seq are replayed first, then delivery continues live. A seq older than what is retained gives a `resync` entry. Contexts without a cursor start from now.",
+            `Resume points (at most ${resolve.MAX_LIST}, one per context): matching changes after each seq are replayed first, then delivery continues live. A seq older than what is retained, or past the end, gives a \`resync\` entry. Contexts without a cursor start from now.`,
         }),
         batch: t.arg({ type: BatchInput }),
         maxBatchesPerSecond: t.arg.float({ description: `At most this many batches per second (more than 0, at most ${resolve.MAX_RATE}).` }),
@@ -88,7 +88,7 @@ builder.subscriptionType({
         "The values at `paths` of one context now, then again whenever a change alters one of them; over `maxUpdatesPerSecond` only the latest value is sent. Ends with NOT_FOUND when the context does not exist or is deleted.",
       args: {
         id: t.arg.id({ required: true }),
-        paths: t.arg.stringList({ required: true, description: "JSON Pointers (RFC 6901)." }),
+        paths: t.arg.stringList({ required: true, description: `JSON Pointers (RFC 6901), 1 to ${resolve.MAX_LIST}.` }),
         maxUpdatesPerSecond: t.arg.float({ description: `More than 0, at most ${resolve.MAX_RATE}.` }),
       },
       subscribe: (_root, args, ctx) => resolve.watchSlice(args, ctx),

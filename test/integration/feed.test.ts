@@ -263,6 +263,7 @@ describe.each(TRANSPORTS)("over %s", (transport) => {
       [{ paths: ["no-slash"] }, "no-slash"],
       [{ after: [{ contextId: "x", seq: -1 }] }, "after.seq"],
       [{ after: [{ contextId: "x", seq: 1 }, { contextId: "x", seq: 2 }] }, "after"],
+      [{ actors: Array.from({ length: 1001 }, (_, i) => `a${i}`) }, "actors"],
     ];
     for (const [variables, path] of cases) {
       const client = watch(transport, variables);
