@@ -93,6 +93,14 @@ export function deliver(batch: ChangeBatch): ChangeBatch {
   return batch;
 }
 
+interface SliceRead {
+  readonly update: SliceUpdate;
+  /** The slice serialized, to tell whether it changed. */
+  readonly json: string;
+}
+
+const readsAfter = new WeakMap<ChangeBatch, Map<string, Promise<SliceRead>>>();
+
 /**
  * The watched paths' values now, then again after every change to one of them (only the latest
  * value when over `maxUpdatesPerSecond`). Throws VALIDATION_FAILED for malformed arguments. A
@@ -117,24 +125,34 @@ export async function watchSlice(
     },
     ctx,
   );
-  let last = "";
-  const current = async (): Promise<SliceUpdate | null> => {
+  const read = async (): Promise<SliceRead> => {
     const view = await ctx.contexts.get(args.id);
     if (!view) throw new AppError(ErrorCode.NOT_FOUND, `context ${args.id} does not exist`, { id: args.id });
     const update = { version: view.version, seq: view.seq, slice: await slice(view, args, ctx) };
-    const json = JSON.stringify(update.slice);
-    if (json === last) return null;
-    last = json;
-    return update;
+    return { update, json: JSON.stringify(update.slice) };
   };
+  // Watchers with the same arguments share a pipeline, hence each batch object: the read after
+  // it is made once for all of them, and so is the update they are sent.
+  const readAfter = (batch: ChangeBatch): Promise<SliceRead> => {
+    const key = JSON.stringify(args.paths);
+    let reads = readsAfter.get(batch);
+    if (!reads) readsAfter.set(batch, (reads = new Map()));
+    let shared = reads.get(key);
+    if (!shared) reads.set(key, (shared = read()));
+    return shared;
+  };
+  let last = "";
   return (async function* () {
     try {
-      yield (await current())!;
+      const first = await read();
+      last = first.json;
+      yield first.update;
       for await (const batch of changes) {
         deliver(batch);
-        if (batch.changes.length === 0) continue;
-        const update = await current();
-        if (update) yield update;
+        const { update, json } = await readAfter(batch);
+        if (json === last) continue;
+        last = json;
+        yield update;
       }
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
