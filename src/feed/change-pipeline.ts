@@ -49,6 +49,8 @@ interface ContextCursor {
   offered: number;
 }
 
+const cursorAt = (seq: number): ContextCursor => ({ seq, filling: false, refill: false, offered: 0 });
+
 interface Pending {
   readonly entry: ChangeEntry;
   /** performance.now() when it was taken in. */
@@ -172,16 +174,16 @@ export class ChangePipeline {
     const all = [...new Set([...ids, ...resumed.map((c) => c.contextId)])];
     const heads = new Map(all.map((id, i) => [id, i]));
     const seqs = await this.reader.seqs(all);
-    for (const id of ids) this.cursors.set(id, { seq: seqs[heads.get(id)!]!, filling: false, refill: false, offered: 0 });
+    for (const id of ids) this.cursors.set(id, cursorAt(seqs[heads.get(id)!]!));
     for (const { contextId, seq } of resumed) {
       const headSeq = seqs[heads.get(contextId)!]!;
       if (seq > headSeq) {
         // A cursor past the end (state lost, or a cursor of something else): never skip silently.
         const head = await this.reader.head(contextId);
         this.resync.push({ contextId, seq: head.seq, version: head.version });
-        this.cursors.set(contextId, { seq: head.seq, filling: false, refill: false, offered: 0 });
+        this.cursors.set(contextId, cursorAt(head.seq));
       } else {
-        this.cursors.set(contextId, { seq, filling: false, refill: false, offered: 0 });
+        this.cursors.set(contextId, cursorAt(seq));
         this.early.add(contextId);
       }
     }
@@ -195,7 +197,7 @@ export class ChangePipeline {
   private cursorOf(contextId: string): ContextCursor {
     let cursor = this.cursors.get(contextId);
     if (!cursor) {
-      cursor = { seq: 0, filling: false, refill: false, offered: 0 };
+      cursor = cursorAt(0);
       this.cursors.set(contextId, cursor);
     }
     return cursor;

@@ -115,7 +115,7 @@ export class FeedHub {
     const space = message.lastIndexOf(" ");
     const contextId = message.slice(0, space);
     const seq = Number(message.slice(space + 1));
-    if (!this.byContext.has(contextId) && this.pipelinesFor(contextId).length === 0) return;
+    if (this.pipelinesFor(contextId).length === 0) return;
     const tail = this.tails.get(contextId);
     if (tail) {
       tail.target = Math.max(tail.target, seq);
@@ -138,7 +138,7 @@ export class FeedHub {
       }
     } catch {
       // Redis unreachable for reads: the pipelines read the stream themselves, retrying.
-      for (const pipeline of this.pipelinesFor(contextId)) void pipeline.catchUp();
+      for (const pipeline of this.pipelinesFor(contextId)) void pipeline.catchUp().catch(() => undefined);
     } finally {
       this.tails.delete(contextId);
     }
