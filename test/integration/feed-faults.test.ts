@@ -1,4 +1,6 @@
-// Proves the feed survives faults: a subscriber that stops reading is ended with a resync and a resumable error while others are unaffected, `CLIENT KILL TYPE pubsub` loses nothing, and subscribers that disconnect at random points and resume see every change exactly once.
+// Proves the feed survives faults: a subscriber that stops reading is ended with a resync and a resumable error while others are unaffected and the server's heap stays bounded, a slow replay is not ended, `CLIENT KILL TYPE pubsub` loses nothing, and subscribers that disconnect at random points and resume see every change exactly once.
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { Redis } from "ioredis";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -177,6 +179,27 @@ describe.each(TRANSPORTS)("over %s", (transport) => {
       for (const id of ids) expect(result.seen.get(id), id).toEqual(range(2, 101));
     }
   });
+});
+
+test("while a subscriber stays stalled and changes keep flowing, the server's heap stays bounded", async () => {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const heapMb = () => {
+    gc();
+    return process.memoryUsage().heapUsed / 1e6;
+  };
+  const id = "bounded-heap";
+  await create(id);
+  const stalled = await stalledWs(id);
+  const blob = "x".repeat(10_000);
+  await patch(id, "/blob", blob);
+  const start = heapMb();
+  // 3,000 changes of 10 KB: a server that kept them for the stalled subscriber would hold 30 MB
+  // more (36 MB measured with the bound out of reach); with the bound of 20 it holds about 5.
+  for (let i = 0; i < 3000; i++) await patch(id, "/blob", `${i}${blob}`);
+  expect(heapMb() - start).toBeLessThan(15);
+  const { errors } = await stalled.resume();
+  expect(errors.map((e) => e.extensions?.code)).toEqual(["RESYNC_REQUIRED"]);
 });
 
 describe("the wake-up connection", () => {
