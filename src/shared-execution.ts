@@ -20,13 +20,13 @@ export function sharedSubscribe(maskError: MaskError): Subscribe {
     result.errors ? { ...result, errors: result.errors.map((e) => maskError(e, UNEXPECTED) as GraphQLError) } : result;
   const executed = new WeakMap<object, WeakMap<DocumentNode, Results>>();
   const run = async (args: ExecutionArgs, event: unknown) => mask(await execute({ ...args, rootValue: event }));
-  const executeShared = (args: ExecutionArgs, event: unknown) => {
+  /** `key` names the operation within its document: its name and variables. */
+  const executeShared = (args: ExecutionArgs, key: string, event: unknown) => {
     if (typeof event !== "object" || event === null) return run(args, event);
     let byDocument = executed.get(event);
     if (!byDocument) executed.set(event, (byDocument = new WeakMap()));
     let results = byDocument.get(args.document);
     if (!results) byDocument.set(args.document, (results = new Map()));
-    const key = `${args.operationName ?? ""}\n${JSON.stringify(args.variableValues ?? {})}`;
     let result = results.get(key);
     if (!result) results.set(key, (result = run(args, event)));
     return result;
@@ -34,7 +34,8 @@ export function sharedSubscribe(maskError: MaskError): Subscribe {
   return async (args) => {
     const source = await createSourceEventStream(args);
     if (!isAsyncIterable(source)) return mask(source as ExecutionResult);
-    return mapAsyncIterator(source as AsyncIterable<unknown>, (event) => executeShared(args, event));
+    const key = `${args.operationName ?? ""}\n${JSON.stringify(args.variableValues ?? {})}`;
+    return mapAsyncIterator(source as AsyncIterable<unknown>, (event) => executeShared(args, key, event));
   };
 }
 
