@@ -1,11 +1,10 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { GraphQLError } from "graphql";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import type { RequestContext } from "../resolvers/request-context.js";
 import { schema } from "../schema/index.js";
 import type { Config } from "./config.js";
-import { AppError } from "./errors.js";
+import { maskError } from "./error-masking.js";
 import { connectRedis } from "./redis/clients.js";
 import { Keys } from "./redis/keys.js";
 import { FeedHub } from "./feed/feed-hub.js";
@@ -23,24 +22,6 @@ export interface App {
   start(): Promise<string>;
   /** Stops listening and closes the Redis connections. */
   close(): Promise<void>;
-}
-
-/**
- * Lets through refusals (an AppError carries its `extensions.code` into the GraphQL error) and
- * errors about the request itself (syntax, validation, coercion); anything else becomes
- * INTERNAL_SERVER_ERROR without its message or stack, and yoga logs the original.
- */
-function maskError(error: unknown, message: string): Error {
-  if (error instanceof GraphQLError) {
-    const original = error.originalError;
-    if (!original || original instanceof AppError || original instanceof GraphQLError) return error;
-  }
-  const located = error instanceof GraphQLError ? error : undefined;
-  return new GraphQLError(message, {
-    nodes: located?.nodes,
-    path: located?.path,
-    extensions: { code: "INTERNAL_SERVER_ERROR" },
-  });
 }
 
 /** How long close() lets in-flight requests finish before cutting their connections. */

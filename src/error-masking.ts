@@ -1,0 +1,21 @@
+import { GraphQLError } from "graphql";
+import { AppError } from "./errors.js";
+
+/**
+ * Lets through refusals (an AppError carries its `extensions.code` into the GraphQL error) and
+ * errors about the request itself (syntax, validation, coercion); anything else becomes
+ * INTERNAL_SERVER_ERROR without its message or stack. Used for HTTP and SSE (through yoga) and for
+ * subscriptions over WebSocket (shared-execution.ts).
+ */
+export function maskError(error: unknown, message: string): Error {
+  if (error instanceof GraphQLError) {
+    const original = error.originalError;
+    if (!original || original instanceof AppError || original instanceof GraphQLError) return error;
+  }
+  const located = error instanceof GraphQLError ? error : undefined;
+  return new GraphQLError(message, {
+    nodes: located?.nodes,
+    path: located?.path,
+    extensions: { code: "INTERNAL_SERVER_ERROR" },
+  });
+}

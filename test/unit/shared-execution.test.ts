@@ -1,0 +1,59 @@
+// Proves shared subscription execution: subscribers of the same operation get the very same result object for a shared event (so it is serialized once), other operations get their own, and unexpected errors are masked while refusals pass.
+import { buildSchema, parse, type ExecutionResult } from "graphql";
+import { expect, test } from "vitest";
+import { AppError, ErrorCode } from "../../src/errors.js";
+import { maskError } from "../../src/error-masking.js";
+import { sharedSubscribe } from "../../src/shared-execution.js";
+
+const schema = buildSchema(`
+  type Query { unused: Int }
+  type Tick { n: Int!, doubled(by: Int!): Int!, broken: Int, refused: Int }
+  type Subscription { ticks: Tick! }
+`);
+/** One event object for every subscriber, as a shared feed pipeline hands out. */
+const tick = {
+  n: 21,
+  doubled: ({ by }: { by: number }) => 21 * by,
+  broken: () => {
+    throw new Error("connection string with a password");
+  },
+  refused: () => {
+    throw new AppError(ErrorCode.NOT_FOUND, "no such thing", { id: "x" });
+  },
+};
+const event = { ticks: tick };
+const rootValue = {
+  ticks: async function* () {
+    yield event;
+  },
+};
+
+async function first(document: ReturnType<typeof parse>, variableValues: Record<string, unknown> = {}) {
+  const subscribe = sharedSubscribe(maskError);
+  const stream = (await subscribe({ schema, document, rootValue, variableValues })) as AsyncIterable<ExecutionResult>;
+  for await (const result of stream) return result;
+  throw new Error("no event");
+}
+
+test("subscribers of the same operation share one result object per event; other variables get their own", async () => {
+  const subscribe = sharedSubscribe(maskError);
+  const document = parse("subscription($by: Int!) { ticks { n doubled(by: $by) } }");
+  const run = async (by: number) => {
+    const stream = (await subscribe({ schema, document, rootValue, variableValues: { by } })) as AsyncIterable<ExecutionResult>;
+    for await (const result of stream) return result;
+    throw new Error("no event");
+  };
+  const [a, b, c] = await Promise.all([run(2), run(2), run(3)]);
+  expect(a).toEqual({ data: { ticks: { n: 21, doubled: 42 } } });
+  expect(b).toBe(a);
+  expect(c).toEqual({ data: { ticks: { n: 21, doubled: 63 } } });
+  expect(c).not.toBe(a);
+});
+
+test("unexpected errors are masked as INTERNAL_SERVER_ERROR; refusals keep their code", async () => {
+  const broken = await first(parse("subscription { ticks { n broken } }"));
+  expect(broken.errors?.map((e) => [e.message, e.extensions?.code])).toEqual([["Unexpected error.", "INTERNAL_SERVER_ERROR"]]);
+  expect(JSON.stringify(broken)).not.toContain("password");
+  const refused = await first(parse("subscription { ticks { n refused } }"));
+  expect(refused.errors?.map((e) => [e.message, e.extensions?.code])).toEqual([["no such thing", "NOT_FOUND"]]);
+});
