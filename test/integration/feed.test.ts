@@ -1,6 +1,7 @@
-// Proves API.md's six delivery guarantees over both transports (graphql-ws and SSE), plus watchSlice, argument validation, the per-connection cap and keep-alive pings.
+// Proves API.md's six delivery guarantees over both transports (graphql-ws and SSE), plus watchSlice, argument validation, one Redis subscription per instance, shared pipelines with their own selections, the per-connection cap and keep-alive pings.
 import { randomUUID } from "node:crypto";
 import { createClient } from "graphql-ws";
+import { Redis } from "ioredis";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import {
@@ -271,6 +272,21 @@ describe.each(TRANSPORTS)("over %s", (transport) => {
       expect(client.errors[0]?.extensions, JSON.stringify(variables)).toMatchObject({ code: "VALIDATION_FAILED", path });
     }
   });
+});
+
+test("each instance holds one Redis subscription, however many subscribers it serves", async () => {
+  const id = "one-subscription";
+  await create(id);
+  const clients = [server, other].flatMap((on) =>
+    TRANSPORTS.flatMap((transport) => [0, 1, 2].map((n) => watch(transport, { contextIds: [id], after: [{ contextId: id, seq: n % 2 }] }, on))),
+  );
+  await patch(id, "/c", "x");
+  for (const client of clients) await client.until(hasSeq(id, 2), "seq 2");
+  const redis = new Redis(server.config.redisUrl);
+  const [, subscribers] = (await redis.pubsub("NUMSUB", `${server.config.keyPrefix}:changes`)) as [string, number];
+  expect(subscribers).toBe(2);
+  redis.disconnect();
+  for (const client of clients) client.close();
 });
 
 test("subscribers sharing a pipeline each get their own selection", async () => {
