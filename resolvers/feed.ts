@@ -81,12 +81,19 @@ export function contextChanges(args: ContextChangesArgs, ctx: RequestContext): P
   });
 }
 
-/** One value of the feed as the client sees it: a batch, or the resumable end of a subscriber that fell behind. */
+/** One value of the feed as the client sees it: a batch, or the resumable end of a subscriber (fell behind, or shutdown). */
 export function deliver(batch: ChangeBatch): ChangeBatch {
-  if (batch.ended) {
+  if (batch.ended?.reason === "behind") {
     throw new AppError(
       ErrorCode.RESYNC_REQUIRED,
       "this subscriber fell too far behind and was ended; subscribe again with `after` set to extensions.after",
+      { after: batch.ended.after },
+    );
+  }
+  if (batch.ended?.reason === "shutdown") {
+    throw new AppError(
+      ErrorCode.UNAVAILABLE,
+      "this server is shutting down; subscribe again (to another instance) with `after` set to extensions.after",
       { after: batch.ended.after },
     );
   }

@@ -20,7 +20,10 @@ export interface App {
   readonly yoga: YogaServerInstance<Record<string, unknown>, RequestContext>;
   /** Listens on config.host:config.port; resolves to the GraphQL endpoint's URL. */
   start(): Promise<string>;
-  /** Stops listening and closes the Redis connections. */
+  /**
+   * Shuts down: stops taking connections, ends every feed subscriber with UNAVAILABLE and the
+   * cursors to resume from, lets in-flight requests finish (at most 5 s), then closes Redis.
+   */
   close(): Promise<void>;
 }
 
@@ -64,7 +67,7 @@ export async function createApp(config: AppConfig): Promise<App> {
     context: (): RequestContext => ({ contexts, ledger, feed, actor: "anonymous", pingRedis }),
   });
   let server: Server | undefined;
-  let ws: { close(): Promise<void> } | undefined;
+  let ws: { close(graceMs: number): Promise<void> } | undefined;
   return {
     yoga,
     start: () =>
@@ -79,11 +82,13 @@ export async function createApp(config: AppConfig): Promise<App> {
         });
       }),
     close: async () => {
-      await ws?.close();
-      if (server) {
-        const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
-        server.closeIdleConnections();
-        // In-flight requests get a bounded time to finish; then their connections are cut.
+      // Stop taking connections; end every feed subscriber with the cursors to resume from,
+      // and let those last messages and every in-flight request finish, within the grace.
+      const closed = server ? new Promise<void>((resolve) => server!.close(() => resolve())) : undefined;
+      server?.closeIdleConnections();
+      feed.endSubscribers();
+      await ws?.close(CLOSE_GRACE_MS);
+      if (closed) {
         const timer = setTimeout(() => server!.closeAllConnections(), CLOSE_GRACE_MS);
         await closed;
         clearTimeout(timer);

@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server } from "node:http";
 import { GraphQLError, type ExecutionArgs } from "graphql";
-import { CloseCode, handleProtocols, makeServer } from "graphql-ws";
+import { CloseCode, handleProtocols, makeServer, type Context } from "graphql-ws";
 import type { YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { RequestContext } from "../resolvers/request-context.js";
@@ -35,7 +35,7 @@ const QUOTED_PLACEHOLDER = JSON.stringify(PLACEHOLDER);
  * payload goes and remembers the payload's JSON (cached per result object); send() then splices
  * that JSON in. Stringify and send run back to back, synchronously, so one slot suffices.
  */
-export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransportOptions): { close(): Promise<void> } {
+export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransportOptions): { close(graceMs: number): Promise<void> } {
   const serialized = new WeakMap<object, string>();
   let payloadJson: string | null = null;
   function replacer(this: unknown, key: string, value: unknown): unknown {
@@ -57,8 +57,16 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
     return out;
   };
 
+  /** Every open connection's graphql-ws context: what shutting down waits on. */
+  const connections = new Set<Context<Record<string, unknown> | undefined, Extra>>();
   const graphqlWs = makeServer<Record<string, unknown> | undefined, Extra>({
     jsonMessageReplacer: replacer,
+    onConnect: (ctx) => {
+      connections.add(ctx);
+    },
+    onClose: (ctx) => {
+      connections.delete(ctx);
+    },
     execute: (args) => (args.rootValue as Enveloped).execute(args),
     // Subscriptions skip envelop's per-result hooks (a wrapper per subscriber per event, about
     // 15 % of deliveries/s at 1,000 subscribers); `subscribe` masks errors itself, once per result.
@@ -135,9 +143,17 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
   });
 
   return {
-    close: () => {
+    /**
+     * Lets the operations running on every connection finish (subscriptions end once the feed
+     * has ended them; their last messages go out) for at most `graceMs`, then closes every
+     * connection with 1001 (going away).
+     */
+    close: async (graceMs) => {
+      const deadline = performance.now() + graceMs;
+      const busy = () => [...connections].some((ctx) => Object.keys(ctx.subscriptions).length > 0);
+      while (busy() && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
       for (const socket of wss.clients) socket.close(1001, "Going away");
-      return new Promise((resolve) => wss.close(() => resolve()));
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };
 }

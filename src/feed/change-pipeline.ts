@@ -18,12 +18,15 @@ export interface ResyncEntry {
   readonly version: number;
 }
 
+/** Why a subscriber was ended: it fell too far behind, or the server is shutting down. */
+export type EndReason = "behind" | "shutdown";
+
 /** What a feed subscriber receives, in order. */
 export interface ChangeBatch {
   readonly changes: readonly ChangeEntry[];
   readonly resync: readonly ResyncEntry[];
-  /** Only on the last value of a subscriber that fell behind: the cursors to resume from. */
-  readonly ended?: { readonly after: readonly Cursor[] };
+  /** Only on the last value of an ended subscriber: why, and the cursors to resume from. */
+  readonly ended?: { readonly after: readonly Cursor[]; readonly reason: EndReason };
 }
 
 export interface FeedOptions {
@@ -250,7 +253,7 @@ export class ChangePipeline {
 
   private afterTaking(): void {
     if (this.pending.length > this.bufferLimit) {
-      for (const member of this.members) this.endMember(member);
+      for (const member of this.members) this.endMember(member, "behind");
       return;
     }
     this.schedule();
@@ -290,27 +293,36 @@ export class ChangePipeline {
     this.lastEmitAt = now;
     for (const member of this.members) {
       member.push(batch);
-      if (member.queuedWeight > this.bufferLimit) this.endMember(member);
+      if (member.queuedWeight > this.bufferLimit) this.endMember(member, "behind");
     }
     this.wakeRoomWaiters();
     this.schedule();
   }
 
   /**
-   * Ends a member that fell behind: drops what it had waiting and sends instead one batch of
-   * resync entries (per context, the seq before its first missed change) and the end marker
-   * with a cursor for every context, to resume from with `after`.
+   * Ends a member, dropping what it had waiting. It gets one batch of resync entries, then the
+   * end marker with a cursor for every context to resume from with `after`: the seq before its
+   * first undelivered change there, or where an undelivered resync left it. A member that fell
+   * `behind` gets a resync entry for every context it missed changes of; at `shutdown` only the
+   * undelivered resync entries, since resuming replays the changes.
    */
-  private endMember(member: SubscriberQueue<ChangeBatch>): void {
-    const missed = new Map<string, ResyncEntry>();
-    const jumps = [...member.undelivered.flatMap((b) => b.resync), ...this.resync];
-    for (const r of jumps) if (!missed.has(r.contextId)) missed.set(r.contextId, r);
-    const changes = [...member.undelivered.flatMap((b) => b.changes), ...this.pending.map((p) => p.entry)];
-    for (const c of changes) {
-      if (!missed.has(c.contextId)) missed.set(c.contextId, { contextId: c.contextId, seq: c.seq - 1, version: versionBefore(c) });
+  private endMember(member: SubscriberQueue<ChangeBatch>, reason: EndReason): void {
+    const resume = new Map<string, ResyncEntry>();
+    for (const r of [...member.undelivered.flatMap((b) => b.resync), ...this.resync]) {
+      if (!resume.has(r.contextId)) resume.set(r.contextId, r);
     }
-    const after = [...this.cursors].map(([contextId, cursor]) => ({ contextId, seq: missed.get(contextId)?.seq ?? cursor.seq }));
-    member.end([{ changes: [], resync: [...missed.values()] }, { changes: [], resync: [], ended: { after } }]);
+    const jumps = [...resume.values()];
+    for (const c of [...member.undelivered.flatMap((b) => b.changes), ...this.pending.map((p) => p.entry)]) {
+      if (!resume.has(c.contextId)) resume.set(c.contextId, { contextId: c.contextId, seq: c.seq - 1, version: versionBefore(c) });
+    }
+    const after = [...this.cursors].map(([contextId, cursor]) => ({ contextId, seq: resume.get(contextId)?.seq ?? cursor.seq }));
+    const resync = reason === "behind" ? [...resume.values()] : jumps;
+    member.end([...(resync.length > 0 ? [{ changes: [], resync }] : []), { changes: [], resync: [], ended: { after, reason } }]);
+  }
+
+  /** Ends every member with the cursors to resume from (elsewhere), and the pipeline with them. */
+  shutdown(): void {
+    for (const member of this.members) this.endMember(member, "shutdown");
   }
 
   /**
@@ -325,7 +337,7 @@ export class ChangePipeline {
     const now = performance.now();
     for (const member of this.members) {
       const stalled = member.queuedWeight > 0 && now - member.lastTakeAt >= this.stallMs;
-      if (stalled && member.queuedWeight + waiting > this.bufferLimit) this.endMember(member);
+      if (stalled && member.queuedWeight + waiting > this.bufferLimit) this.endMember(member, "behind");
     }
   }
 

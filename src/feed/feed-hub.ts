@@ -1,5 +1,6 @@
 import { RedisPubSub } from "graphql-redis-subscriptions";
 import type { Redis } from "ioredis";
+import { AppError, ErrorCode } from "../errors.js";
 import { connectRedis } from "../redis/clients.js";
 import type { Keys } from "../redis/keys.js";
 import { ChangePipeline, type ChangeBatch, type FeedOptions } from "./change-pipeline.js";
@@ -30,6 +31,7 @@ export class FeedHub {
   private readonly shared = new Map<string, ChangePipeline>();
   private readonly tails = new Map<string, Tail>();
   private readonly reader: FeedReader;
+  private shuttingDown = false;
 
   private constructor(
     private readonly subscriber: Redis,
@@ -57,8 +59,11 @@ export class FeedHub {
     return hub;
   }
 
-  /** A subscriber to the changes that `options` select; rejects if Redis cannot be read. */
+  /** A subscriber to the changes that `options` select; rejects if Redis cannot be read, UNAVAILABLE once shutting down. */
   async subscribe(options: FeedOptions): Promise<SubscriberQueue<ChangeBatch>> {
+    if (this.shuttingDown) {
+      throw new AppError(ErrorCode.UNAVAILABLE, "this server is shutting down; subscribe on another instance", {});
+    }
     const key = options.after.length === 0 ? JSON.stringify(options) : null;
     let pipeline = key === null ? undefined : this.shared.get(key);
     if (!pipeline?.isOpen) {
@@ -75,7 +80,16 @@ export class FeedHub {
     return member;
   }
 
-  /** Closes the wake-up connection. Pipelines stop receiving; their subscribers stay open. */
+  /**
+   * Ends every subscriber with the cursors to resume from (see ChangePipeline.shutdown) and
+   * refuses new ones: the first step of shutting down.
+   */
+  endSubscribers(): void {
+    this.shuttingDown = true;
+    for (const pipeline of this.allPipelines()) pipeline.shutdown();
+  }
+
+  /** Closes the wake-up connection. */
   async close(): Promise<void> {
     this.subscriber.removeAllListeners("ready");
     await this.subscriber.quit().catch(() => undefined);
@@ -151,7 +165,10 @@ export class FeedHub {
     } catch {
       return; // lost again: the next "ready" tries again
     }
-    const pipelines = new Set([...this.scanning, ...[...this.byContext.values()].flatMap((s) => [...s])]);
-    for (const pipeline of pipelines) void pipeline.catchUp().catch(() => undefined);
+    for (const pipeline of this.allPipelines()) void pipeline.catchUp().catch(() => undefined);
+  }
+
+  private allPipelines(): Set<ChangePipeline> {
+    return new Set([...this.scanning, ...[...this.byContext.values()].flatMap((set) => [...set])]);
   }
 }

@@ -1,0 +1,68 @@
+// Proves a graceful shutdown of a server process (SIGTERM) ends its feed subscribers, over both transports, with UNAVAILABLE and the cursors to resume from: resumed on another instance, each sees every change exactly once, and the process exits 0.
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { ContextChangesDocument, CreateContextDocument, PatchContextHeadDocument, type ContextChangesSubscription } from "../gql/graphql.js";
+import { startTestServer, type TestServer } from "../helpers/app.js";
+import { subscribe, TRANSPORTS, type FeedClient } from "../helpers/feed-client.js";
+
+let survivor: TestServer;
+
+beforeAll(async () => {
+  survivor = await startTestServer();
+});
+afterAll(async () => {
+  await survivor.close();
+});
+
+/** A server process on the test Redis with the survivor's key prefix; resolves with its URL. */
+function startProcess() {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "--port", "0", "--key-prefix", survivor.config.keyPrefix], {
+    env: { ...process.env, REDIS_URL: survivor.config.redisUrl },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const url = new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      const match = /GraphiQL at (\S+)/.exec(line);
+      if (match) resolve(match[1]!);
+    });
+    void exited.then((code) => reject(new Error(`server exited with ${code}`)));
+  });
+  return { child, url, exited };
+}
+
+const seqsOf = (client: FeedClient<ContextChangesSubscription>) => client.values.flatMap((v) => v.contextChanges.changes.map((c) => c.seq));
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+test("SIGTERM ends feed subscribers with UNAVAILABLE and cursors; resumed elsewhere they miss nothing and see nothing twice", async () => {
+  const id = "shutdown";
+  await survivor.data(CreateContextDocument, { id, document: { n: 0 } });
+  const patch = async (n: number) => (await survivor.data(PatchContextHeadDocument, { id, patch: [{ op: "replace" as never, path: "/n", value: n }] })).patchContext.seq;
+  const doomed = startProcess();
+  const url = await doomed.url;
+  const first = TRANSPORTS.map((transport) => subscribe(transport, url, ContextChangesDocument, { contextIds: [id], after: [{ contextId: id, seq: 1 }] }));
+  let last = await patch(0);
+  for (const client of first) await client.until((c) => seqsOf(c).includes(last), "a first change");
+
+  const terminatedAt = performance.now();
+  let exitMs = 0;
+  const exit = doomed.exited.then((code) => ((exitMs = performance.now() - terminatedAt), code));
+  for (let n = 1; n <= 60; n++) {
+    last = await patch(n);
+    if (n === 20) doomed.child.kill("SIGTERM");
+  }
+  expect(await exit).toBe(0);
+  expect(exitMs).toBeLessThan(10_000);
+
+  for (const [i, client] of first.entries()) {
+    await client.untilEnded();
+    expect(client.errors.map((e) => e.extensions?.code), TRANSPORTS[i]).toEqual(["UNAVAILABLE"]);
+    const after = client.errors[0]!.extensions!.after as { contextId: string; seq: number }[];
+    expect(after).toEqual([{ contextId: id, seq: seqsOf(client).at(-1) }]);
+    const resumed = subscribe(TRANSPORTS[i]!, survivor.url, ContextChangesDocument, { contextIds: [id], after });
+    await resumed.until((c) => seqsOf(c).includes(last), "the last change");
+    expect([...seqsOf(client), ...seqsOf(resumed)], TRANSPORTS[i]).toEqual(range(2, last));
+    resumed.close();
+  }
+});
