@@ -8,18 +8,32 @@ export type Subscribe = (args: ExecutionArgs) => Promise<AsyncIterable<Execution
 
 const UNEXPECTED = "Unexpected error.";
 
+const serialized = new WeakMap<object, string>();
+
+/** The JSON of a value, computed once per object however many subscribers are sent it. */
+export function serializedJson(value: object): string {
+  let json = serialized.get(value);
+  if (json === undefined) serialized.set(value, (json = JSON.stringify(value)));
+  return json;
+}
+
 /**
  * A subscribe function for the whole schema. Subscription events that many subscribers receive
  * as the same object (a feed batch shared by a pipeline's members) are executed, and their errors
  * masked, once per distinct operation (document and variables); the result object is shared
- * instead of made per subscriber. A delivery then costs each subscriber only its send (see
- * ws-transport.ts for serializing a shared result once).
+ * instead of made per subscriber, and serialized once: over SSE through the result's
+ * `stringify`, over WebSocket in ws-transport.ts. A delivery then costs each subscriber its send.
  */
 export function sharedSubscribe(maskError: MaskError): Subscribe {
   const mask = (result: ExecutionResult): ExecutionResult =>
     result.errors ? { ...result, errors: result.errors.map((e) => maskError(e, UNEXPECTED) as GraphQLError) } : result;
   const executed = new WeakMap<object, WeakMap<DocumentNode, Results>>();
-  const run = async (args: ExecutionArgs, event: unknown) => mask(await execute({ ...args, rootValue: event }));
+  const run = async (args: ExecutionArgs, event: unknown) => {
+    const result = mask(await execute({ ...args, rootValue: event }));
+    // yoga's SSE writer serializes a result with its `stringify` if it has one: the cached JSON.
+    Object.defineProperty(result, "stringify", { value: serializedJson });
+    return result;
+  };
   /** `key` names the operation within its document: its name and variables. */
   const executeShared = (args: ExecutionArgs, key: string, event: unknown) => {
     if (typeof event !== "object" || event === null) return run(args, event);

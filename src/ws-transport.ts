@@ -4,7 +4,7 @@ import { CloseCode, handleProtocols, makeServer, type Context } from "graphql-ws
 import type { YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { RequestContext } from "../resolvers/request-context.js";
-import type { Subscribe } from "./shared-execution.js";
+import { serializedJson, type Subscribe } from "./shared-execution.js";
 
 export interface WsTransportOptions {
   /** How often each socket is pinged, in ms; one that has not answered the previous ping is cut. */
@@ -32,19 +32,16 @@ const QUOTED_PLACEHOLDER = JSON.stringify(PLACEHOLDER);
  *
  * A result object that many subscribers receive (see shared-execution.ts) is serialized once:
  * graphql-ws stringifies each message with our replacer, which puts a placeholder where the
- * payload goes and remembers the payload's JSON (cached per result object); send() then splices
- * that JSON in. Stringify and send run back to back, synchronously, so one slot suffices.
+ * payload goes and takes the payload's JSON from the cache per result object; send() then
+ * splices that JSON in. Stringify and send run back to back, synchronously, so one slot suffices.
  */
 export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransportOptions): { close(graceMs: number): Promise<void> } {
-  const serialized = new WeakMap<object, string>();
   let payloadJson: string | null = null;
   function replacer(this: unknown, key: string, value: unknown): unknown {
     if (key !== "payload" || (this as { type?: unknown }).type !== "next" || typeof value !== "object" || value === null) {
       return value;
     }
-    let json = serialized.get(value);
-    if (json === undefined) serialized.set(value, (json = JSON.stringify(value)));
-    payloadJson = json;
+    payloadJson = serializedJson(value);
     return PLACEHOLDER;
   }
   const withPayload = (data: string): string => {

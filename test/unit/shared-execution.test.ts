@@ -1,4 +1,4 @@
-// Proves shared subscription execution: subscribers of the same operation get the very same result object for a shared event (so it is serialized once), other operations get their own, and unexpected errors are masked while refusals pass.
+// Proves shared subscription execution: subscribers of the same operation get the very same result object for a shared event, serialized once (also for yoga's SSE writer), other operations get their own, and unexpected errors are masked while refusals pass.
 import { buildSchema, parse, type ExecutionResult } from "graphql";
 import { expect, test } from "vitest";
 import { AppError, ErrorCode } from "../../src/errors.js";
@@ -48,6 +48,10 @@ test("subscribers of the same operation share one result object per event; other
   expect(b).toBe(a);
   expect(c).toEqual({ data: { ticks: { n: 21, doubled: 63 } } });
   expect(c).not.toBe(a);
+  // yoga's SSE writer uses a result's own `stringify`: the cached JSON, and not itself serialized.
+  const stringify = (a as { stringify?: (value: unknown) => string }).stringify!;
+  expect(stringify(a)).toBe(JSON.stringify(a));
+  expect(JSON.stringify(a)).toBe('{"data":{"ticks":{"n":21,"doubled":42}}}');
 });
 
 test("unexpected errors are masked as INTERNAL_SERVER_ERROR; refusals keep their code", async () => {
