@@ -75,9 +75,10 @@ const batchWeight = (batch: ChangeBatch) => Math.max(1, batch.changes.length + b
  *
  * Gap-free delivery: every change reaches a context's cursor in seq order, from the hub's shared
  * reads or, when one is missing (a lost wake-up, a replay, a reconnect), from the pipeline's own
- * read of the stream. Memory: replays read only while the backlog is under half the bound; live
- * changes that push the pending backlog, or one member's queue, past the bound end those members
- * with a resync and the cursors to resume from.
+ * read of the stream. Memory: replays read only while the backlog is under half the bound, and
+ * only what fits under it; live changes that push the pending backlog, or one member's queue,
+ * past the bound end those members with a resync and the cursors to resume from, as does taking
+ * nothing for `stallMs` while more than the bound waits in the stream (endLaggards).
  */
 export class ChangePipeline {
   private readonly cursors = new Map<string, ContextCursor>();
