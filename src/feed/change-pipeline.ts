@@ -176,12 +176,11 @@ export class ChangePipeline {
     const ids = (filter.contextIds ?? (await this.reader.idsWithPrefix(filter.idPrefix ?? ""))).filter((id) => this.wants(id));
     const resumed = after.filter((c) => this.wants(c.contextId));
     const all = [...new Set([...ids, ...resumed.map((c) => c.contextId)])];
-    const heads = new Map(all.map((id, i) => [id, i]));
     const seqs = await this.reader.seqs(all);
-    for (const id of ids) this.cursors.set(id, cursorAt(seqs[heads.get(id)!]!));
+    const seqOf = new Map(all.map((id, i) => [id, seqs[i]!]));
+    for (const id of ids) this.cursors.set(id, cursorAt(seqOf.get(id)!));
     for (const { contextId, seq } of resumed) {
-      const headSeq = seqs[heads.get(contextId)!]!;
-      if (seq > headSeq) {
+      if (seq > seqOf.get(contextId)!) {
         // A cursor past the end (state lost, or a cursor of something else): never skip silently.
         const head = await this.reader.head(contextId);
         this.resync.push({ contextId, seq: head.seq, version: head.version });

@@ -67,7 +67,12 @@ export class FeedReader {
   /** The last entry's seq and version, read in one step so the two agree. */
   async head(contextId: string): Promise<FeedHead> {
     const [last] = await this.redis.xrevrange(this.keys.context(contextId).feed, "+", "-", "COUNT", 1);
-    return last ? { seq: seqOf(last[0]), version: toChangeEntry(contextId, last[0], last[1]).version } : { seq: 0, version: 0 };
+    if (!last) return { seq: 0, version: 0 };
+    // Only the version field: the entry's patch may be large and is not needed here.
+    const [entryId, fields] = last;
+    let version = 0;
+    for (let i = 0; i < fields.length; i += 2) if (fields[i] === "version") version = Number(fields[i + 1]);
+    return { seq: seqOf(entryId), version };
   }
 
   /** The last seq of each context (0 for one that never had a change). */

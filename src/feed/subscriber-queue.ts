@@ -25,10 +25,6 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T> {
     return this.queue;
   }
 
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
   push(value: T): void {
     if (this.closed) return;
     if (this.waiting) {
