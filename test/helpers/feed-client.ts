@@ -111,15 +111,8 @@ function subscribeSse<T, V>(url: string, document: TypedDocumentNode<T, V>, vari
         while ((end = buffer.indexOf("\n\n")) >= 0) {
           const event = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
-          const data = event
-            .split("\n")
-            .filter((line) => line.startsWith("data:"))
-            .map((line) => line.slice(5).trim())
-            .join("\n");
-          if (event.startsWith("event: next") || (!event.startsWith("event:") && data)) {
-            const result = JSON.parse(data) as { data?: T; errors?: ErrorJson[] };
-            feed.push(result.data ?? null, result.errors);
-          }
+          const result = sseResult<T>(event);
+          if (result) feed.push(result.data ?? null, result.errors);
         }
       }
     } catch (err) {
@@ -128,4 +121,55 @@ function subscribeSse<T, V>(url: string, document: TypedDocumentNode<T, V>, vari
     feed.end();
   })();
   return feed.client;
+}
+
+/** The result an SSE event carries (`event: next`, or an unnamed event with data), else null. */
+export function sseResult<T>(event: string): { data?: T | null; errors?: ErrorJson[] } | null {
+  const data = event
+    .split("\n")
+    .filter((line) => line.startsWith("data:"))
+    .map((line) => line.slice(5).trim())
+    .join("\n");
+  if (!event.startsWith("event: next") && (event.startsWith("event:") || !data)) return null;
+  return JSON.parse(data) as { data?: T | null; errors?: ErrorJson[] };
+}
+
+/** A message of the graphql-transport-ws protocol as received. */
+export interface RawMessage<T> {
+  readonly type: string;
+  readonly payload?: { data?: T | null; errors?: ErrorJson[] };
+}
+
+export interface RawSubscription<T> {
+  readonly socket: WebSocket;
+  /** Every message received, in order. */
+  readonly messages: RawMessage<T>[];
+  /** Resolves once the server acknowledged the connection and the subscribe is sent. */
+  readonly subscribed: Promise<void>;
+  /** Resolves when the server completes the subscription or answers it with an error. */
+  readonly ended: Promise<void>;
+}
+
+/**
+ * One subscription over a bare `ws` socket speaking graphql-transport-ws, for tests that need
+ * the socket itself (to stop reading, say) or the raw messages.
+ */
+export function rawWsSubscription<T>(url: string, query: string, variables: Record<string, unknown> = {}): RawSubscription<T> {
+  const socket = new WebSocket(url.replace(/^http/, "ws"), "graphql-transport-ws");
+  const messages: RawMessage<T>[] = [];
+  let acknowledged!: () => void;
+  let finished!: () => void;
+  const subscribed = new Promise<void>((resolve) => (acknowledged = resolve));
+  const ended = new Promise<void>((resolve) => (finished = resolve));
+  socket.on("open", () => socket.send(JSON.stringify({ type: "connection_init" })));
+  socket.on("message", (data) => {
+    const message = JSON.parse(String(data)) as RawMessage<T>;
+    messages.push(message);
+    if (message.type === "connection_ack") {
+      socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query, variables } }));
+      acknowledged();
+    }
+    if (message.type === "complete" || message.type === "error") finished();
+  });
+  return { socket, messages, subscribed, ended };
 }

@@ -2,11 +2,10 @@
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { Redis } from "ioredis";
-import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ContextChangesDocument, CreateContextDocument, PatchContextHeadDocument, type ContextChangesSubscription } from "../gql/graphql.js";
 import { startTestServer, type TestServer } from "../helpers/app.js";
-import { subscribe, TRANSPORTS, type ErrorJson, type FeedClient } from "../helpers/feed-client.js";
+import { rawWsSubscription, sseResult, subscribe, TRANSPORTS, type ErrorJson, type FeedClient } from "../helpers/feed-client.js";
 import { startRedisServer, type RedisServer } from "../helpers/redis-server.js";
 
 type Change = ContextChangesSubscription["contextChanges"]["changes"][number];
@@ -46,36 +45,28 @@ const QUERY = `subscription($id: ID!) { contextChanges(contextIds: [$id]) {
   changes { contextId seq version kind ${Array.from({ length: 40 }, (_, i) => `p${i}: patch`).join(" ")} }
   resync { contextId seq version } } }`;
 
+type Feed = ContextChangesSubscription["contextChanges"];
+
+/** What a stalled subscriber received once it read again. */
+function received(batches: ({ data?: { contextChanges: Feed } | null; errors?: ErrorJson[] } | undefined | null)[]) {
+  return {
+    changes: batches.flatMap((b) => b?.data?.contextChanges.changes ?? []),
+    resync: batches.flatMap((b) => b?.data?.contextChanges.resync ?? []),
+    errors: batches.flatMap((b) => b?.errors ?? []),
+  };
+}
+
 /** A graphql-ws subscriber whose socket stops reading right after it subscribes. */
 async function stalledWs(id: string): Promise<Stalled> {
-  const socket = new WebSocket(server.url.replace(/^http/, "ws"), "graphql-transport-ws");
-  const messages: { type: string; payload?: { data?: { contextChanges: { changes: Change[]; resync: Resync[] } }; errors?: ErrorJson[] } }[] = [];
-  let finished: () => void;
-  const done = new Promise<void>((resolve) => (finished = resolve));
-  await new Promise<void>((resolve) => {
-    socket.on("open", () => socket.send(JSON.stringify({ type: "connection_init" })));
-    socket.on("message", (data) => {
-      const message = JSON.parse(String(data));
-      if (message.type === "connection_ack") {
-        socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query: QUERY, variables: { id } } }));
-        socket.pause();
-        resolve();
-      }
-      messages.push(message);
-      if (message.type === "complete" || message.type === "error") finished();
-    });
-  });
+  const raw = rawWsSubscription<{ contextChanges: Feed }>(server.url, QUERY, { id });
+  await raw.subscribed;
+  raw.socket.pause();
   return {
     async resume() {
-      socket.resume();
-      await done;
-      socket.close();
-      const batches = messages.filter((m) => m.type === "next").map((m) => m.payload!);
-      return {
-        changes: batches.flatMap((b) => b.data?.contextChanges.changes ?? []),
-        resync: batches.flatMap((b) => b.data?.contextChanges.resync ?? []),
-        errors: batches.flatMap((b) => b.errors ?? []),
-      };
+      raw.socket.resume();
+      await raw.ended;
+      raw.socket.close();
+      return received(raw.messages.filter((m) => m.type === "next").map((m) => m.payload));
     },
   };
 }
@@ -89,16 +80,7 @@ async function stalledSse(id: string): Promise<Stalled> {
   });
   return {
     async resume() {
-      const text = await res.text();
-      const batches = text
-        .split("\n\n")
-        .filter((event) => event.startsWith("event: next"))
-        .map((event) => JSON.parse(event.slice(event.indexOf("data:") + 5)) as { data?: { contextChanges: { changes: Change[]; resync: Resync[] } }; errors?: ErrorJson[] });
-      return {
-        changes: batches.flatMap((b) => b.data?.contextChanges.changes ?? []),
-        resync: batches.flatMap((b) => b.data?.contextChanges.resync ?? []),
-        errors: batches.flatMap((b) => b.errors ?? []),
-      };
+      return received((await res.text()).split("\n\n").map((event) => sseResult<{ contextChanges: Feed }>(event)));
     },
   };
 }

@@ -20,7 +20,7 @@ import {
   type ContextChangesSubscriptionVariables,
 } from "../gql/graphql.js";
 import { startTestServer, type TestServer } from "../helpers/app.js";
-import { subscribe, TRANSPORTS, type FeedClient, type Transport } from "../helpers/feed-client.js";
+import { rawWsSubscription, subscribe, TRANSPORTS, type FeedClient, type RawSubscription, type Transport } from "../helpers/feed-client.js";
 
 type Batch = ContextChangesSubscription["contextChanges"];
 type Client = FeedClient<ContextChangesSubscription>;
@@ -293,34 +293,19 @@ test("subscribers sharing a pipeline each get their own selection", async () => 
   const id = "shared-selection";
   await create(id);
   const query = (fields: string) => `subscription { contextChanges(contextIds: ["${id}"]) { changes { ${fields} } } }`;
-  const open = (fields: string) => {
-    const socket = new WebSocket(server.url.replace(/^http/, "ws"), "graphql-transport-ws");
-    const payloads: unknown[] = [];
-    const ready = new Promise<void>((resolve) => {
-      socket.on("open", () => socket.send(JSON.stringify({ type: "connection_init" })));
-      socket.on("message", (data) => {
-        const message = JSON.parse(String(data));
-        if (message.type === "connection_ack") {
-          socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query: query(fields) } }));
-          resolve();
-        }
-        if (message.type === "next") payloads.push(message.payload);
-      });
-    });
-    return { socket, payloads, ready };
-  };
-  const bySeq = open("seq");
-  const byKind = open("seq kind");
-  await Promise.all([bySeq.ready, byKind.ready]);
-  for (let n = 0; !bySeq.payloads.length || !byKind.payloads.length; n++) {
+  const bySeq = rawWsSubscription(server.url, query("seq"));
+  const byKind = rawWsSubscription(server.url, query("seq kind"));
+  const payloads = (raw: RawSubscription<unknown>) => raw.messages.filter((m) => m.type === "next").map((m) => m.payload);
+  await Promise.all([bySeq.subscribed, byKind.subscribed]);
+  for (let n = 0; !payloads(bySeq).length || !payloads(byKind).length; n++) {
     await patch(id, "/c", n);
     await new Promise((resolve) => setImmediate(resolve));
   }
   const last = await patch(id, "/c", "last");
-  const arrived = (p: unknown[]) => JSON.stringify(p).includes(`{"seq":${last.seq}`);
-  while (!arrived(bySeq.payloads) || !arrived(byKind.payloads)) await new Promise((resolve) => setImmediate(resolve));
-  expect(bySeq.payloads.at(-1)).toEqual({ data: { contextChanges: { changes: [{ seq: last.seq }] } } });
-  expect(byKind.payloads.at(-1)).toEqual({ data: { contextChanges: { changes: [{ seq: last.seq, kind: "UPDATED" }] } } });
+  const arrived = (raw: RawSubscription<unknown>) => JSON.stringify(payloads(raw)).includes(`{"seq":${last.seq}`);
+  while (!arrived(bySeq) || !arrived(byKind)) await new Promise((resolve) => setImmediate(resolve));
+  expect(payloads(bySeq).at(-1)).toEqual({ data: { contextChanges: { changes: [{ seq: last.seq }] } } });
+  expect(payloads(byKind).at(-1)).toEqual({ data: { contextChanges: { changes: [{ seq: last.seq, kind: "UPDATED" }] } } });
   bySeq.socket.close();
   byKind.socket.close();
 });
