@@ -38,7 +38,10 @@ function serveScript(script: string, args: string[], env: Record<string, string>
     child.kill("SIGKILL");
   };
   return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once("line", (url) => resolve({ url, pid: child.pid!, stop }));
+    const lines = createInterface({ input: child.stdout! });
+    lines.on("line", (line) => {
+      if (line.startsWith("http")) resolve({ url: line, pid: child.pid!, stop });
+    });
     child.once("exit", (code) => reject(new Error(`${label} server exited with ${code}`)));
   });
 }

@@ -1,8 +1,9 @@
-// A server under benchmark in its own process: `ceiling` (plain yoga, no Redis) or `app` (swarm-context on BENCH_REDIS_URL); prints its URL on stdout.
+// A server under benchmark in its own process: `ceiling` (plain yoga, no Redis) or `app` (swarm-context on BENCH_REDIS_URL); prints its URL on stdout (a line of its own among the server's JSON log lines).
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createSchema, createYoga } from "graphql-yoga";
 import { createApp } from "../src/app.js";
+import { loadConfig } from "../src/config.js";
 
 const mode = process.argv[2];
 if (mode === "ceiling") {
@@ -18,23 +19,9 @@ if (mode === "ceiling") {
     console.log(`http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`);
   });
 } else if (mode === "app") {
-  const app = await createApp({
-    host: "127.0.0.1",
-    port: 0,
-    redisUrl: process.env.BENCH_REDIS_URL!,
-    keyPrefix: "bench",
-    historyLimit: 100,
-    feedRetention: 10_000,
-    maxDocumentBytes: 1_048_576,
-    maxDocumentDepth: 32,
-    opIdTtlSeconds: 86_400,
-    resendTtlSeconds: 300,
-    leaseSweepMs: 500,
-    subscriberBuffer: 10_000,
-    subscriberStallMs: 10_000,
-    maxSubscriptionsPerConnection: 100,
-    keepAliveMs: 12_000,
-  });
+  // The defaults, as `npm start` has them, on the bench's Redis; BENCH_* env adjusts (run.ts).
+  const { redisUrl: _url, dataDir: _dir, apiKeysFile: _file, apiKeys: _keys, ...defaults } = loadConfig([], process.env);
+  const app = await createApp({ ...defaults, port: 0, redisUrl: process.env.BENCH_REDIS_URL!, keyPrefix: "bench", keys: null });
   console.log(await app.start());
 } else {
   console.error("usage: serve.ts ceiling|app");

@@ -1,3 +1,4 @@
+import { mayAccess } from "../src/auth.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import type { PatchOperation } from "../src/json/patch.js";
 import { parsePointer, valueAt } from "../src/json/pointer.js";
@@ -32,7 +33,7 @@ export function segmentsOf(path: string): string[] {
 }
 
 function writeOptions(args: WriteArgs, ctx: RequestContext) {
-  return { actor: ctx.actor, opId: args.opId, reason: args.reason, expectedVersion: args.expectedVersion, fence: args.fence };
+  return { actor: ctx.principal.name, opId: args.opId, reason: args.reason, expectedVersion: args.expectedVersion, fence: args.fence };
 }
 
 export function context(args: { id: string }, ctx: RequestContext): Promise<ContextView | null> {
@@ -55,8 +56,11 @@ export async function contexts(
   const first = inRange(args.first, 1, MAX_PAGE_SIZE, "first");
   const after = args.after == null ? null : decodeCursor(args.after);
   const page = await ctx.contexts.list(first, after, args.idPrefix ?? null);
-  const edges = page.contexts.map((node) => ({ cursor: encodeCursor(node.id), node }));
-  return { edges, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
+  // A scoped key sees only its contexts: a page may then hold fewer than `first`, and it still
+  // ends where the unfiltered page ended, so paging goes on past contexts outside the scope.
+  const last = page.contexts.at(-1);
+  const edges = page.contexts.filter((node) => mayAccess(ctx.principal, node.id)).map((node) => ({ cursor: encodeCursor(node.id), node }));
+  return { edges, pageInfo: { hasNextPage: page.hasNextPage, endCursor: last ? encodeCursor(last.id) : null } };
 }
 
 /** The document of the version this view stands for (loaded lazily for lists and replays). */

@@ -73,6 +73,8 @@ export function contextChanges(args: ContextChangesArgs, ctx: RequestContext): P
       kinds: args.kinds ?? null,
       actors: args.actors ?? null,
       excludeActors: args.excludeActors ?? null,
+      // Pipelines are shared by equal options only, so subscribers of different scopes never share one.
+      scope: ctx.principal.role === "admin" ? null : ctx.principal.scope,
     },
     after,
     maxSize: inRange(args.batch?.maxSize ?? DEFAULT_BATCH_SIZE, 1, MAX_BATCH_SIZE, "batch.maxSize"),

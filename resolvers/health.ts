@@ -1,17 +1,36 @@
+import { AppError, ErrorCode } from "../src/errors.js";
+import type { StateStatus } from "../src/state-guard.js";
 import type { RequestContext } from "./request-context.js";
 
 export interface HealthReport {
   readonly ok: boolean;
   readonly redisReachable: boolean;
   readonly redisLatencyMs: number | null;
+  readonly state: StateStatus;
 }
 
-/** Whether this instance can serve: it answers, and its Redis answers a PING. */
+/** Whether this instance can serve: its Redis answers a PING and still holds the deployment's state. */
 export async function health(ctx: RequestContext): Promise<HealthReport> {
+  const state = ctx.state.current;
   try {
     const latency = await ctx.pingRedis();
-    return { ok: true, redisReachable: true, redisLatencyMs: latency };
+    return { ok: state === "intact", redisReachable: true, redisLatencyMs: latency, state };
   } catch {
-    return { ok: false, redisReachable: false, redisLatencyMs: null };
+    return { ok: false, redisReachable: false, redisLatencyMs: null, state };
   }
 }
+
+/**
+ * Declares Redis's present content the deployment's state after it was lost (see
+ * src/state-guard.ts); every instance serves again within SWARM_STATE_CHECK_MS. Returns the
+ * state after the change. `confirm` must be "the state is lost" so that nobody does it by accident.
+ */
+export async function reinitialize(args: { confirm: string }, ctx: RequestContext): Promise<StateStatus> {
+  if (args.confirm !== REINITIALIZE_CONFIRMATION) {
+    throw new AppError(ErrorCode.VALIDATION_FAILED, `confirm must be ${JSON.stringify(REINITIALIZE_CONFIRMATION)}`, { path: "confirm" });
+  }
+  await ctx.state.reinitialize();
+  return ctx.state.current;
+}
+
+export const REINITIALIZE_CONFIRMATION = "the state is lost";

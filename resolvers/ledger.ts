@@ -7,7 +7,7 @@ interface LedgerArgs {
 }
 
 function options(args: LedgerArgs, ctx: RequestContext) {
-  return { actor: ctx.actor, opId: args.opId, reason: args.reason };
+  return { actor: ctx.principal.name, opId: args.opId, reason: args.reason };
 }
 
 export function allocation(args: { id: string }, ctx: RequestContext): Promise<Allocation | null> {

@@ -1,4 +1,6 @@
+import type { Principal } from "../src/auth.js";
 import type { FeedHub } from "../src/feed/feed-hub.js";
+import type { StateGuard } from "../src/state-guard.js";
 import type { ContextStore } from "../src/store/contexts.js";
 import type { LedgerStore } from "../src/store/ledger.js";
 
@@ -8,8 +10,10 @@ export interface RequestContext {
   readonly ledger: LedgerStore;
   /** The change feed's subscriptions. */
   readonly feed: FeedHub;
-  /** Recorded as `actor` on every change this request makes. */
-  readonly actor: string;
+  /** Who is asking; its name is recorded as `actor` on every change this request makes. */
+  readonly principal: Principal;
+  /** Whether Redis still holds the deployment's state. */
+  readonly state: StateGuard;
   /** Round-trip time to Redis in milliseconds, or throws when Redis is unreachable. */
   readonly pingRedis: () => Promise<number>;
 }

@@ -1,48 +1,81 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import type { RequestContext } from "../resolvers/request-context.js";
 import { schema } from "../schema/index.js";
+import { OPEN_PRINCIPAL, type KeyRing, type Principal } from "./auth.js";
 import type { Config } from "./config.js";
 import { maskError } from "./error-masking.js";
+import { AppError } from "./errors.js";
+import { FeedHub } from "./feed/feed-hub.js";
+import { Gate } from "./gate.js";
+import { createLogger, type LogLevel, type Logger } from "./logger.js";
+import { Metrics } from "./metrics.js";
+import { Observability } from "./observability-plugin.js";
 import { connectRedis } from "./redis/clients.js";
 import { Keys } from "./redis/keys.js";
-import { FeedHub } from "./feed/feed-hub.js";
+import { useSecurity } from "./security-plugin.js";
 import { sharedSubscribe, useSubscribe } from "./shared-execution.js";
+import { StateGuard } from "./state-guard.js";
 import { ContextStore } from "./store/contexts.js";
 import { LedgerStore } from "./store/ledger.js";
 import { attachGraphqlWs } from "./ws-transport.js";
 
-/** What createApp needs: the Config with the Redis to use resolved (URL or unix socket path). */
-export type AppConfig = Omit<Config, "redisUrl" | "dataDir"> & { readonly redisUrl: string };
+/**
+ * What createApp needs: the Config with the Redis to use resolved (URL or unix socket path) and
+ * the API keys read (null: open mode).
+ */
+export type AppConfig = Omit<Config, "redisUrl" | "dataDir" | "apiKeysFile" | "apiKeys"> & {
+  readonly redisUrl: string;
+  readonly keys: KeyRing | null;
+};
 
 export interface App {
   readonly yoga: YogaServerInstance<Record<string, unknown>, RequestContext>;
+  readonly log: Logger;
   /** Listens on config.host:config.port; resolves to the GraphQL endpoint's URL. */
   start(): Promise<string>;
   /**
-   * Shuts down: stops taking connections, ends every feed subscriber with UNAVAILABLE and the
-   * cursors to resume from, lets in-flight requests finish (at most 5 s), then closes Redis.
+   * Shuts down: stops taking connections (/ready answers 503), ends every feed subscriber with
+   * UNAVAILABLE and the cursors to resume from, lets in-flight requests finish (at most
+   * config.shutdownGraceMs), then closes Redis.
    */
   close(): Promise<void>;
 }
 
-/** How long close() lets in-flight requests finish before cutting their connections. */
-const CLOSE_GRACE_MS = 5_000;
+/** Whether `host` is a loopback address, the only kind open mode listens on. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", ...headers }).end(JSON.stringify(body));
+}
 
 /** Builds the server on a reachable Redis; does not listen until start(). Throws if Redis is unreachable. */
-export async function createApp(config: AppConfig): Promise<App> {
+export async function createApp(config: AppConfig, log: Logger = createLogger(config.logLevel as LogLevel)): Promise<App> {
   const redis = await connectRedis(config.redisUrl, "swarm-context");
   const keys = new Keys(config.keyPrefix);
-  const contexts = new ContextStore(redis, keys, config);
-  const ledger = new LedgerStore(redis, keys, config);
-  let feed: FeedHub;
+  let feed: FeedHub | undefined;
+  let state: StateGuard | undefined;
+  const metrics = new Metrics(
+    () => feed?.subscriberCount ?? 0,
+    () => state?.current === "intact",
+  );
   try {
-    feed = await FeedHub.open(config.redisUrl, redis, keys, config.subscriberBuffer, config.subscriberStallMs);
+    state = await StateGuard.open(redis, keys, config.stateCheckMs, {
+      changed: (status) => (status === "intact" ? log.info : log.error)("redis state", { state: status }),
+      roundTripMs: (ms) => metrics.redisRoundTripMs(ms),
+    });
+    feed = await FeedHub.open(config.redisUrl, redis, keys, config.subscriberBuffer, config.subscriberStallMs, (ms) => metrics.feedLagMs(ms));
   } catch (err) {
+    state?.close();
     redis.disconnect();
     throw err;
   }
+  if (state.current === "lost") log.error("redis state", { state: "lost", fix: "README, Operations: re-initialise" });
+  const contexts = new ContextStore(redis, keys, config);
+  const ledger = new LedgerStore(redis, keys, config);
   const sweeper =
     config.leaseSweepMs > 0
       ? setInterval(() => {
@@ -56,47 +89,139 @@ export async function createApp(config: AppConfig): Promise<App> {
     await redis.ping();
     return performance.now() - started;
   };
+  const gate = new Gate(config.keys, redis, keys, config.rateLimit);
+  const limits = {
+    maxDepth: config.maxQueryDepth,
+    maxAliases: config.maxAliases,
+    maxTokens: config.maxTokens,
+    maxCost: config.maxCost,
+    maxFieldRepeats: config.maxFieldRepeats,
+  };
+  const security = useSecurity(gate, limits);
+  const schemaFields = [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()].flatMap((type) =>
+    Object.keys(type!.getFields()).map((field) => `${type!.name.toLowerCase()}:${field}`),
+  );
+  const observability = new Observability(log, metrics, schemaFields, security.principalOf);
   const subscribe = sharedSubscribe(maskError);
+  const guard = state;
+  const hub = feed;
   const yoga = createYoga<Record<string, unknown>, RequestContext>({
     schema,
     graphqlEndpoint: "/graphql",
     landingPage: false,
     logging: "warn",
     maskedErrors: { maskError },
-    plugins: [useSubscribe(subscribe)],
-    context: (): RequestContext => ({ contexts, ledger, feed, actor: "anonymous", pingRedis }),
+    batching: config.maxBatch > 0 ? { limit: config.maxBatch } : false,
+    plugins: [observability.plugin, security.plugin, useSubscribe(subscribe)],
+    context: (initial): RequestContext => ({
+      contexts,
+      ledger,
+      feed: hub,
+      state: guard,
+      pingRedis,
+      // WebSocket operations bring their connection's principal; HTTP ones passed useSecurity.
+      principal: (initial.principal as Principal | undefined) ?? security.principalOf(initial.request) ?? OPEN_PRINCIPAL,
+    }),
   });
+
   let server: Server | undefined;
   let ws: { close(graceMs: number): Promise<void> } | undefined;
+  let closing = false;
+  /** The operations endpoints, and the request size bound, in front of yoga. */
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path === "/health") return json(res, 200, { status: "ok" });
+    if (path === "/ready") {
+      const ready = !closing && guard.current === "intact" && (await pingRedis().then(() => true, () => false));
+      return json(res, ready ? 200 : 503, { ready, state: guard.current, shuttingDown: closing });
+    }
+    if (path === "/metrics") {
+      try {
+        if (gate.authenticate(req.headers.authorization).role !== "admin") {
+          return json(res, 403, { error: "FORBIDDEN", message: "metrics are for admin keys" });
+        }
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        return json(res, 401, { error: err.code, message: err.message });
+      }
+      return res.writeHead(200, { "content-type": metrics.registry.contentType }).end(await metrics.render());
+    }
+    const tooLarge = () =>
+      json(res, 413, {
+        errors: [
+          { message: `request bodies are limited to ${config.maxRequestBytes} bytes`, extensions: { code: "LIMIT_EXCEEDED", limit: "requestBytes", max: config.maxRequestBytes } },
+        ],
+      }, { connection: "close" });
+    const declared = req.headers["content-length"];
+    if (declared !== undefined && Number(declared) > config.maxRequestBytes) {
+      req.resume(); // discard, so that the response can be read
+      return tooLarge();
+    }
+    if (declared === undefined && req.method === "POST") {
+      // A chunked body has no declared size: read it here, up to the bound, and hand it to yoga
+      // (which takes a body already read from `req.body`).
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of req as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > config.maxRequestBytes) return tooLarge();
+        chunks.push(chunk);
+      }
+      (req as IncomingMessage & { body?: Buffer }).body = Buffer.concat(chunks);
+    }
+    return yoga(req, res);
+  };
+
   return {
     yoga,
+    log,
     start: () =>
       new Promise((resolve, reject) => {
-        server = createServer(yoga);
-        ws = attachGraphqlWs(server, yoga, { ...config, subscribe });
+        if (config.keys === null && !isLoopback(config.host)) {
+          reject(new Error(`no API keys are configured, so this server only listens on loopback (127.0.0.1, ::1), not ${config.host}: configure keys (README, Security)`));
+          return;
+        }
+        server = createServer((req, res) => {
+          handle(req, res).catch((err: unknown) => {
+            log.error("request handling failed", { error: err instanceof Error ? err.stack : String(err) });
+            if (!res.headersSent) json(res, 500, { errors: [{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR" } }] });
+            else res.destroy();
+          });
+        });
+        ws = attachGraphqlWs(server, yoga, { ...config, subscribe, gate, observability });
         server.once("error", reject);
         server.listen(config.port, config.host, () => {
           const { port } = server!.address() as AddressInfo;
           const host = config.host.includes(":") ? `[${config.host}]` : config.host;
-          resolve(`http://${host}:${port}/graphql`);
+          const url = `http://${host}:${port}/graphql`;
+          log.info("listening", { url, auth: config.keys ? "api keys" : "open" });
+          if (config.keys === null) {
+            log.warn("OPEN MODE: no API keys are configured; anyone who can reach this loopback address is an admin. Configure keys before exposing the server (README, Security).", {
+              host: config.host,
+            });
+          }
+          resolve(url);
         });
       }),
     close: async () => {
       // Stop taking connections; end every feed subscriber with the cursors to resume from,
       // and let those last messages and every in-flight request finish, within the grace.
+      closing = true;
       const closed = server ? new Promise<void>((resolve) => server!.close(() => resolve())) : undefined;
       server?.closeIdleConnections();
-      feed.endSubscribers();
-      await ws?.close(CLOSE_GRACE_MS);
+      hub.endSubscribers();
+      await ws?.close(config.shutdownGraceMs);
       if (closed) {
-        const timer = setTimeout(() => server!.closeAllConnections(), CLOSE_GRACE_MS);
+        const timer = setTimeout(() => server!.closeAllConnections(), config.shutdownGraceMs);
         await closed;
         clearTimeout(timer);
       }
       clearInterval(sweeper);
+      guard.close();
       await contexts.drain();
-      await feed.close();
+      await hub.close();
       await redis.quit();
+      log.info("closed", {});
     },
   };
 }

@@ -41,6 +41,32 @@ export interface Config {
   readonly maxSubscriptionsPerConnection: number;
   /** How often WebSocket connections are pinged, in ms; one that misses a ping's answer is cut. */
   readonly keepAliveMs: number;
+  /** A JSON file of API keys (see auth.ts KeyRing); null with apiKeys null: open mode. */
+  readonly apiKeysFile: string | null;
+  /** The same JSON inline, for deployments that pass secrets as env; exclusive with apiKeysFile. */
+  readonly apiKeys: string | null;
+  /** Requests (HTTP operations and WebSocket subscribes) one key may make per second, across every instance; 0: no limit. */
+  readonly rateLimit: number;
+  /** Largest HTTP request body, in bytes. */
+  readonly maxRequestBytes: number;
+  /** Deepest selection nesting of an operation. */
+  readonly maxQueryDepth: number;
+  /** Aliased fields per document. */
+  readonly maxAliases: number;
+  /** Lexical tokens per document. */
+  readonly maxTokens: number;
+  /** An operation's estimated cost (fields, times list sizes; see query-limits.ts). */
+  readonly maxCost: number;
+  /** Times one selection set may select the same response name. */
+  readonly maxFieldRepeats: number;
+  /** Operations per HTTP batch (a JSON array body); 0 refuses batches. */
+  readonly maxBatch: number;
+  /** How long shutting down lets in-flight work finish, in ms, before cutting connections. */
+  readonly shutdownGraceMs: number;
+  /** How often Redis is checked for lost state (its epoch), in ms. */
+  readonly stateCheckMs: number;
+  /** Lowest level of log lines written (JSON, to stdout): debug, info, warn or error. */
+  readonly logLevel: string;
 }
 
 interface Setting {
@@ -49,6 +75,8 @@ interface Setting {
   readonly flag: string;
   readonly kind: "string" | "int" | "optional-string";
   readonly fallback: string | number | null;
+  /** The values a string setting may take, when restricted. */
+  readonly values?: readonly string[];
 }
 
 /** The one table of settings: README's configuration section mirrors it. */
@@ -69,6 +97,21 @@ export const SETTINGS: readonly Setting[] = [
   { key: "subscriberStallMs", env: "SWARM_SUBSCRIBER_STALL_MS", flag: "subscriber-stall-ms", kind: "int", fallback: 10_000 },
   { key: "maxSubscriptionsPerConnection", env: "SWARM_MAX_SUBSCRIPTIONS_PER_CONNECTION", flag: "max-subscriptions-per-connection", kind: "int", fallback: 100 },
   { key: "keepAliveMs", env: "SWARM_KEEPALIVE_MS", flag: "keepalive-ms", kind: "int", fallback: 12_000 },
+  { key: "apiKeysFile", env: "SWARM_API_KEYS_FILE", flag: "api-keys-file", kind: "optional-string", fallback: null },
+  { key: "apiKeys", env: "SWARM_API_KEYS", flag: "api-keys", kind: "optional-string", fallback: null },
+  { key: "rateLimit", env: "SWARM_RATE_LIMIT", flag: "rate-limit", kind: "int", fallback: 1_000 },
+  { key: "maxRequestBytes", env: "SWARM_MAX_REQUEST_BYTES", flag: "max-request-bytes", kind: "int", fallback: 2_097_152 },
+  { key: "maxQueryDepth", env: "SWARM_MAX_QUERY_DEPTH", flag: "max-query-depth", kind: "int", fallback: 12 },
+  { key: "maxAliases", env: "SWARM_MAX_ALIASES", flag: "max-aliases", kind: "int", fallback: 30 },
+  { key: "maxTokens", env: "SWARM_MAX_TOKENS", flag: "max-tokens", kind: "int", fallback: 5_000 },
+  // Query limits: the documents of test/gql reach at most depth 5, 0 aliases, 605 tokens and cost
+  // 1,289 (GetLedger); an admin console's whole-context query reaches depth 5 and cost 2,025.
+  { key: "maxCost", env: "SWARM_MAX_COST", flag: "max-cost", kind: "int", fallback: 5_000 },
+  { key: "maxFieldRepeats", env: "SWARM_MAX_FIELD_REPEATS", flag: "max-field-repeats", kind: "int", fallback: 10 },
+  { key: "maxBatch", env: "SWARM_MAX_BATCH", flag: "max-batch", kind: "int", fallback: 0 },
+  { key: "shutdownGraceMs", env: "SWARM_SHUTDOWN_GRACE_MS", flag: "shutdown-grace-ms", kind: "int", fallback: 5_000 },
+  { key: "stateCheckMs", env: "SWARM_STATE_CHECK_MS", flag: "state-check-ms", kind: "int", fallback: 1_000 },
+  { key: "logLevel", env: "SWARM_LOG_LEVEL", flag: "log-level", kind: "string", fallback: "info", values: ["debug", "info", "warn", "error"] },
 ];
 
 const MINIMUMS: Partial<Record<keyof Config, number>> = {
@@ -83,6 +126,13 @@ const MINIMUMS: Partial<Record<keyof Config, number>> = {
   subscriberStallMs: 1,
   maxSubscriptionsPerConnection: 1,
   keepAliveMs: 100,
+  maxRequestBytes: 1_024,
+  maxQueryDepth: 1,
+  maxAliases: 0,
+  maxTokens: 1,
+  maxCost: 1,
+  maxFieldRepeats: 1,
+  stateCheckMs: 10,
 };
 
 /**
@@ -107,9 +157,14 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
         throw new Error(`--${s.flag} / ${s.env} must be an integer >= ${min}, got "${raw}"`);
       }
       out[s.key] = n;
+    } else if (s.values && !s.values.includes(raw)) {
+      throw new Error(`--${s.flag} / ${s.env} must be one of ${s.values.join(", ")}, got "${raw}"`);
     } else {
       out[s.key] = raw;
     }
+  }
+  if (out.apiKeysFile !== null && out.apiKeys !== null) {
+    throw new Error("give API keys either in a file (--api-keys-file / SWARM_API_KEYS_FILE) or inline (--api-keys / SWARM_API_KEYS), not both");
   }
   out.dataDir = path.resolve(out.dataDir as string);
   return Object.freeze(out) as unknown as Config;

@@ -1,6 +1,9 @@
 // The only file that reads the environment and listens: starts the server from env and flags.
+import { readFileSync } from "node:fs";
 import { createApp, type App } from "./app.js";
+import { KeyRing } from "./auth.js";
 import { loadConfig, type Config } from "./config.js";
+import { createLogger, type LogLevel } from "./logger.js";
 import { startEmbeddedRedis, type EmbeddedRedis } from "./redis/embedded.js";
 
 function fail(message: string, code: number): never {
@@ -13,25 +16,30 @@ function reason(err: unknown): string {
 }
 
 let config: Config;
+let keys: KeyRing | null;
 try {
   config = loadConfig(process.argv.slice(2), process.env);
+  if (config.apiKeysFile !== null) keys = KeyRing.parse(readFileSync(config.apiKeysFile, "utf8"), config.apiKeysFile);
+  else keys = config.apiKeys === null ? null : KeyRing.parse(config.apiKeys, "SWARM_API_KEYS");
 } catch (err) {
   fail(reason(err), 2);
 }
+const log = createLogger(config.logLevel as LogLevel);
 
 let embedded: EmbeddedRedis | undefined;
 let app: App | undefined;
 let stopping = false;
 
-async function shutdown(): Promise<void> {
+async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  await app?.close().catch(() => undefined);
+  log.info("shutting down", { signal, graceMs: config.shutdownGraceMs });
+  await app?.close().catch((err: unknown) => log.error("shutdown failed", { error: reason(err) }));
   await embedded?.stop();
   process.exit(0);
 }
-process.on("SIGTERM", () => void shutdown());
-process.on("SIGINT", () => void shutdown());
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+process.on("SIGINT", () => void shutdown("SIGINT"));
 
 try {
   embedded = config.redisUrl === null ? await startEmbeddedRedis(config.dataDir) : undefined;
@@ -40,7 +48,7 @@ try {
 }
 const target = embedded?.target ?? config.redisUrl!;
 try {
-  app = await createApp({ ...config, redisUrl: target });
+  app = await createApp({ ...config, redisUrl: target, keys }, log);
 } catch (err) {
   await embedded?.stop();
   fail(
@@ -51,11 +59,10 @@ try {
   );
 }
 try {
-  const url = await app.start();
-  console.log(`swarm-context listening: GraphiQL at ${url}`);
-  if (embedded) console.log(`swarm-context: embedded redis-server, data in ${config.dataDir}`);
+  await app.start();
+  if (embedded) log.info("embedded redis-server", { dataDir: config.dataDir });
 } catch (err) {
   await app.close();
   await embedded?.stop();
-  fail(`cannot listen on ${config.host}:${config.port} (${reason(err)}); choose another --port or --host`, 1);
+  fail(`cannot listen on ${config.host}:${config.port}: ${reason(err)}`, 1);
 }

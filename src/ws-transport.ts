@@ -1,9 +1,14 @@
 import type { IncomingMessage, Server } from "node:http";
-import { GraphQLError, type ExecutionArgs } from "graphql";
+import { GraphQLError, type ExecutionArgs, type ExecutionResult } from "graphql";
 import { CloseCode, handleProtocols, makeServer, type Context } from "graphql-ws";
-import type { YogaServerInstance } from "graphql-yoga";
+import { isAsyncIterable, type YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { RequestContext } from "../resolvers/request-context.js";
+import type { Principal } from "./auth.js";
+import { AppError } from "./errors.js";
+import type { Gate } from "./gate.js";
+import type { Observability } from "./observability-plugin.js";
+import { refusal } from "./security-plugin.js";
 import { serializedJson, type Subscribe } from "./shared-execution.js";
 
 export interface WsTransportOptions {
@@ -13,6 +18,10 @@ export interface WsTransportOptions {
   readonly maxSubscriptionsPerConnection: number;
   /** Runs subscriptions (shared-execution.ts). */
   readonly subscribe: Subscribe;
+  /** Authenticates connections (connectionParams.authorization) and rate-limits operations. */
+  readonly gate: Gate;
+  /** Logs and counts operations, and finishes their errors. */
+  readonly observability: Observability;
 }
 
 type Yoga = YogaServerInstance<Record<string, unknown>, RequestContext>;
@@ -20,6 +29,15 @@ type Enveloped = ReturnType<Yoga["getEnveloped"]>;
 interface Extra {
   readonly socket: WebSocket;
   readonly request: IncomingMessage;
+  /** Set once the connection is authenticated. */
+  principal?: Principal;
+}
+
+/** One operation on a connection, for its log line and metrics. */
+interface Operation {
+  readonly requestId: string;
+  readonly started: number;
+  operation: string;
 }
 
 /** Stands in for a shared result's JSON while graphql-ws stringifies the message around it. */
@@ -58,8 +76,16 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
   const connections = new Set<Context<Record<string, unknown> | undefined, Extra>>();
   const graphqlWs = makeServer<Record<string, unknown> | undefined, Extra>({
     jsonMessageReplacer: replacer,
+    // Refusing a connection makes graphql-ws close it with 4403 (Forbidden).
     onConnect: (ctx) => {
+      try {
+        ctx.extra.principal = options.gate.authenticate(ctx.connectionParams?.authorization);
+      } catch (err) {
+        if (err instanceof AppError) return false;
+        throw err;
+      }
       connections.add(ctx);
+      return true;
     },
     onClose: (ctx) => {
       connections.delete(ctx);
@@ -69,23 +95,38 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
     // 15 % of deliveries/s at 1,000 subscribers); `subscribe` masks errors itself, once per result.
     subscribe: (args) => options.subscribe(args),
     onSubscribe: async (ctx, _id, params) => {
+      const principal = ctx.extra.principal!;
+      const op: Operation = { requestId: observability.requestId(null), started: performance.now(), operation: "invalid" };
+      /** Refuses the operation: graphql-ws sends these errors and completes it. */
+      const refuse = (errors: readonly GraphQLError[]) => {
+        const finished = observability.finishErrors(errors, principal, op.requestId, false);
+        record(op, principal, finished);
+        return finished;
+      };
       if (Object.keys(ctx.subscriptions).length > options.maxSubscriptionsPerConnection) {
-        return [
+        return refuse([
           new GraphQLError(`at most ${options.maxSubscriptionsPerConnection} operations may run on one connection`, {
-            extensions: { code: "LIMIT_EXCEEDED" },
+            extensions: { code: "LIMIT_EXCEEDED", limit: "operationsPerConnection" },
           }),
-        ];
+        ]);
       }
-      const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params });
+      try {
+        await options.gate.admit(principal);
+      } catch (err) {
+        if (err instanceof AppError) return refuse([refusal(err)]);
+        throw err;
+      }
+      const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params, principal });
       let document;
       try {
         document = enveloped.parse(params.query);
       } catch (err) {
-        if (err instanceof GraphQLError) return [err];
+        if (err instanceof GraphQLError) return refuse([err]);
         throw err;
       }
       const errors = enveloped.validate(enveloped.schema, document);
-      if (errors.length > 0) return errors;
+      if (errors.length > 0) return refuse(errors);
+      op.operation = observability.label(document, params.operationName);
       const args: ExecutionArgs = {
         schema: enveloped.schema,
         document,
@@ -94,11 +135,36 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
         contextValue: await enveloped.contextFactory(),
         rootValue: enveloped,
       };
+      operations.set(args, op);
       return args;
     },
-    // The result object itself, not graphql-ws's per-message copy, so the replacer can find it.
-    onNext: (_ctx, _id, _params, _args, result) => result,
+    // A query or mutation has its result; a subscription has started (or was refused).
+    onOperation: async (ctx, _id, _params, args, pending) => {
+      const result = await pending;
+      const op = operations.get(args)!;
+      const errors = isAsyncIterable(result) || !result.errors ? [] : observability.finishErrors(result.errors, ctx.extra.principal, op.requestId, false);
+      record(op, ctx.extra.principal, errors);
+      return errors.length > 0 ? ({ ...result, errors } as ExecutionResult) : result;
+    },
+    // The result object itself, not graphql-ws's per-message copy, so the replacer can find it;
+    // a result with errors (rare: a refusal ending a subscription, a masked fault) is finished.
+    onNext: (ctx, _id, _params, args, result) =>
+      result.errors?.length
+        ? { ...result, errors: observability.finishErrors(result.errors as GraphQLError[], ctx.extra.principal, operations.get(args)!.requestId, false) }
+        : result,
   });
+  const { observability } = options;
+  const operations = new WeakMap<ExecutionArgs, Operation>();
+  /** Logs and counts an operation once it has its result (a subscription: once it started). */
+  const record = (op: Operation, principal: Principal | undefined, errors: readonly GraphQLError[]) =>
+    observability.record({
+      transport: "ws",
+      requestId: op.requestId,
+      operation: op.operation,
+      durationMs: performance.now() - op.started,
+      codes: errors.map((e) => String(e.extensions.code)),
+      actor: principal?.name,
+    });
 
   const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, handleProtocols });
   wss.on("connection", (socket, request) => {

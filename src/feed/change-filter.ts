@@ -1,3 +1,4 @@
+import { inScope } from "../auth.js";
 import type { ChangeEntry } from "./feed-reader.js";
 
 /** What a feed subscriber asked to see; an absent field does not restrict. */
@@ -8,6 +9,8 @@ export interface ChangeFilter {
   readonly kinds: readonly string[] | null;
   readonly actors: readonly string[] | null;
   readonly excludeActors: readonly string[] | null;
+  /** Context-id patterns of the subscriber's API key (auth.ts inScope); null: every context. */
+  readonly scope: readonly string[] | null;
 }
 
 /** Kinds the path filter applies to: the ones that change part of the document. */
@@ -19,10 +22,11 @@ export function pathsOverlap(a: string, b: string): boolean {
   return long === short || long.startsWith(`${short}/`);
 }
 
-/** Whether changes of `contextId` can match at all (contextIds and idPrefix). */
+/** Whether changes of `contextId` can match at all (contextIds, idPrefix and scope). */
 export function wantsContext(filter: ChangeFilter, contextId: string): boolean {
   if (filter.contextIds && !filter.contextIds.includes(contextId)) return false;
-  return filter.idPrefix === null || contextId.startsWith(filter.idPrefix);
+  if (filter.idPrefix !== null && !contextId.startsWith(filter.idPrefix)) return false;
+  return filter.scope === null || inScope(filter.scope, contextId);
 }
 
 /** Whether a change of a wanted context matches the rest of the filter. */

@@ -107,6 +107,8 @@ export class ChangePipeline {
     private readonly stallMs: number,
     /** Called once when the last member leaves or the pipeline ends. */
     private readonly onClose: (pipeline: ChangePipeline) => void,
+    /** Hears, per batch emitted, the ms from each change's commit to now. */
+    private readonly observeLag: (ms: number) => void,
   ) {
     this.minIntervalMs = options.maxBatchesPerSecond ? 1000 / options.maxBatchesPerSecond : 0;
     this.ready = this.start();
@@ -116,6 +118,11 @@ export class ChangePipeline {
   /** Whether changes of this context can match. */
   wants(contextId: string): boolean {
     return wantsContext(this.options.filter, contextId);
+  }
+
+  /** Subscribers being served. */
+  get memberCount(): number {
+    return this.members.size;
   }
 
   /** Whether this pipeline has not ended. */
@@ -291,6 +298,8 @@ export class ChangePipeline {
     };
     this.resync = [];
     this.lastEmitAt = now;
+    const wall = Date.now();
+    for (const change of batch.changes) this.observeLag(wall - Date.parse(change.at));
     for (const member of this.members) {
       member.push(batch);
       if (member.queuedWeight > this.bufferLimit) this.endMember(member, "behind");

@@ -39,6 +39,7 @@ export class FeedHub {
     private readonly keys: Keys,
     private readonly bufferLimit: number,
     private readonly stallMs: number,
+    private readonly observeLag: (ms: number) => void,
   ) {
     this.reader = new FeedReader(redis, keys);
   }
@@ -46,12 +47,20 @@ export class FeedHub {
   /**
    * Opens the wake-up connection to `redisUrl` and subscribes to the changes channel; `redis` is
    * the command connection used for reads. `bufferLimit` and `stallMs` bound each subscriber
-   * (see ChangePipeline). Rejects if Redis is unreachable.
+   * (see ChangePipeline); `observeLag` hears the ms from commit to hand-over of every change
+   * each pipeline emits. Rejects if Redis is unreachable.
    */
-  static async open(redisUrl: string, redis: Redis, keys: Keys, bufferLimit: number, stallMs: number): Promise<FeedHub> {
+  static async open(
+    redisUrl: string,
+    redis: Redis,
+    keys: Keys,
+    bufferLimit: number,
+    stallMs: number,
+    observeLag: (ms: number) => void,
+  ): Promise<FeedHub> {
     const subscriber = await connectRedis(redisUrl, "swarm-context-feed");
     const pubsub = new RedisPubSub({ publisher: redis, subscriber, deserializer: (message) => message.toString() });
-    const hub = new FeedHub(subscriber, redis, keys, bufferLimit, stallMs);
+    const hub = new FeedHub(subscriber, redis, keys, bufferLimit, stallMs, observeLag);
     await pubsub.subscribe(keys.changesChannel, (message: string) => hub.wake(message));
     // "ready" after the first connect means the connection was lost and is back: wake-ups sent
     // meanwhile are gone, so every pipeline reads what it missed from the streams.
@@ -67,7 +76,7 @@ export class FeedHub {
     const key = options.after.length === 0 ? JSON.stringify(options) : null;
     let pipeline = key === null ? undefined : this.shared.get(key);
     if (!pipeline?.isOpen) {
-      pipeline = new ChangePipeline(options, this.reader, this.bufferLimit, this.stallMs, (closed) => this.detach(closed, key));
+      pipeline = new ChangePipeline(options, this.reader, this.bufferLimit, this.stallMs, (closed) => this.detach(closed, key), this.observeLag);
       this.attach(pipeline, key);
     }
     const member = pipeline.join();
@@ -78,6 +87,13 @@ export class FeedHub {
       throw err;
     }
     return member;
+  }
+
+  /** Subscribers being served, of every pipeline. */
+  get subscriberCount(): number {
+    let count = 0;
+    for (const pipeline of this.allPipelines()) count += pipeline.memberCount;
+    return count;
   }
 
   /**

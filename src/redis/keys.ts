@@ -71,6 +71,19 @@ export class Keys {
     return `${this.prefix}:leaseIndex`;
   }
 
+  /**
+   * String: the deployment's epoch, a random id written when an empty keyspace is first used, or
+   * "lost" once an instance saw it disappear (see state-guard.ts).
+   */
+  get epoch(): string {
+    return `${this.prefix}:epoch`;
+  }
+
+  /** Counter of one API key's requests in the current rate window (expires with the window). */
+  rate(keyName: string): string {
+    return `${this.prefix}:rate:${keyName}`;
+  }
+
   /** Pub/sub channel that wakes feed readers: message `<contextId> <seq>`. */
   get changesChannel(): string {
     return `${this.prefix}:changes`;

@@ -3,6 +3,7 @@ import { print } from "graphql";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { inject } from "vitest";
 import { createApp, type App, type AppConfig } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
 
 export interface GraphQLResponse<T> {
   readonly data?: T | null;
@@ -20,24 +21,18 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Config for a test server on the shared test Redis with a fresh key prefix of its own. */
+/** Config for a test server on the shared test Redis with a fresh key prefix of its own: the defaults, open mode. */
 export function testConfig(overrides: Partial<AppConfig> = {}): AppConfig {
+  const { redisUrl: _url, dataDir: _dir, apiKeysFile: _file, apiKeys: _keys, ...defaults } = loadConfig([], {});
   return {
-    host: "127.0.0.1",
+    ...defaults,
     port: 0,
     redisUrl: inject("redisUrl"),
     keyPrefix: `t-${randomUUID()}`,
-    historyLimit: 100,
-    feedRetention: 10_000,
-    maxDocumentBytes: 1_048_576,
-    maxDocumentDepth: 32,
-    opIdTtlSeconds: 86_400,
-    resendTtlSeconds: 300,
-    leaseSweepMs: 500,
-    subscriberBuffer: 10_000,
-    subscriberStallMs: 10_000,
-    maxSubscriptionsPerConnection: 100,
-    keepAliveMs: 12_000,
+    keys: null,
+    // Tests race many requests through one key; the rate limit has tests of its own.
+    rateLimit: 0,
+    logLevel: "error",
     ...overrides,
   };
 }

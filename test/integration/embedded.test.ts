@@ -1,11 +1,11 @@
 // Proves the embedded default: the real server process keeps its data across a clean restart and across a kill -9 (shutting down the redis-server it left behind), and exits with one clear sentence when its Redis cannot be reached.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, afterEach, expect, test } from "vitest";
 import { freePort } from "../helpers/redis-server.js";
+import { spawnServer } from "../helpers/server-process.js";
 
 const dataDir = mkdtempSync(path.join(tmpdir(), "swarm-embedded-"));
 const children: ChildProcess[] = [];
@@ -27,23 +27,11 @@ function serverEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Starts `src/main.ts` and resolves with its GraphQL URL once it prints the listening line. */
+/** Starts `src/main.ts` on the embedded redis-server and resolves once it listens. */
 async function startServer(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "--port", "0", "--data-dir", dataDir], {
-    env: serverEnv(),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  let stderr = "";
-  child.stderr!.on("data", (chunk) => (stderr += chunk));
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      const match = /GraphiQL at (\S+)/.exec(line);
-      if (match) resolve(match[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
-  });
-  return { child, url };
+  const server = spawnServer(["--port", "0", "--data-dir", dataDir], serverEnv());
+  children.push(server.child);
+  return { child: server.child, url: await server.url };
 }
 
 async function gql(url: string, query: string, variables?: unknown) {
@@ -115,15 +103,10 @@ test("after kill -9 the next start shuts the orphaned redis-server down and find
 
 test("an unreachable REDIS_URL exits non-zero with one sentence naming REDIS_URL", async () => {
   const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "--port", "0"], {
-    env: serverEnv({ REDIS_URL: `redis://127.0.0.1:${port}` }),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  let stderr = "";
-  child.stderr!.on("data", (chunk) => (stderr += chunk));
-  expect(await exitOf(child)).toBe(1);
-  const lines = stderr.trim().split("\n");
+  const server = spawnServer(["--port", "0"], serverEnv({ REDIS_URL: `redis://127.0.0.1:${port}` }));
+  children.push(server.child);
+  expect(await server.exited).toBe(1);
+  const lines = server.stderr().trim().split("\n");
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatch(/^swarm-context: cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+ .*REDIS_URL/);
 });

@@ -14,7 +14,8 @@ type Resync = ContextChangesSubscription["contextChanges"]["resync"][number];
 let server: TestServer;
 
 beforeAll(async () => {
-  server = await startTestServer({ subscriberBuffer: 20, subscriberStallMs: 500 });
+  // maxAliases: the stalled subscriber inflates its messages with 40 aliases (QUERY).
+  server = await startTestServer({ subscriberBuffer: 20, subscriberStallMs: 500, maxAliases: 40 });
 });
 afterAll(async () => {
   await server.close();

@@ -26,7 +26,7 @@ beforeAll(async () => {
   server = await startTestServer();
   redis = new Redis(server.config.redisUrl);
   keys = new Keys(server.config.keyPrefix);
-  hub = await FeedHub.open(server.config.redisUrl, redis, keys, 10_000, 12_000);
+  hub = await FeedHub.open(server.config.redisUrl, redis, keys, 10_000, 12_000, () => undefined);
 });
 afterAll(async () => {
   await hub?.close();
@@ -144,6 +144,7 @@ test("delivered = filter(history), batch sizes and waits respected, rate respect
           kinds: sub.kinds,
           actors: null,
           excludeActors: null,
+          scope: null,
         },
         after: wanted.map((contextId) => ({ contextId, seq: 1 })),
         maxSize: sub.maxSize,

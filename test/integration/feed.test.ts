@@ -324,7 +324,7 @@ test("a WebSocket connection may run at most SWARM_MAX_SUBSCRIPTIONS_PER_CONNECT
   while (outcomes.some((seen) => seen.length === 0)) await new Promise((resolve) => setImmediate(resolve));
   expect(outcomes[0]).toEqual([{ data: { contextChanges: { changes: [{ seq: 1 }] } } }]);
   expect(outcomes[1]).toEqual([{ data: { contextChanges: { changes: [{ seq: 1 }] } } }]);
-  expect((outcomes[2]![0] as { error: { extensions: unknown }[] }).error[0]!.extensions).toEqual({ code: "LIMIT_EXCEEDED" });
+  expect((outcomes[2]![0] as { error: { extensions: unknown }[] }).error[0]!.extensions).toEqual({ code: "LIMIT_EXCEEDED", limit: "operationsPerConnection" });
   unsubscribe.forEach((stop) => stop());
   await client.dispose();
 });

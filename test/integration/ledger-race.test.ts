@@ -1,11 +1,11 @@
 // Proves the ledger is never oversubscribed when 4 server processes x 16 clients race 20,000 random operations on a depth-3 tree with tight limits: the invariant holds in atomic snapshots taken throughout and at the end, and the final ledger equals a replay of the acknowledged operations.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { createInterface } from "node:readline";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { inject } from "vitest";
 import { ledgerSnapshot, ledgerViolations } from "../helpers/ledger-invariant.js";
+import { spawnServer } from "../helpers/server-process.js";
 
 const PROCESSES = 4;
 const CLIENTS_PER_PROCESS = 16;
@@ -20,18 +20,9 @@ beforeAll(async () => {
   redis = new Redis(inject("redisUrl"));
   urls = await Promise.all(
     Array.from({ length: PROCESSES }, () => {
-      const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "--port", "0", "--key-prefix", prefix], {
-        env: { ...process.env, REDIS_URL: inject("redisUrl") },
-        stdio: ["ignore", "pipe", "inherit"],
-      });
-      children.push(child);
-      return new Promise<string>((resolve, reject) => {
-        createInterface({ input: child.stdout! }).on("line", (line) => {
-          const match = /GraphiQL at (\S+)/.exec(line);
-          if (match) resolve(match[1]!);
-        });
-        child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
-      });
+      const server = spawnServer(["--port", "0", "--key-prefix", prefix], { ...process.env, REDIS_URL: inject("redisUrl") });
+      children.push(server.child);
+      return server.url;
     }),
   );
 });

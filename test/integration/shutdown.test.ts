@@ -1,10 +1,9 @@
 // Proves a graceful shutdown of a server process (SIGTERM) ends its feed subscribers, over both transports, with UNAVAILABLE and the cursors to resume from: resumed on another instance, each sees every change exactly once, and the process exits 0.
-import { spawn } from "node:child_process";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { ContextChangesDocument, CreateContextDocument, PatchContextHeadDocument, type ContextChangesSubscription } from "../gql/graphql.js";
 import { startTestServer, type TestServer } from "../helpers/app.js";
 import { subscribe, TRANSPORTS, type FeedClient } from "../helpers/feed-client.js";
+import { spawnServer } from "../helpers/server-process.js";
 
 let survivor: TestServer;
 
@@ -15,22 +14,8 @@ afterAll(async () => {
   await survivor.close();
 });
 
-/** A server process on the test Redis with the survivor's key prefix; resolves with its URL. */
-function startProcess() {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "--port", "0", "--key-prefix", survivor.config.keyPrefix], {
-    env: { ...process.env, REDIS_URL: survivor.config.redisUrl },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const url = new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      const match = /GraphiQL at (\S+)/.exec(line);
-      if (match) resolve(match[1]!);
-    });
-    void exited.then((code) => reject(new Error(`server exited with ${code}`)));
-  });
-  return { child, url, exited };
-}
+/** A server process on the test Redis with the survivor's key prefix. */
+const startProcess = () => spawnServer(["--port", "0", "--key-prefix", survivor.config.keyPrefix], { ...process.env, REDIS_URL: survivor.config.redisUrl });
 
 const seqsOf = (client: FeedClient<ContextChangesSubscription>) => client.values.flatMap((v) => v.contextChanges.changes.map((c) => c.seq));
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);

@@ -3,7 +3,7 @@ import { expect, test } from "vitest";
 import { matchesChange, pathsOverlap, wantsContext, type ChangeFilter } from "../../src/feed/change-filter.js";
 import type { ChangeEntry } from "../../src/feed/feed-reader.js";
 
-const none: ChangeFilter = { contextIds: null, idPrefix: null, paths: null, kinds: null, actors: null, excludeActors: null };
+const none: ChangeFilter = { contextIds: null, idPrefix: null, paths: null, kinds: null, actors: null, excludeActors: null, scope: null };
 const change = (kind: string, paths: string[], actor = "agent-1"): ChangeEntry => ({
   contextId: "c",
   seq: 1,
@@ -52,4 +52,14 @@ test("contextIds and idPrefix select contexts, both applying when both are given
   expect(wantsContext({ ...none, idPrefix: "swarm-" }, "other")).toBe(false);
   expect(wantsContext({ ...none, contextIds: ["swarm-1", "x"], idPrefix: "swarm-" }, "x")).toBe(false);
   expect(wantsContext(none, "anything")).toBe(true);
+});
+
+test("a scope admits only the contexts its patterns match, on top of contextIds and idPrefix", () => {
+  const scoped = { ...none, scope: ["team-a-*", "shared"] };
+  expect(wantsContext(scoped, "team-a-1")).toBe(true);
+  expect(wantsContext(scoped, "shared")).toBe(true);
+  expect(wantsContext(scoped, "shared-2")).toBe(false);
+  expect(wantsContext(scoped, "team-b-1")).toBe(false);
+  expect(wantsContext({ ...scoped, idPrefix: "team-" }, "team-b-1")).toBe(false);
+  expect(wantsContext({ ...scoped, contextIds: ["team-a-1"] }, "team-a-1")).toBe(true);
 });

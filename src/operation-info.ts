@@ -1,0 +1,43 @@
+import { getOperationAST, Kind, type DocumentNode, type FragmentDefinitionNode, type SelectionSetNode } from "graphql";
+
+/** The root fields an operation selects, through fragments; empty when it names no operation of the document. */
+function rootFields(document: DocumentNode, operationName: string | null | undefined): { type: string; fields: Set<string> } | null {
+  const operation = getOperationAST(document, operationName);
+  if (!operation) return null;
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const def of document.definitions) if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def);
+  const fields = new Set<string>();
+  const seen = new Set<string>();
+  const walk = (set: SelectionSetNode) => {
+    for (const selection of set.selections) {
+      if (selection.kind === Kind.FIELD) fields.add(selection.name.value);
+      else if (selection.kind === Kind.INLINE_FRAGMENT) walk(selection.selectionSet);
+      else if (!seen.has(selection.name.value)) {
+        seen.add(selection.name.value);
+        const fragment = fragments.get(selection.name.value);
+        if (fragment) walk(fragment.selectionSet);
+      }
+    }
+  };
+  walk(operation.selectionSet);
+  return { type: operation.operation, fields };
+}
+
+/**
+ * A bounded label for metrics and logs: `<type>:<root field>` (e.g. `mutation:patchContext`),
+ * `<type>:multiple` for several root fields (`__typename` aside), "invalid" for no operation.
+ */
+export function operationLabel(document: DocumentNode, operationName: string | null | undefined, schemaFields: ReadonlySet<string>): string {
+  const root = rootFields(document, operationName);
+  if (!root) return "invalid";
+  const named = [...root.fields].filter((f) => f !== "__typename");
+  if (named.length !== 1) return `${root.type}:${named.length === 0 ? "typename" : "multiple"}`;
+  // Only schema fields become label values: a misspelt field never makes a new series.
+  return schemaFields.has(`${root.type}:${named[0]}`) || named[0]!.startsWith("__") ? `${root.type}:${named[0]}` : `${root.type}:unknown`;
+}
+
+/** Whether the operation reads the schema (`__schema` or `__type`). */
+export function selectsIntrospection(document: DocumentNode, operationName: string | null | undefined): boolean {
+  const root = rootFields(document, operationName);
+  return root !== null && (root.fields.has("__schema") || root.fields.has("__type"));
+}

@@ -1,0 +1,78 @@
+import { GraphQLError, validate } from "graphql";
+import type { Plugin } from "graphql-yoga";
+import type { Principal } from "./auth.js";
+import { AppError, ErrorCode } from "./errors.js";
+import type { Gate } from "./gate.js";
+import { selectsIntrospection } from "./operation-info.js";
+import { limitRules, parseLimited, type QueryLimits } from "./query-limits.js";
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  [ErrorCode.UNAUTHENTICATED]: 401,
+  [ErrorCode.FORBIDDEN]: 403,
+  [ErrorCode.RATE_LIMITED]: 429,
+};
+
+/** A refusal raised outside execution, as the GraphQL error of a response (with its HTTP status). */
+export function refusal(err: AppError): GraphQLError {
+  const status = STATUS[err.code];
+  return new GraphQLError(err.message, { extensions: { ...err.extensions, ...(status ? { http: { status } } : {}) } });
+}
+
+/** Introspection and field suggestions: for admins (everyone, in open mode) only. */
+export function seesSchema(principal: Principal): boolean {
+  return principal.role === "admin";
+}
+
+/** graphql-js's hints at names ("Did you mean ...?"), which tell a caller the schema. */
+const SUGGESTION = / ?Did you mean [^?]*\?/g;
+
+/** An error message without schema hints, for callers that may not see the schema. */
+export function withoutSuggestions(message: string): string {
+  return message.replace(SUGGESTION, "");
+}
+
+/**
+ * The yoga plugin that guards every HTTP and SSE request before it runs: the API key (an
+ * UNAUTHENTICATED refusal otherwise), the key's rate limit (RATE_LIMITED), the document's size
+ * bounds (tokens at parse; depth, aliases and cost at validation: LIMIT_EXCEEDED) and
+ * introspection (FORBIDDEN for non-admins). The WebSocket transport applies the same through
+ * `gate` and yoga's envelop (ws-transport.ts). `principalOf` gives the principal of a request
+ * that passed.
+ */
+export function useSecurity(gate: Gate, limits: QueryLimits): { plugin: Plugin; principalOf(request: Request): Principal | undefined } {
+  const principals = new WeakMap<Request, Principal>();
+  const rules = limitRules(limits);
+  const plugin: Plugin<{ principal?: Principal; request?: Request }> = {
+    async onParams({ request, setResult }) {
+      let principal = principals.get(request);
+      try {
+        if (!principal) {
+          principal = gate.authenticate(request.headers.get("authorization"));
+          principals.set(request, principal);
+        }
+        await gate.admit(principal);
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        setResult({ errors: [refusal(err)] });
+      }
+    },
+    onParse({ setParseFn }) {
+      setParseFn((source) => parseLimited(typeof source === "string" ? source : source.body, limits.maxTokens));
+    },
+    onValidate({ params, setResult }) {
+      // The limits first, alone and linear: a document past them never reaches graphql's own
+      // rules, one of which takes time quadratic in a selection's size.
+      const errors = validate(params.schema, params.documentAST, rules);
+      if (errors.length > 0) setResult(errors);
+    },
+    onExecute({ args, setResultAndStopExecution }) {
+      const principal = (args.contextValue as { principal: Principal }).principal;
+      if (!seesSchema(principal) && selectsIntrospection(args.document, args.operationName)) {
+        setResultAndStopExecution({
+          errors: [refusal(new AppError(ErrorCode.FORBIDDEN, "introspection is for admin keys only", {}))],
+        });
+      }
+    },
+  };
+  return { plugin: plugin as Plugin, principalOf: (request) => principals.get(request) };
+}

@@ -1,0 +1,143 @@
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+import { AppError, ErrorCode } from "./errors.js";
+import type { Keys } from "./redis/keys.js";
+
+/** The epoch key's value once an instance has seen the state it names disappear. */
+const LOST = "lost";
+/** How long an operation waits for a reconnect's check before it is refused, in ms. */
+const VERIFY_WAIT_MS = 2_000;
+
+/** What the guard last concluded about Redis's state. */
+export type StateStatus = "intact" | "unverified" | "lost";
+
+/** What the guard reports as it goes. */
+export interface StateEvents {
+  /** The status changed. */
+  changed(status: StateStatus): void;
+  /** One epoch read took `ms`: a sample of Redis latency. */
+  roundTripMs(ms: number): void;
+}
+
+/**
+ * Tells whether Redis still holds the state this deployment wrote, so that a Redis restarted
+ * empty (or flushed) is refused rather than served from a blank ledger.
+ *
+ * The state carries an epoch, `<prefix>:epoch`, a random id written when an empty keyspace is
+ * first used. Every instance checks it at start, after every reconnect (until then, operations
+ * wait, at most VERIFY_WAIT_MS, and are then refused; commands queued across the reconnect are
+ * ones already sent, which scripts keep safe), and every `checkMs`. An epoch that is missing where state was seen means the state is
+ * lost: the instance marks the epoch "lost", so that instances started later refuse too, and
+ * everything is refused with UNAVAILABLE until an admin re-initialises (`reinitialize`).
+ */
+export class StateGuard {
+  private status: StateStatus = "unverified";
+  private timer: NodeJS.Timeout | undefined;
+  private checking: Promise<void> | undefined;
+  /** Whether this instance has seen an epoch: from then on a missing one means lost state. */
+  private seen = false;
+  /** Operations waiting for the status to leave "unverified". */
+  private readonly waiters = new Set<() => void>();
+
+  private constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly events: StateEvents,
+  ) {}
+
+  /**
+   * Checks the state now (initialising the epoch of an empty keyspace), then keeps watching
+   * every `checkMs`. Rejects if Redis cannot be reached.
+   */
+  static async open(redis: Redis, keys: Keys, checkMs: number, events: StateEvents): Promise<StateGuard> {
+    const guard = new StateGuard(redis, keys, events);
+    await guard.check();
+    redis.on("close", () => guard.set("unverified"));
+    redis.on("ready", () => void guard.check().catch(() => undefined));
+    guard.timer = setInterval(() => void guard.check().catch(() => undefined), checkMs);
+    return guard;
+  }
+
+  get current(): StateStatus {
+    return this.status;
+  }
+
+  /**
+   * Nothing when the state is intact (the common case costs no promise); otherwise a promise
+   * that resolves once a check finds it intact, or rejects with UNAVAILABLE when it is lost or
+   * stays unverified for VERIFY_WAIT_MS.
+   */
+  whenIntact(): Promise<void> | undefined {
+    if (this.status === "intact") return undefined;
+    if (this.status === "lost") return Promise.reject(this.unavailable());
+    return new Promise((resolve, reject) => {
+      const settle = () => {
+        clearTimeout(timer);
+        this.waiters.delete(settle);
+        if (this.status === "intact") resolve();
+        else reject(this.unavailable());
+      };
+      const timer = setTimeout(settle, VERIFY_WAIT_MS);
+      this.waiters.add(settle);
+    });
+  }
+
+  private unavailable(): AppError {
+    return new AppError(
+      ErrorCode.UNAVAILABLE,
+      this.status === "lost"
+        ? "Redis lost this deployment's state (restarted empty or flushed); an admin must re-initialise it (README, Operations)"
+        : "Redis is unreachable or not yet verified after a reconnect; retry shortly",
+      { state: this.status },
+    );
+  }
+
+  /**
+   * Declares the present Redis content the deployment's state: a new epoch, ending "lost" on
+   * every instance within their next check. What was lost stays lost.
+   */
+  async reinitialize(): Promise<void> {
+    await this.redis.set(this.keys.epoch, randomUUID());
+    await this.check();
+  }
+
+  /** Reads the epoch once and updates the status; concurrent callers share the read. */
+  check(): Promise<void> {
+    this.checking ??= this.readEpoch().finally(() => (this.checking = undefined));
+    return this.checking;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+
+  private async readEpoch(): Promise<void> {
+    const started = performance.now();
+    let epoch = await this.redis.get(this.keys.epoch);
+    this.events.roundTripMs(performance.now() - started);
+    if (epoch === null && !this.seen && (await this.keyspaceEmpty())) {
+      // A new deployment. SET NX: of instances starting together, one epoch wins.
+      await this.redis.set(this.keys.epoch, randomUUID(), "NX");
+      epoch = await this.redis.get(this.keys.epoch);
+    }
+    if (epoch === null) {
+      // State was here and is gone: leave a mark for instances that start after us.
+      await this.redis.set(this.keys.epoch, LOST, "NX");
+      epoch = LOST;
+    }
+    if (epoch === LOST) return this.set("lost");
+    this.seen = true;
+    this.set("intact");
+  }
+
+  private async keyspaceEmpty(): Promise<boolean> {
+    return (await this.redis.exists(this.keys.contextIndex, this.keys.feedIndex)) === 0;
+  }
+
+  private set(status: StateStatus): void {
+    if (status === this.status) return;
+    this.status = status;
+    this.events.changed(status);
+    if (status !== "unverified") for (const settle of [...this.waiters]) settle();
+  }
+}

@@ -1,0 +1,263 @@
+// Proves the query limits: depth, aliases, cost and tokens are refused exactly past their bounds with coded LIMIT_EXCEEDED errors, through fragments, without looping on cycles or blowing up on reuse, while every legitimate document passes the defaults.
+import { readdirSync, readFileSync } from "node:fs";
+import { buildSchema, getIntrospectionQuery, GraphQLError, specifiedRules, validate, type GraphQLSchema } from "graphql";
+import { describe, expect, test } from "vitest";
+import { schema } from "../../schema/index.js";
+import { loadConfig } from "../../src/config.js";
+import { limitRules, parseLimited, type QueryLimits } from "../../src/query-limits.js";
+
+const defaults = loadConfig([], {});
+/** The server's default limits. */
+const L: QueryLimits = {
+  maxDepth: defaults.maxQueryDepth,
+  maxAliases: defaults.maxAliases,
+  maxTokens: defaults.maxTokens,
+  maxCost: defaults.maxCost,
+  maxFieldRepeats: defaults.maxFieldRepeats,
+};
+
+/** Every error of validating `src`, as its message plus, for limit errors, its extensions. */
+function errors(src: string, limits: QueryLimits = L, against: GraphQLSchema = schema) {
+  const document = parseLimited(src, limits.maxTokens);
+  return validate(against, document, [...specifiedRules, ...limitRules(limits)]).map((error) =>
+    error.extensions.code ? { message: error.message, ...error.extensions } : { message: error.message },
+  );
+}
+
+function exceeded(limit: string, max: number, actual: number) {
+  const message = `query ${limit === "aliases" ? "alias count" : limit} ${actual} exceeds the limit of ${max}`;
+  return [{ message, code: "LIMIT_EXCEEDED", limit, max, actual }];
+}
+
+const repeat = (n: number, text: (i: number) => string) => Array.from({ length: n }, (_, i) => text(i)).join(" ");
+
+/** `allocation` (depth 1), then parents, then `id`: depth `depth`. */
+const deepQuery = (depth: number) => `{ allocation(id: "a") { ${"parent { ".repeat(depth - 2)}id${" }".repeat(depth - 2)} } }`;
+
+describe("depth", () => {
+  test("refused just past maxDepth", () => {
+    expect(errors(deepQuery(L.maxDepth - 1))).toEqual([]);
+    expect(errors(deepQuery(L.maxDepth))).toEqual([]);
+    expect(errors(deepQuery(L.maxDepth + 1))).toEqual(exceeded("depth", L.maxDepth, L.maxDepth + 1));
+  });
+
+  test("fragment spreads and inline fragments are expanded and add no depth themselves", () => {
+    const src = `
+      query { allocation(id: "a") { ...P } }
+      fragment P on Allocation { parent { ... on Allocation { parent { ...Q } } } }
+      fragment Q on Allocation { ... { parent { id } } }`;
+    expect(errors(src, { ...L, maxDepth: 5 })).toEqual([]);
+    expect(errors(src, { ...L, maxDepth: 4 })).toEqual(exceeded("depth", 4, 5));
+  });
+
+  test("each operation is measured and the deepest is reported on it", () => {
+    const src = `query Shallow { health { ok } } query Deep { allocation(id: "a") { parent { parent { id } } } }`;
+    const [error] = validate(schema, parseLimited(src, L.maxTokens), limitRules({ ...L, maxDepth: 3 }));
+    expect(error?.extensions).toMatchObject({ limit: "depth", actual: 4 });
+    expect(error?.locations).toEqual([{ line: 1, column: 33 }]);
+  });
+});
+
+describe("fragment cycles and undefined fragments", () => {
+  test("cycles terminate, graphql reporting them", () => {
+    const src = `
+      query { allocation(id: "a") { ...A } }
+      fragment A on Allocation { parent { ...B } }
+      fragment B on Allocation { children { ...A } }
+      fragment C on Allocation { ...C }`;
+    expect(errors(src).map((e) => e.message)).toEqual([
+      'Cannot spread fragment "A" within itself via "B".',
+      'Cannot spread fragment "C" within itself.',
+      'Fragment "C" is never used.',
+    ]);
+  });
+
+  test("an undefined fragment measures nothing", () => {
+    expect(errors(`{ allocation(id: "a") { ...Nope } }`)).toEqual([{ message: 'Unknown fragment "Nope".' }]);
+  });
+});
+
+describe("aliases", () => {
+  const aliased = (n: number) => `{ health { ${repeat(n, (i) => `a${i}: ok`)} } }`;
+
+  test("refused just past maxAliases", () => {
+    expect(errors(aliased(L.maxAliases - 1))).toEqual([]);
+    expect(errors(aliased(L.maxAliases))).toEqual([]);
+    expect(errors(aliased(L.maxAliases + 1))).toEqual(exceeded("aliases", L.maxAliases, L.maxAliases + 1));
+  });
+
+  test("aliases in fragment definitions count, once per place they are written", () => {
+    const src = `
+      query { health { ...F ...F } h: health { ...F } }
+      fragment F on Health { a: ok b: ok c: redisReachable }`;
+    expect(errors(src, { ...L, maxAliases: 4 })).toEqual([]);
+    expect(errors(src, { ...L, maxAliases: 3 })).toEqual(exceeded("aliases", 3, 4));
+  });
+});
+
+describe("cost", () => {
+  /** context 1 + history 1 + `limit` items of 1 field. */
+  const history = (limit: number) => `{ context(id: "c") { history(limit: ${limit}) { seq } } }`;
+
+  test("refused just past maxCost", () => {
+    expect(errors(history(L.maxCost - 3))).toEqual([]);
+    expect(errors(history(L.maxCost - 2))).toEqual([]);
+    expect(errors(history(L.maxCost - 1))).toEqual(exceeded("cost", L.maxCost, L.maxCost + 1));
+  });
+
+  test("a list multiplies by its limit literal, else by 10 (variable or absent); other fields cost 1", () => {
+    const at = (maxCost: number, src: string) => errors(src, { ...L, maxCost });
+    expect(at(4, history(2))).toEqual([]);
+    expect(at(3, history(2))).toEqual(exceeded("cost", 3, 4));
+    const variable = `query ($n: Int) { context(id: "c") { history(limit: $n) { seq } } }`;
+    expect(at(11, variable)).toEqual(exceeded("cost", 11, 12));
+    expect(at(11, `{ context(id: "c") { history { seq } } }`)).toEqual(exceeded("cost", 11, 12));
+    // context 1 + allocations (1 + 10 x (granted 1 + 10 x 2)) + budget (1 + limits (1 + 10 x 1)).
+    const nested = `
+      { context(id: "c") { allocations { ...G } budget { limits { kind } } } }
+      fragment G on Allocation { granted { kind amount } }`;
+    expect(at(224, nested)).toEqual([]);
+    expect(at(223, nested)).toEqual(exceeded("cost", 223, 224));
+  });
+
+  test("first counts like limit; a non-list field is not multiplied", () => {
+    const small = buildSchema(`
+      type Query { items(first: Int): [Item!]! one(first: Int): Item }
+      type Item { id: ID! }`);
+    const at = (maxCost: number, src: string) => errors(src, { ...L, maxCost }, small);
+    expect(at(4, `{ items(first: 3) { id } }`)).toEqual([]);
+    expect(at(3, `{ items(first: 3) { id } }`)).toEqual(exceeded("cost", 3, 4));
+    expect(at(1, `{ items(first: 0) { id } }`)).toEqual([]);
+    // A negative literal counts as 0, so it cannot pay for expensive siblings.
+    expect(at(6, `{ items(first: -5) { id } one { id } more: items(first: 3) { id } }`)).toEqual(exceeded("cost", 6, 7));
+    expect(at(1, `{ one(first: 50) { id } }`)).toEqual(exceeded("cost", 1, 2));
+  });
+
+  test("each operation is checked, the most expensive reported", () => {
+    const src = `query A { health { ok } } query B { context(id: "c") { locks { name } } } query C { health { ok } }`;
+    expect(errors(src, { ...L, maxCost: 11 })).toEqual(exceeded("cost", 11, 12));
+  });
+
+  test("unknown fields cost 1, graphql reporting them", () => {
+    expect(errors(`{ health { nope { deeper } } }`, { ...L, maxCost: 1 })).toEqual([
+      ...exceeded("cost", 1, 2),
+      { message: 'Cannot query field "nope" on type "Health".' },
+    ]);
+  });
+});
+
+describe("fragment reuse", () => {
+  test("1,000 spreads of one fragment are checked quickly", () => {
+    const src = `{ context(id: "c") { ${repeat(1000, () => "...F")} } } fragment F on SwarmContext { id version seq }`;
+    const start = performance.now();
+    expect(errors(src, { ...L, maxCost: 3001 })).toEqual([]);
+    expect(errors(src, { ...L, maxCost: 3000 })).toEqual(exceeded("cost", 3000, 3001));
+    expect(performance.now() - start).toBeLessThan(1000);
+  });
+
+  test("fragments spread 10 times per level, 10 levels deep (10^10 expanded), are measured once each", () => {
+    const levels = Array.from({ length: 10 }, (_, k) => `fragment F${k + 1} on Allocation { parent { ${repeat(10, () => `...F${k}`)} } }`);
+    const src = `{ allocation(id: "a") { ...F10 } } fragment F0 on Allocation { id } ${levels.join(" ")}`;
+    // Cost: allocation 1 + F10, where Fk = 1 + 10 x F(k-1) and F0 = 1: 1 + 11111111111.
+    const cost = exceeded("cost", L.maxCost, 11_111_111_112);
+    const start = performance.now();
+    expect(errors(src, { ...L, maxDepth: 12 })).toEqual(cost);
+    expect(errors(src, { ...L, maxDepth: 11 })).toEqual([...exceeded("depth", 11, 12), ...cost]);
+    expect(performance.now() - start).toBeLessThan(1000);
+  });
+});
+
+describe("tokens", () => {
+  /** A query of `n` tokens: 17 around the list, n - 17 in it (a repeated field would instead spend seconds in graphql's overlap check). */
+  const tokens = (n: number) => `# comments do not count\n{ context(id: "c") { slice(paths: [${repeat(n - 17, () => '"/a"')}]) } }`;
+
+  test("refused just past maxTokens with LIMIT_EXCEEDED", () => {
+    expect(errors(tokens(L.maxTokens - 1))).toEqual([]);
+    expect(errors(tokens(L.maxTokens))).toEqual([]);
+    expect(() => parseLimited(tokens(L.maxTokens + 1), L.maxTokens)).toThrow(
+      expect.objectContaining({
+        message: `query exceeds the limit of ${L.maxTokens} tokens`,
+        extensions: { code: "LIMIT_EXCEEDED", limit: "tokens", max: L.maxTokens },
+      }),
+    );
+  });
+
+  test("other syntax errors are thrown unchanged", () => {
+    for (const [src, message] of [
+      ["{ health { ok }", "Syntax Error: Expected Name, found <EOF>."],
+      ['{ health(x: "open', "Syntax Error: Unterminated string."],
+    ] as const) {
+      const error = (() => {
+        try {
+          parseLimited(src, L.maxTokens);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(error).toBeInstanceOf(GraphQLError);
+      expect(error).toMatchObject({ message, extensions: {} });
+    }
+  });
+});
+
+describe("legitimate documents pass the defaults", () => {
+  const dir = new URL("../gql/", import.meta.url);
+  const files = readdirSync(dir).filter((name) => name.endsWith(".graphql"));
+
+  test.each(files)("test/gql/%s", (name) => {
+    expect(errors(readFileSync(new URL(name, dir), "utf8"))).toEqual([]);
+  });
+
+  test("an admin console's whole-context query", () => {
+    const src = `
+      query Console($id: ID!) {
+        context(id: $id) {
+          id version seq updatedAt updatedBy document
+          budget { limits { kind amount } granted { kind amount } consumed { kind amount } available { kind amount } }
+          allocations { id status holder purpose granted { kind amount } consumed { kind amount } children { id status children { id } } }
+          locks { name holder token expiresAt }
+          history { seq kind actor at paths reason allocation { id status } lock { name token } }
+        }
+      }`;
+    expect(errors(src)).toEqual([]);
+  });
+});
+
+describe("field repeats", () => {
+  const repeated = (n: number) => `{ health { ${"ok ".repeat(n)}} }`;
+  const refused = (actual: number) => [
+    {
+      message: `"ok" is selected ${actual} times in one selection set; the limit is ${L.maxFieldRepeats}`,
+      code: "LIMIT_EXCEEDED",
+      limit: "fieldRepeats",
+      max: L.maxFieldRepeats,
+      actual,
+    },
+  ];
+
+  test("refused just past maxFieldRepeats", () => {
+    expect(errors(repeated(L.maxFieldRepeats))).toEqual([]);
+    expect(errors(repeated(L.maxFieldRepeats + 1))).toEqual(refused(L.maxFieldRepeats + 1));
+  });
+
+  test("repeats through fragments and inline fragments count; one fragment spread again counts once", () => {
+    const fragments = repeat(L.maxFieldRepeats + 1, (i) => `fragment H${i} on Health { ok }`);
+    const spreads = repeat(L.maxFieldRepeats + 1, (i) => `...H${i}`);
+    expect(errors(`{ health { ${spreads} } } ${fragments}`)).toEqual(refused(L.maxFieldRepeats + 1));
+    expect(errors(`{ health { ok ... on Health { ${"ok ".repeat(L.maxFieldRepeats)}} } }`)).toEqual(refused(L.maxFieldRepeats + 1));
+    expect(errors(`{ health { ${"...H0 ".repeat(100)}} } fragment H0 on Health { ok }`)).toEqual([]);
+  });
+
+  test("the limit stops the quadratic merge check early: 2,000 repeats are refused in milliseconds", () => {
+    const document = parseLimited(repeated(2000), L.maxTokens);
+    const started = performance.now();
+    const found = validate(schema, document, limitRules(L));
+    expect(found.map((e) => e.extensions.limit)).toEqual(["fieldRepeats"]);
+    // graphql's own rules take about 0.4 s on this document; the limits alone take a few ms.
+    expect(performance.now() - started).toBeLessThan(200);
+  });
+});
+
+test("introspection fields are not measured inside: GraphiQL's introspection query passes every limit", () => {
+  expect(errors(getIntrospectionQuery())).toEqual([]);
+});
