@@ -14,6 +14,8 @@ import { serializedJson, type Subscribe } from "./shared-execution.js";
 export interface WsTransportOptions {
   /** How often each socket is pinged, in ms; one that has not answered the previous ping is cut. */
   readonly keepAliveMs: number;
+  /** Largest WebSocket message a client may send, in bytes; a larger one closes the connection with 1009. */
+  readonly maxRequestBytes: number;
   /** Operations one connection may have running at once; more are refused with LIMIT_EXCEEDED. */
   readonly maxSubscriptionsPerConnection: number;
   /** Runs subscriptions (shared-execution.ts). */
@@ -166,7 +168,7 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
       actor: principal?.name,
     });
 
-  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, handleProtocols });
+  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, handleProtocols, maxPayload: options.maxRequestBytes });
   wss.on("connection", (socket, request) => {
     let answered = true;
     const pinger = setInterval(() => {
