@@ -98,10 +98,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
     maxFieldRepeats: config.maxFieldRepeats,
   };
   const security = useSecurity(gate, limits);
-  const schemaFields = [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()].flatMap((type) =>
-    Object.keys(type!.getFields()).map((field) => `${type!.name.toLowerCase()}:${field}`),
-  );
-  const observability = new Observability(log, metrics, schemaFields, security.principalOf);
+  const observability = new Observability(log, metrics, security.principalOf);
   const subscribe = sharedSubscribe(maskError);
   const guard = state;
   const hub = feed;

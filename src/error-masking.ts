@@ -4,7 +4,8 @@ import { AppError } from "./errors.js";
 /**
  * Lets through refusals (an AppError carries its `extensions.code` into the GraphQL error) and
  * errors about the request itself (syntax, validation, coercion); anything else becomes
- * INTERNAL_SERVER_ERROR without its message or stack. Used for HTTP and SSE (through yoga) and for
+ * INTERNAL_SERVER_ERROR without its message or stack, keeping the cause as `originalError` (never
+ * sent; observability-plugin.ts logs it). Used for HTTP and SSE (through yoga) and for
  * subscriptions over WebSocket (shared-execution.ts).
  */
 export function maskError(error: unknown, message: string): Error {
@@ -13,9 +14,11 @@ export function maskError(error: unknown, message: string): Error {
     if (!original || original instanceof AppError || original instanceof GraphQLError) return error;
   }
   const located = error instanceof GraphQLError ? error : undefined;
+  const cause = located ? located.originalError : error;
   return new GraphQLError(message, {
     nodes: located?.nodes,
     path: located?.path,
+    originalError: cause instanceof Error ? cause : undefined,
     extensions: { code: "INTERNAL_SERVER_ERROR" },
   });
 }

@@ -8,7 +8,7 @@ const LEDGER_OPERATIONS = new Set(["mutation:allocate", "mutation:reportUsage", 
 /** One finished operation (an HTTP request, an SSE or WebSocket subscribe, a WebSocket query). */
 export interface OperationRecord {
   readonly transport: "http" | "ws";
-  /** `<type>:<root field>` (see operationLabel), "multiple", or "invalid" before a document parsed. */
+  /** operation-info.ts operationLabel, or "invalid" for a request refused before its document validated. */
   readonly operation: string;
   readonly durationMs: number;
   /** `extensions.code` of each error in the response. */

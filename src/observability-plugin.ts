@@ -37,24 +37,16 @@ const REQUEST_ERROR = ErrorCode.VALIDATION_FAILED;
  */
 export class Observability {
   private readonly requests = new WeakMap<Request, RequestInfo>();
-  private readonly schemaFields: ReadonlySet<string>;
 
   constructor(
     private readonly log: Logger,
     private readonly metrics: Metrics,
-    schemaFields: Iterable<string>,
     private readonly principalOf: (request: Request) => Principal | undefined,
-  ) {
-    this.schemaFields = new Set(schemaFields);
-  }
+  ) {}
 
   /** A new request id, or the client's (`x-request-id`) when it is a sane one. */
   requestId(clientId: string | null | undefined): string {
     return clientId && CLIENT_REQUEST_ID.test(clientId) ? clientId : randomUUID();
-  }
-
-  label(document: Parameters<typeof operationLabel>[0], operationName: string | null | undefined): string {
-    return operationLabel(document, operationName, this.schemaFields);
   }
 
   /**
@@ -115,11 +107,11 @@ export class Observability {
       },
       onExecute: ({ args }) => {
         const info = this.requests.get((args.contextValue as { request: Request }).request);
-        if (info) info.operation = this.label(args.document, args.operationName);
+        if (info) info.operation = operationLabel(args.document, args.operationName);
       },
       onSubscribe: ({ args }) => {
         const info = this.requests.get((args.contextValue as { request: Request }).request);
-        if (info) info.operation = this.label(args.document, args.operationName);
+        if (info) info.operation = operationLabel(args.document, args.operationName);
       },
       onResultProcess: ({ request, result, setResult }) => {
         const info = this.requests.get(request);

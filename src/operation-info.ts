@@ -24,16 +24,16 @@ function rootFields(document: DocumentNode, operationName: string | null | undef
 }
 
 /**
- * A bounded label for metrics and logs: `<type>:<root field>` (e.g. `mutation:patchContext`),
- * `<type>:multiple` for several root fields (`__typename` aside), "invalid" for no operation.
+ * A label for metrics and logs of a VALIDATED document, bounded by the schema: `<type>:<root
+ * field>` (e.g. `mutation:patchContext`), `<type>:multiple` for several root fields, and
+ * `query:typename` for `__typename` alone. (Requests refused before validation are "invalid".)
  */
-export function operationLabel(document: DocumentNode, operationName: string | null | undefined, schemaFields: ReadonlySet<string>): string {
+export function operationLabel(document: DocumentNode, operationName: string | null | undefined): string {
   const root = rootFields(document, operationName);
   if (!root) return "invalid";
   const named = [...root.fields].filter((f) => f !== "__typename");
   if (named.length !== 1) return `${root.type}:${named.length === 0 ? "typename" : "multiple"}`;
-  // Only schema fields become label values: a misspelt field never makes a new series.
-  return schemaFields.has(`${root.type}:${named[0]}`) || named[0]!.startsWith("__") ? `${root.type}:${named[0]}` : `${root.type}:unknown`;
+  return `${root.type}:${named[0]}`;
 }
 
 /** Whether the operation reads the schema (`__schema` or `__type`). */

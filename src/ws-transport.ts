@@ -8,6 +8,7 @@ import type { Principal } from "./auth.js";
 import { AppError } from "./errors.js";
 import type { Gate } from "./gate.js";
 import type { Observability } from "./observability-plugin.js";
+import { operationLabel } from "./operation-info.js";
 import { refusal } from "./security-plugin.js";
 import { serializedJson, type Subscribe } from "./shared-execution.js";
 
@@ -128,7 +129,7 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
       }
       const errors = enveloped.validate(enveloped.schema, document);
       if (errors.length > 0) return refuse(errors);
-      op.operation = observability.label(document, params.operationName);
+      op.operation = operationLabel(document, params.operationName);
       const args: ExecutionArgs = {
         schema: enveloped.schema,
         document,

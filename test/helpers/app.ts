@@ -4,6 +4,7 @@ import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { inject } from "vitest";
 import { createApp, type App, type AppConfig } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
+import type { Logger } from "../../src/logger.js";
 
 export interface GraphQLResponse<T> {
   readonly data?: T | null;
@@ -37,10 +38,10 @@ export function testConfig(overrides: Partial<AppConfig> = {}): AppConfig {
   };
 }
 
-/** Starts the real server (HTTP on a free port) for a test file. */
-export async function startTestServer(overrides: Partial<AppConfig> = {}): Promise<TestServer> {
+/** Starts the real server (HTTP on a free port) for a test file; `log` receives its log lines (default: the config's level, to stdout). */
+export async function startTestServer(overrides: Partial<AppConfig> = {}, log?: Logger): Promise<TestServer> {
   const config = testConfig(overrides);
-  const app = await createApp(config);
+  const app = await createApp(config, log);
   const url = await app.start();
   const request = async <T, V>(document: TypedDocumentNode<T, V>, variables?: V) => {
     const res = await fetch(url, {

@@ -70,13 +70,30 @@ function makeClient<T>(close: () => void): { client: FeedClient<T>; push(data: T
   };
 }
 
-/** Subscribes over graphql-ws (one WebSocket connection per subscription) or over SSE. */
-export function subscribe<T, V>(transport: Transport, url: string, document: TypedDocumentNode<T, V>, variables: V): FeedClient<T> {
-  return transport === "ws" ? subscribeWs(url, document, variables) : subscribeSse(url, document, variables);
+/** What a subscriber presents: `authorization` is "Bearer <key>" (a header over SSE, connectionParams over WebSocket). */
+export interface SubscribeOptions {
+  readonly authorization?: string;
 }
 
-function subscribeWs<T, V>(url: string, document: TypedDocumentNode<T, V>, variables: V): FeedClient<T> {
-  const ws = createClient({ url: url.replace(/^http/, "ws"), webSocketImpl: WebSocket, retryAttempts: 0, lazy: true });
+/** Subscribes over graphql-ws (one WebSocket connection per subscription) or over SSE. */
+export function subscribe<T, V>(
+  transport: Transport,
+  url: string,
+  document: TypedDocumentNode<T, V>,
+  variables: V,
+  options: SubscribeOptions = {},
+): FeedClient<T> {
+  return transport === "ws" ? subscribeWs(url, document, variables, options) : subscribeSse(url, document, variables, options);
+}
+
+function subscribeWs<T, V>(url: string, document: TypedDocumentNode<T, V>, variables: V, options: SubscribeOptions): FeedClient<T> {
+  const ws = createClient({
+    url: url.replace(/^http/, "ws"),
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    lazy: true,
+    connectionParams: options.authorization ? { authorization: options.authorization } : undefined,
+  });
   const feed = makeClient<T>(() => void ws.dispose());
   ws.subscribe<T>(
     { query: print(document), variables: variables as Record<string, unknown> },
@@ -92,14 +109,18 @@ function subscribeWs<T, V>(url: string, document: TypedDocumentNode<T, V>, varia
   return feed.client;
 }
 
-function subscribeSse<T, V>(url: string, document: TypedDocumentNode<T, V>, variables: V): FeedClient<T> {
+function subscribeSse<T, V>(url: string, document: TypedDocumentNode<T, V>, variables: V, options: SubscribeOptions): FeedClient<T> {
   const abort = new AbortController();
   const feed = makeClient<T>(() => abort.abort());
   void (async () => {
     try {
       const res = await fetch(url, {
         method: "POST",
-        headers: { "content-type": "application/json", accept: "text/event-stream" },
+        headers: {
+          "content-type": "application/json",
+          accept: "text/event-stream",
+          ...(options.authorization ? { authorization: options.authorization } : {}),
+        },
         body: JSON.stringify({ query: print(document), variables }),
         signal: abort.signal,
       });

@@ -20,7 +20,18 @@ export function freePort(): Promise<number> {
 export interface RedisServer {
   readonly url: string;
   readonly port: number;
+  /** The running redis-server process: a new one after restart(). */
   readonly process: ChildProcess;
+  /** Its data directory (`--dir`): where an AOF or RDB file goes. */
+  readonly dir: string;
+  /** kill -9: the process dies at once, flushing nothing; port and dir stay for restart(). Resolves once it has exited. */
+  kill(): Promise<void>;
+  /**
+   * Starts redis-server again with the same port, dir and options (after kill()); resolves once it
+   * answers PING. Without persistence options it comes back empty.
+   */
+  restart(): Promise<void>;
+  /** Kills it (SIGKILL) and removes its dir. */
   stop(): Promise<void>;
 }
 
@@ -45,28 +56,41 @@ export async function waitForRedis(url: string, timeoutMs = 10_000): Promise<voi
 
 /**
  * Starts a private redis-server on a free loopback port, persisting nothing (DESIGN.md, Tests).
- * `extraArgs` adds redis-server options (e.g. `--appendonly yes`).
+ * `extraArgs` adds redis-server options (e.g. `--appendonly yes --appendfsync always`), which
+ * override the defaults.
  */
 export async function startRedisServer(extraArgs: readonly string[] = []): Promise<RedisServer> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), "swarm-redis-"));
-  const child = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...extraArgs],
-    { stdio: "ignore" },
-  );
   const url = `redis://127.0.0.1:${port}`;
+  const launch = () =>
+    spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...extraArgs], {
+      stdio: "ignore",
+    });
+  let child = launch();
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGKILL");
+      await exited;
+    }
+  };
   await waitForRedis(url);
   return {
     url,
     port,
-    process: child,
+    dir,
+    get process() {
+      return child;
+    },
+    kill,
+    restart: async () => {
+      await kill();
+      child = launch();
+      await waitForRedis(url);
+    },
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once("exit", r));
-        child.kill("SIGKILL");
-        await exited;
-      }
+      await kill();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -16,3 +16,10 @@ test("malformed or out-of-range values are refused naming the flag and variable"
   expect(() => loadConfig([], { SWARM_HISTORY_LIMIT: "0" })).toThrow(/--history-limit \/ SWARM_HISTORY_LIMIT must be an integer >= 1/);
   expect(() => loadConfig(["--nope", "1"], {})).toThrow();
 });
+
+test("restricted strings take only their values, and keys come from a file or inline, not both", () => {
+  expect(loadConfig([], { SWARM_LOG_LEVEL: "debug" }).logLevel).toBe("debug");
+  expect(() => loadConfig([], { SWARM_LOG_LEVEL: "loud" })).toThrow(/--log-level \/ SWARM_LOG_LEVEL must be one of debug, info, warn, error/);
+  expect(loadConfig([], {})).toMatchObject({ apiKeysFile: null, apiKeys: null, rateLimit: 1_000, maxBatch: 0, shutdownGraceMs: 5_000 });
+  expect(() => loadConfig(["--api-keys-file", "k.json"], { SWARM_API_KEYS: "[]" })).toThrow(/not both/);
+});
