@@ -52,9 +52,9 @@ export class StateGuard {
   static async open(redis: Redis, keys: Keys, checkMs: number, events: StateEvents): Promise<StateGuard> {
     const guard = new StateGuard(redis, keys, events);
     await guard.check();
-    redis.on("close", () => guard.set("unverified"));
-    redis.on("ready", () => void guard.check().catch(() => undefined));
-    guard.timer = setInterval(() => void guard.check().catch(() => undefined), checkMs);
+    redis.on("close", guard.onClose);
+    redis.on("ready", guard.onReady);
+    guard.timer = setInterval(guard.onReady, checkMs);
     return guard;
   }
 
@@ -107,9 +107,15 @@ export class StateGuard {
     return this.checking;
   }
 
+  /** Stops watching (before the Redis connection is closed on purpose). */
   close(): void {
     clearInterval(this.timer);
+    this.redis.off("close", this.onClose);
+    this.redis.off("ready", this.onReady);
   }
+
+  private readonly onClose = () => this.set("unverified");
+  private readonly onReady = () => void this.check().catch(() => undefined);
 
   private async readEpoch(): Promise<void> {
     const started = performance.now();
