@@ -1,0 +1,588 @@
+// Proves API keys' authorization: every root field of the schema x admin, agent and viewer x inside and outside the key's scope, on every transport, against this file's own table of the spec; authentication over HTTP, SSE and WebSocket; agents kept off the budget; scope on delivery and actors; introspection, suggestions and /metrics for admins only.
+import { createClient } from "graphql-ws";
+import { Redis } from "ioredis";
+import WebSocket from "ws";
+import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { schema } from "../../schema/index.js";
+import { generateKey, type Role } from "../../src/auth.js";
+import { Keys } from "../../src/redis/keys.js";
+import { startTestServer, type TestServer } from "../helpers/app.js";
+import { sseResult, type ErrorJson } from "../helpers/feed-client.js";
+import { testKeys } from "../helpers/keys.js";
+import { redisState } from "../helpers/redis-state.js";
+
+// ---------------------------------------------------------------------------------------------
+// Clients: plain HTTP, graphql-ws and SSE, each presenting a key (or none).
+
+interface Call {
+  readonly query: string;
+  readonly variables?: Record<string, unknown>;
+}
+
+interface Result {
+  readonly data?: Record<string, unknown> | null;
+  readonly errors?: readonly ErrorJson[];
+}
+
+/** What a transport answered: the (first) result, and the HTTP status or WebSocket close code. */
+interface Outcome {
+  readonly result: Result;
+  readonly status?: number;
+  readonly closeCode?: number;
+}
+
+type Transport = "http" | "ws" | "sse";
+type Streaming = Exclude<Transport, "http">;
+
+/** A live operation over graphql-ws or SSE: everything received so far. */
+interface Stream {
+  readonly results: Result[];
+  readonly ended: boolean;
+  readonly status?: number;
+  readonly closeCode?: number;
+  /** Resolves as soon as `check` holds; rejects when the stream ends first or after 15 s. */
+  until(check: () => boolean, what: string): Promise<void>;
+  close(): void;
+}
+
+const keys = testKeys("in-");
+const KEY: Record<Role, string> = { admin: keys.admin.authorization, agent: keys.agent.authorization, viewer: keys.viewer.authorization };
+const ROLES: readonly Role[] = ["admin", "agent", "viewer"];
+
+let server: TestServer;
+let redis: Redis;
+let redisKeys: Keys;
+
+beforeAll(async () => {
+  server = await startTestServer({ keys: keys.ring });
+  redis = new Redis(inject("redisUrl"));
+  redisKeys = new Keys(server.config.keyPrefix);
+});
+afterAll(async () => {
+  await server.close();
+  redis.disconnect();
+});
+
+function headers(authorization: string | undefined, accept: string): Record<string, string> {
+  return { "content-type": "application/json", accept, ...(authorization === undefined ? {} : { authorization }) };
+}
+
+async function http(authorization: string | undefined, call: Call): Promise<Outcome> {
+  const res = await fetch(server.url, { method: "POST", headers: headers(authorization, "application/json"), body: JSON.stringify(call) });
+  return { status: res.status, result: (await res.json()) as Result };
+}
+
+function makeStream(close: () => void) {
+  const listeners = new Set<() => void>();
+  const stream: Stream & { ended: boolean; status?: number; closeCode?: number } = {
+    results: [],
+    ended: false,
+    until: (check, what) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => settle(() => reject(new Error(`timed out waiting for ${what}; got ${JSON.stringify(stream.results).slice(0, 2000)}`))), 15_000);
+        const settle = (then: () => void) => {
+          clearTimeout(timer);
+          listeners.delete(recheck);
+          then();
+        };
+        const recheck = () => {
+          if (check()) settle(resolve);
+          else if (stream.ended) settle(() => reject(new Error(`stream ended before ${what}; got ${JSON.stringify(stream.results)}, close code ${stream.closeCode}`)));
+        };
+        listeners.add(recheck);
+        recheck();
+      }),
+    close,
+  };
+  const notify = () => [...listeners].forEach((listener) => listener());
+  return {
+    stream,
+    push(result: Result) {
+      stream.results.push(result);
+      notify();
+    },
+    end() {
+      stream.ended = true;
+      notify();
+    },
+  };
+}
+
+/** graphql-ws with `connectionParams.authorization` (none when undefined). */
+function openWs(authorization: string | undefined, call: Call): Stream {
+  const client = createClient({
+    url: server.url.replace(/^http/, "ws"),
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    lazy: true,
+    connectionParams: authorization === undefined ? undefined : { authorization },
+    on: { closed: (event) => (stream.closeCode = (event as { code: number }).code) },
+  });
+  const { stream, push, end } = makeStream(() => void client.dispose());
+  client.subscribe(call, {
+    next: (result) => push(result as Result),
+    error: (err) => {
+      // A closed connection rejects with its CloseEvent, a refused operation with its errors.
+      if (typeof (err as { code?: unknown }).code === "number") stream.closeCode = (err as { code: number }).code;
+      else push({ errors: Array.isArray(err) ? (err as ErrorJson[]) : [{ message: String(err) }] });
+      end();
+    },
+    complete: end,
+  });
+  return stream;
+}
+
+/** SSE (POST with `accept: text/event-stream`) with the Authorization header (none when undefined). */
+function openSse(authorization: string | undefined, call: Call): Stream {
+  const abort = new AbortController();
+  const { stream, push, end } = makeStream(() => abort.abort());
+  void (async () => {
+    try {
+      const res = await fetch(server.url, { method: "POST", headers: headers(authorization, "text/event-stream"), body: JSON.stringify(call), signal: abort.signal });
+      stream.status = res.status;
+      if (!res.headers.get("content-type")?.includes("text/event-stream")) {
+        push((await res.json()) as Result); // refused before any stream began
+      } else {
+        const decoder = new TextDecoder();
+        let buffer = "";
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          buffer += decoder.decode(chunk, { stream: true });
+          let at;
+          while ((at = buffer.indexOf("\n\n")) >= 0) {
+            const result = sseResult<Record<string, unknown>>(buffer.slice(0, at));
+            buffer = buffer.slice(at + 2);
+            if (result) push(result);
+          }
+        }
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) push({ errors: [{ message: String(err) }] });
+    }
+    end();
+  })();
+  return stream;
+}
+
+function open(transport: Streaming, authorization: string | undefined, call: Call): Stream {
+  return transport === "ws" ? openWs(authorization, call) : openSse(authorization, call);
+}
+
+/** Runs `call` and gives its result: a query's or mutation's, or a subscription's first (or its refusal). */
+async function execute(transport: Transport, authorization: string | undefined, call: Call): Promise<Outcome> {
+  if (transport === "http") return http(authorization, call);
+  const stream = open(transport, authorization, call);
+  await stream.until(() => stream.results.length > 0 || stream.ended, "a result");
+  stream.close();
+  return { result: stream.results[0] ?? { errors: [] }, status: stream.status, closeCode: stream.closeCode };
+}
+
+/** Runs `call` as the admin over HTTP; throws unless it has data and no errors. */
+async function asAdmin(query: string, variables: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  const { result } = await http(KEY.admin, { query, variables });
+  if (result.errors?.length || !result.data) throw new Error(`admin ${query}: ${JSON.stringify(result.errors)}`);
+  return result.data;
+}
+
+const codes = (result: Result) => result.errors?.map((e) => e.extensions?.code);
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures, made by the admin: a context with a budget and a policy, an allocation and a held lock.
+
+type Scope = "in" | "out";
+
+interface Fixture {
+  /** `in-<n>` (inside the agent's and viewer's scope) or `out-<n>`. */
+  readonly id: string;
+  /** An id of the same scope that no context has. */
+  readonly newId: string;
+  readonly allocationId: string;
+  readonly lock: { readonly name: string; readonly token: number };
+}
+
+const LIMITS = { credits: 1000, tokens: 50_000 };
+let serial = 0;
+
+async function fixture(scope: Scope): Promise<Fixture> {
+  const id = `${scope}-${++serial}`;
+  const document = { resources: { limits: LIMITS }, policy: { allocation: { maxShare: 0.5 } }, blackboard: { step: 0 } };
+  await asAdmin(`mutation($id: ID!, $document: JSON!) { createContext(id: $id, document: $document) { id } }`, { id, document });
+  await asAdmin(`mutation($id: ID!) { mergeContext(id: $id, merge: { blackboard: { step: 1 } }) { version } }`, { id });
+  const allocation = await asAdmin(`mutation($id: ID!) { allocate(contextId: $id, request: [{ kind: "credits", amount: 100 }], mode: EXACT) { id } }`, { id });
+  const lock = await asAdmin(`mutation($id: ID!) { acquireLock(contextId: $id, name: "held", holder: "fixture", leaseMs: 600000) { token } }`, { id });
+  return {
+    id,
+    newId: `${id}-new`,
+    allocationId: (allocation.allocate as { id: string }).id,
+    lock: { name: "held", token: (lock.acquireLock as { token: number }).token },
+  };
+}
+
+/** Everything in Redis a call on `fx` could touch: its context's keys, the new id's, and the deployment's. */
+async function fingerprint(fx: Fixture) {
+  return {
+    context: await redisState(redis, redisKeys.contextBase(fx.id)),
+    created: await redisState(redis, redisKeys.contextBase(fx.newId)),
+    epoch: await redis.get(redisKeys.epoch),
+    index: await redis.zrange(redisKeys.contextIndex, 0, -1),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The spec, as this test reads it: who may call each root field, and a call that succeeds when allowed.
+
+interface Expectation {
+  readonly roles: readonly Role[];
+  /** Whether the call names a context, so that the key's scope decides too; if not, only the role does. */
+  readonly namesContext: boolean;
+  readonly call: (fx: Fixture) => Call;
+}
+
+const EVERYONE: readonly Role[] = ["admin", "agent", "viewer"];
+const WRITERS: readonly Role[] = ["admin", "agent"];
+const ADMINS: readonly Role[] = ["admin"];
+
+const onContext = (roles: readonly Role[], call: (fx: Fixture) => Call): Expectation => ({ roles, namesContext: true, call });
+const anywhere = (roles: readonly Role[], call: (fx: Fixture) => Call): Expectation => ({ roles, namesContext: false, call });
+const withId = (query: string) => (fx: Fixture) => ({ query, variables: { id: fx.id } });
+const withAllocation = (query: string) => (fx: Fixture) => ({ query, variables: { a: fx.allocationId } });
+const withLock = (query: string) => (fx: Fixture) => ({ query, variables: { id: fx.id, name: fx.lock.name, token: fx.lock.token } });
+
+const EXPECTED: Readonly<Record<string, Expectation>> = {
+  "Query.context": onContext(EVERYONE, withId(`query($id: ID!) { context(id: $id) { id version document locks { name } } }`)),
+  "Query.contexts": anywhere(EVERYONE, () => ({ query: `{ contexts(first: 5) { edges { node { id } } } }` })),
+  "Query.allocation": onContext(EVERYONE, (fx) => ({ query: `query($id: ID!) { allocation(id: $id) { id status } }`, variables: { id: fx.allocationId } })),
+  "Query.health": anywhere(EVERYONE, () => ({ query: `{ health { ok state } }` })),
+  "Mutation.createContext": anywhere(ADMINS, (fx) => ({
+    query: `mutation($id: ID!) { createContext(id: $id, document: { blackboard: {} }) { id } }`,
+    variables: { id: fx.newId },
+  })),
+  "Mutation.deleteContext": onContext(ADMINS, withId(`mutation($id: ID!) { deleteContext(id: $id) { id seq } }`)),
+  "Mutation.rollbackContext": onContext(ADMINS, withId(`mutation($id: ID!) { rollbackContext(id: $id, toVersion: 1) { version } }`)),
+  "Mutation.reinitialize": anywhere(ADMINS, () => ({ query: `mutation { reinitialize(confirm: "the state is lost") }` })),
+  "Mutation.patchContext": onContext(WRITERS, withId(`mutation($id: ID!) { patchContext(id: $id, patch: [{ op: add, path: "/blackboard/x", value: 1 }]) { version } }`)),
+  "Mutation.mergeContext": onContext(WRITERS, withId(`mutation($id: ID!) { mergeContext(id: $id, merge: { blackboard: { x: 1 } }) { version } }`)),
+  "Mutation.allocate": onContext(WRITERS, withId(`mutation($id: ID!) { allocate(contextId: $id, request: [{ kind: "credits", amount: 10 }], mode: EXACT) { id } }`)),
+  "Mutation.reportUsage": onContext(WRITERS, withAllocation(`mutation($a: ID!) { reportUsage(allocationId: $a, usage: [{ kind: "credits", amount: 1 }]) { id } }`)),
+  "Mutation.release": onContext(WRITERS, withAllocation(`mutation($a: ID!) { release(allocationId: $a) { id status } }`)),
+  "Mutation.renewAllocation": onContext(WRITERS, withAllocation(`mutation($a: ID!) { renewAllocation(allocationId: $a, leaseMs: 600000) { id expiresAt } }`)),
+  "Mutation.acquireLock": onContext(WRITERS, withId(`mutation($id: ID!) { acquireLock(contextId: $id, name: "another", holder: "t", leaseMs: 600000) { token } }`)),
+  "Mutation.renewLock": onContext(WRITERS, withLock(`mutation($id: ID!, $name: String!, $token: Int!) { renewLock(contextId: $id, name: $name, token: $token, leaseMs: 600000) { token } }`)),
+  "Mutation.releaseLock": onContext(WRITERS, withLock(`mutation($id: ID!, $name: String!, $token: Int!) { releaseLock(contextId: $id, name: $name, token: $token) { token } }`)),
+  // With a replay from seq 1, an allowed subscription has a first batch at once.
+  "Subscription.contextChanges": onContext(EVERYONE, (fx) => ({
+    query: `subscription($ids: [ID!], $after: [CursorInput!]) { contextChanges(contextIds: $ids, after: $after) { changes { contextId seq actor } } }`,
+    variables: { ids: [fx.id], after: [{ contextId: fx.id, seq: 1 }] },
+  })),
+  "Subscription.watchSlice": onContext(EVERYONE, withId(`subscription($id: ID!) { watchSlice(id: $id, paths: ["/blackboard"]) { version slice } }`)),
+};
+
+const ROOT_TYPES = [schema.getQueryType()!, schema.getMutationType()!, schema.getSubscriptionType()!];
+/** Every root field of the real schema, as "Type.field". */
+const SCHEMA_FIELDS = ROOT_TYPES.flatMap((type) => Object.keys(type.getFields()).map((field) => `${type.name}.${field}`));
+
+const fieldName = (field: string) => field.split(".")[1]!;
+const transportsOf = (field: string): readonly Transport[] => (field.startsWith("Subscription.") ? ["ws", "sse"] : ["http", "ws"]);
+
+function expectationOf(field: string): Expectation {
+  const expectation = EXPECTED[field];
+  if (!expectation) throw new Error(`root field ${field} is in the schema but has no expectation in this test's table: add its rule`);
+  return expectation;
+}
+
+function mayCall(expectation: Expectation, role: Role, scope: Scope): boolean {
+  return expectation.roles.includes(role) && (role === "admin" || scope === "in" || !expectation.namesContext);
+}
+
+/** Every role x scope x transport of one field; a field that names no context is checked per role only. */
+function casesOf(field: string): [Role, Scope, Transport][] {
+  const scopes: readonly Scope[] = EXPECTED[field]?.namesContext === false ? ["in"] : ["in", "out"];
+  return ROLES.flatMap((role) => scopes.flatMap((scope) => transportsOf(field).map((transport): [Role, Scope, Transport] => [role, scope, transport])));
+}
+
+/** Asserts a refusal: exactly one error, with `code`, and no data. */
+function expectRefused(result: Result, code: string) {
+  expect(codes(result), JSON.stringify(result)).toEqual([code]);
+  expect(Object.values(result.data ?? {}).filter((value) => value !== null)).toEqual([]);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe("the authorization matrix", () => {
+  test("the table of expectations names exactly the schema's root fields", () => {
+    const missing = SCHEMA_FIELDS.filter((field) => !EXPECTED[field]);
+    const unknown = Object.keys(EXPECTED).filter((field) => !SCHEMA_FIELDS.includes(field));
+    expect({ missing, unknown }, "schema root fields missing from the table, and table entries the schema lacks").toEqual({ missing: [], unknown: [] });
+  });
+
+  test("an agent reaches no out- allocation through allocate's parentId on an in- context", async () => {
+    const [inside, outside] = [await fixture("in"), await fixture("out")];
+    const before = [await fingerprint(inside), await fingerprint(outside)];
+    const { result } = await execute("http", KEY.agent, {
+      query: `mutation($id: ID!, $parent: ID!) { allocate(contextId: $id, parentId: $parent, request: [{ kind: "credits", amount: 1 }], mode: EXACT) { id } }`,
+      variables: { id: inside.id, parent: outside.allocationId },
+    });
+    expect(result.errors, JSON.stringify(result)).toHaveLength(1);
+    expect(["FORBIDDEN", "VALIDATION_FAILED"]).toContain(codes(result)?.[0]);
+    expect([await fingerprint(inside), await fingerprint(outside)]).toEqual(before);
+  });
+
+  describe.each(SCHEMA_FIELDS)("%s", (field) => {
+    test.each(casesOf(field))("%s, %s scope, over %s", async (role, scope, transport) => {
+      const expectation = expectationOf(field);
+      const fx = await fixture(scope);
+      const before = await fingerprint(fx);
+      const { result } = await execute(transport, KEY[role], expectation.call(fx));
+      if (mayCall(expectation, role, scope)) {
+        expect(result.errors, JSON.stringify(result.errors)).toBeUndefined();
+        expect(result.data?.[fieldName(field)]).toBeTruthy();
+      } else {
+        expectRefused(result, "FORBIDDEN");
+        expect(await fingerprint(fx), "a refused call changed nothing").toEqual(before);
+      }
+    });
+  });
+});
+
+describe("without a valid key", () => {
+  const CREDENTIALS: Record<string, string | undefined> = {
+    "no key": undefined,
+    "an unknown key": `Bearer ${generateKey()}`,
+    "the admin's key in another scheme": `Basic ${keys.admin.key}`,
+  };
+  let fx: Fixture;
+  beforeAll(async () => {
+    fx = await fixture("in");
+  });
+
+  const cases = SCHEMA_FIELDS.flatMap((field) => Object.keys(CREDENTIALS).map((credentials) => [field, credentials] as const));
+  test.each(cases)("%s with %s: UNAUTHENTICATED, HTTP status 401", async (field, credentials) => {
+    const transport = field.startsWith("Subscription.") ? "sse" : "http";
+    const before = await fingerprint(fx);
+    const { result, status } = await execute(transport, CREDENTIALS[credentials], expectationOf(field).call(fx));
+    expectRefused(result, "UNAUTHENTICATED");
+    expect(status).toBe(401);
+    expect(await fingerprint(fx)).toEqual(before);
+  });
+
+  test.each(Object.keys(CREDENTIALS))("a WebSocket connection with %s is closed with 4403", async (credentials) => {
+    const stream = openWs(CREDENTIALS[credentials], expectationOf("Subscription.contextChanges").call(fx));
+    await stream.until(() => stream.ended, "the connection's end");
+    expect(stream.closeCode).toBe(4403);
+    expect(stream.results).toEqual([]);
+  });
+});
+
+describe("agents and the budget", () => {
+  const patch = (ops: unknown[]) => (fx: Fixture) => ({
+    query: `mutation($id: ID!, $patch: [JSONPatchOperation!]!) { patchContext(id: $id, patch: $patch) { version document } }`,
+    variables: { id: fx.id, patch: ops },
+  });
+  const merge = (value: unknown) => (fx: Fixture) => ({
+    query: `mutation($id: ID!, $merge: JSON!) { mergeContext(id: $id, merge: $merge) { version document } }`,
+    variables: { id: fx.id, merge: value },
+  });
+  const BUDGET_CHANGES: [string, (fx: Fixture) => Call][] = [
+    ["patch: replace /resources/limits/credits", patch([{ op: "replace", path: "/resources/limits/credits", value: 1e9 }])],
+    ["patch: remove /resources", patch([{ op: "remove", path: "/resources" }])],
+    ["patch: add /resources/limits/x", patch([{ op: "add", path: "/resources/limits/x", value: 5 }])],
+    ["patch: move from /resources/limits", patch([{ op: "move", from: "/resources/limits/credits", path: "/blackboard/credits" }])],
+    ["patch: copy onto /resources/limits", patch([{ op: "copy", from: "/blackboard", path: "/resources/limits" }])],
+    ["patch: replace the whole document", patch([{ op: "replace", path: "", value: { blackboard: {} } }])],
+    ["patch: a blackboard write, then a budget write", patch([{ op: "add", path: "/blackboard/y", value: 1 }, { op: "remove", path: "/resources/limits" }])],
+    ["merge: {resources: {limits: ...}}", merge({ resources: { limits: { credits: 1e9 } } })],
+    ["merge: {resources: {limits: null}}", merge({ resources: { limits: null } })],
+    ["merge: {resources: null}", merge({ resources: null })],
+    ["merge: {resources: a string}", merge({ resources: "none" })],
+  ];
+  const DOCUMENT_CHANGES: [string, (fx: Fixture) => Call][] = [
+    ["patch: add /blackboard/x", patch([{ op: "add", path: "/blackboard/x", value: 1 }])],
+    ["patch: test /resources/limits, then add /blackboard/x", patch([{ op: "test", path: "/resources/limits", value: LIMITS }, { op: "add", path: "/blackboard/x", value: 1 }])],
+    ["patch: add /resources/notes (beside the limits)", patch([{ op: "add", path: "/resources/notes", value: "n" }])],
+    ["merge: {blackboard: ...}", merge({ blackboard: { x: 1 } })],
+    ["merge: {resources: {notes: ...}} (beside the limits)", merge({ resources: { notes: "n" } })],
+  ];
+
+  test.each(BUDGET_CHANGES)("the agent's %s: FORBIDDEN, nothing changed", async (_, call) => {
+    const fx = await fixture("in");
+    const before = await fingerprint(fx);
+    const { result } = await execute("http", KEY.agent, call(fx));
+    expectRefused(result, "FORBIDDEN");
+    expect(await fingerprint(fx)).toEqual(before);
+  });
+
+  test.each(DOCUMENT_CHANGES)("the agent's %s: a new version by agent-1, the budget intact", async (_, call) => {
+    const fx = await fixture("in");
+    const { result } = await execute("http", KEY.agent, call(fx));
+    expect(result.errors, JSON.stringify(result.errors)).toBeUndefined();
+    const read = await asAdmin(`query($id: ID!) { context(id: $id) { version updatedBy value(path: "/resources/limits") } }`, { id: fx.id });
+    expect(read.context).toEqual({ version: 3, updatedBy: "agent-1", value: LIMITS });
+  });
+});
+
+describe("scope on delivery, and actors", () => {
+  const CHANGES = `subscription($ids: [ID!], $idPrefix: String, $after: [CursorInput!]) {
+    contextChanges(contextIds: $ids, idPrefix: $idPrefix, after: $after) { changes { contextId seq kind actor } }
+  }`;
+  type Change = { contextId: string; seq: number; kind: string; actor: string };
+  const changesOf = (stream: Stream) =>
+    stream.results.flatMap((r) => ((r.data?.contextChanges as { changes: Change[] } | undefined)?.changes ?? []));
+  const sees = (stream: Stream, contextId: string, seq: number) => () => changesOf(stream).some((c) => c.contextId === contextId && c.seq === seq);
+
+  describe.each(["ws", "sse"] as const)("over %s", (transport) => {
+    test("viewers' and agents' feeds without ids (or with idPrefix \"\") carry in- contexts only; the admin's carries both", async () => {
+      // A replay from an in- context tells that a subscription is live: the contexts made after it are new to it.
+      const ready = await fixture("in");
+      const after = [{ contextId: ready.id, seq: 0 }];
+      const feeds = {
+        viewer: open(transport, KEY.viewer, { query: CHANGES, variables: { after } }),
+        viewerPrefix: open(transport, KEY.viewer, { query: CHANGES, variables: { idPrefix: "", after } }),
+        agent: open(transport, KEY.agent, { query: CHANGES, variables: { after } }),
+        admin: open(transport, KEY.admin, { query: CHANGES, variables: { after } }),
+      };
+      for (const feed of Object.values(feeds)) await feed.until(sees(feed, ready.id, 1), "the replay");
+
+      const inside = `in-d-${++serial}`;
+      const outside = `out-d-${serial}`;
+      const create = `mutation($id: ID!) { createContext(id: $id, document: { blackboard: {} }) { id } }`;
+      const write = `mutation($id: ID!) { patchContext(id: $id, patch: [{ op: add, path: "/blackboard/n", value: 1 }]) { seq } }`;
+      await asAdmin(create, { id: outside });
+      await asAdmin(create, { id: inside });
+      await asAdmin(write, { id: outside });
+      // The marker, written by the agent: once it has arrived, so would have every earlier change.
+      const marker = await http(KEY.agent, { query: write, variables: { id: inside } });
+      expect(marker.result.errors).toBeUndefined();
+
+      await feeds.admin.until(() => sees(feeds.admin, inside, 2)() && sees(feeds.admin, outside, 2)(), "both contexts' changes");
+      for (const [name, feed] of Object.entries(feeds)) {
+        if (name === "admin") continue;
+        await feed.until(sees(feed, inside, 2), "the in- marker");
+        expect(changesOf(feed).filter((c) => !c.contextId.startsWith("in-")), `${name} got changes outside its scope`).toEqual([]);
+      }
+      const actors = changesOf(feeds.admin)
+        .filter((c) => c.contextId === inside || c.contextId === outside)
+        .map((c) => [c.contextId, c.seq, c.actor]);
+      expect(actors.sort()).toEqual(
+        [
+          [inside, 1, "admin-1"],
+          [inside, 2, "agent-1"],
+          [outside, 1, "admin-1"],
+          [outside, 2, "admin-1"],
+        ].sort(),
+      );
+      Object.values(feeds).forEach((feed) => feed.close());
+    });
+
+    const OUTSIDE_IN_ARGUMENTS: [string, (inside: string, outside: string) => Record<string, unknown>][] = [
+      ["contextIds naming an out- context among in- ones", (inside, outside) => ({ ids: [inside, outside] })],
+      ["after naming an out- context", (_, outside) => ({ after: [{ contextId: outside, seq: 0 }] })],
+      ["after naming an in- and an out- context", (inside, outside) => ({ after: [{ contextId: inside, seq: 0 }, { contextId: outside, seq: 0 }] })],
+    ];
+    test.each(OUTSIDE_IN_ARGUMENTS.flatMap(([what, variables]) => (["viewer", "agent"] as const).map((role) => [role, what, variables] as const)))(
+      "%s: contextChanges with %s is FORBIDDEN",
+      async (role, _, variables) => {
+        const [inside, outside] = [await fixture("in"), await fixture("out")];
+        const { result } = await execute(transport, KEY[role], { query: CHANGES, variables: variables(inside.id, outside.id) });
+        expectRefused(result, "FORBIDDEN");
+      },
+    );
+  });
+
+  test("the contexts list holds only in- ids for viewers and agents, every id for the admin", async () => {
+    await fixture("in");
+    await fixture("out");
+    const idsSeenBy = async (authorization: string) => {
+      const ids: string[] = [];
+      let after: string | null = null;
+      for (;;) {
+        const { result } = await http(authorization, {
+          query: `query($after: String) { contexts(first: 50, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } }`,
+          variables: { after },
+        });
+        expect(result.errors).toBeUndefined();
+        const page = result.data!.contexts as { edges: { node: { id: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } };
+        ids.push(...page.edges.map((e) => e.node.id));
+        if (!page.pageInfo.hasNextPage) return ids;
+        after = page.pageInfo.endCursor;
+      }
+    };
+    const all = await idsSeenBy(KEY.admin);
+    expect(all.some((id) => id.startsWith("out-"))).toBe(true);
+    for (const role of ["viewer", "agent"] as const) {
+      expect(await idsSeenBy(KEY[role]), role).toEqual(all.filter((id) => id.startsWith("in-")));
+    }
+  });
+
+  test("every kind of change records the key's name as its actor", async () => {
+    const fx = await fixture("in");
+    const asAgent = async (query: string, variables: Record<string, unknown>) => {
+      const { result } = await http(KEY.agent, { query, variables });
+      expect(result.errors, JSON.stringify(result.errors)).toBeUndefined();
+    };
+    await asAgent(`mutation($id: ID!) { patchContext(id: $id, patch: [{ op: add, path: "/blackboard/a", value: 1 }]) { seq } }`, { id: fx.id });
+    await asAgent(`mutation($a: ID!) { release(allocationId: $a) { id } }`, { a: fx.allocationId });
+    await asAgent(`mutation($id: ID!) { acquireLock(contextId: $id, name: "agents", holder: "a", leaseMs: 600000) { token } }`, { id: fx.id });
+    const read = await asAdmin(`query($id: ID!) { context(id: $id) { updatedBy history(afterSeq: 0) { kind actor } } }`, { id: fx.id });
+    expect(read.context).toEqual({
+      updatedBy: "agent-1",
+      history: [
+        { kind: "CREATED", actor: "admin-1" },
+        { kind: "UPDATED", actor: "admin-1" },
+        { kind: "ALLOCATED", actor: "admin-1" },
+        { kind: "LOCK_ACQUIRED", actor: "admin-1" },
+        { kind: "UPDATED", actor: "agent-1" },
+        { kind: "RELEASED", actor: "agent-1" },
+        { kind: "LOCK_ACQUIRED", actor: "agent-1" },
+      ],
+    });
+  });
+});
+
+describe.each(["http", "ws", "sse"] as const)("the schema, over %s", (transport) => {
+  const INTROSPECTION = [`{ __schema { queryType { name } } }`, `{ __type(name: "Query") { name } }`];
+
+  test.each(INTROSPECTION)("%s: the admin's succeeds", async (query) => {
+    const { result } = await execute(transport, KEY.admin, { query });
+    expect(result.errors).toBeUndefined();
+    expect(JSON.stringify(result.data)).toContain('"Query"');
+  });
+
+  test.each(INTROSPECTION.flatMap((query) => (["agent", "viewer"] as const).map((role) => [query, role] as const)))(
+    "%s: the %s's is FORBIDDEN",
+    async (query, role) => {
+      const { result } = await execute(transport, KEY[role], { query });
+      expect(codes(result), JSON.stringify(result)).toEqual(["FORBIDDEN"]);
+      expect(result.data ?? null).toBeNull();
+    },
+  );
+
+  test.each(ROLES)("a misspelt field: VALIDATION_FAILED, with a suggestion only for admins (%s)", async (role) => {
+    const { result } = await execute(transport, KEY[role], { query: `{ contxt(id: "in-x") { id } }` });
+    expect(codes(result), JSON.stringify(result)).toEqual(["VALIDATION_FAILED"]);
+    const message = result.errors![0]!.message;
+    expect(message).toContain("contxt");
+    if (role === "admin") expect(message).toContain("Did you mean");
+    else expect(message).not.toMatch(/did you mean|"context"/i);
+  });
+});
+
+describe("/metrics", () => {
+  const metrics = (authorization?: string) => fetch(new URL("/metrics", server.url), { headers: authorization ? { authorization } : {} });
+
+  test("the admin's key: 200 and the metrics", async () => {
+    const res = await metrics(KEY.admin);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("swarm_requests_total");
+  });
+
+  test.each([
+    ["an agent's key", 403, KEY.agent],
+    ["a viewer's key", 403, KEY.viewer],
+    ["no key", 401, undefined],
+    ["an unknown key", 401, `Bearer ${generateKey()}`],
+  ] as const)("%s: %i, and no metrics", async (_, status, authorization) => {
+    const res = await metrics(authorization);
+    expect(res.status).toBe(status);
+    expect(await res.text()).not.toContain("swarm_requests_total");
+  });
+});
+
