@@ -36,11 +36,24 @@ export interface App {
   /** Listens on config.host:config.port; resolves to the GraphQL endpoint's URL. */
   start(): Promise<string>;
   /**
-   * Shuts down: stops taking connections (/ready answers 503), ends every feed subscriber with
-   * UNAVAILABLE and the cursors to resume from, lets in-flight requests finish (at most
-   * config.shutdownGraceMs), then closes Redis.
+   * Shuts down: stops taking connections and requests (/ready answers 503), ends every feed
+   * subscriber with UNAVAILABLE and the cursors to resume from, lets in-flight requests finish
+   * (at most config.shutdownGraceMs), then closes Redis; returns as soon as all that is done,
+   * and within the grace (plus at most a second for pending writes) even when Redis is down.
    */
   close(): Promise<void>;
+}
+
+/** How long a health check waits for Redis's PONG, in ms. */
+const PING_TIMEOUT_MS = 1_000;
+
+/** `work`, or a rejection once `ms` have passed. */
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Whether `host` is a loopback address, the only kind open mode listens on. */
@@ -84,9 +97,12 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
           });
         }, config.leaseSweepMs)
       : undefined;
+  // Answers at once while the connection is down, and within PING_TIMEOUT_MS otherwise: health
+  // checks must not wait in the client's offline queue for its reconnect attempts.
   const pingRedis = async () => {
+    if (redis.status !== "ready") throw new Error(`Redis connection is ${redis.status}`);
     const started = performance.now();
-    await redis.ping();
+    await withTimeout(redis.ping(), PING_TIMEOUT_MS);
     return performance.now() - started;
   };
   const gate = new Gate(config.keys, redis, keys, config.rateLimit);
@@ -126,6 +142,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
   let closing = false;
   /** The operations endpoints, and the request size bound, in front of yoga. */
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    if (closing) res.setHeader("connection", "close");
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/health") return json(res, 200, { status: "ok" });
     if (path === "/ready") {
@@ -201,24 +218,37 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
         });
       }),
     close: async () => {
-      // Stop taking connections; end every feed subscriber with the cursors to resume from,
-      // and let those last messages and every in-flight request finish, within the grace.
       closing = true;
+      const deadline = performance.now() + config.shutdownGraceMs;
+      const remaining = () => Math.max(0, deadline - performance.now());
+      // Stop taking connections. Responses from now on close theirs (handle() says so), and
+      // connections that fall idle are closed, so that busy ones end with their last response.
       const closed = server ? new Promise<void>((resolve) => server!.close(() => resolve())) : undefined;
+      const closeIdle = setInterval(() => server?.closeIdleConnections(), 20);
       server?.closeIdleConnections();
+      // End every feed subscriber with the cursors to resume from, and let those last messages
+      // and every in-flight request finish, within the grace.
       hub.endSubscribers();
-      await ws?.close(config.shutdownGraceMs);
+      await ws?.close(remaining());
       if (closed) {
-        const timer = setTimeout(() => server!.closeAllConnections(), config.shutdownGraceMs);
+        const timer = setTimeout(() => server!.closeAllConnections(), remaining());
         await closed;
         clearTimeout(timer);
       }
+      clearInterval(closeIdle);
       clearInterval(sweeper);
       guard.close();
-      await contexts.drain();
-      await hub.close();
-      await redis.quit();
-      log.info("closed", {});
+      // Writes whose replies are pending get what is left of the grace (at least a second);
+      // with Redis down they would wait for every reconnect attempt, so then the connections
+      // are dropped instead.
+      const drained = await withTimeout(contexts.drain(), Math.max(remaining(), 1_000)).then(
+        () => true,
+        () => false,
+      );
+      await hub.close(drained);
+      if (drained && redis.status === "ready") await redis.quit();
+      else redis.disconnect();
+      log.info("closed", { drained });
     },
   };
 }

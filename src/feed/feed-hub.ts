@@ -105,10 +105,11 @@ export class FeedHub {
     for (const pipeline of this.allPipelines()) pipeline.shutdown();
   }
 
-  /** Closes the wake-up connection. */
-  async close(): Promise<void> {
+  /** Closes the wake-up connection: politely when `gracefully` and it is up, else drops it. */
+  async close(gracefully: boolean): Promise<void> {
     this.subscriber.removeAllListeners("ready");
-    await this.subscriber.quit().catch(() => undefined);
+    if (gracefully && this.subscriber.status === "ready") await this.subscriber.quit().catch(() => undefined);
+    else this.subscriber.disconnect();
   }
 
   private attach(pipeline: ChangePipeline, key: string | null): void {

@@ -29,7 +29,7 @@ beforeAll(async () => {
   hub = await FeedHub.open(server.config.redisUrl, redis, keys, 10_000, 12_000, () => undefined);
 });
 afterAll(async () => {
-  await hub?.close();
+  await hub?.close(true);
   redis?.disconnect();
   await server?.close();
 });
