@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import type { RequestContext } from "../resolvers/request-context.js";
 import { schema } from "../schema/index.js";
@@ -201,6 +202,23 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
             if (!res.headersSent) json(res, 500, { errors: [{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR" } }] });
             else res.destroy();
           });
+        });
+        // Node answers a request it cannot parse (headers over 16 KB, say) with a bare status:
+        // answer with a coded error instead, as for every other refusal.
+        server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+          if (!socket.writable) return socket.destroy();
+          const tooLarge = err.code === "HPE_HEADER_OVERFLOW";
+          const body = JSON.stringify({
+            errors: [
+              tooLarge
+                ? { message: "request headers are too large", extensions: { code: "LIMIT_EXCEEDED", limit: "headerBytes" } }
+                : { message: "malformed HTTP request", extensions: { code: "VALIDATION_FAILED" } },
+            ],
+          });
+          socket.end(
+            `HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+              `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+          );
         });
         ws = attachGraphqlWs(server, yoga, { ...config, subscribe, gate, observability });
         server.once("error", reject);

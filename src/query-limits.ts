@@ -61,30 +61,35 @@ function limitError(
 }
 
 /**
- * graphql's `parse` with `maxTokens`. A document of more than `maxTokens` tokens throws a GraphQLError
- * with extensions `{ code: "LIMIT_EXCEEDED", limit: "tokens", max }`; any other syntax error is thrown
- * unchanged.
+ * Brackets (`{`, `[`, `(`) open at once that a document may have: deeper than any query the
+ * depth limit lets through, with an inline document as deep as SWARM_MAX_DOCUMENT_DEPTH allows,
+ * and far below where graphql's recursive parser runs out of stack (about 1,600 here).
+ */
+export const MAX_NESTING = 128;
+
+/**
+ * graphql's `parse`, after one pass of its lexer that refuses a document of more than
+ * `maxTokens` tokens (extensions `{ code: "LIMIT_EXCEEDED", limit: "tokens", max }`) or with
+ * brackets nested more than MAX_NESTING deep (`limit: "depth"`), before the parser could
+ * overflow its stack. Syntax errors are thrown as graphql reports them.
  */
 export function parseLimited(source: string, maxTokens: number): DocumentNode {
-  try {
-    return parse(source, { maxTokens });
-  } catch (error) {
-    if (error instanceof GraphQLError && hasMoreTokens(source, maxTokens)) {
-      throw limitError("tokens", `query exceeds the limit of ${maxTokens} tokens`, { max: maxTokens });
-    }
-    throw error;
-  }
-}
-
-/** Whether `source` lexes into more than `max` tokens, counted as graphql's parser counts them. */
-function hasMoreTokens(source: string, max: number): boolean {
   const lexer = new Lexer(new Source(source));
+  let open = 0;
   try {
-    for (let count = 0; count <= max; count++) if (lexer.advance().kind === TokenKind.EOF) return false;
-    return true;
-  } catch {
-    return false; // a lexical error within the bound: the parser's own error stands
+    for (let count = 0; ; count++) {
+      const token = lexer.advance();
+      if (token.kind === TokenKind.EOF) break;
+      if (count === maxTokens) throw limitError("tokens", `query exceeds the limit of ${maxTokens} tokens`, { max: maxTokens });
+      if (token.kind === TokenKind.BRACE_L || token.kind === TokenKind.BRACKET_L || token.kind === TokenKind.PAREN_L) {
+        if (++open > MAX_NESTING) throw limitError("depth", `brackets nest more than ${MAX_NESTING} deep`, { max: MAX_NESTING });
+      } else if (token.kind === TokenKind.BRACE_R || token.kind === TokenKind.BRACKET_R || token.kind === TokenKind.PAREN_R) open--;
+    }
+  } catch (error) {
+    if (error instanceof GraphQLError && error.extensions.code === ErrorCode.LIMIT_EXCEEDED) throw error;
+    // A lexical error: the parser reports it, with its position.
   }
+  return parse(source, { maxTokens });
 }
 
 /**

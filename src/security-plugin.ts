@@ -18,6 +18,11 @@ export function refusal(err: AppError): GraphQLError {
   return new GraphQLError(err.message, { extensions: { ...err.extensions, ...(status ? { http: { status } } : {}) } });
 }
 
+/** An error about the request itself, with its HTTP status. */
+function requestError(message: string, status: number): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: ErrorCode.VALIDATION_FAILED, http: { status } } });
+}
+
 /** Introspection and field suggestions: for admins (everyone, in open mode) only. */
 export function seesSchema(principal: Principal): boolean {
   return principal.role === "admin";
@@ -44,6 +49,24 @@ export function useSecurity(gate: Gate, limits: QueryLimits): { plugin: Plugin; 
   const rules = limitRules(limits);
   const measured = new WeakMap<DocumentNode, readonly GraphQLError[]>();
   const plugin: Plugin<{ principal?: Principal; request?: Request }> = {
+    // yoga answers a content type it cannot parse with a bare 415, and lets a malformed GET
+    // (variables that are not JSON, say) through as a raw error: both become coded errors.
+    onRequestParse({ requestParser, setRequestParser }) {
+      if (!requestParser) {
+        setRequestParser(() => {
+          throw requestError("send GraphQL as a POST of application/json, or as a GET with query parameters", 415);
+        });
+        return;
+      }
+      setRequestParser(async (request) => {
+        try {
+          return await requestParser(request);
+        } catch (err) {
+          if (err instanceof GraphQLError) throw err;
+          throw requestError(`malformed request: ${err instanceof Error ? err.message : String(err)}`, 400);
+        }
+      });
+    },
     async onParams({ request, setResult }) {
       let principal = principals.get(request);
       try {

@@ -1,11 +1,11 @@
 import type { IncomingMessage, Server } from "node:http";
-import { GraphQLError, type ExecutionArgs, type ExecutionResult } from "graphql";
+import { getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult } from "graphql";
 import { CloseCode, handleProtocols, makeServer, type Context } from "graphql-ws";
 import { isAsyncIterable, type YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { RequestContext } from "../resolvers/request-context.js";
 import type { Principal } from "./auth.js";
-import { AppError } from "./errors.js";
+import { AppError, ErrorCode } from "./errors.js";
 import type { Gate } from "./gate.js";
 import type { Observability } from "./observability-plugin.js";
 import { operationLabel } from "./operation-info.js";
@@ -129,6 +129,13 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
       }
       const errors = enveloped.validate(enveloped.schema, document);
       if (errors.length > 0) return refuse(errors);
+      if (!getOperationAST(document, params.operationName)) {
+        return refuse([
+          new GraphQLError(params.operationName ? `no operation named ${params.operationName}` : "name the operation to run (operationName)", {
+            extensions: { code: ErrorCode.VALIDATION_FAILED },
+          }),
+        ]);
+      }
       op.operation = operationLabel(document, params.operationName);
       const args: ExecutionArgs = {
         schema: enveloped.schema,

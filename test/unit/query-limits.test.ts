@@ -4,7 +4,7 @@ import { buildSchema, getIntrospectionQuery, GraphQLError, specifiedRules, valid
 import { describe, expect, test } from "vitest";
 import { schema } from "../../schema/index.js";
 import { loadConfig } from "../../src/config.js";
-import { limitRules, parseLimited, type QueryLimits } from "../../src/query-limits.js";
+import { limitRules, MAX_NESTING, parseLimited, type QueryLimits } from "../../src/query-limits.js";
 
 const defaults = loadConfig([], {});
 /** The server's default limits. */
@@ -260,4 +260,18 @@ describe("field repeats", () => {
 
 test("introspection fields are not measured inside: GraphiQL's introspection query passes every limit", () => {
   expect(errors(getIntrospectionQuery())).toEqual([]);
+});
+
+test("brackets nested past MAX_NESTING are refused before graphql's recursive parser could overflow its stack", () => {
+  const nested = (n: number) => `{ context(id: "c") { slice(paths: ${"[".repeat(n)}"/a"${"]".repeat(n)}) } }`;
+  // The selection and the argument list hold 3 brackets around the list literal.
+  expect(() => parseLimited(nested(MAX_NESTING - 3), L.maxTokens)).not.toThrow();
+  for (const n of [MAX_NESTING - 2, 2_400]) {
+    try {
+      parseLimited(nested(n), L.maxTokens);
+      expect.unreachable();
+    } catch (error) {
+      expect((error as GraphQLError).extensions).toEqual({ code: "LIMIT_EXCEEDED", limit: "depth", max: MAX_NESTING });
+    }
+  }
 });
