@@ -20,6 +20,8 @@ export async function health(ctx: RequestContext): Promise<HealthReport> {
   }
 }
 
+const REINITIALIZE_CONFIRMATION = "the state is lost";
+
 /**
  * Declares Redis's present content the deployment's state after it was lost (see
  * src/state-guard.ts); every instance serves again within SWARM_STATE_CHECK_MS. Returns the
@@ -32,5 +34,3 @@ export async function reinitialize(args: { confirm: string }, ctx: RequestContex
   await ctx.state.reinitialize();
   return ctx.state.current;
 }
-
-export const REINITIALIZE_CONFIRMATION = "the state is lost";

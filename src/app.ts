@@ -78,7 +78,10 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
   );
   try {
     state = await StateGuard.open(redis, keys, config.stateCheckMs, {
-      changed: (status) => (status === "intact" ? log.info : log.error)("redis state", { state: status }),
+      changed: (status) =>
+        status === "intact"
+          ? log.info("redis state", { state: status })
+          : log.error("redis state", { state: status, ...(status === "lost" ? { fix: "README, Operations: Lost state" } : {}) }),
       roundTripMs: (ms) => metrics.redisRoundTripMs(ms),
     });
     feed = await FeedHub.open(config.redisUrl, redis, keys, config.subscriberBuffer, config.subscriberStallMs, (ms) => metrics.feedLagMs(ms));
@@ -87,7 +90,6 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
     redis.disconnect();
     throw err;
   }
-  if (state.current === "lost") log.error("redis state", { state: "lost", fix: "README, Operations: re-initialise" });
   const contexts = new ContextStore(redis, keys, config);
   const ledger = new LedgerStore(redis, keys, config);
   const sweeper =

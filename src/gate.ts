@@ -21,11 +21,6 @@ export class Gate {
     private readonly rateLimit: number,
   ) {}
 
-  /** Whether no keys are configured: everyone is OPEN_PRINCIPAL. */
-  get open(): boolean {
-    return this.keyRing === null;
-  }
-
   /**
    * The principal presenting `authorization` (an HTTP header value, or graphql-ws's
    * connectionParams.authorization): `Bearer <key>`. Throws UNAUTHENTICATED when keys are
