@@ -42,7 +42,14 @@ process.on("SIGTERM", () => void shutdown("SIGTERM"));
 process.on("SIGINT", () => void shutdown("SIGINT"));
 
 try {
-  embedded = config.redisUrl === null ? await startEmbeddedRedis(config.dataDir) : undefined;
+  embedded =
+    config.redisUrl === null
+      ? await startEmbeddedRedis(config.dataDir, {
+          exited: (code, signal, restartInMs) =>
+            log.error("embedded redis-server exited", { code, signal, restartInMs, log: `${config.dataDir}/redis.log` }),
+          restarted: () => log.info("embedded redis-server restarted", { dataDir: config.dataDir }),
+        })
+      : undefined;
 } catch (err) {
   fail(reason(err), 1);
 }

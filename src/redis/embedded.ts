@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { Redis } from "ioredis";
@@ -9,7 +9,7 @@ const STOP_TIMEOUT_MS = 10_000;
 export interface EmbeddedRedis {
   /** The unix socket path to hand to ioredis. */
   readonly target: string;
-  /** Shuts redis-server down cleanly (it fsyncs its AOF), killing it if it takes over 10 s. */
+  /** Shuts redis-server down cleanly (it fsyncs its AOF), killing it if it takes over 10 s; no restart follows. */
   stop(): Promise<void>;
 }
 
@@ -35,14 +35,27 @@ async function until(condition: () => Promise<boolean>, timeoutMs: number, what:
   }
 }
 
+/** What the embedded redis-server's supervisor reports. */
+export interface EmbeddedRedisEvents {
+  /** It exited without being asked to; it is started again after `restartInMs`. */
+  exited(code: number | null, signal: string | null, restartInMs: number): void;
+  /** It answers again after a restart (its AOF replayed). */
+  restarted(): void;
+}
+
+/** First and longest wait before starting a redis-server that died, in ms. */
+const RESTART_BACKOFF_MS = [100, 5_000] as const;
+
 /**
  * Starts a private redis-server for this server: data in `dataDir` (created if missing) with
  * `appendonly yes` and `appendfsync always`, reachable only through the unix socket
  * `<dataDir>/redis.sock`. A redis-server a killed earlier run left on that socket is shut down
- * first, so two never share one AOF. Throws an Error of one sentence when redis-server is not
- * installed or does not come up within 10 s.
+ * first, so two never share one AOF. If it dies later (a crash, `kill -9`), it is started again
+ * on the same data, waiting 100 ms doubling up to 5 s between attempts; `events` hears of it.
+ * Throws an Error of one sentence when redis-server is not installed or does not come up
+ * within 10 s at start.
  */
-export async function startEmbeddedRedis(dataDir: string): Promise<EmbeddedRedis> {
+export async function startEmbeddedRedis(dataDir: string, events: EmbeddedRedisEvents): Promise<EmbeddedRedis> {
   if (spawnSync("redis-server", ["--version"]).error) {
     throw new Error(
       "redis-server was not found on PATH: install Redis (apt-get install redis-server) or set REDIS_URL to a Redis you run",
@@ -56,41 +69,61 @@ export async function startEmbeddedRedis(dataDir: string): Promise<EmbeddedRedis
     orphan.disconnect();
     await until(async () => !(await ping(socket).then((c) => (c?.disconnect(), c !== null))), STOP_TIMEOUT_MS, "the redis-server left by an earlier run did not stop");
   }
-  const child = spawn(
-    "redis-server",
-    [
-      "--port", "0",
-      "--unixsocket", socket,
-      "--unixsocketperm", "700",
-      "--dir", dataDir,
-      "--appendonly", "yes",
-      "--appendfsync", "always",
-      "--save", "",
-      "--pidfile", path.join(dataDir, "redis.pid"),
-      "--logfile", path.join(dataDir, "redis.log"),
-    ],
-    { stdio: "ignore" },
-  );
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  let dead = false;
-  void exited.then(() => (dead = true));
+  const args = [
+    "--port", "0",
+    "--unixsocket", socket,
+    "--unixsocketperm", "700",
+    "--dir", dataDir,
+    "--appendonly", "yes",
+    "--appendfsync", "always",
+    "--save", "",
+    "--pidfile", path.join(dataDir, "redis.pid"),
+    "--logfile", path.join(dataDir, "redis.log"),
+  ];
+  let stopping = false;
+  let current: { child: ChildProcess; exited: Promise<void>; dead: boolean };
+  const answers = async () => {
+    const client = await ping(socket);
+    client?.disconnect();
+    return client !== null;
+  };
+  const launch = (backoffMs: number) => {
+    const child = spawn("redis-server", args, { stdio: "ignore" });
+    const run = { child, dead: false, exited: new Promise<void>((resolve) => child.once("exit", () => resolve())) };
+    child.once("exit", (code, signal) => {
+      run.dead = true;
+      if (stopping || !started) return;
+      events.exited(code, signal, backoffMs);
+      setTimeout(() => {
+        if (stopping) return;
+        launch(Math.min(backoffMs * 2, RESTART_BACKOFF_MS[1]));
+        void until(async () => current.dead || (await answers()), START_TIMEOUT_MS, "restart").then(
+          () => !current.dead && events.restarted(),
+          () => undefined, // not answering yet: if it dies, its exit starts the next attempt
+        );
+      }, backoffMs);
+    });
+    current = run;
+  };
+  let started = false;
+  launch(RESTART_BACKOFF_MS[0]);
   await until(
     async () => {
-      if (dead) throw new Error(`the embedded redis-server exited at start; see ${path.join(dataDir, "redis.log")}`);
-      const client = await ping(socket);
-      client?.disconnect();
-      return client !== null;
+      if (current.dead) throw new Error(`the embedded redis-server exited at start; see ${path.join(dataDir, "redis.log")}`);
+      return answers();
     },
     START_TIMEOUT_MS,
     "the embedded redis-server did not answer",
   );
+  started = true;
   return {
     target: socket,
     stop: async () => {
-      if (dead) return;
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);
-      await exited;
+      stopping = true;
+      if (current.dead) return;
+      current.child.kill("SIGTERM");
+      const timer = setTimeout(() => current.child.kill("SIGKILL"), STOP_TIMEOUT_MS);
+      await current.exited;
       clearTimeout(timer);
     },
   };
