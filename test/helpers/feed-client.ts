@@ -124,24 +124,28 @@ function subscribeSse<T, V>(url: string, document: TypedDocumentNode<T, V>, vari
         body: JSON.stringify({ query: print(document), variables }),
         signal: abort.signal,
       });
-      const decoder = new TextDecoder();
-      let buffer = "";
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const event = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const result = sseResult<T>(event);
-          if (result) feed.push(result.data ?? null, result.errors);
-        }
-      }
+      for await (const result of sseResults<T>(res)) feed.push(result.data ?? null, result.errors);
     } catch (err) {
       if (!abort.signal.aborted) feed.push(null, [{ message: String(err) }]);
     }
     feed.end();
   })();
   return feed.client;
+}
+
+/** The results of an SSE response, as its events arrive. */
+export async function* sseResults<T>(res: Response): AsyncGenerator<{ data?: T | null; errors?: ErrorJson[] }> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const result = sseResult<T>(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+      if (result) yield result;
+    }
+  }
 }
 
 /** The result an SSE event carries (`event: next`, or an unnamed event with data), else null. */

@@ -5,6 +5,7 @@
  * server's limits so that each request is past the bound it probes, and every case names the
  * codes (API.md, Errors) or close codes it must get.
  */
+import type { Config } from "../../src/config.js";
 
 /** API.md's error codes, plus the masked fault's. */
 export const API_CODES: readonly string[] = [
@@ -26,16 +27,11 @@ export const API_CODES: readonly string[] = [
   "UNAVAILABLE",
 ];
 
-/** The server bounds the corpus is sized against (a subset of Config). */
-export interface CorpusLimits {
-  readonly maxRequestBytes: number;
-  readonly maxQueryDepth: number;
-  readonly maxAliases: number;
-  readonly maxTokens: number;
-  readonly maxCost: number;
-  readonly maxFieldRepeats: number;
-  readonly maxDocumentDepth: number;
-}
+/** The server bounds the corpus is sized against. */
+export type CorpusLimits = Pick<
+  Config,
+  "maxRequestBytes" | "maxQueryDepth" | "maxAliases" | "maxTokens" | "maxCost" | "maxFieldRepeats" | "maxDocumentDepth"
+>;
 
 /** Names the test resolves: which key a request carries. */
 export type Role = "agent" | "viewer";

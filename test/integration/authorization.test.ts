@@ -7,7 +7,7 @@ import { schema } from "../../schema/index.js";
 import { generateKey, type Role } from "../../src/auth.js";
 import { Keys } from "../../src/redis/keys.js";
 import { startTestServer, type TestServer } from "../helpers/app.js";
-import { sseResult, type ErrorJson } from "../helpers/feed-client.js";
+import { sseResults, type ErrorJson } from "../helpers/feed-client.js";
 import { testKeys } from "../helpers/keys.js";
 import { redisState } from "../helpers/redis-state.js";
 
@@ -143,17 +143,7 @@ function openSse(authorization: string | undefined, call: Call): Stream {
       if (!res.headers.get("content-type")?.includes("text/event-stream")) {
         push((await res.json()) as Result); // refused before any stream began
       } else {
-        const decoder = new TextDecoder();
-        let buffer = "";
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-          buffer += decoder.decode(chunk, { stream: true });
-          let at;
-          while ((at = buffer.indexOf("\n\n")) >= 0) {
-            const result = sseResult<Record<string, unknown>>(buffer.slice(0, at));
-            buffer = buffer.slice(at + 2);
-            if (result) push(result);
-          }
-        }
+        for await (const result of sseResults<Record<string, unknown>>(res)) push(result);
       }
     } catch (err) {
       if (!abort.signal.aborted) push({ errors: [{ message: String(err) }] });
