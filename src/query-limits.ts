@@ -100,10 +100,11 @@ export function parseLimited(source: string, maxTokens: number): DocumentNode {
 const INTROSPECTION = new Set(["__schema", "__type"]);
 
 /**
- * Validation rules for `limits.maxDepth`, `maxAliases` and `maxCost`, to run before graphql's
- * `specifiedRules` (whose overlapping-fields rule is quadratic in a selection's size). Each limit a document breaks gives one GraphQLError with extensions
- * `{ code: "LIMIT_EXCEEDED", limit: "depth" | "aliases" | "cost", max, actual }`; depth and cost are
- * measured per operation and the worst one is reported. Fragments are measured once each, so a
+ * Validation rules for `limits.maxDepth`, `maxAliases`, `maxCost` and `maxFieldRepeats`, to run
+ * before graphql's `specifiedRules` (whose overlapping-fields rule is quadratic in a selection's
+ * size). Each limit a document breaks gives one GraphQLError with extensions `{ code:
+ * "LIMIT_EXCEEDED", limit: "depth" | "aliases" | "cost" | "fieldRepeats", max, actual }`; depth and
+ * cost are measured per operation and the worst one is reported. Fragments are measured once each, so a
  * fragment spread in many places costs near-linear time, and fragment cycles or undefined fragments
  * (reported by graphql's own rules) count 0.
  */
@@ -119,7 +120,6 @@ export function limitRules(limits: QueryLimits): ValidationRule[] {
  */
 function repeatRule(max: number): ValidationRule {
   return (context) => {
-    const memo = new Map<string, ReadonlyMap<string, number>>();
     const counts = (set: SelectionSetNode, into = new Map<string, number>(), spread = new Set<string>()): Map<string, number> => {
       for (const selection of set.selections) {
         if (selection.kind === Kind.FIELD) {
@@ -133,15 +133,7 @@ function repeatRule(max: number): ValidationRule {
       }
       return into;
     };
-    const fragmentCounts = (name: string): ReadonlyMap<string, number> => {
-      const known = memo.get(name);
-      if (known) return known;
-      memo.set(name, new Map()); // what a cycle back to this fragment counts
-      const fragment = context.getFragment(name);
-      const value = fragment ? counts(fragment.selectionSet) : new Map<string, number>();
-      memo.set(name, value);
-      return value;
-    };
+    const fragmentCounts = memoizeFragments<ReadonlyMap<string, number>>(context, new Map(), (fragment) => counts(fragment.selectionSet));
     let reported = false;
     return {
       SelectionSet(set) {
@@ -171,7 +163,7 @@ function depthRule(max: number): ValidationRule {
       }
       return deepest;
     };
-    const fragmentDepth = memoizeFragments(context, (fragment) => depth(fragment.selectionSet));
+    const fragmentDepth = memoizeFragments(context, 0, (fragment) => depth(fragment.selectionSet));
     return checkOperations(context, "depth", max, (operation) => depth(operation.selectionSet));
   };
 }
@@ -211,7 +203,7 @@ function costRule(max: number): ValidationRule {
       if (!def || !field.selectionSet || INTROSPECTION.has(field.name.value)) return 1;
       return 1 + listFactor(field, def.type) * cost(field.selectionSet, getNamedType(def.type));
     };
-    const fragmentCost = memoizeFragments(context, (fragment) =>
+    const fragmentCost = memoizeFragments(context, 0, (fragment) =>
       cost(fragment.selectionSet, schema.getType(fragment.typeCondition.name.value)),
     );
     const rootType = (operation: OperationDefinitionNode) => schema.getRootType(operation.operation) ?? undefined;
@@ -235,16 +227,15 @@ function listFactor(field: FieldNode, type: GraphQLOutputType): number {
 
 /**
  * A fragment's measure by name, computed once. A fragment met again while it is being measured (a
- * cycle) and an undefined fragment measure 0.
+ * cycle) and an undefined fragment measure `none`.
  */
-function memoizeFragments(context: ValidationContext, measure: (fragment: FragmentDefinitionNode) => number): (name: string) => number {
-  const memo = new Map<string, number>();
+function memoizeFragments<T>(context: ValidationContext, none: T, measure: (fragment: FragmentDefinitionNode) => T): (name: string) => T {
+  const memo = new Map<string, T>();
   return (name) => {
-    const known = memo.get(name);
-    if (known !== undefined) return known;
+    if (memo.has(name)) return memo.get(name)!;
     const fragment = context.getFragment(name);
-    if (!fragment) return 0;
-    memo.set(name, 0); // what a cycle back to this fragment measures
+    if (!fragment) return none;
+    memo.set(name, none); // what a cycle back to this fragment measures
     const value = measure(fragment);
     memo.set(name, value);
     return value;
