@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { GraphQLError, type ExecutionResult } from "graphql";
+import { GraphQLError, type DocumentNode, type ExecutionResult } from "graphql";
 import { isAsyncIterable, type Plugin } from "graphql-yoga";
 import type { Principal } from "./auth.js";
 import type { Logger } from "./logger.js";
@@ -95,7 +95,13 @@ export class Observability {
   }
 
   /** Request ids, logs, metrics and error finishing for HTTP and SSE. */
-  get plugin(): Plugin {
+  readonly plugin: Plugin = this.httpPlugin();
+
+  private httpPlugin(): Plugin {
+    const label = ({ args }: { args: { contextValue: unknown; document: DocumentNode; operationName?: string | null } }) => {
+      const info = this.requests.get((args.contextValue as { request: Request }).request);
+      if (info) info.operation = operationLabel(args.document, args.operationName);
+    };
     return {
       onRequest: ({ request }) => {
         this.requests.set(request, {
@@ -105,14 +111,8 @@ export class Observability {
           codes: [],
         });
       },
-      onExecute: ({ args }) => {
-        const info = this.requests.get((args.contextValue as { request: Request }).request);
-        if (info) info.operation = operationLabel(args.document, args.operationName);
-      },
-      onSubscribe: ({ args }) => {
-        const info = this.requests.get((args.contextValue as { request: Request }).request);
-        if (info) info.operation = operationLabel(args.document, args.operationName);
-      },
+      onExecute: label,
+      onSubscribe: label,
       onResultProcess: ({ request, result, setResult }) => {
         const info = this.requests.get(request);
         if (!info || isAsyncIterable(result)) return;

@@ -53,8 +53,8 @@ export class StateGuard {
     const guard = new StateGuard(redis, keys, events);
     await guard.check();
     redis.on("close", guard.onClose);
-    redis.on("ready", guard.onReady);
-    guard.timer = setInterval(guard.onReady, checkMs);
+    redis.on("ready", guard.recheck);
+    guard.timer = setInterval(guard.recheck, checkMs);
     return guard;
   }
 
@@ -111,11 +111,12 @@ export class StateGuard {
   close(): void {
     clearInterval(this.timer);
     this.redis.off("close", this.onClose);
-    this.redis.off("ready", this.onReady);
+    this.redis.off("ready", this.recheck);
   }
 
   private readonly onClose = () => this.set("unverified");
-  private readonly onReady = () => void this.check().catch(() => undefined);
+  /** A check whose failure (Redis unreachable) waits for the next reconnect or tick. */
+  private readonly recheck = () => void this.check().catch(() => undefined);
 
   private async readEpoch(): Promise<void> {
     const started = performance.now();
