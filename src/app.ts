@@ -66,6 +66,11 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.writeHead(status, { "content-type": "application/json; charset=utf-8", ...headers }).end(JSON.stringify(body));
 }
 
+/** A refusal answered outside GraphQL, shaped like GraphQL's errors so clients read one format. */
+function jsonError(res: ServerResponse, status: number, message: string, extensions: Record<string, unknown>, headers: Record<string, string> = {}): void {
+  json(res, status, { errors: [{ message, extensions }] }, headers);
+}
+
 /** Builds the server on a reachable Redis; does not listen until start(). Throws if Redis is unreachable. */
 export async function createApp(config: AppConfig, log: Logger = createLogger(config.logLevel as LogLevel)): Promise<App> {
   const redis = await connectRedis(config.redisUrl, "swarm-context");
@@ -164,11 +169,13 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
       return res.writeHead(200, { "content-type": metrics.registry.contentType }).end(await metrics.render());
     }
     const tooLarge = () =>
-      json(res, 413, {
-        errors: [
-          { message: `request bodies are limited to ${config.maxRequestBytes} bytes`, extensions: { code: "LIMIT_EXCEEDED", limit: "requestBytes", max: config.maxRequestBytes } },
-        ],
-      }, { connection: "close" });
+      jsonError(
+        res,
+        413,
+        `request bodies are limited to ${config.maxRequestBytes} bytes`,
+        { code: "LIMIT_EXCEEDED", limit: "requestBytes", max: config.maxRequestBytes },
+        { connection: "close" },
+      );
     const declared = req.headers["content-length"];
     if (declared !== undefined && Number(declared) > config.maxRequestBytes) {
       req.resume(); // discard, so that the response can be read
@@ -201,7 +208,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
         server = createServer((req, res) => {
           handle(req, res).catch((err: unknown) => {
             log.error("request handling failed", { error: err instanceof Error ? err.stack : String(err) });
-            if (!res.headersSent) json(res, 500, { errors: [{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR" } }] });
+            if (!res.headersSent) jsonError(res, 500, "Unexpected error.", { code: "INTERNAL_SERVER_ERROR" });
             else res.destroy();
           });
         });
