@@ -160,11 +160,11 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
     if (path === "/metrics") {
       try {
         if (gate.authenticate(req.headers.authorization).role !== "admin") {
-          return json(res, 403, { error: "FORBIDDEN", message: "metrics are for admin keys" });
+          return jsonError(res, 403, "metrics are for admin keys", { code: "FORBIDDEN" });
         }
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
-        return json(res, 401, { error: err.code, message: err.message });
+        return jsonError(res, 401, err.message, err.extensions);
       }
       return res.writeHead(200, { "content-type": metrics.registry.contentType }).end(await metrics.render());
     }
