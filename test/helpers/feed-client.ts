@@ -1,7 +1,9 @@
 import { print } from "graphql";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { createClient } from "graphql-ws";
+import { expect } from "vitest";
 import WebSocket from "ws";
+import { ContextChangesDocument, type ContextChangesSubscription } from "../gql/graphql.js";
 
 export type Transport = "ws" | "sse";
 export const TRANSPORTS: readonly Transport[] = ["ws", "sse"];
@@ -197,4 +199,36 @@ export function rawWsSubscription<T>(url: string, query: string, variables: Reco
     if (message.type === "complete" || message.type === "error") finished();
   });
   return { socket, messages, subscribed, ended };
+}
+
+/** The seqs from `from` to `to`, both included. */
+export const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** The seqs of every change a contextChanges subscriber received, in order. */
+export const seqsOf = (feed: FeedClient<ContextChangesSubscription>): number[] => feed.values.flatMap((v) => v.contextChanges.changes.map((c) => c.seq));
+
+/**
+ * Asserts that `feed` (over `transport`, watching context `id`) was ended by a shutdown: one
+ * UNAVAILABLE error whose extensions.after is a cursor at the last seq it got. Then resumes from
+ * that cursor at `url` and resolves, once `lastSeq` has arrived, with every seq seen before and
+ * after the end.
+ */
+export async function resumeAfterShutdown(
+  feed: FeedClient<ContextChangesSubscription>,
+  transport: Transport,
+  url: string,
+  id: string,
+  lastSeq: number,
+): Promise<number[]> {
+  await feed.untilEnded();
+  expect(feed.errors.map((e) => e.extensions?.code), transport).toEqual(["UNAVAILABLE"]);
+  const after = feed.errors[0]!.extensions!.after as { contextId: string; seq: number }[];
+  expect(after).toEqual([{ contextId: id, seq: seqsOf(feed).at(-1) }]);
+  const resumed = subscribe(transport, url, ContextChangesDocument, { contextIds: [id], after });
+  try {
+    await resumed.until((f) => seqsOf(f).includes(lastSeq), "the last change");
+    return [...seqsOf(feed), ...seqsOf(resumed)];
+  } finally {
+    resumed.close();
+  }
 }

@@ -12,10 +12,9 @@ import {
   GetLedgerDocument,
   PatchContextHeadDocument,
   ReleaseDocument,
-  type ContextChangesSubscription,
 } from "../gql/graphql.js";
 import { startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
-import { subscribe, TRANSPORTS, type FeedClient } from "../helpers/feed-client.js";
+import { range, resumeAfterShutdown, seqsOf, subscribe, TRANSPORTS } from "../helpers/feed-client.js";
 import { testKeys } from "../helpers/keys.js";
 import { ledgerViolations } from "../helpers/ledger-invariant.js";
 import { startRedisServer, type RedisServer } from "../helpers/redis-server.js";
@@ -107,8 +106,6 @@ class Progress {
 }
 
 const add = (path: string, value: unknown) => [{ op: "add" as const, path, value }];
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
-const seqsOf = (feed: FeedClient<ContextChangesSubscription>) => feed.values.flatMap((v) => v.contextChanges.changes.map((c) => c.seq));
 const credits = (amount: number) => [{ kind: "credits", amount }];
 
 test("kill -9 of redis-server (appendfsync always) under write load: no acknowledged write lost, none applied twice, the ledger sound, served again", async () => {
@@ -465,14 +462,7 @@ test("SIGTERM under load: in-flight mutations complete, every answer is whole, n
   expect(new Set(versions).size).toBe(versions.length);
 
   for (const [i, feed] of feeds.entries()) {
-    await feed.untilEnded();
-    expect(feed.errors.map((e) => e.extensions?.code), TRANSPORTS[i]).toEqual(["UNAVAILABLE"]);
-    const after = feed.errors[0]!.extensions!.after as { contextId: string; seq: number }[];
-    expect(after).toEqual([{ contextId: id, seq: seqsOf(feed).at(-1) }]);
-    const resumed = subscribe(TRANSPORTS[i]!, survivor.url, ContextChangesDocument, { contextIds: [id], after });
-    cleanups.push(() => resumed.close());
-    await resumed.until((f) => seqsOf(f).includes(final.seq), "the last change");
-    expect([...seqsOf(feed), ...seqsOf(resumed)], TRANSPORTS[i]).toEqual(range(2, final.seq));
+    expect(await resumeAfterShutdown(feed, TRANSPORTS[i]!, survivor.url, id, final.seq), TRANSPORTS[i]).toEqual(range(2, final.seq));
   }
   const servedLate = by("data").filter((r) => r.startedAt > terminatedAt + 100).length;
   console.info(

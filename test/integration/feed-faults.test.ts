@@ -5,7 +5,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ContextChangesDocument, CreateContextDocument, PatchContextHeadDocument, type ContextChangesSubscription } from "../gql/graphql.js";
 import { startTestServer, type TestServer } from "../helpers/app.js";
-import { rawWsSubscription, sseResult, subscribe, TRANSPORTS, type ErrorJson, type FeedClient } from "../helpers/feed-client.js";
+import { range, rawWsSubscription, sseResult, subscribe, TRANSPORTS, type ErrorJson, type FeedClient } from "../helpers/feed-client.js";
 import { startRedisServer, type RedisServer } from "../helpers/redis-server.js";
 
 type Change = ContextChangesSubscription["contextChanges"]["changes"][number];
@@ -29,7 +29,6 @@ async function patch(id: string, path: string, value: unknown, on: TestServer = 
   return (await on.data(PatchContextHeadDocument, { id, patch: [{ op: "replace" as never, path, value }] })).patchContext;
 }
 
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const changesOf = (client: FeedClient<ContextChangesSubscription>): Change[] => client.values.flatMap((v) => v.contextChanges.changes);
 
 interface Stalled {

@@ -20,7 +20,7 @@ import {
   type ContextChangesSubscriptionVariables,
 } from "../gql/graphql.js";
 import { startTestServer, type TestServer } from "../helpers/app.js";
-import { rawWsSubscription, subscribe, TRANSPORTS, type FeedClient, type RawSubscription, type Transport } from "../helpers/feed-client.js";
+import { range, rawWsSubscription, subscribe, TRANSPORTS, type FeedClient, type RawSubscription, type Transport } from "../helpers/feed-client.js";
 
 type Batch = ContextChangesSubscription["contextChanges"];
 type Client = FeedClient<ContextChangesSubscription>;
@@ -42,7 +42,6 @@ afterAll(async () => {
 const batchesOf = (client: Client): Batch[] => client.values.map((v) => v.contextChanges);
 const changesOf = (client: Client) => batchesOf(client).flatMap((b) => b.changes);
 const seqsOf = (client: Client, contextId: string) => changesOf(client).filter((c) => c.contextId === contextId).map((c) => c.seq);
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const hasSeq = (contextId: string, seq: number) => (client: Client) => seqsOf(client, contextId).includes(seq);
 
 function watch(transport: Transport, variables: ContextChangesSubscriptionVariables, on: TestServer = server): Client {

@@ -1,8 +1,8 @@
 // Proves a graceful shutdown of a server process (SIGTERM) ends its feed subscribers, over both transports, with UNAVAILABLE and the cursors to resume from: resumed on another instance, each sees every change exactly once, and the process exits 0.
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { ContextChangesDocument, CreateContextDocument, PatchContextHeadDocument, type ContextChangesSubscription } from "../gql/graphql.js";
+import { ContextChangesDocument, CreateContextDocument, PatchContextHeadDocument } from "../gql/graphql.js";
 import { startTestServer, type TestServer } from "../helpers/app.js";
-import { subscribe, TRANSPORTS, type FeedClient } from "../helpers/feed-client.js";
+import { range, resumeAfterShutdown, seqsOf, subscribe, TRANSPORTS } from "../helpers/feed-client.js";
 import { spawnServer } from "../helpers/server-process.js";
 
 let survivor: TestServer;
@@ -17,8 +17,6 @@ afterAll(async () => {
 /** A server process on the test Redis with the survivor's key prefix. */
 const startProcess = () => spawnServer(["--port", "0", "--key-prefix", survivor.config.keyPrefix], { ...process.env, REDIS_URL: survivor.config.redisUrl });
 
-const seqsOf = (client: FeedClient<ContextChangesSubscription>) => client.values.flatMap((v) => v.contextChanges.changes.map((c) => c.seq));
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 test("SIGTERM ends feed subscribers with UNAVAILABLE and cursors; resumed elsewhere they miss nothing and see nothing twice", async () => {
   const id = "shutdown";
@@ -41,13 +39,6 @@ test("SIGTERM ends feed subscribers with UNAVAILABLE and cursors; resumed elsewh
   expect(exitMs).toBeLessThan(10_000);
 
   for (const [i, client] of first.entries()) {
-    await client.untilEnded();
-    expect(client.errors.map((e) => e.extensions?.code), TRANSPORTS[i]).toEqual(["UNAVAILABLE"]);
-    const after = client.errors[0]!.extensions!.after as { contextId: string; seq: number }[];
-    expect(after).toEqual([{ contextId: id, seq: seqsOf(client).at(-1) }]);
-    const resumed = subscribe(TRANSPORTS[i]!, survivor.url, ContextChangesDocument, { contextIds: [id], after });
-    await resumed.until((c) => seqsOf(c).includes(last), "the last change");
-    expect([...seqsOf(client), ...seqsOf(resumed)], TRANSPORTS[i]).toEqual(range(2, last));
-    resumed.close();
+    expect(await resumeAfterShutdown(client, TRANSPORTS[i]!, survivor.url, id, last), TRANSPORTS[i]).toEqual(range(2, last));
   }
 });
