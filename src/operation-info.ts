@@ -1,7 +1,29 @@
 import { getOperationAST, Kind, type DocumentNode, type FragmentDefinitionNode, type SelectionSetNode } from "graphql";
 
-/** The root fields an operation selects, through fragments; empty when it names no operation of the document. */
-function rootFields(document: DocumentNode, operationName: string | null | undefined): { type: string; fields: Set<string> } | null {
+interface RootFields {
+  readonly type: string;
+  readonly fields: ReadonlySet<string>;
+}
+
+/**
+ * Per document (yoga's parser cache hands out one object per query text) and operation name:
+ * every request is labelled, and a non-admin's is also checked for introspection.
+ */
+const known = new WeakMap<DocumentNode, Map<string | null, RootFields>>();
+
+/** The root fields an operation selects, through fragments; null when it names no operation of the document. */
+function rootFields(document: DocumentNode, operationName: string | null | undefined): RootFields | null {
+  let byName = known.get(document);
+  if (!byName) known.set(document, (byName = new Map()));
+  const found = byName.get(operationName ?? null);
+  if (found) return found;
+  const walked = walkRootFields(document, operationName);
+  // Only operations of the document are kept: names a client makes up cannot grow the map.
+  if (walked) byName.set(operationName ?? null, walked);
+  return walked;
+}
+
+function walkRootFields(document: DocumentNode, operationName: string | null | undefined): RootFields | null {
   const operation = getOperationAST(document, operationName);
   if (!operation) return null;
   const fragments = new Map<string, FragmentDefinitionNode>();
