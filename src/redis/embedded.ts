@@ -51,7 +51,8 @@ const RESTART_BACKOFF_MS = [100, 5_000] as const;
  * `appendonly yes` and `appendfsync always`, reachable only through the unix socket
  * `<dataDir>/redis.sock`. A redis-server a killed earlier run left on that socket is shut down
  * first, so two never share one AOF. If it dies later (a crash, `kill -9`), it is started again
- * on the same data, waiting 100 ms doubling up to 5 s between attempts; `events` hears of it.
+ * on the same data after 100 ms, the wait doubling (up to 5 s) while restarts fail and back to
+ * 100 ms once one answers; `events` hears of it.
  * Throws an Error of one sentence when redis-server is not installed or does not come up
  * within 10 s at start.
  */
@@ -80,33 +81,41 @@ export async function startEmbeddedRedis(dataDir: string, events: EmbeddedRedisE
     "--pidfile", path.join(dataDir, "redis.pid"),
     "--logfile", path.join(dataDir, "redis.log"),
   ];
+  let started = false;
   let stopping = false;
+  /** The wait before the next restart: 100 ms after a restart that answered, doubling while they fail. */
+  let backoffMs: number = RESTART_BACKOFF_MS[0];
   let current: { child: ChildProcess; exited: Promise<void>; dead: boolean };
   const answers = async () => {
     const client = await ping(socket);
     client?.disconnect();
     return client !== null;
   };
-  const launch = (backoffMs: number) => {
+  const launch = () => {
     const child = spawn("redis-server", args, { stdio: "ignore" });
     const run = { child, dead: false, exited: new Promise<void>((resolve) => child.once("exit", () => resolve())) };
     child.once("exit", (code, signal) => {
       run.dead = true;
       if (stopping || !started) return;
-      events.exited(code, signal, backoffMs);
+      const waitMs = backoffMs;
+      backoffMs = Math.min(backoffMs * 2, RESTART_BACKOFF_MS[1]);
+      events.exited(code, signal, waitMs);
       setTimeout(() => {
         if (stopping) return;
-        launch(Math.min(backoffMs * 2, RESTART_BACKOFF_MS[1]));
+        launch();
         void until(async () => current.dead || (await answers()), START_TIMEOUT_MS, "restart").then(
-          () => !current.dead && events.restarted(),
+          () => {
+            if (current.dead) return; // it died again: its exit starts the next attempt
+            backoffMs = RESTART_BACKOFF_MS[0];
+            events.restarted();
+          },
           () => undefined, // not answering yet: if it dies, its exit starts the next attempt
         );
-      }, backoffMs);
+      }, waitMs);
     });
     current = run;
   };
-  let started = false;
-  launch(RESTART_BACKOFF_MS[0]);
+  launch();
   await until(
     async () => {
       if (current.dead) throw new Error(`the embedded redis-server exited at start; see ${path.join(dataDir, "redis.log")}`);
