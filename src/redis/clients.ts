@@ -29,3 +29,17 @@ export async function connectRedis(target: string, name: string): Promise<Redis>
   }
   return redis;
 }
+
+/**
+ * Whether `err` is ioredis giving up on a command because the connection went away: aborted in a
+ * pipeline the dropped connection cut, past its resend attempts, or sent on a closed connection.
+ * Such a command may or may not have run in Redis.
+ */
+export function isConnectionFailure(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return (
+    err.name === "MaxRetriesPerRequestError" ||
+    (err.name === "AbortError" && err.message.startsWith("Command aborted due to connection close")) ||
+    err.message === "Connection is closed."
+  );
+}
