@@ -5,9 +5,7 @@ import { isJsonObject, type JsonObject, type JsonValue } from "./types.js";
 /** RFC 7386 result of merging `patch` into nothing: the patch with its nulls removed. */
 function withoutNulls(patch: JsonValue): JsonValue {
   if (!isJsonObject(patch)) return patch;
-  const out: JsonObject = {};
-  for (const [k, v] of Object.entries(patch)) if (v !== null) out[k] = withoutNulls(v);
-  return out;
+  return Object.fromEntries(Object.entries(patch).flatMap(([k, v]) => (v === null ? [] : [[k, withoutNulls(v)]])));
 }
 
 /**
@@ -22,22 +20,23 @@ export function applyMergePatch(target: JsonValue, patch: JsonValue): AppliedCha
       ops.push({ op: at.length === 0 ? "replace" : "add", path: formatPointer(at), value });
       return value;
     }
-    const out: JsonObject = { ...node };
+    // Members are collected in a Map and turned into an object by Object.fromEntries, which
+    // defines own properties: assigning out[key] would run the __proto__ setter instead.
+    const out = new Map(Object.entries(node));
     for (const [key, value] of Object.entries(mergeDoc)) {
       const path = [...at, key];
+      const current = out.get(key);
       if (value === null) {
-        if (Object.hasOwn(out, key)) {
-          delete out[key];
-          ops.push({ op: "remove", path: formatPointer(path) });
-        }
-      } else if (isJsonObject(value) && Object.hasOwn(out, key) && isJsonObject(out[key]!)) {
-        out[key] = merge(out[key]!, value, path);
+        if (out.delete(key)) ops.push({ op: "remove", path: formatPointer(path) });
+      } else if (isJsonObject(value) && current !== undefined && isJsonObject(current)) {
+        out.set(key, merge(current, value, path));
       } else {
-        out[key] = withoutNulls(value);
-        ops.push({ op: "add", path: formatPointer(path), value: out[key]! });
+        const added = withoutNulls(value);
+        out.set(key, added);
+        ops.push({ op: "add", path: formatPointer(path), value: added });
       }
     }
-    return out;
+    return Object.fromEntries(out) as JsonObject;
   };
   const document = merge(target, patch, []);
   return { document, patch: ops, paths: ops.map((o) => o.path) };

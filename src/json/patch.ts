@@ -58,6 +58,7 @@ function add(root: JsonValue, segments: readonly string[], value: JsonValue): Js
       copy.splice(i, 0, value);
       return copy;
     }
+    // A computed key defines an own member, even "__proto__" (only a literal `__proto__:` sets the prototype).
     if (isJsonObject(parent)) return { ...parent, [last]: value };
     throw new PatchFailure("parent is not an object or array");
   });

@@ -1,11 +1,12 @@
-// Proves the JSON machinery the server relies on: RFC 6901 pointers, RFC 6902 patches (all-or-nothing, never mutating), RFC 7386 merges and document diffs that replay exactly, and stack-safe depth checks.
-import { describe, expect, test } from "vitest";
+// Proves the JSON machinery the server relies on: RFC 6901 pointers, RFC 6902 patches (all-or-nothing, never mutating), RFC 7386 merges and document diffs that replay exactly, member names such as __proto__ kept as data, and stack-safe depth checks.
+import fc from "fast-check";
+import { afterEach, describe, expect, test } from "vitest";
 import { AppError } from "../../src/errors.js";
 import { diffDocuments } from "../../src/json/diff.js";
 import { applyMergePatch } from "../../src/json/merge.js";
 import { applyPatch, type PatchOperation } from "../../src/json/patch.js";
 import { formatPointer, parsePointer, pointersOverlap, valueAt } from "../../src/json/pointer.js";
-import { jsonDepth, jsonEqual, type JsonValue } from "../../src/json/types.js";
+import { isJsonObject, jsonDepth, jsonEqual, type JsonValue } from "../../src/json/types.js";
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === "object" && value !== null) {
@@ -173,5 +174,125 @@ describe("equality and depth", () => {
     let deep: JsonValue = [];
     for (let i = 0; i < 100_000; i++) deep = [deep];
     expect(jsonDepth(deep, 32)).toBe(33);
+  });
+});
+
+describe("member names that Object.prototype also has", () => {
+  const NAMES = ["__proto__", "constructor", "prototype", "toString", "hasOwnProperty", "a"] as const;
+
+  // JSON text, parsed with JSON.parse as a client's request is, so "__proto__" is an own member.
+  const { value: jsonText } = fc.letrec<{ value: string; object: string }>((tie) => ({
+    value: fc.oneof({ depthSize: "small" }, fc.constantFrom("1", "null", '"s"', "[]"), tie("object"), tie("object")),
+    object: fc
+      .uniqueArray(fc.tuple(fc.constantFrom(...NAMES), tie("value")), { selector: ([name]) => name, maxLength: 3 })
+      .map((members) => `{${members.map(([name, v]) => `${JSON.stringify(name)}:${v}`).join(",")}}`),
+  }));
+  const objectArb = jsonText.map((text) => JSON.parse(text) as JsonValue).filter(isJsonObject);
+  const anyArb = jsonText.map((text) => JSON.parse(text) as JsonValue);
+
+  /** RFC 7386 section 2 on Maps: a model that has no prototype to confuse with a member. */
+  type Model = null | boolean | number | string | Model[] | Map<string, Model>;
+  const toModel = (v: JsonValue): Model =>
+    Array.isArray(v) ? v.map(toModel) : isJsonObject(v) ? new Map(Object.entries(v).map(([k, x]) => [k, toModel(x)])) : v;
+  const modelText = (m: Model): string =>
+    m instanceof Map
+      ? `{${[...m].map(([k, v]) => `${JSON.stringify(k)}:${modelText(v)}`).join(",")}}`
+      : Array.isArray(m)
+        ? `[${m.map(modelText).join(",")}]`
+        : JSON.stringify(m);
+  function mergeModel(target: Model, patch: Model): Model {
+    if (!(patch instanceof Map)) return patch;
+    const out = new Map(target instanceof Map ? target : []);
+    for (const [name, v] of patch) {
+      if (v === null) out.delete(name);
+      else out.set(name, mergeModel(out.get(name) ?? null, v));
+    }
+    return out;
+  }
+
+  /** Every pointer that resolves in `v`, the whole document first. */
+  function pointersOf(v: JsonValue, at: string[] = []): string[][] {
+    const children = Array.isArray(v) ? v.map((x, i) => [String(i), x] as const) : isJsonObject(v) ? Object.entries(v) : [];
+    return [at, ...children.flatMap(([k, x]) => pointersOf(x, [...at, k]))];
+  }
+
+  /** Throws unless every object in `v` still has a plain prototype and the document survives JSON text. */
+  function expectPlain(v: JsonValue): void {
+    for (const segments of pointersOf(v)) {
+      const node = valueAt(v, segments);
+      if (isJsonObject(node)) expect([Object.prototype, null]).toContain(Object.getPrototypeOf(node));
+    }
+    expect(jsonEqual(JSON.parse(JSON.stringify(v)) as JsonValue, v)).toBe(true);
+  }
+  const prototypeNames = Object.getOwnPropertyNames(Object.prototype);
+  afterEach(() => expect(Object.getOwnPropertyNames(Object.prototype)).toEqual(prototypeNames));
+
+  test('a merge keeps a member named "__proto__" as data (the issue\'s reproduction)', () => {
+    const change = applyMergePatch(JSON.parse('{"a":{}}'), JSON.parse('{"a":{"__proto__":{"x":1}}}'));
+    expect(JSON.stringify(change.document)).toBe('{"a":{"__proto__":{"x":1}}}');
+    expect(Object.getPrototypeOf((change.document as { a: object }).a)).toBe(Object.prototype);
+    expect(change.paths).toEqual(["/a/__proto__"]);
+    const fresh = applyMergePatch({}, JSON.parse('{"a":{"constructor":{"prototype":{"__proto__":null,"x":null,"y":1}}}}'));
+    expect(JSON.stringify(fresh.document)).toBe('{"a":{"constructor":{"prototype":{"y":1}}}}');
+  });
+
+  test("merge agrees with RFC 7386 on Maps, and its JSON Patch replays to the same document", () => {
+    fc.assert(
+      fc.property(objectArb, anyArb, (target, patch) => {
+        const change = applyMergePatch(deepFreeze(target), patch);
+        const expected = JSON.parse(modelText(mergeModel(toModel(target), toModel(patch)))) as JsonValue;
+        expect(jsonEqual(change.document, expected), `${JSON.stringify(change.document)} != ${JSON.stringify(expected)}`).toBe(true);
+        expect(jsonEqual(applyPatch(target, [...change.patch]).document, expected)).toBe(true);
+        expectPlain(change.document);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("diffs between such documents replay exactly", () => {
+    fc.assert(
+      fc.property(objectArb, objectArb, (before, after) => {
+        const change = diffDocuments(deepFreeze(before), deepFreeze(after));
+        const replayed = applyPatch(before, [...change.patch]).document;
+        expect(jsonEqual(replayed, after)).toBe(true);
+        expectPlain(replayed);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("every patch op works at and below such members", () => {
+    const arb = objectArb.chain((doc) =>
+      fc.tuple(fc.constant(doc), fc.constantFrom(...pointersOf(doc)), fc.constantFrom(...NAMES)),
+    );
+    fc.assert(
+      fc.property(arb, ([doc, at, name]) => {
+        deepFreeze(doc);
+        const run = (ops: PatchOperation[]) => {
+          const out = applyPatch(doc, ops).document;
+          expectPlain(out);
+          return out;
+        };
+        const p = formatPointer(at);
+        const current = valueAt(doc, at)!;
+        expect(run([{ op: "test", path: p, value: current }])).toBe(doc);
+        if (isJsonObject(current)) {
+          const child = [...at, name];
+          const added = run([{ op: "add", path: formatPointer(child), value: { [name]: 7 } }]);
+          expect(JSON.stringify(valueAt(added, child))).toBe(JSON.stringify({ [name]: 7 }));
+        }
+        if (at.length === 0) return;
+        expect(valueAt(run([{ op: "replace", path: p, value: 7 }]), at)).toBe(7);
+        const parent = valueAt(doc, at.slice(0, -1))!;
+        const removed = run([{ op: "remove", path: p }]);
+        if (isJsonObject(parent)) expect(Object.hasOwn(valueAt(removed, at.slice(0, -1)) as object, at.at(-1)!)).toBe(false);
+        const target = ["moved", name];
+        const copied = run([{ op: "add", path: "/moved", value: {} }, { op: "copy", from: p, path: formatPointer(target) }]);
+        expect(jsonEqual(valueAt(copied, target)!, current)).toBe(true);
+        const moved = run([{ op: "add", path: "/moved", value: {} }, { op: "move", from: p, path: formatPointer(target) }]);
+        expect(jsonEqual(valueAt(moved, target)!, current)).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
