@@ -2,9 +2,12 @@ import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { AppError, ErrorCode } from "./errors.js";
 import type { Keys } from "./redis/keys.js";
+import { runScript } from "./redis/scripts.js";
 
 /** The epoch key's value once an instance has seen the state it names disappear. */
 const LOST = "lost";
+/** How an epoch written by `reinitialize` starts: every instance adopts it. */
+const REINITIALIZED = "reinitialized:";
 /** How long an operation waits for a reconnect's check before it is refused, in ms. */
 const VERIFY_WAIT_MS = 2_000;
 
@@ -23,19 +26,25 @@ export interface StateEvents {
  * Tells whether Redis still holds the state this deployment wrote, so that a Redis restarted
  * empty (or flushed) is refused rather than served from a blank ledger.
  *
- * The state carries an epoch, `<prefix>:epoch`, a random id written when an empty keyspace is
- * first used. Every instance checks it at start, after every reconnect (until then, operations
- * wait, at most VERIFY_WAIT_MS, and are then refused; commands queued across the reconnect are
- * ones already sent, which scripts keep safe), and every `checkMs`. An epoch that is missing where state was seen means the state is
- * lost: the instance marks the epoch "lost", so that instances started later refuse too, and
- * everything is refused with UNAVAILABLE until an admin re-initialises (`reinitialize`).
+ * The rule: the state carries an epoch, `<prefix>:epoch`. An instance that finds neither an epoch
+ * nor any state (a new deployment) writes a random id, with SET NX so that of instances starting
+ * together one id wins. Each instance remembers the epoch it verified and checks it at start,
+ * after every reconnect and every `checkMs`: the same epoch is intact; a different one is adopted
+ * only when `reinitialize` wrote it (its value starts `reinitialized:`) or the instance had
+ * verified none yet. A missing epoch where state was seen, or a first-start epoch other than the
+ * one verified (an instance started on the flushed keyspace and wrote it), means the state is
+ * lost: the instance replaces the epoch with "lost" (unless it changed since it was read), so that
+ * every instance, the one that wrote the new epoch included, refuses everything with UNAVAILABLE
+ * until an admin calls `reinitialize`, whose epoch every instance adopts at its next check.
+ * Until a reconnect's check is done, operations wait, at most VERIFY_WAIT_MS, and are then
+ * refused; commands queued across the reconnect are ones already sent, which scripts keep safe.
  */
 export class StateGuard {
   private status: StateStatus = "unverified";
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
-  /** Whether this instance has seen an epoch: from then on a missing one means lost state. */
-  private seen = false;
+  /** The epoch this instance last found intact: from then on, only it or a re-initialisation is. */
+  private verified: string | undefined;
   /** Operations waiting for the status to leave "unverified". */
   private readonly waiters = new Set<() => void>();
 
@@ -93,11 +102,14 @@ export class StateGuard {
   }
 
   /**
-   * Declares the present Redis content the deployment's state: a new epoch, ending "lost" on
-   * every instance within their next check. What was lost stays lost.
+   * Declares the present Redis content the deployment's state: a new epoch marked as written
+   * here (`reinitialized:<id>`), which every instance adopts at its next check, ending "lost"
+   * everywhere. What was lost stays lost. Rejects if Redis cannot be reached.
    */
   async reinitialize(): Promise<void> {
-    await this.redis.set(this.keys.epoch, randomUUID());
+    await this.redis.set(this.keys.epoch, `${REINITIALIZED}${randomUUID()}`);
+    // A check under way may have read the epoch before the SET: the answer must come from after it.
+    await this.checking?.catch(() => undefined);
     await this.check();
   }
 
@@ -122,19 +134,20 @@ export class StateGuard {
     const started = performance.now();
     let epoch = await this.redis.get(this.keys.epoch);
     this.events.roundTripMs(performance.now() - started);
-    if (epoch === null && !this.seen && (await this.keyspaceEmpty())) {
+    if (epoch === null && this.verified === undefined && (await this.keyspaceEmpty())) {
       // A new deployment. SET NX: of instances starting together, one epoch wins.
       await this.redis.set(this.keys.epoch, randomUUID(), "NX");
       epoch = await this.redis.get(this.keys.epoch);
     }
-    if (epoch === null) {
-      // State was here and is gone: leave a mark for instances that start after us.
-      await this.redis.set(this.keys.epoch, LOST, "NX");
-      epoch = LOST;
+    for (;;) {
+      if (epoch === LOST) return this.set("lost");
+      if (epoch !== null && (this.verified === undefined || epoch === this.verified || epoch.startsWith(REINITIALIZED))) {
+        this.verified = epoch;
+        return this.set("intact");
+      }
+      // State was here and is gone: leave a mark that every instance, now or later, refuses on.
+      epoch = (await runScript(this.redis, "mark-epoch-lost", [this.keys.epoch], [epoch ?? "", LOST])) as string | null;
     }
-    if (epoch === LOST) return this.set("lost");
-    this.seen = true;
-    this.set("intact");
   }
 
   private async keyspaceEmpty(): Promise<boolean> {

@@ -1,4 +1,4 @@
-// Proves durability under real faults: a kill -9 of redis-server (AOF, fsync always) under write load loses no acknowledged write and applies none twice, while Redis is down health and /ready say so and operations get UNAVAILABLE, a Redis restarted empty or flushed is refused with UNAVAILABLE on every instance until an admin re-initialises, and a SIGTERM under load completes in-flight mutations, exits once they are answered and ends subscribers resumably.
+// Proves durability under real faults: a kill -9 of redis-server (AOF, fsync always) under write load loses no acknowledged write and applies none twice, while Redis is down health and /ready say so and operations get UNAVAILABLE, a Redis restarted empty or flushed is refused with UNAVAILABLE on every instance until an admin re-initialises (also when a new instance gave the flushed keyspace a fresh epoch, while instances starting together on an empty Redis agree on one), and a SIGTERM under load completes in-flight mutations, exits once they are answered and ends subscribers resumably.
 import { randomUUID } from "node:crypto";
 import { print } from "graphql";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
@@ -13,6 +13,7 @@ import {
   PatchContextHeadDocument,
   ReleaseDocument,
 } from "../gql/graphql.js";
+import { createLogger, type Logger } from "../../src/logger.js";
 import { startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
 import { range, resumeAfterShutdown, seqsOf, subscribe, TRANSPORTS } from "../helpers/feed-client.js";
 import { testKeys } from "../helpers/keys.js";
@@ -34,8 +35,8 @@ async function ownRedis(extraArgs: readonly string[] = []): Promise<RedisServer>
   return redis;
 }
 
-async function server(overrides: Parameters<typeof startTestServer>[0]): Promise<TestServer> {
-  const started = await startTestServer(overrides);
+async function server(overrides: Parameters<typeof startTestServer>[0], log?: Logger): Promise<TestServer> {
+  const started = await startTestServer(overrides, log);
   cleanups.push(() => started.close());
   return started;
 }
@@ -105,6 +106,29 @@ class Progress {
   }
 }
 
+/** An instance's state changes, from its "redis state" log lines, to wait on what a check concluded. */
+function stateChanges() {
+  const seen: string[] = [];
+  const progress = new Progress();
+  const log = createLogger("info", (line) => {
+    const entry = JSON.parse(line) as { msg: string; state?: string };
+    if (entry.msg !== "redis state") return;
+    seen.push(entry.state!);
+    progress.notify();
+  });
+  /** What the first check after a reconnect that began at or after `seen[from]` concluded ("intact" or "lost"). */
+  const afterReconnect = async (from: number): Promise<string> => {
+    const conclusion = () => {
+      const dropped = seen.indexOf("unverified", from);
+      return dropped < 0 ? undefined : seen.slice(dropped + 1).find((state) => state !== "unverified");
+    };
+    await progress.until(() => conclusion() !== undefined, "a reconnect and its check");
+    return conclusion()!;
+  };
+  return { log, seen, afterReconnect };
+}
+
+const REINITIALIZE = "mutation($confirm: String!) { reinitialize(confirm: $confirm) }";
 const add = (path: string, value: unknown) => [{ op: "add" as const, path, value }];
 const credits = (amount: number) => [{ kind: "credits", amount }];
 
@@ -310,7 +334,6 @@ test("Redis restarted empty: every operation on every instance is UNAVAILABLE an
   expect(await statusOf(b.url, "/ready")).toBe(503);
   await onlyTheLostMark();
 
-  const REINITIALIZE = "mutation($confirm: String!) { reinitialize(confirm: $confirm) }";
   expect(codeOf((await call(a.url, REINITIALIZE, { confirm: "the state is lost" }, agent.authorization)).body)).toBe("FORBIDDEN");
   expect(codeOf((await call(a.url, REINITIALIZE, { confirm: "the state is lost" }, viewer.authorization)).body)).toBe("FORBIDDEN");
   expect(codeOf((await call(a.url, REINITIALIZE, { confirm: "yes" }, admin.authorization)).body)).toBe("VALIDATION_FAILED");
@@ -320,7 +343,8 @@ test("Redis restarted empty: every operation on every instance is UNAVAILABLE an
   expect(reinitialized.body).toEqual({ data: { reinitialize: "INTACT" } });
   const reinitializedAt = performance.now();
   const bServesAfterMs = await pollUntil(async () => (await stateOf(b.url, viewer.authorization)) === "INTACT", "instance b INTACT", 5_000);
-  expect(await redisKeys.get(`${prefix}:epoch`)).toMatch(/^[0-9a-f-]{36}$/);
+  // Marked as an admin's re-initialisation: the epoch every instance adopts (see the next test).
+  expect(await redisKeys.get(`${prefix}:epoch`)).toMatch(/^reinitialized:[0-9a-f-]{36}$/);
 
   // What was lost stays lost; both instances serve new state.
   expect(await ok(a.url, GetContextDocument, { id }, viewer.authorization)).toEqual({ context: null });
@@ -356,6 +380,64 @@ test("FLUSHALL without a restart: the server refuses with UNAVAILABLE rather tha
   expect(await flusher.keys("*")).toEqual([`${prefix}:epoch`]);
   expect(await flusher.get(`${prefix}:epoch`)).toBe("lost");
   console.info(`FLUSHALL: LOST seen ${Math.round(lostAfterMs)} ms after the flush (stateCheckMs 100)`);
+});
+
+test("FLUSHALL, then a new instance initialises the blank keyspace: the instance that verified the old epoch calls the new one lost, so the new instance refuses too, until an admin re-initialises", async () => {
+  const redis = await ownRedis();
+  const admin = client(redis.url);
+  const prefix = `flushed-${randomUUID()}`;
+  const epochKey = `${prefix}:epoch`;
+  const aStates = stateChanges();
+  // A checks only at start and after reconnects: B initialises the flushed keyspace before A looks.
+  const a = await server({ redisUrl: redis.url, keyPrefix: prefix, stateCheckMs: 3_600_000 }, aStates.log);
+  await a.data(CreateContextDocument, { id: "before", document: { n: 1 } });
+  const epoch = await admin.get(epochKey);
+  expect(await admin.flushall()).toBe("OK");
+  const b = await server({ redisUrl: redis.url, keyPrefix: prefix, stateCheckMs: 100 });
+  const fresh = await admin.get(epochKey);
+  expect(fresh).toMatch(/^[0-9a-f-]{36}$/);
+  expect(fresh).not.toBe(epoch);
+  expect(await stateOf(b.url)).toBe("INTACT");
+
+  // Every connection drops (the admin's own is skipped): A checks the epoch on its reconnect.
+  let from = aStates.seen.length;
+  await admin.client("KILL", "TYPE", "normal");
+  expect(await aStates.afterReconnect(from), "A's conclusion on finding an epoch it never verified").toBe("lost");
+  const bLostAfterMs = await pollUntil(async () => (await stateOf(b.url)) === "LOST", "B's health.state LOST", 5_000);
+  expect(await admin.get(epochKey)).toBe("lost");
+  for (const instance of [a, b]) {
+    expect(codeOf(await instance.request(GetContextDocument, { id: "before" }))).toBe("UNAVAILABLE");
+    expect(codeOf(await instance.request(CreateContextDocument, { id: "blank", document: {} }))).toBe("UNAVAILABLE");
+    expect(await statusOf(instance.url, "/ready")).toBe(503);
+  }
+  expect(await admin.keys("*")).toEqual([epochKey]);
+
+  // Re-initialised on B, the instance that started on the blank keyspace: A adopts the new epoch.
+  expect((await call(b.url, REINITIALIZE, { confirm: "the state is lost" })).body).toEqual({ data: { reinitialize: "INTACT" } });
+  from = aStates.seen.length;
+  await admin.client("KILL", "TYPE", "normal"); // A's next check, its period being an hour
+  expect(await aStates.afterReconnect(from), "A's conclusion on finding the re-initialised epoch").toBe("intact");
+  await pollUntil(async () => (await stateOf(b.url)) === "INTACT", "B's health.state INTACT", 5_000);
+  expect(await a.data(GetContextDocument, { id: "before" })).toEqual({ context: null });
+  await a.data(CreateContextDocument, { id: "after", document: { n: 2 } });
+  expect((await b.data(GetContextDocument, { id: "after" })).context).toMatchObject({ version: 1, document: { n: 2 } });
+  console.info(`FLUSHALL then a new instance: the new instance refused ${Math.round(bLostAfterMs)} ms after the other's reconnect check marked the state lost (stateCheckMs 100)`);
+});
+
+test("two instances starting together on an empty Redis agree on one epoch and keep it across reconnects", async () => {
+  const redis = await ownRedis();
+  const admin = client(redis.url);
+  const prefix = `together-${randomUUID()}`;
+  const states = [stateChanges(), stateChanges()];
+  const [a, b] = await Promise.all(states.map((s) => server({ redisUrl: redis.url, keyPrefix: prefix, stateCheckMs: 100 }, s.log)));
+  const epoch = await admin.get(`${prefix}:epoch`);
+  expect(epoch).toMatch(/^[0-9a-f-]{36}$/);
+  const from = states.map((s) => s.seen.length);
+  await admin.client("KILL", "TYPE", "normal");
+  for (const [i, s] of states.entries()) expect(await s.afterReconnect(from[i]!)).toBe("intact");
+  expect(await admin.get(`${prefix}:epoch`)).toBe(epoch);
+  await a!.data(CreateContextDocument, { id: "shared", document: { n: 1 } });
+  expect((await b!.data(GetContextDocument, { id: "shared" })).context).toMatchObject({ version: 1, document: { n: 1 } });
 });
 
 type Outcome = "data" | "errors" | "truncated" | "network";
