@@ -54,7 +54,7 @@ function mergeSparesLimits(args: Args, principal: Principal): void {
   const isObject = (v: JsonValue | undefined): v is Record<string, JsonValue> => typeof v === "object" && v !== null && !Array.isArray(v);
   const merge = args.merge as JsonValue;
   const resources = isObject(merge) ? merge.resources : undefined;
-  if (!isObject(merge) || (resources !== undefined && (!isObject(resources) || "limits" in resources))) {
+  if (!isObject(merge) || (resources !== undefined && (!isObject(resources) || Object.hasOwn(resources, "limits")))) {
     throw forbidden(`only admins may change ${LIMITS}`);
   }
 }

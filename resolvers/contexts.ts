@@ -76,9 +76,7 @@ export async function value(view: ContextView, args: { path: string }, ctx: Requ
 export async function slice(view: ContextView, args: { paths: readonly string[] }, ctx: RequestContext): Promise<JsonObject> {
   const parsed = args.paths.map((path) => [path, segmentsOf(path)] as const);
   const doc = await document(view, ctx);
-  const out: JsonObject = {};
-  for (const [path, segments] of parsed) out[path] = valueAt(doc, segments) ?? null;
-  return out;
+  return Object.fromEntries(parsed.map(([path, segments]) => [path, valueAt(doc, segments) ?? null]));
 }
 
 export function snapshot(view: ContextView, args: { version: number }, ctx: RequestContext): Promise<JsonValue> {
