@@ -13,16 +13,26 @@ export async function ledgerViolations(redis: Redis, prefix: string, contextId: 
   const problems: string[] = [];
   const kindsOf = (node: Record<string, string>) =>
     new Set(Object.keys(node).filter((f) => /^[gcrq]:/.test(f)).map((f) => f.slice(2)));
+  // Active children by parent, in one pass: a snapshot of thousands of allocations is checked
+  // many times during a race, so this must stay linear.
+  const activeChildrenOf = new Map<string, Record<string, string>[]>();
+  for (const [n, node] of nodes) {
+    if (n === "" || node.status !== "ACTIVE") continue;
+    const parent = node.parent ?? "";
+    const siblings = activeChildrenOf.get(parent);
+    if (siblings) siblings.push(node);
+    else activeChildrenOf.set(parent, [node]);
+  }
   for (const [n, node] of nodes) {
     const name = n === "" ? "budget" : `#${n}`;
     const kinds = kindsOf(node);
     if (n === "") for (const kind of Object.keys(limits)) kinds.add(kind);
-    const activeChildren = [...nodes].filter(([, child]) => child.status === "ACTIVE" && (child.parent ?? "") === n && child !== node);
+    const activeChildren = activeChildrenOf.get(n) ?? [];
     for (const kind of kinds) {
       const granted = Number(n === "" ? (limits[kind] ?? 0) : (node[`g:${kind}`] ?? 0));
       const consumed = Number(node[`c:${kind}`] ?? 0);
       const reserved = Number(node[`r:${kind}`] ?? 0);
-      const childSum = activeChildren.reduce((sum, [, child]) => sum + Number(child[`g:${kind}`] ?? 0), 0);
+      const childSum = activeChildren.reduce((sum, child) => sum + Number(child[`g:${kind}`] ?? 0), 0);
       if (consumed < 0 || reserved < 0) problems.push(`${name} ${kind}: negative consumed ${consumed} or reserved ${reserved}`);
       if (reserved !== childSum) problems.push(`${name} ${kind}: reserved ${reserved} but active children hold ${childSum}`);
       if (consumed + reserved > granted && !(n === "" && limitsLowered)) {

@@ -36,8 +36,9 @@ afterAll(async () => {
 
 /** Slack for timer and event-loop granularity on the timing bounds, in ms. */
 const SLACK_MS = 2;
-/** How long a run waits for its expected changes before it fails with what it got, in ms. */
-const DELIVERY_DEADLINE_MS = 5_000;
+/** How long a run waits for its expected changes before it fails with what it got, in ms: a bound
+ * for a lost change, not a latency goal, so generous enough for a busy machine. */
+const DELIVERY_DEADLINE_MS = 20_000;
 
 const PATCH_PATHS = ["/a", "/a/b", "/ab", "/c/d", "/c"] as const;
 const FILTER_PATHS = ["/a", "/a/b", "/ab", "/c", "/c/d", "/z"] as const;

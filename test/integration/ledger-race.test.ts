@@ -1,4 +1,4 @@
-// Proves the ledger is never oversubscribed when 4 server processes x 16 clients race 20,000 random operations on a depth-3 tree with tight limits: the invariant holds in atomic snapshots taken throughout and at the end, and the final ledger equals a replay of the acknowledged operations.
+// Proves the ledger is never oversubscribed when 4 server processes x 16 clients race 8,000 random operations on a depth-3 tree with tight limits: the invariant holds in atomic snapshots taken throughout and at the end, and the final ledger equals a replay of the acknowledged operations.
 import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
@@ -9,7 +9,7 @@ import { spawnServer } from "../helpers/server-process.js";
 
 const PROCESSES = 4;
 const CLIENTS_PER_PROCESS = 16;
-const OPERATIONS = 20_000;
+const OPERATIONS = 8_000;
 const prefix = `race-${randomUUID()}`;
 const contextId = "race";
 const children: ChildProcess[] = [];
@@ -67,7 +67,7 @@ const randomAmounts = (max: number) => {
   return (kinds.length ? kinds : [KINDS[rand(2)]!]).map((kind) => ({ kind, amount: 1 + rand(max) }));
 };
 
-test("4 processes x 16 clients x 20,000 operations: never oversubscribed, and the ledger equals the replay", async () => {
+test("4 processes x 16 clients x 8,000 operations: never oversubscribed, and the ledger equals the replay", async () => {
   await gql(urls[0]!, "mutation($d: JSON!) { createContext(id: \"race\", document: $d) { version } }", {
     d: { resources: { limits: { credits: 20_000, tokens: 8_000 } }, policy: { allocation: { maxDepth: 3, maxShare: 0.5 } } },
   });
@@ -83,6 +83,9 @@ test("4 processes x 16 clients x 20,000 operations: never oversubscribed, and th
     while (racing) {
       expect(await ledgerViolations(redis, prefix, contextId)).toEqual([]);
       snapshotsChecked++;
+      // A snapshot holds Redis for a moment (one script over every allocation): leave the
+      // racers most of its time.
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
   })();
 
@@ -143,7 +146,12 @@ test("4 processes x 16 clients x 20,000 operations: never oversubscribed, and th
   console.log(`race: ${issued} operations, ${refusals} refused (${[...refusalCodes].map(([c, n]) => `${c} ${n}`).join(", ")}), ${acked.size} allocations, ${snapshotsChecked} snapshots checked`);
 
   // Replay the acknowledged operations into the final state they imply, and compare.
-  const childrenOf = (parent: string | null) => [...acked].filter(([, a]) => a.parent === parent).map(([id]) => id);
+  const children = new Map<string | null, string[]>();
+  for (const [id, a] of acked) {
+    if (!children.has(a.parent)) children.set(a.parent, []);
+    children.get(a.parent)!.push(id);
+  }
+  const childrenOf = (parent: string | null) => children.get(parent) ?? [];
   const consumed = (id: string | null, kind: string): number =>
     (id === null ? 0 : (acked.get(id)!.ownUsage[kind] ?? 0)) +
     childrenOf(id).filter(ended).reduce((sum, child) => sum + consumed(child, kind), 0);
