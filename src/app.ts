@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Duplex } from "node:stream";
+import { finished, type Duplex } from "node:stream";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import type { RequestContext } from "../resolvers/request-context.js";
 import { schema } from "../schema/index.js";
@@ -8,6 +8,7 @@ import { OPEN_PRINCIPAL, type KeyRing, type Principal } from "./auth.js";
 import type { Config } from "./config.js";
 import { maskError } from "./error-masking.js";
 import { AppError } from "./errors.js";
+import { faultReporter } from "./faults.js";
 import { FeedHub } from "./feed/feed-hub.js";
 import { Gate } from "./gate.js";
 import { createLogger, type LogLevel, type Logger } from "./logger.js";
@@ -19,6 +20,7 @@ import { useSecurity } from "./security-plugin.js";
 import { sharedSubscribe, useSubscribe } from "./shared-execution.js";
 import { StateGuard } from "./state-guard.js";
 import { ContextStore } from "./store/contexts.js";
+import { LeaseSweeper } from "./store/lease-sweeper.js";
 import { LedgerStore } from "./store/ledger.js";
 import { attachGraphqlWs } from "./ws-transport.js";
 
@@ -81,6 +83,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
     () => feed?.subscriberCount ?? 0,
     () => state?.current === "intact",
   );
+  const fault = faultReporter(log, metrics);
   try {
     state = await StateGuard.open(redis, keys, config.stateCheckMs, {
       changed: (status) =>
@@ -97,14 +100,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
   }
   const contexts = new ContextStore(redis, keys, config);
   const ledger = new LedgerStore(redis, keys, config);
-  const sweeper =
-    config.leaseSweepMs > 0
-      ? setInterval(() => {
-          ledger.sweep().catch(() => {
-            // Redis unreachable: the next tick tries again, and ledger operations expire on their own.
-          });
-        }, config.leaseSweepMs)
-      : undefined;
+  const sweeper = config.leaseSweepMs > 0 ? new LeaseSweeper(() => ledger.sweep(), config.leaseSweepMs, (err) => fault("lease-sweeper", "lease sweep failed", err)) : undefined;
   // Answers at once while the connection is down, and within PING_TIMEOUT_MS otherwise: health
   // checks must not wait in the client's offline queue for its reconnect attempts.
   const pingRedis = async () => {
@@ -145,6 +141,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
     }),
   });
 
+  const declaresTooLarge = (req: IncomingMessage) => Number(req.headers["content-length"]) > config.maxRequestBytes;
   let server: Server | undefined;
   let ws: { close(graceMs: number): Promise<void> } | undefined;
   let closing = false;
@@ -169,24 +166,19 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
       return res.writeHead(200, { "content-type": metrics.registry.contentType }).end(await metrics.render());
     }
     const tooLarge = () =>
-      jsonError(
-        res,
-        413,
-        `request bodies are limited to ${config.maxRequestBytes} bytes`,
-        { code: "LIMIT_EXCEEDED", limit: "requestBytes", max: config.maxRequestBytes },
-        { connection: "close" },
-      );
-    const declared = req.headers["content-length"];
-    if (declared !== undefined && Number(declared) > config.maxRequestBytes) {
-      req.resume(); // discard, so that the response can be read
-      return tooLarge();
-    }
-    if (declared === undefined && req.method === "POST") {
+      refuseUnread(req, res, 413, `request bodies are limited to ${config.maxRequestBytes} bytes`, {
+        code: "LIMIT_EXCEEDED",
+        limit: "requestBytes",
+        max: config.maxRequestBytes,
+      });
+    if (declaresTooLarge(req)) return tooLarge();
+    if (req.headers["content-length"] === undefined && req.method === "POST") {
       // A chunked body has no declared size: read it here, up to the bound, and hand it to yoga
-      // (which takes a body already read from `req.body`).
+      // (which takes a body already read from `req.body`). Past the bound the rest stays unread
+      // (destroyOnReturn: false keeps the connection) for tooLarge to drain.
       const chunks: Buffer[] = [];
       let size = 0;
-      for await (const chunk of req as AsyncIterable<Buffer>) {
+      for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
         size += chunk.length;
         if (size > config.maxRequestBytes) return tooLarge();
         chunks.push(chunk);
@@ -205,12 +197,19 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
           reject(new Error(`no API keys are configured, so this server only listens on loopback (127.0.0.1, ::1), not ${config.host}: configure keys (README, Security)`));
           return;
         }
-        server = createServer((req, res) => {
+        const onRequest = (req: IncomingMessage, res: ServerResponse) => {
           handle(req, res).catch((err: unknown) => {
             log.error("request handling failed", { error: err instanceof Error ? err.stack : String(err) });
             if (!res.headersSent) jsonError(res, 500, "Unexpected error.", { code: "INTERNAL_SERVER_ERROR" });
             else res.destroy();
           });
+        };
+        server = createServer(onRequest);
+        // A client that asks before sending its body (Expect: 100-continue) is told to send it
+        // only when it may: an oversized one gets its 413 instead, and need not send it at all.
+        server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+          if (!declaresTooLarge(req)) res.writeContinue();
+          onRequest(req, res);
         });
         // Node answers a request it cannot parse (headers over 16 KB, say) with a bare status:
         // answer with a coded error instead, as for every other refusal.
@@ -263,7 +262,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
         clearTimeout(timer);
       }
       clearInterval(closeIdle);
-      clearInterval(sweeper);
+      sweeper?.stop();
       guard.close();
       // Writes whose replies are pending get what is left of the grace (at least a second);
       // with Redis down they would wait for every reconnect attempt, so then the connections

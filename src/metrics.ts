@@ -52,6 +52,12 @@ export class Metrics {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  private readonly faults = new Counter({
+    name: "swarm_faults_total",
+    help: "Faults other than Redis being unreachable, by where they happened; each is also logged with its cause (faults.ts).",
+    labelNames: ["source"],
+    registers: [this.registry],
+  });
   private readonly redisLatency = new Histogram({
     name: "swarm_redis_latency_seconds",
     help: "Round trip of the periodic Redis state check (one GET).",
@@ -96,6 +102,11 @@ export class Metrics {
   /** Lag of changes handed to subscribers, in ms. */
   feedLagMs(ms: number): void {
     this.feedLag.observe(ms / 1000);
+  }
+
+  /** One fault reported (faults.ts FaultSource). */
+  fault(source: string): void {
+    this.faults.inc({ source });
   }
 
   redisRoundTripMs(ms: number): void {
