@@ -50,6 +50,7 @@ try {
           restarted: () => log.info("embedded redis-server restarted", { dataDir: config.dataDir }),
         })
       : undefined;
+  if (embedded) log.info("embedded redis-server", { dataDir: config.dataDir, joined: embedded.joined, ownerPid: embedded.ownerPid });
 } catch (err) {
   fail(reason(err), 1);
 }
@@ -67,7 +68,6 @@ try {
 }
 try {
   await app.start();
-  if (embedded) log.info("embedded redis-server", { dataDir: config.dataDir });
 } catch (err) {
   await app.close();
   await embedded?.stop();

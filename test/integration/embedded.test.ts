@@ -1,6 +1,6 @@
-// Proves the embedded default: the real server process keeps its data across a clean restart and across a kill -9 (shutting down the redis-server it left behind), restarts its redis-server when that is killed under write load without losing an acknowledged write, and exits with one clear sentence when its Redis cannot be reached.
+// Proves the embedded default: the real server process keeps its data across a clean restart and across a kill -9 (shutting down the redis-server it left behind), restarts its redis-server when that is killed under write load without losing an acknowledged write, lets a second server on the same data directory join its redis-server instead of taking it (one redis-server per directory, even when two start at once; an orphan is taken over only once its owner is gone), and exits with one clear sentence when its Redis cannot be reached.
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, expect, test } from "vitest";
@@ -8,6 +8,7 @@ import { freePort } from "../helpers/redis-server.js";
 import { spawnServer } from "../helpers/server-process.js";
 
 const dataDir = mkdtempSync(path.join(tmpdir(), "swarm-embedded-"));
+const otherDirs: string[] = [];
 const children: ChildProcess[] = [];
 
 afterEach(async () => {
@@ -19,7 +20,9 @@ afterEach(async () => {
     }
   }
 });
-afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+afterAll(() => {
+  for (const dir of [dataDir, ...otherDirs]) rmSync(dir, { recursive: true, force: true });
+});
 
 function serverEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env, ...extra };
@@ -27,9 +30,9 @@ function serverEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Starts `src/main.ts` on the embedded redis-server and resolves once it listens. */
-async function startServer(): Promise<{ child: ChildProcess; url: string; logs: Record<string, unknown>[] }> {
-  const server = spawnServer(["--port", "0", "--data-dir", dataDir], serverEnv());
+/** Starts `src/main.ts` on the embedded redis-server of `dir` and resolves once it listens. */
+async function startServer(dir = dataDir): Promise<{ child: ChildProcess; url: string; logs: Record<string, unknown>[] }> {
+  const server = spawnServer(["--port", "0", "--data-dir", dir], serverEnv());
   children.push(server.child);
   return { child: server.child, url: await server.url, logs: server.logs };
 }
@@ -47,8 +50,23 @@ function exitOf(child: ChildProcess): Promise<number | null> {
   return child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((r) => child.once("exit", (code) => r(code)));
 }
 
-function redisPid(): number {
-  return Number(readFileSync(path.join(dataDir, "redis.pid"), "utf8").trim());
+function redisPid(dir = dataDir): number {
+  return Number(readFileSync(path.join(dir, "redis.pid"), "utf8").trim());
+}
+
+/** The pids of the redis-server processes serving `dir`'s socket (redis-server shows it in its title). */
+function redisServersOf(dir: string): number[] {
+  const title = `redis-server unixsocket:${path.join(dir, "redis.sock")}`;
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith(title);
+      } catch {
+        return false; // it exited meanwhile
+      }
+    })
+    .map(Number);
 }
 
 function alive(pid: number): boolean {
@@ -99,6 +117,53 @@ test("after kill -9 the next start shuts the orphaned redis-server down and find
   expect(redisPid()).not.toBe(orphan);
   const read = await gql(second.url, '{ context(id: "persist-2") { version document } }');
   expect(read.data?.context).toEqual({ version: 1, document: { a: 1 } });
+});
+
+test("a second server on the same data directory joins the running embedded redis-server: it takes nothing from the first, and stopping it leaves that redis-server running", async () => {
+  const first = await startServer();
+  await gql(first.url, 'mutation { createContext(id: "joined-1", document: {from: "first"}) { version } }');
+  const owned = redisPid();
+
+  const second = await startServer();
+  expect(redisServersOf(dataDir), "redis-server processes on the data directory").toEqual([owned]);
+  expect(second.logs.find((l) => l.msg === "embedded redis-server")).toMatchObject({ joined: true, ownerPid: first.child.pid });
+  expect((await gql(second.url, '{ context(id: "joined-1") { document } }')).data?.context).toEqual({ document: { from: "first" } });
+  await gql(second.url, 'mutation { createContext(id: "joined-2", document: {from: "second"}) { version } }');
+  expect((await gql(first.url, '{ context(id: "joined-2") { document } }')).data?.context).toEqual({ document: { from: "second" } });
+
+  second.child.kill("SIGTERM");
+  expect(await exitOf(second.child)).toBe(0);
+  expect(redisServersOf(dataDir)).toEqual([owned]);
+  const patched = await gql(first.url, 'mutation { patchContext(id: "joined-1", patch: [{op: add, path: "/n", value: 1}]) { version } }');
+  expect(patched.data?.patchContext.version).toBe(2);
+  expect(first.logs.map((l) => l.msg)).not.toContain("embedded redis-server exited");
+});
+
+test("two servers starting together on a new data directory run one redis-server; after kill -9 of its owner the next start takes the orphan over and the joined server serves again", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "swarm-embedded-"));
+  otherDirs.push(dir);
+  const [a, b] = await Promise.all([startServer(dir), startServer(dir)]);
+  const servers = redisServersOf(dir);
+  expect(servers, "redis-server processes on the data directory").toEqual([redisPid(dir)]);
+  const [owner, joiner] = a!.logs.some((l) => l.msg === "embedded redis-server" && l.joined === false) ? [a!, b!] : [b!, a!];
+  expect(joiner.logs.find((l) => l.msg === "embedded redis-server")).toMatchObject({ joined: true, ownerPid: owner.child.pid });
+  await gql(joiner.url, 'mutation { createContext(id: "together", document: {a: 1}) { version } }');
+
+  owner.child.kill("SIGKILL");
+  await exitOf(owner.child);
+  expect(redisServersOf(dir), "the orphan, still serving the joined server").toEqual(servers);
+  const next = await startServer(dir);
+  await waitUntilDead(servers[0]!);
+  expect(redisServersOf(dir)).toEqual([redisPid(dir)]);
+  expect(next.logs.find((l) => l.msg === "embedded redis-server")).toMatchObject({ joined: false });
+  expect((await gql(next.url, '{ context(id: "together") { document } }')).data?.context).toEqual({ document: { a: 1 } });
+  // The joined server's Redis client reconnects to the new redis-server on the same socket.
+  for (const deadline = Date.now() + 20_000; ; ) {
+    const read = await gql(joiner.url, '{ context(id: "together") { version } }');
+    if (read.data?.context) break;
+    expect(read.errors?.map((e) => (e as { extensions?: { code?: unknown } }).extensions?.code)).toEqual(["UNAVAILABLE"]);
+    if (Date.now() > deadline) throw new Error("the joined server did not serve again");
+  }
 });
 
 test("an unreachable REDIS_URL exits non-zero with one sentence naming REDIS_URL", async () => {
