@@ -73,6 +73,42 @@ function jsonError(res: ServerResponse, status: number, message: string, extensi
   json(res, status, { errors: [{ message, extensions }] }, headers);
 }
 
+/**
+ * How much of a refused request's unread body the server reads and discards after answering, in
+ * bytes, and for how long at most, in ms, before it closes the connection. Closing while the client
+ * still sends resets the connection, and the client then often fails (EPIPE) before it reads the
+ * answer; reading on lets it finish sending and read it, as nginx's lingering close does. A body
+ * past either bound has the connection cut: reading it all would let a client keep the server busy.
+ */
+export const REFUSED_BODY_DRAIN_BYTES = 16 * 1024 * 1024;
+export const REFUSED_BODY_DRAIN_MS = 5_000;
+
+/**
+ * Answers a request with a refusal before its body is read, then reads and discards the body
+ * (within REFUSED_BODY_DRAIN_BYTES and REFUSED_BODY_DRAIN_MS) and closes the connection.
+ */
+function refuseUnread(req: IncomingMessage, res: ServerResponse, status: number, message: string, extensions: Record<string, unknown>): void {
+  const body = JSON.stringify({ errors: [{ message, extensions }] });
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" });
+  // The answer is whole (content-length) but not ended: ending it closes the connection at once.
+  res.write(body);
+  let drained = 0;
+  let done = false;
+  const close = (cut: boolean) => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    res.end();
+    if (cut) req.socket.destroy();
+  };
+  const timer = setTimeout(() => close(true), REFUSED_BODY_DRAIN_MS);
+  req.on("data", (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > REFUSED_BODY_DRAIN_BYTES) close(true);
+  });
+  finished(req, () => close(false));
+}
+
 /** Builds the server on a reachable Redis; does not listen until start(). Throws if Redis is unreachable. */
 export async function createApp(config: AppConfig, log: Logger = createLogger(config.logLevel as LogLevel)): Promise<App> {
   const redis = await connectRedis(config.redisUrl, "swarm-context");
