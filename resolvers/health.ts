@@ -9,13 +9,18 @@ export interface HealthReport {
   readonly state: StateStatus;
 }
 
-/** Whether this instance can serve: its Redis answers a PING and still holds the deployment's state. */
+/**
+ * Whether this instance can serve: its Redis answers a PING and still holds the deployment's
+ * state. A Redis that does not answer (down, or stalled with its connection up) cannot be
+ * verified: the state is then reported "unverified" unless it is known to be lost.
+ */
 export async function health(ctx: RequestContext): Promise<HealthReport> {
-  const state = ctx.state.current;
   try {
     const latency = await ctx.pingRedis();
+    const state = ctx.state.current;
     return { ok: state === "intact", redisReachable: true, redisLatencyMs: latency, state };
   } catch {
+    const state = ctx.state.current === "lost" ? "lost" : "unverified";
     return { ok: false, redisReachable: false, redisLatencyMs: null, state };
   }
 }

@@ -5,7 +5,10 @@ const StoreState = builder.enumType("StoreState", {
   description: "Whether Redis still holds this deployment's state (README, Operations: durability).",
   values: {
     INTACT: { value: "intact", description: "The deployment's epoch is there: operations are served." },
-    UNVERIFIED: { value: "unverified", description: "Redis is unreachable or being checked after a reconnect: operations get UNAVAILABLE." },
+    UNVERIFIED: {
+      value: "unverified",
+      description: "Redis is unreachable, does not answer (stalled), or is being checked after a reconnect: operations get UNAVAILABLE.",
+    },
     LOST: { value: "lost", description: "Redis was restarted empty or flushed: operations get UNAVAILABLE until an admin calls reinitialize." },
   } as const,
 });
@@ -14,7 +17,9 @@ const Health = builder.objectRef<HealthReport>("Health").implement({
   description: "Whether this server instance can serve requests.",
   fields: (t) => ({
     ok: t.exposeBoolean("ok", { description: "True when Redis answers and its state is intact." }),
-    redisReachable: t.exposeBoolean("redisReachable"),
+    redisReachable: t.exposeBoolean("redisReachable", {
+      description: "False when the connection to Redis is down or Redis did not answer a PING within 1 s (or SWARM_REDIS_TIMEOUT_MS, if shorter): stalled or overloaded.",
+    }),
     redisLatencyMs: t.exposeFloat("redisLatencyMs", { nullable: true, description: "PING round trip in ms." }),
     state: t.field({ type: StoreState, resolve: (report) => report.state }),
   }),

@@ -111,7 +111,7 @@ function refuseUnread(req: IncomingMessage, res: ServerResponse, status: number,
 
 /** Builds the server on a reachable Redis; does not listen until start(). Throws if Redis is unreachable. */
 export async function createApp(config: AppConfig, log: Logger = createLogger(config.logLevel as LogLevel)): Promise<App> {
-  const redis = await connectRedis(config.redisUrl, "swarm-context");
+  const redis = await connectRedis(config.redisUrl, "swarm-context", config.redisTimeoutMs);
   const keys = new Keys(config.keyPrefix);
   let feed: FeedHub | undefined;
   let state: StateGuard | undefined;

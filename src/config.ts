@@ -65,6 +65,11 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** How often Redis is checked for lost state (its epoch), in ms. */
   readonly stateCheckMs: number;
+  /**
+   * How long an operation waits for the answer to one Redis command, in ms, before it gets
+   * UNAVAILABLE (see redis/clients.ts): a write's outcome is then unknown, as after a dropped connection.
+   */
+  readonly redisTimeoutMs: number;
   /** Lowest level of log lines written (JSON, to stdout): debug, info, warn or error. */
   readonly logLevel: string;
 }
@@ -111,6 +116,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "maxBatch", env: "SWARM_MAX_BATCH", flag: "max-batch", kind: "int", fallback: 0 },
   { key: "shutdownGraceMs", env: "SWARM_SHUTDOWN_GRACE_MS", flag: "shutdown-grace-ms", kind: "int", fallback: 5_000 },
   { key: "stateCheckMs", env: "SWARM_STATE_CHECK_MS", flag: "state-check-ms", kind: "int", fallback: 1_000 },
+  { key: "redisTimeoutMs", env: "SWARM_REDIS_TIMEOUT_MS", flag: "redis-timeout-ms", kind: "int", fallback: 3_000 },
   { key: "logLevel", env: "SWARM_LOG_LEVEL", flag: "log-level", kind: "string", fallback: "info", values: ["debug", "info", "warn", "error"] },
 ];
 
@@ -133,6 +139,7 @@ const MINIMUMS: Partial<Record<keyof Config, number>> = {
   maxCost: 1,
   maxFieldRepeats: 1,
   stateCheckMs: 10,
+  redisTimeoutMs: 10,
 };
 
 /**

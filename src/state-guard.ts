@@ -96,7 +96,7 @@ export class StateGuard {
       ErrorCode.UNAVAILABLE,
       this.status === "lost"
         ? "Redis lost this deployment's state (restarted empty or flushed); an admin must re-initialise it (README, Operations)"
-        : "Redis is unreachable or not yet verified after a reconnect; retry shortly",
+        : "Redis is unreachable, not answering, or not yet verified after a reconnect; retry shortly",
       { state: this.status },
     );
   }
@@ -127,8 +127,11 @@ export class StateGuard {
   }
 
   private readonly onClose = () => this.set("unverified");
-  /** A check whose failure (Redis unreachable) waits for the next reconnect or tick. */
-  private readonly recheck = () => void this.check().catch(() => undefined);
+  /**
+   * A check that fails (Redis unreachable, or stalled past the command timeout while the
+   * connection stays up) leaves the state unverified until the next reconnect or tick.
+   */
+  private readonly recheck = () => void this.check().catch(() => this.set("unverified"));
 
   private async readEpoch(): Promise<void> {
     const started = performance.now();

@@ -2,12 +2,25 @@ import { Redis } from "ioredis";
 
 /**
  * Opens a command connection to `target`: a `redis://` / `rediss://` URL or a unix socket path.
- * Resolves once Redis answers PING; rejects with the connection error otherwise, without retrying.
+ * With `waitMs`, a command not answered within about `waitMs` of being issued (sent, or queued
+ * while reconnecting) rejects with "Command timed out"; without it, commands wait as long as Redis
+ * takes. Resolves once Redis answers PING; rejects with the connection error otherwise, without
+ * retrying.
  */
-export async function connectRedis(target: string, name: string): Promise<Redis> {
+export async function connectRedis(target: string, name: string, waitMs?: number): Promise<Redis> {
   const redis = new Redis(target, {
     connectionName: name,
     lazyConnect: true,
+    // A stalled Redis (stopped, swapping, stuck in a slow script) keeps the connection up, so
+    // nothing else would end the wait. ioredis times a command from when it is written, and with
+    // auto-pipelining (below) a command issued while a batch is in flight is written once that
+    // batch is settled: at most one timeout later. Half of waitMs each keeps the whole wait
+    // within it. A timed-out command stays queued: if Redis answers it later, the reply is
+    // matched to it (replies come in order) and dropped, and if it was waiting for a reconnect
+    // it is sent then. So it may still run: its outcome is unknown, and the write records
+    // (below) make a retry with the same opId safe. No blocking command (XREAD BLOCK, BLPOP) is
+    // sent on these connections, which a timeout would cut short.
+    commandTimeout: waitMs === undefined ? undefined : Math.ceil(waitMs / 2),
     // Commands wait for a reconnect rather than fail at once, and ioredis resends those whose
     // reply the dropped connection lost; every write's record (store/script-replies.ts opRecord)
     // makes that resend safe. A command fails after 20 failed reconnects (each at most the 10 s
@@ -31,15 +44,17 @@ export async function connectRedis(target: string, name: string): Promise<Redis>
 }
 
 /**
- * Whether `err` is ioredis giving up on a command because the connection went away: aborted in a
- * pipeline the dropped connection cut, past its resend attempts, or sent on a closed connection.
- * Such a command may or may not have run in Redis.
+ * Whether `err` is ioredis giving up on a command because the connection went away or stalled:
+ * aborted in a pipeline the dropped connection cut, past its resend attempts, sent on a closed
+ * connection, or unanswered within the connection's command timeout (see connectRedis). Such a
+ * command may or may not have run in Redis.
  */
 export function isConnectionFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   return (
     err.name === "MaxRetriesPerRequestError" ||
     (err.name === "AbortError" && err.message.startsWith("Command aborted due to connection close")) ||
-    err.message === "Connection is closed."
+    err.message === "Connection is closed." ||
+    err.message === "Command timed out"
   );
 }

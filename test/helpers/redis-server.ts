@@ -31,6 +31,10 @@ export interface RedisServer {
    * answers PING. Without persistence options it comes back empty.
    */
   restart(): Promise<void>;
+  /** kill -STOP: it answers nothing, its connections stay open, until resume(). */
+  pause(): void;
+  /** kill -CONT after pause(): it serves again, starting with what was sent meanwhile. */
+  resume(): void;
   /** Kills it (SIGKILL) and removes its dir. */
   stop(): Promise<void>;
 }
@@ -84,6 +88,8 @@ export async function startRedisServer(extraArgs: readonly string[] = []): Promi
       return child;
     },
     kill,
+    pause: () => void child.kill("SIGSTOP"),
+    resume: () => void child.kill("SIGCONT"),
     restart: async () => {
       await kill();
       child = launch();
