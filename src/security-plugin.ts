@@ -23,6 +23,27 @@ function requestError(message: string, status: number): GraphQLError {
   return new GraphQLError(message, { extensions: { code: ErrorCode.VALIDATION_FAILED, http: { status } } });
 }
 
+/** A plain JSON object (not null, not an array). */
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Why `params` are not a well-formed GraphQL-over-HTTP request, or undefined: the spec's
+ * parameters are a string `query` (required), a string `operationName`, and `variables` and
+ * `extensions` maps, the last three optional. yoga answers a missing query, like malformed JSON,
+ * as a GraphQL error (HTTP 200 for application/json); the spec makes both a 400 for any media type.
+ */
+function malformedParams(params: unknown): string | undefined {
+  if (!isObject(params)) return "the request must be a JSON object of GraphQL parameters (query, operationName, variables, extensions)";
+  if (typeof params.query !== "string") return "the request must have a query, a string";
+  if (params.operationName != null && typeof params.operationName !== "string") return "operationName must be a string";
+  for (const name of ["variables", "extensions"]) {
+    if (params[name] != null && !isObject(params[name])) return `${name} must be an object`;
+  }
+  return undefined;
+}
+
 /** Introspection and field suggestions: for admins (everyone, in open mode) only. */
 export function seesSchema(principal: Principal): boolean {
   return principal.role === "admin";
@@ -49,8 +70,10 @@ export function useSecurity(gate: Gate, limits: QueryLimits): { plugin: Plugin; 
   const rules = limitRules(limits);
   const measured = new WeakMap<DocumentNode, readonly GraphQLError[]>();
   const plugin: Plugin<{ principal?: Principal; request?: Request }> = {
-    // yoga answers a content type it cannot parse with a bare 415, and lets a malformed GET
-    // (variables that are not JSON, say) through as a raw error: both become coded errors.
+    // yoga answers a content type it cannot parse with a bare 415, lets a malformed GET
+    // (variables that are not JSON, say) through as a raw error, and answers malformed JSON or a
+    // missing query with 200 for application/json: a request that is not well-formed
+    // GraphQL-over-HTTP is a coded 400 (or 415) whatever the accepted media type.
     onRequestParse({ requestParser, setRequestParser }) {
       if (!requestParser) {
         setRequestParser(() => {
@@ -59,12 +82,18 @@ export function useSecurity(gate: Gate, limits: QueryLimits): { plugin: Plugin; 
         return;
       }
       setRequestParser(async (request) => {
+        let params;
         try {
-          return await requestParser(request);
+          params = await requestParser(request);
         } catch (err) {
-          if (err instanceof GraphQLError) throw err;
+          if (err instanceof GraphQLError) throw requestError(err.message, (err.extensions.http as { status?: number } | undefined)?.status ?? 400);
           throw requestError(`malformed request: ${err instanceof Error ? err.message : String(err)}`, 400);
         }
+        for (const one of Array.isArray(params) ? params : [params]) {
+          const problem = malformedParams(one);
+          if (problem) throw requestError(problem, 400);
+        }
+        return params;
       });
     },
     async onParams({ request, setResult }) {

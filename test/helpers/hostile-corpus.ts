@@ -375,6 +375,8 @@ export function hostileCorpus(limits: CorpusLimits, scoped: string, allocation: 
   // The server answers refusals with 200 unless they carry their own status (401, 403, 429):
   // observability-plugin.ts; yoga's would be 400.
   const REQUEST_STATUSES = [200, 400];
+  // A request that is not well-formed GraphQL-over-HTTP (not JSON, not GraphQL's parameters): 400.
+  const MALFORMED = [400];
 
   // Oversized bodies: with content-length and chunked, refused before they are read whole.
   const max = limits.maxRequestBytes;
@@ -427,7 +429,7 @@ export function hostileCorpus(limits: CorpusLimits, scoped: string, allocation: 
     "query=%7B%20health%20%7B%20ok%20%7D%20%7D",
     "{ health { ok } }",
   ];
-  malformed.forEach((body, i) => post("malformed JSON", `malformed body ${i}: ${JSON.stringify(body.slice(0, 40))}`, sized(body), INVALID, REQUEST_STATUSES));
+  malformed.forEach((body, i) => post("malformed JSON", `malformed body ${i}: ${JSON.stringify(body.slice(0, 40))}`, sized(body), INVALID, MALFORMED));
   const notParams: [string, string][] = [
     ["null", "null"],
     ["a number", "123"],
@@ -445,12 +447,12 @@ export function hostileCorpus(limits: CorpusLimits, scoped: string, allocation: 
     ["prototype keys", '{"__proto__": {"query": "{ __schema { types { name } } }"}, "constructor": {"prototype": {"x": 1}}}'],
   ];
   for (const [name, body] of notParams) {
-    post("malformed JSON", `JSON that is not GraphQL params: ${name}`, sized(body), INVALID, REQUEST_STATUSES);
+    post("malformed JSON", `JSON that is not GraphQL params: ${name}`, sized(body), INVALID, MALFORMED);
   }
   for (let i = 0; i < 10; i++) {
     const bytes = Buffer.alloc(64 + Math.floor(random() * 4_000));
     for (let j = 0; j < bytes.length; j++) bytes[j] = Math.floor(random() * 256);
-    post("malformed JSON", `random bytes ${i} (${bytes.length} B)`, sized(bytes), INVALID, REQUEST_STATUSES);
+    post("malformed JSON", `random bytes ${i} (${bytes.length} B)`, sized(bytes), INVALID, MALFORMED);
   }
   post("malformed JSON", "invalid UTF-8 in a string", sized(Buffer.concat([Buffer.from('{"query": "{ context(id: \\"'), Buffer.from([0xc3, 0x28, 0xff, 0xfe]), Buffer.from('\\") { id } }"}')])), [...INVALID, ...FORBIDDEN], [...REQUEST_STATUSES, 403, 415]);
 
@@ -477,19 +479,19 @@ export function hostileCorpus(limits: CorpusLimits, scoped: string, allocation: 
   get("GET with a deep query", { query: `{ allocation(id: "${allocation}") { ${parents(depth + 1)} } }` }, LIMIT, [200]);
   get("GET with an alias flood", { query: `{ ${range(aliases + 1).map((i) => `a${i}: __typename`).join(" ")} }` }, LIMIT, [200]);
   get("GET with introspection", { query: "{ __schema { types { name } } }" }, FORBIDDEN, [200, 403]);
-  get("GET with malformed variables", { query: "query Q($id: ID!) { context(id: $id) { id } }", variables: "{not json" }, INVALID, REQUEST_STATUSES);
-  get("GET without a query", {}, INVALID, REQUEST_STATUSES);
+  get("GET with malformed variables", { query: "query Q($id: ID!) { context(id: $id) { id } }", variables: "{not json" }, INVALID, MALFORMED);
+  get("GET without a query", {}, INVALID, MALFORMED);
   get("GET with a syntax error", { query: "{ health { ok" }, INVALID, [200, 400]);
-  get("GET with malformed extensions", { query: "{ __typename }", extensions: "[" }, INVALID, REQUEST_STATUSES);
+  get("GET with malformed extensions", { query: "{ __typename }", extensions: "[" }, INVALID, MALFORMED);
   for (const method of ["PUT", "DELETE", "PATCH"]) {
     http.push({ category: "GET and methods", name: `${method} with a query`, method, path: "/graphql", auth: "agent", headers: json, body: sized(JSON.stringify({ query: "{ health { ok } }" })), codes: INVALID, statuses: [405] });
   }
 
   // Batches (off by default).
   const batch = (n: number) => JSON.stringify(range(n).map(() => ({ query: "{ health { ok } }" })));
-  for (const n of [0, 1, 2, 10, 500]) post("batch array", `batch of ${n}`, sized(batch(n)), INVALID, REQUEST_STATUSES);
-  post("batch array", "batch of hostile operations", sized(JSON.stringify([{ query: "{ __schema { types { name } } }" }, { query: `{ ${"__typename ".repeat(100)}}` }])), INVALID, REQUEST_STATUSES);
-  post("batch array", "batch of mutations", sized(JSON.stringify(range(50).map((i) => ({ query: `mutation { patchContext(id: "${scoped}", patch: [{ op: add, path: "/b${i}", value: 1 }]) { version } }` })))), INVALID, REQUEST_STATUSES);
+  for (const n of [0, 1, 2, 10, 500]) post("batch array", `batch of ${n}`, sized(batch(n)), INVALID, MALFORMED);
+  post("batch array", "batch of hostile operations", sized(JSON.stringify([{ query: "{ __schema { types { name } } }" }, { query: `{ ${"__typename ".repeat(100)}}` }])), INVALID, MALFORMED);
+  post("batch array", "batch of mutations", sized(JSON.stringify(range(50).map((i) => ({ query: `mutation { patchContext(id: "${scoped}", patch: [{ op: add, path: "/b${i}", value: 1 }]) { version } }` })))), INVALID, MALFORMED);
 
   // Missing, malformed and wrong credentials.
   const unauthenticated = (name: string, auth: HttpAuth, query = "{ health { ok } }") =>

@@ -5,6 +5,7 @@ import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { REFUSED_BODY_DRAIN_BYTES } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
+import { startTestServer, type TestServer } from "../helpers/app.js";
 import { spawnServer, type ServerProcess } from "../helpers/server-process.js";
 
 /** The extensions.code of an answer's first error. */
@@ -173,5 +174,73 @@ describe("an oversized body gets its coded 413", () => {
       req.flushHeaders();
     });
     expect(answer).toEqual({ status: 413, code: "LIMIT_EXCEEDED", continued: false });
+  });
+});
+
+describe("a request that is not well-formed GraphQL-over-HTTP gets 400", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  const ACCEPTS = ["application/json", "application/graphql-response+json"];
+
+  const post = async (body: string, accept: string) => {
+    const res = await fetch(server.url, { method: "POST", headers: { "content-type": "application/json", accept }, body });
+    return `${res.status} ${code(await res.text())}`;
+  };
+  const get = async (params: Record<string, string>, accept: string) => {
+    const res = await fetch(`${server.url}?${new URLSearchParams(params).toString()}`, { headers: { accept } });
+    return `${res.status} ${code(await res.text())}`;
+  };
+
+  test.each(ACCEPTS)("POST bodies that are not GraphQL parameters, accepting %s", async (accept) => {
+    const bodies = [
+      '{"query": "{ health ',
+      "",
+      "{",
+      "nonsense",
+      "null",
+      "123",
+      '"{ health { ok } }"',
+      "[1]",
+      '{"variables": {}}',
+      '{"query": null}',
+      '{"query": 1}',
+      '{"query": {"kind": "Document"}}',
+      '{"qeury": "{ __typename }"}',
+      '{"query": "{ __typename }", "variables": "{}"}',
+      '{"query": "{ __typename }", "variables": [7]}',
+      '{"query": "{ __typename }", "operationName": {}}',
+      '{"query": "{ __typename }", "operationName": 5}',
+      '{"query": "{ __typename }", "extensions": "x"}',
+      '{"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "abc"}}}',
+    ];
+    const answers = await Promise.all(bodies.map((body) => post(body, accept)));
+    expect(Object.fromEntries(bodies.map((body, i) => [body, answers[i]]))).toEqual(Object.fromEntries(bodies.map((body) => [body, "400 VALIDATION_FAILED"])));
+  });
+
+  test.each(ACCEPTS)("GET query strings that are not GraphQL parameters, accepting %s", async (accept) => {
+    const cases: Record<string, string>[] = [
+      {},
+      { operationName: "Q" },
+      { query: "{ __typename }", variables: "{not json" },
+      { query: "{ __typename }", variables: "[7]" },
+      { query: "{ __typename }", extensions: "[" },
+    ];
+    const answers = await Promise.all(cases.map((params) => get(params, accept)));
+    expect(answers).toEqual(cases.map(() => "400 VALIDATION_FAILED"));
+  });
+
+  test("a well-formed request whose document fails to parse or validate: 200 for application/json, 400 for application/graphql-response+json (the spec's statuses)", async () => {
+    const documents = ["{ health ", "{ nope }", `{ ${Array.from({ length: 40 }, (_, i) => `a${i}: __typename`).join(" ")} }`];
+    const byAccept = async (accept: string) => [
+      ...(await Promise.all(documents.map((query) => post(JSON.stringify({ query }), accept)))),
+      ...(await Promise.all(documents.map((query) => get({ query }, accept)))),
+    ];
+    expect(await byAccept("application/json")).toEqual(Array(6).fill(expect.stringMatching(/^200 (VALIDATION_FAILED|LIMIT_EXCEEDED)$/)));
+    expect(await byAccept("application/graphql-response+json")).toEqual(Array(6).fill(expect.stringMatching(/^400 (VALIDATION_FAILED|LIMIT_EXCEEDED)$/)));
   });
 });
