@@ -9,7 +9,7 @@ const DESCRIPTIONS: Record<ErrorCode, string> = {
   VALIDATION_FAILED: "An argument or the resulting document breaks a rule; extensions.path names where.",
   INSUFFICIENT_RESOURCES: "The budget cannot cover the request; extensions.available gives what can be had per kind.",
   USAGE_EXCEEDED: "Reported usage would exceed what the allocation may still spend.",
-  ALLOCATION_ENDED: "The allocation was released or expired.",
+  ALLOCATION_ENDED: "The allocation was released or expired (its lease, or an ancestor's, ran out); extensions.status tells which.",
   LOCK_HELD: "Another holder has the lock; extensions.holder and extensions.expiresAt tell who and until when.",
   STALE_FENCE: "The fencing token is not the lock's current token.",
   UNAUTHENTICATED: "No valid credentials were given.",

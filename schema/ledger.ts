@@ -54,7 +54,13 @@ AllocationRef.implement({
     holder: t.exposeString("holder", { nullable: true }),
     purpose: t.exposeString("purpose", { nullable: true }),
     createdAt: t.field({ type: "DateTime", resolve: (a) => a.createdAt }),
-    expiresAt: t.field({ type: "DateTime", nullable: true, resolve: (a) => a.expiresAt }),
+    expiresAt: t.field({
+      type: "DateTime",
+      nullable: true,
+      description:
+        "When the lease runs out (null: no lease). From then on every operation treats the allocation as EXPIRED; `status` says so once the next accepted ledger or lock operation on the context, or the lease sweeper, writes the expiry.",
+      resolve: (a) => a.expiresAt,
+    }),
     endedAt: t.field({ type: "DateTime", nullable: true, resolve: (a) => a.endedAt }),
     parent: t.field({ type: AllocationRef, nullable: true, resolve: (a, _args, ctx) => resolve.parent(a, ctx) }),
     children: t.field({

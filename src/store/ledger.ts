@@ -279,8 +279,9 @@ export class LedgerStore {
   /**
    * One pass of the lease sweeper: ends the overdue leases of every context the lease index
    * says has some (by Redis's clock), and files each context under its next expiry. Returns how
-   * many contexts it swept. Every ledger operation also expires overdue leases first, so this
-   * only bounds how long an unused expired allocation stays ACTIVE.
+   * many contexts it swept. Every accepted ledger or lock operation also expires overdue leases
+   * first (a refused one writes nothing), so this only bounds how long an allocation nobody
+   * changes shows ACTIVE past its lease.
    */
   async sweep(maxContexts = 200): Promise<number> {
     const [seconds, micros] = await this.redis.time();

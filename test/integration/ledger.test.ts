@@ -224,6 +224,71 @@ describe("usage, release, renew", () => {
     ]);
     await refused("ALLOCATION_ENDED", () => server.request(RenewAllocationDocument, { allocationId: short.id, leaseMs: 1000 }));
   });
+
+  test("with leases overdue, a refused operation of any kind writes nothing (no EXPIRED, no seq), judged as if they had expired; the next accepted one expires them first", async () => {
+    /**
+     * A budget of 100 credits with a (50) > a1 (10, 4 consumed) and b (30) > b1 (20, 5 consumed)
+     * and lock w held, once a's and b1's leases of `leaseMs` have run out; null if the second
+     * renewal came after the first lease ran out (and so expired a).
+     */
+    async function overdueTree(leaseMs: number) {
+      const id = await swarm({ resources: { limits: { credits: 100 } } });
+      const allocate = (credits: number, parentId?: string) =>
+        server.data(AllocateDocument, { contextId: id, parentId, request: amounts({ credits }), mode: "EXACT" }).then((r) => r.allocate);
+      const a = await allocate(50);
+      const a1 = await allocate(10, a.id);
+      await server.data(ReportUsageDocument, { allocationId: a1.id, usage: amounts({ credits: 4 }) });
+      const b = await allocate(30);
+      const b1 = await allocate(20, b.id);
+      await server.data(ReportUsageDocument, { allocationId: b1.id, usage: amounts({ credits: 5 }) });
+      await server.data(AcquireLockDocument, { contextId: id, name: "w", holder: "h1", leaseMs: 60_000 });
+      await server.data(RenewAllocationDocument, { allocationId: a.id, leaseMs });
+      const renewed = (await server.data(RenewAllocationDocument, { allocationId: b1.id, leaseMs })).renewAllocation;
+      await redisTimePast(redis, renewed.expiresAt!);
+      const { allocation } = await server.data(GetAllocationDocument, { id: a.id });
+      return allocation!.status === "ACTIVE" ? { id, a, a1, b, b1 } : null;
+    }
+    let tree = null;
+    // A busy machine may take longer than the lease between the two renewals: try a longer one.
+    for (let leaseMs = 50; !tree; leaseMs *= 2) {
+      expect(leaseMs).toBeLessThan(60_000);
+      tree = await overdueTree(leaseMs);
+    }
+    const { id, a, a1, b, b1 } = tree;
+    // As if a (with a1) and b1 had expired: the budget has 100 - 30 granted to b - 4 consumed = 66,
+    // b has 30 - 5 consumed by b1 = 25 (before expiry: 20 and 10).
+    const short = await refused("INSUFFICIENT_RESOURCES", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 67 }), mode: "EXACT" }));
+    expect(short.extensions?.available).toEqual(amounts({ credits: 66 }));
+    for (const parentId of [a.id, a1.id]) {
+      const ended = await refused("ALLOCATION_ENDED", () => server.request(AllocateDocument, { contextId: id, parentId, request: amounts({ credits: 1 }), mode: "EXACT" }));
+      expect(ended.extensions?.status).toBe("EXPIRED");
+    }
+    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, profile: "nope", mode: "EXACT" }));
+    const over = await refused("USAGE_EXCEEDED", () => server.request(ReportUsageDocument, { allocationId: b.id, usage: amounts({ credits: 26 }) }));
+    expect(over.extensions).toMatchObject({ kind: "credits", remaining: 25 });
+    await refused("ALLOCATION_ENDED", () => server.request(ReportUsageDocument, { allocationId: a1.id, usage: amounts({ credits: 1 }) }));
+    await refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: `${id}#99`, usage: amounts({ credits: 1 }) }));
+    await refused("USAGE_EXCEEDED", () => server.request(ReleaseDocument, { allocationId: b.id, usage: amounts({ credits: 26 }) }));
+    await refused("ALLOCATION_ENDED", () => server.request(ReleaseDocument, { allocationId: a.id }));
+    await refused("ALLOCATION_ENDED", () => server.request(RenewAllocationDocument, { allocationId: a1.id, leaseMs: 1000 }));
+    await refused("LOCK_HELD", () => server.request(AcquireLockDocument, { contextId: id, name: "w", holder: "h2", leaseMs: 1000 }));
+    await refused("STALE_FENCE", () => server.request(RenewLockDocument, { contextId: id, name: "w", token: 2, leaseMs: 1000 }));
+    await refused("STALE_FENCE", () => server.request(ReleaseLockDocument, { contextId: id, name: "w", token: 2 }));
+
+    const { context: before } = await server.data(GetHistoryDocument, { id });
+    const used = (await server.data(ReportUsageDocument, { allocationId: b.id, usage: amounts({ credits: 25 }) })).reportUsage;
+    expect(asMap(used.consumed)).toEqual({ credits: 30 });
+    const { context: after } = await server.data(GetHistoryDocument, { id });
+    const lastSeq = before!.history.at(-1)!.seq;
+    expect(after!.history.slice(before!.history.length).map((e) => [e.seq, e.kind, e.allocation?.id])).toEqual([
+      [lastSeq + 1, "EXPIRED", a1.id],
+      [lastSeq + 2, "EXPIRED", a.id],
+      [lastSeq + 3, "EXPIRED", b1.id],
+      [lastSeq + 4, "USAGE_REPORTED", b.id],
+    ]);
+    const rest = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 66 }), mode: "EXACT" })).allocate;
+    expect(asMap(rest.granted)).toEqual({ credits: 66 });
+  });
 });
 
 describe("live limits", () => {

@@ -71,10 +71,58 @@ local function granted(base, n, kind)
   return num(redis.call('HGET', node_key(base, n), 'g:' .. kind))
 end
 
--- What node n can still hand out or spend of a kind (never below 0: limits may be lowered live).
-local function available(base, n, kind)
-  local key = node_key(base, n)
-  local v = granted(base, n, kind) - num(redis.call('HGET', key, 'c:' .. kind)) - num(redis.call('HGET', key, 'r:' .. kind))
+-- Consumption that ending n's active descendants would charge to n.
+local function descendants_consumption(base, n, kind)
+  local total = 0
+  for _, child in ipairs(redis.call('SMEMBERS', children_key(base, n))) do
+    total = total + num(redis.call('HGET', node_key(base, child), 'c:' .. kind)) + descendants_consumption(base, child, kind)
+  end
+  return total
+end
+
+-- The allocations that expire_due will end (the overdue ones and their active descendants), as a
+-- set of numbers, found without writing and once per script. Checks judge the ledger as if these
+-- had ended, so that a refusal writes nothing (not even the expiry) and an accepted operation
+-- can use their room.
+local function ending(ctx)
+  if ctx.ending then return ctx.ending end
+  local set = {}
+  local function mark(n)
+    set[n] = true
+    for _, child in ipairs(redis.call('SMEMBERS', children_key(ctx.base, n))) do mark(child) end
+  end
+  for _, n in ipairs(ctx.due) do
+    if not set[n] and redis.call('HGET', node_key(ctx.base, n), 'status') == 'ACTIVE' then mark(n) end
+  end
+  ctx.ending = set
+  return set
+end
+
+-- n's status once the overdue leases have ended (nil if there is no allocation n).
+local function status_of(ctx, n)
+  local status = redis.call('HGET', node_key(ctx.base, n), 'status')
+  if status == 'ACTIVE' and ending(ctx)[n] then return 'EXPIRED' end
+  return status
+end
+
+-- What node n (active, '' = the budget) can still hand out or spend of a kind once the overdue
+-- leases have ended: each ending child gives back its grant and charges its subtree's
+-- consumption, as end_allocation will. Never below 0: limits may be lowered live.
+local function available(ctx, n, kind)
+  local key = node_key(ctx.base, n)
+  local consumed = num(redis.call('HGET', key, 'c:' .. kind))
+  local reserved = num(redis.call('HGET', key, 'r:' .. kind))
+  local set = ending(ctx)
+  if next(set) then
+    for _, child in ipairs(redis.call('SMEMBERS', children_key(ctx.base, n))) do
+      if set[child] then
+        reserved = reserved - num(redis.call('HGET', node_key(ctx.base, child), 'g:' .. kind))
+        consumed = consumed + num(redis.call('HGET', node_key(ctx.base, child), 'c:' .. kind))
+          + descendants_consumption(ctx.base, child, kind)
+      end
+    end
+  end
+  local v = granted(ctx.base, n, kind) - consumed - reserved
   if v < 0 then return 0 end
   return v
 end
@@ -121,15 +169,6 @@ local function ledger_change(ctx, kind, field, json)
     'actor', ctx.actor, 'reason', ctx.reason, 'at', iso(ctx.now), field, json })
 end
 
--- Consumption that ending n's active descendants would charge to n.
-local function descendants_consumption(base, n, kind)
-  local total = 0
-  for _, child in ipairs(redis.call('SMEMBERS', children_key(base, n))) do
-    total = total + num(redis.call('HGET', node_key(base, child), 'c:' .. kind)) + descendants_consumption(base, child, kind)
-  end
-  return total
-end
-
 -- Ends n and, first, its active descendants, with `status` (RELEASED or EXPIRED): each charges
 -- its consumption to its parent and gives back the rest of its grant; one feed entry each.
 local function end_allocation(ctx, n, status)
@@ -147,16 +186,19 @@ local function end_allocation(ctx, n, status)
   ledger_change(ctx, status, 'allocation', allocation_json(ctx.base, n, ctx.id))
 end
 
--- Ends every allocation whose lease ran out (before now), so their room is free again. These
--- are changes of their own, due whatever the calling operation then decides.
+-- Ends every allocation whose lease ran out (before now), one EXPIRED entry each, so that the
+-- feed shows them before the change that relied on their room. Every script calls it after its
+-- last check and before its first write: a refused operation leaves them to the next accepted
+-- one or the sweeper.
 local function expire_due(ctx)
-  for _, n in ipairs(redis.call('ZRANGEBYSCORE', ctx.base .. ':leases', '-inf', '(' .. int(ctx.now))) do
+  for _, n in ipairs(ctx.due) do
     if redis.call('HGET', node_key(ctx.base, n), 'status') == 'ACTIVE' then end_allocation(ctx, n, 'EXPIRED') end
   end
 end
 
--- The common start of a ledger script: returns ctx, or nil and the reply to return at once
--- (the recorded outcome of a replayed opId, or NOT_FOUND for a missing context).
+-- The common start of a ledger script: returns ctx (with `due`, the overdue lease numbers), or nil
+-- and the reply to return at once (the recorded outcome of a replayed opId, or NOT_FOUND for a
+-- missing context). It writes nothing.
 local function ledger_begin()
   local ctx = { id = ARGV[2], base = ARGV[3], actor = ARGV[4], reason = ARGV[5], retention = ARGV[6],
     channel = ARGV[8], now = now_ms() }
@@ -165,7 +207,7 @@ local function ledger_begin()
   if redis.call('EXISTS', KEYS[1]) == 0 then
     return nil, reply_error('NOT_FOUND', 'context ' .. ctx.id .. ' does not exist', { id = ctx.id })
   end
-  expire_due(ctx)
+  ctx.due = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', '(' .. int(ctx.now))
   return ctx
 end
 
@@ -175,10 +217,11 @@ local function ledger_done(reply)
   return reply
 end
 
--- An allocation that may be changed: returns its key, or nil and the refusal.
+-- An allocation that may be changed (active, and not ending with the overdue leases): returns
+-- its key, or nil and the refusal.
 local function active_allocation(ctx, n)
   local key = node_key(ctx.base, n)
-  local status = redis.call('HGET', key, 'status')
+  local status = status_of(ctx, n)
   if not status then
     return nil, reply_error('NOT_FOUND', 'allocation ' .. ctx.id .. '#' .. n .. ' does not exist', { path = 'allocationId' })
   end

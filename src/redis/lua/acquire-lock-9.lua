@@ -2,16 +2,18 @@
 -- token of that name. A lock whose lease ran out is released first (LOCK_RELEASED).
 -- KEYS 1-9 and ARGV 1-8: see _2-ledger.lua. ARGV: 9 name, 10 holder, 11 leaseMs
 -- Returns: ok {lock} | NOT_FOUND | LOCK_HELD {holder, expiresAt (ISO)}
+-- A refusal writes nothing.
 -- Emits: EXPIRED for overdue leases, LOCK_RELEASED for an ended lease, then LOCK_ACQUIRED
 local ctx, early = ledger_begin()
 if not ctx then return early end
 local name = ARGV[9]
 local lock_key = ctx.base .. ':lock:' .. name
 local lock = redis.call('HMGET', lock_key, 'holder', 'token', 'expiresAt')
+if lock[1] and tonumber(lock[3]) > ctx.now then
+  return reply_error('LOCK_HELD', 'lock ' .. name .. ' is held by ' .. lock[1], { holder = lock[1], expiresAt = iso(tonumber(lock[3])) })
+end
+expire_due(ctx)
 if lock[1] then
-  if tonumber(lock[3]) > ctx.now then
-    return reply_error('LOCK_HELD', 'lock ' .. name .. ' is held by ' .. lock[1], { holder = lock[1], expiresAt = iso(tonumber(lock[3])) })
-  end
   redis.call('DEL', lock_key)
   redis.call('SREM', ctx.base .. ':locks', name)
   ledger_change(ctx, 'LOCK_RELEASED', 'lock', lock_json(name, lock[1], lock[2], lock[3]))

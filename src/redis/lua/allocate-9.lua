@@ -7,21 +7,23 @@
 --   14 holder, 15 purpose
 -- Returns: ok {allocation} | NOT_FOUND | ALLOCATION_ENDED (parent) | LIMIT_EXCEEDED (maxDepth)
 --          | VALIDATION_FAILED (profile) | INSUFFICIENT_RESOURCES {available: [{kind, amount}]}
+-- Checks judge the ledger as if the overdue leases had ended; a refusal writes nothing.
 -- Emits: EXPIRED for overdue leases, then ALLOCATED
 local ctx, early = ledger_begin()
 if not ctx then return early end
 
 local parent, parent_tier, parent_path = ARGV[9], 1, ''
 if parent ~= '' then
-  local p = redis.call('HMGET', node_key(ctx.base, parent), 'status', 'tier', 'path')
-  if not p[1] then
+  local status = status_of(ctx, parent)
+  if not status then
     return reply_error('NOT_FOUND', 'allocation ' .. ctx.id .. '#' .. parent .. ' does not exist', { path = 'parentId' })
   end
-  if p[1] ~= 'ACTIVE' then
-    return reply_error('ALLOCATION_ENDED', 'parent allocation ' .. ctx.id .. '#' .. parent .. ' is ' .. p[1], { status = p[1] })
+  if status ~= 'ACTIVE' then
+    return reply_error('ALLOCATION_ENDED', 'parent allocation ' .. ctx.id .. '#' .. parent .. ' is ' .. status, { status = status })
   end
-  parent_tier = tonumber(p[2])
-  parent_path = p[3] == '' and parent or (p[3] .. ' ' .. parent)
+  local p = redis.call('HMGET', node_key(ctx.base, parent), 'tier', 'path')
+  parent_tier = tonumber(p[1])
+  parent_path = p[2] == '' and parent or (p[2] .. ' ' .. parent)
 end
 
 local policy = redis.call('HMGET', KEYS[6], 'maxShare', 'defaultLeaseMs', 'maxDepth')
@@ -57,7 +59,7 @@ end
 
 local grant, allowed, short, any = {}, {}, false, false
 for _, kind in ipairs(kinds) do
-  allowed[kind] = math.floor(available(ctx.base, parent, kind) * max_share)
+  allowed[kind] = math.floor(available(ctx, parent, kind) * max_share)
   grant[kind] = math.min(request[kind], allowed[kind])
   if grant[kind] < request[kind] then short = true end
   if grant[kind] > 0 then any = true end
@@ -68,6 +70,7 @@ if (ARGV[12] == 'EXACT' and short) or (ARGV[12] == 'UP_TO' and not any) then
     ',"available":' .. amounts_json(kinds, function(kind) return allowed[kind] end))
 end
 
+expire_due(ctx)
 local n = redis.call('INCR', ctx.base .. ':allocCount')
 local key = node_key(ctx.base, n)
 local expires = lease == '' and '' or int(ctx.now + tonumber(lease))

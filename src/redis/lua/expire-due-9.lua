@@ -4,5 +4,6 @@
 -- Emits: EXPIRED for each allocation ended (and its descendants)
 local ctx, early = ledger_begin()
 if not ctx then return early end
+expire_due(ctx)
 local next_expiry = redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')[2]
 return '{"ok":true,"nextExpiry":' .. (next_expiry or 'null') .. '}'

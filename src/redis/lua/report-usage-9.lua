@@ -2,6 +2,7 @@
 -- allocation may still spend (granted - consumed - reserved).
 -- KEYS 1-9 and ARGV 1-8: see _2-ledger.lua. ARGV: 9 allocation number, 10 usage "kind amount ..."
 -- Returns: ok {allocation} | NOT_FOUND | ALLOCATION_ENDED | USAGE_EXCEEDED {kind, remaining}
+-- Checks judge the ledger as if the overdue leases had ended; a refusal writes nothing.
 -- Emits: EXPIRED for overdue leases, then USAGE_REPORTED
 local ctx, early = ledger_begin()
 if not ctx then return early end
@@ -10,12 +11,13 @@ local key, refusal = active_allocation(ctx, n)
 if not key then return refusal end
 local usage = words(ARGV[10])
 for i = 1, #usage, 2 do
-  local remaining = available(ctx.base, n, usage[i])
+  local remaining = available(ctx, n, usage[i])
   if tonumber(usage[i + 1]) > remaining then
     return reply_error_raw('USAGE_EXCEEDED', 'usage of ' .. usage[i] .. ' exceeds what allocation ' .. ctx.id .. '#' .. n ..
       ' may still spend', ',"kind":' .. cjson.encode(usage[i]) .. ',"remaining":' .. int(remaining))
   end
 end
+expire_due(ctx)
 for i = 1, #usage, 2 do redis.call('HINCRBY', key, 'c:' .. usage[i], usage[i + 1]) end
 local json = allocation_json(ctx.base, n, ctx.id)
 ledger_change(ctx, 'USAGE_REPORTED', 'allocation', json)
