@@ -16,6 +16,7 @@ import { Metrics } from "./metrics.js";
 import { Observability } from "./observability-plugin.js";
 import { connectRedis } from "./redis/clients.js";
 import { Keys } from "./redis/keys.js";
+import { foreignRequest, isLoopback, type OriginPolicy } from "./request-origin.js";
 import { useSecurity } from "./security-plugin.js";
 import { sharedSubscribe, useSubscribe } from "./shared-execution.js";
 import { StateGuard } from "./state-guard.js";
@@ -57,11 +58,6 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
     timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Whether `host` is a loopback address, the only kind open mode listens on. */
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -158,10 +154,18 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
   const subscribe = sharedSubscribe(maskError);
   const guard = state;
   const hub = feed;
+  const originPolicy: OriginPolicy = { allowedOrigins: new Set(config.allowedOrigins), loopbackHostsOnly: config.keys === null };
   const yoga = createYoga<Record<string, unknown>, RequestContext>({
     schema,
     graphqlEndpoint: "/graphql",
     landingPage: false,
+    // Pages of an allowed origin get CORS approval; the server's own need none, and any other is
+    // refused in handle() before yoga. Keys go in the Authorization header, never in cookies, so
+    // credentials are not allowed.
+    cors: (request) => {
+      const origin = request.headers.get("origin");
+      return origin !== null && originPolicy.allowedOrigins.has(origin) ? { origin: [origin], credentials: false, exposedHeaders: ["x-request-id"] } : false;
+    },
     logging: "warn",
     maskedErrors: { maskError },
     batching: config.maxBatch > 0 ? { limit: config.maxBatch } : false,
@@ -181,9 +185,11 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
   let server: Server | undefined;
   let ws: { close(graceMs: number): Promise<void> } | undefined;
   let closing = false;
-  /** The operations endpoints, and the request size bound, in front of yoga. */
+  /** The origin and host checks, the operations endpoints, and the request size bound, in front of yoga. */
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     if (closing) res.setHeader("connection", "close");
+    const foreign = foreignRequest(req.headers, originPolicy);
+    if (foreign) return refuseUnread(req, res, 403, foreign, { code: "FORBIDDEN" });
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/health") return json(res, 200, { status: "ok" });
     if (path === "/ready") {
@@ -264,7 +270,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
               `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
           );
         });
-        ws = attachGraphqlWs(server, yoga, { ...config, subscribe, gate, observability });
+        ws = attachGraphqlWs(server, yoga, { ...config, subscribe, gate, observability, foreign: (request) => foreignRequest(request.headers, originPolicy) });
         server.once("error", reject);
         server.listen(config.port, config.host, () => {
           const { port } = server!.address() as AddressInfo;

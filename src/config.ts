@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import path from "node:path";
+import { parseOrigins } from "./request-origin.js";
 
 /** Everything the server can be told, parsed once from env and flags. */
 export interface Config {
@@ -45,6 +46,11 @@ export interface Config {
   readonly apiKeysFile: string | null;
   /** The same JSON inline, for deployments that pass secrets as env; exclusive with apiKeysFile. */
   readonly apiKeys: string | null;
+  /**
+   * Origins besides the server's own whose browser pages may call it (CORS and WebSocket), e.g. an
+   * admin console hosted elsewhere; a request from any other page is refused (request-origin.ts).
+   */
+  readonly allowedOrigins: readonly string[];
   /** Requests (HTTP operations and WebSocket subscribes) one key may make per second, across every instance; 0: no limit. */
   readonly rateLimit: number;
   /** Largest HTTP request body, in bytes. */
@@ -104,6 +110,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "keepAliveMs", env: "SWARM_KEEPALIVE_MS", flag: "keepalive-ms", kind: "int", fallback: 12_000 },
   { key: "apiKeysFile", env: "SWARM_API_KEYS_FILE", flag: "api-keys-file", kind: "optional-string", fallback: null },
   { key: "apiKeys", env: "SWARM_API_KEYS", flag: "api-keys", kind: "optional-string", fallback: null },
+  { key: "allowedOrigins", env: "SWARM_ALLOWED_ORIGINS", flag: "allowed-origins", kind: "string", fallback: "" },
   { key: "rateLimit", env: "SWARM_RATE_LIMIT", flag: "rate-limit", kind: "int", fallback: 1_000 },
   { key: "maxRequestBytes", env: "SWARM_MAX_REQUEST_BYTES", flag: "max-request-bytes", kind: "int", fallback: 2_097_152 },
   { key: "maxQueryDepth", env: "SWARM_MAX_QUERY_DEPTH", flag: "max-query-depth", kind: "int", fallback: 12 },
@@ -174,5 +181,6 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
     throw new Error("give API keys either in a file (--api-keys-file / SWARM_API_KEYS_FILE) or inline (--api-keys / SWARM_API_KEYS), not both");
   }
   out.dataDir = path.resolve(out.dataDir as string);
+  out.allowedOrigins = parseOrigins(out.allowedOrigins as string, "--allowed-origins / SWARM_ALLOWED_ORIGINS");
   return Object.freeze(out) as unknown as Config;
 }

@@ -23,6 +23,11 @@ export interface WsTransportOptions {
   readonly subscribe: Subscribe;
   /** Authenticates connections (connectionParams.authorization) and rate-limits operations. */
   readonly gate: Gate;
+  /**
+   * Why an upgrade may not be served because of where it comes from (its Origin or Host; see
+   * request-origin.ts), or undefined: refused with HTTP 403 FORBIDDEN before the connection opens.
+   */
+  readonly foreign: (request: IncomingMessage) => string | undefined;
   /** Logs and counts operations, and finishes their errors. */
   readonly observability: Observability;
 }
@@ -176,7 +181,18 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
       actor: principal?.name,
     });
 
-  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, handleProtocols, maxPayload: options.maxRequestBytes });
+  const wss = new WebSocketServer({
+    server,
+    path: yoga.graphqlEndpoint,
+    handleProtocols,
+    maxPayload: options.maxRequestBytes,
+    verifyClient: ({ req }, verified) => {
+      const why = options.foreign(req);
+      if (why === undefined) return verified(true);
+      const body = JSON.stringify({ errors: [{ message: why, extensions: { code: ErrorCode.FORBIDDEN } }] });
+      verified(false, 403, body, { "Content-Type": "application/json; charset=utf-8" });
+    },
+  });
   wss.on("connection", (socket, request) => {
     let answered = true;
     const pinger = setInterval(() => {

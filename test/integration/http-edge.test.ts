@@ -1,16 +1,43 @@
 // Proves the HTTP edge: every client of an oversized body gets the coded 413 (the rest of the body is read and discarded up to a bound, then the connection closes), a request that is not well-formed GraphQL-over-HTTP gets 400, and a page of another origin (or, in open mode, a host name that is not loopback) is refused over HTTP, SSE and WebSocket before anything runs.
 import { randomUUID } from "node:crypto";
-import { request as httpRequest } from "node:http";
+import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { connect, type Socket } from "node:net";
+import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { REFUSED_BODY_DRAIN_BYTES } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { startTestServer, type TestServer } from "../helpers/app.js";
+import { testKeys } from "../helpers/keys.js";
 import { spawnServer, type ServerProcess } from "../helpers/server-process.js";
 
-/** The extensions.code of an answer's first error. */
+interface Answer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly text: string;
+}
+
+/** One request over node:http, which (unlike fetch) sends any Host and Origin it is given. */
+function send(target: string, method: string, headers: Record<string, string>, body?: string): Promise<Answer> {
+  const url = new URL(target);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: url.hostname, port: url.port, method, path: url.pathname + url.search, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString("utf8") }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** The extensions.code of an answer's first error; undefined when the answer is not JSON. */
 function code(text: string): unknown {
-  return (JSON.parse(text) as { errors?: { extensions?: { code?: unknown } }[] }).errors?.[0]?.extensions?.code;
+  try {
+    return (JSON.parse(text) as { errors?: { extensions?: { code?: unknown } }[] }).errors?.[0]?.extensions?.code;
+  } catch {
+    return undefined;
+  }
 }
 
 /** What a raw TCP client saw: the bytes the server answered and how many body bytes it got to write. */
@@ -242,5 +269,128 @@ describe("a request that is not well-formed GraphQL-over-HTTP gets 400", () => {
     ];
     expect(await byAccept("application/json")).toEqual(Array(6).fill(expect.stringMatching(/^200 (VALIDATION_FAILED|LIMIT_EXCEEDED)$/)));
     expect(await byAccept("application/graphql-response+json")).toEqual(Array(6).fill(expect.stringMatching(/^400 (VALIDATION_FAILED|LIMIT_EXCEEDED)$/)));
+  });
+});
+
+describe("a page of another origin, and in open mode a host name that is not loopback, is refused before anything runs", () => {
+  const EVIL = "https://evil.example";
+  const CONSOLE = "https://console.example";
+  const keys = testKeys();
+  let open: TestServer;
+  let console_: TestServer;
+  let keyed: TestServer;
+  beforeAll(async () => {
+    [open, console_, keyed] = await Promise.all([startTestServer(), startTestServer({ allowedOrigins: [CONSOLE] }), startTestServer({ keys: keys.ring })]);
+  });
+  afterAll(async () => {
+    await Promise.all([open?.close(), console_?.close(), keyed?.close()]);
+  });
+
+  const create = (id: string) => JSON.stringify({ query: `mutation { createContext(id: "${id}", document: {}) { id } }` });
+  /** Whether context `id` exists, asked without an Origin. */
+  const exists = async (server: TestServer, id: string, headers: Record<string, string> = {}) => {
+    const answer = await send(server.url, "POST", { "content-type": "application/json", ...headers }, JSON.stringify({ query: `{ context(id: "${id}") { id } }` }));
+    return (JSON.parse(answer.text) as { data: { context: unknown } }).data.context !== null;
+  };
+  /** A JSON POST over HTTP. */
+  const post = (server: TestServer, body: string, headers: Record<string, string>) => send(server.url, "POST", { "content-type": "application/json", ...headers }, body);
+  /** The same over SSE (yoga answers a POST that accepts text/event-stream with a stream of results). */
+  const postSse = (server: TestServer, body: string, headers: Record<string, string>) => post(server, body, { accept: "text/event-stream", ...headers });
+
+  /**
+   * Runs `query` over graphql-transport-ws with the given upgrade headers: the status of the
+   * upgrade (101 when accepted), the code of a refusal's body, and the operation's result.
+   */
+  function overWs(server: TestServer, query: string, options: { origin?: string; host?: string; authorization?: string } = {}): Promise<{ status: number; code?: unknown; result?: unknown }> {
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(server.url.replace(/^http/, "ws"), "graphql-transport-ws", { origin: options.origin, headers: options.host ? { host: options.host } : {} });
+      socket.on("unexpected-response", (_req, res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, code: code(Buffer.concat(chunks).toString("utf8")) }));
+      });
+      socket.on("open", () => socket.send(JSON.stringify({ type: "connection_init", payload: options.authorization ? { authorization: options.authorization } : {} })));
+      socket.on("message", (data) => {
+        const message = JSON.parse(String(data)) as { type: string; payload?: unknown };
+        if (message.type === "connection_ack") socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query } }));
+        if (message.type === "next" || message.type === "error") {
+          resolve({ status: 101, result: message.payload });
+          socket.close();
+        }
+      });
+      socket.on("error", (err) => !socket.listenerCount("unexpected-response") && reject(err));
+    });
+  }
+
+  test("a CORS preflight from another origin is refused, with no CORS approval", async () => {
+    const answer = await send(open.url, "OPTIONS", { origin: EVIL, "access-control-request-method": "POST", "access-control-request-headers": "content-type" });
+    expect([answer.status, code(answer.text)]).toEqual([403, "FORBIDDEN"]);
+    expect(answer.headers["access-control-allow-origin"]).toBeUndefined();
+    expect(answer.headers["access-control-allow-credentials"]).toBeUndefined();
+  });
+
+  test("HTTP, SSE and WebSocket requests from another origin are refused with 403 FORBIDDEN and run nothing", async () => {
+    const http = await post(open, create("evil-http"), { origin: EVIL });
+    const sse = await postSse(open, create("evil-sse"), { origin: EVIL });
+    const ws = await overWs(open, `mutation { createContext(id: "evil-ws", document: {}) { id } }`, { origin: EVIL });
+    expect([http.status, code(http.text), http.headers["access-control-allow-origin"]]).toEqual([403, "FORBIDDEN", undefined]);
+    expect([sse.status, code(sse.text)]).toEqual([403, "FORBIDDEN"]);
+    expect(ws).toEqual({ status: 403, code: "FORBIDDEN" });
+    expect(await Promise.all(["evil-http", "evil-sse", "evil-ws"].map((id) => exists(open, id)))).toEqual([false, false, false]);
+  });
+
+  test("the server's own origin, and requests without an Origin, are served over HTTP, SSE and WebSocket", async () => {
+    const own = new URL(open.url).origin;
+    const http = await post(open, create("same-http"), { origin: own });
+    const sse = await postSse(open, create("same-sse"), { origin: own });
+    const ws = await overWs(open, `mutation { createContext(id: "same-ws", document: {}) { id } }`, { origin: own });
+    const bare = await overWs(open, `mutation { createContext(id: "bare-ws", document: {}) { id } }`);
+    expect([http.status, JSON.parse(http.text)]).toEqual([200, { data: { createContext: { id: "same-http" } } }]);
+    expect([sse.status, sse.text]).toEqual([200, expect.stringContaining('"createContext":{"id":"same-sse"}')]);
+    expect(ws).toEqual({ status: 101, result: { data: { createContext: { id: "same-ws" } } } });
+    expect(bare).toEqual({ status: 101, result: { data: { createContext: { id: "bare-ws" } } } });
+  });
+
+  test("an origin in allowedOrigins gets CORS approval (without credentials) and is served; others are still refused", async () => {
+    const preflight = await send(console_.url, "OPTIONS", { origin: CONSOLE, "access-control-request-method": "POST", "access-control-request-headers": "content-type, authorization" });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers["access-control-allow-origin"]).toBe(CONSOLE);
+    expect(preflight.headers["access-control-allow-methods"]).toContain("POST");
+    expect(preflight.headers["access-control-allow-headers"]).toContain("authorization");
+    expect(preflight.headers["access-control-allow-credentials"]).toBeUndefined();
+    const http = await post(console_, create("console-http"), { origin: CONSOLE });
+    expect([http.status, http.headers["access-control-allow-origin"], JSON.parse(http.text)]).toEqual([200, CONSOLE, { data: { createContext: { id: "console-http" } } }]);
+    expect(await overWs(console_, `mutation { createContext(id: "console-ws", document: {}) { id } }`, { origin: CONSOLE })).toEqual({
+      status: 101,
+      result: { data: { createContext: { id: "console-ws" } } },
+    });
+    const evil = await send(console_.url, "OPTIONS", { origin: EVIL, "access-control-request-method": "POST" });
+    expect([evil.status, evil.headers["access-control-allow-origin"]]).toEqual([403, undefined]);
+    expect(await overWs(console_, "{ __typename }", { origin: EVIL })).toEqual({ status: 403, code: "FORBIDDEN" });
+  });
+
+  test("in open mode, a Host that is not a loopback name (DNS rebinding) is refused over HTTP, SSE and WebSocket; loopback names with any port are served", async () => {
+    const port = new URL(open.url).port;
+    const rebound = `evil.example:${port}`;
+    const http = await post(open, create("rebound-http"), { host: rebound });
+    const sse = await postSse(open, create("rebound-sse"), { host: rebound });
+    const ws = await overWs(open, `mutation { createContext(id: "rebound-ws", document: {}) { id } }`, { host: rebound, origin: `http://${rebound}` });
+    expect([http.status, code(http.text)]).toEqual([403, "FORBIDDEN"]);
+    expect([sse.status, code(sse.text)]).toEqual([403, "FORBIDDEN"]);
+    expect(ws).toEqual({ status: 403, code: "FORBIDDEN" });
+    expect(await Promise.all(["rebound-http", "rebound-sse", "rebound-ws"].map((id) => exists(open, id)))).toEqual([false, false, false]);
+    for (const host of [`localhost:${port}`, "localhost", `127.0.0.1:${port}`, "127.8.9.10", `[::1]:${port}`, "LocalHost"]) {
+      const answer = await post(open, JSON.stringify({ query: "{ __typename }" }), { host });
+      expect([host, answer.status]).toEqual([host, 200]);
+    }
+  });
+
+  test("with API keys any Host is served, and a page of that host is its own origin (a TLS proxy in front included)", async () => {
+    const headers = { host: "swarm.example.com", authorization: keys.admin.authorization };
+    const plain = await post(keyed, create("keyed-host"), headers);
+    const proxied = await post(keyed, JSON.stringify({ query: "{ __typename }" }), { ...headers, origin: "https://swarm.example.com" });
+    const other = await post(keyed, JSON.stringify({ query: "{ __typename }" }), { ...headers, origin: EVIL });
+    expect([plain.status, proxied.status, other.status]).toEqual([200, 200, 403]);
+    expect(await exists(keyed, "keyed-host", { authorization: keys.admin.authorization })).toBe(true);
   });
 });
