@@ -80,28 +80,42 @@ local function descendants_consumption(base, n, kind)
   return total
 end
 
--- The allocations that expire_due will end (the overdue ones and their active descendants), as a
--- set of numbers, found without writing and once per script. Checks judge the ledger as if these
--- had ended, so that a refusal writes nothing (not even the expiry) and an accepted operation
--- can use their room.
-local function ending(ctx)
-  if ctx.ending then return ctx.ending end
-  local set = {}
+-- What expire_due will end, found without writing and once per script, so that checks can judge
+-- the ledger as if it had happened: a refusal then writes nothing (not even the expiry) and an
+-- accepted operation can use the room. Sets ctx.ending, the set of allocation numbers that end
+-- (the overdue ones and their active descendants), and ctx.ending_under, parent number
+-- ('' = the budget) -> its ending children, for parents that stay.
+local function plan_expiry(ctx)
+  if ctx.ending then return end
+  local ending, parent_of = {}, {}
   local function mark(n)
-    set[n] = true
+    ending[n] = true
     for _, child in ipairs(redis.call('SMEMBERS', children_key(ctx.base, n))) do mark(child) end
   end
   for _, n in ipairs(ctx.due) do
-    if not set[n] and redis.call('HGET', node_key(ctx.base, n), 'status') == 'ACTIVE' then mark(n) end
+    local a = redis.call('HMGET', node_key(ctx.base, n), 'status', 'parent')
+    if not ending[n] and a[1] == 'ACTIVE' then
+      mark(n)
+      parent_of[n] = a[2]
+    end
   end
-  ctx.ending = set
-  return set
+  local under = {}
+  for _, n in ipairs(ctx.due) do
+    local parent = parent_of[n]
+    if parent and not ending[parent] then
+      under[parent] = under[parent] or {}
+      table.insert(under[parent], n)
+    end
+  end
+  ctx.ending, ctx.ending_under = ending, under
 end
 
 -- n's status once the overdue leases have ended (nil if there is no allocation n).
 local function status_of(ctx, n)
   local status = redis.call('HGET', node_key(ctx.base, n), 'status')
-  if status == 'ACTIVE' and ending(ctx)[n] then return 'EXPIRED' end
+  if status ~= 'ACTIVE' then return status end
+  plan_expiry(ctx)
+  if ctx.ending[n] then return 'EXPIRED' end
   return status
 end
 
@@ -112,15 +126,11 @@ local function available(ctx, n, kind)
   local key = node_key(ctx.base, n)
   local consumed = num(redis.call('HGET', key, 'c:' .. kind))
   local reserved = num(redis.call('HGET', key, 'r:' .. kind))
-  local set = ending(ctx)
-  if next(set) then
-    for _, child in ipairs(redis.call('SMEMBERS', children_key(ctx.base, n))) do
-      if set[child] then
-        reserved = reserved - num(redis.call('HGET', node_key(ctx.base, child), 'g:' .. kind))
-        consumed = consumed + num(redis.call('HGET', node_key(ctx.base, child), 'c:' .. kind))
-          + descendants_consumption(ctx.base, child, kind)
-      end
-    end
+  plan_expiry(ctx)
+  for _, child in ipairs(ctx.ending_under[n] or {}) do
+    reserved = reserved - num(redis.call('HGET', node_key(ctx.base, child), 'g:' .. kind))
+    consumed = consumed + num(redis.call('HGET', node_key(ctx.base, child), 'c:' .. kind))
+      + descendants_consumption(ctx.base, child, kind)
   end
   local v = granted(ctx.base, n, kind) - consumed - reserved
   if v < 0 then return 0 end
