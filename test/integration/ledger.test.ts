@@ -1,4 +1,4 @@
-// Proves the ledger operations of API.md against real Redis: EXACT and UP_TO grants, maxShare, maxDepth, profiles, usage, cascade release with roll-up, renew, live limit changes and each error code, with the invariant checked after every test.
+// Proves the ledger operations of API.md against real Redis: EXACT and UP_TO grants, maxShare, maxDepth, profiles, usage, cascade release with roll-up, renew, lease expiry (a refusal writes nothing even with leases overdue), live limit changes and each error code, with the invariant checked after every test.
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { inject } from "vitest";
