@@ -83,12 +83,26 @@ export function contextChanges(args: ContextChangesArgs, ctx: RequestContext): P
   });
 }
 
-/** One value of the feed as the client sees it: a batch, or the resumable end of a subscriber (fell behind, or shutdown). */
+/** One value of the feed as the client sees it: a batch, or the resumable end of a subscriber (see EndReason). */
 export function deliver(batch: ChangeBatch): ChangeBatch {
   if (batch.ended?.reason === "behind") {
     throw new AppError(
       ErrorCode.RESYNC_REQUIRED,
       "this subscriber fell too far behind and was ended; subscribe again with `after` set to extensions.after",
+      { after: batch.ended.after },
+    );
+  }
+  if (batch.ended?.reason === "unreadable") {
+    throw new AppError(
+      ErrorCode.RESYNC_REQUIRED,
+      "a change of this feed could not be read and is skipped: re-read the contexts of the resync entries, then subscribe again with `after` set to extensions.after",
+      { after: batch.ended.after },
+    );
+  }
+  if (batch.ended?.reason === "failed") {
+    throw new AppError(
+      ErrorCode.UNAVAILABLE,
+      "this feed could not be read (the cause is logged on the server); subscribe again with `after` set to extensions.after",
       { after: batch.ended.after },
     );
   }

@@ -124,7 +124,8 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
           : log.error("redis state", { state: status, ...(status === "lost" ? { fix: "README, Operations: Lost state" } : {}) }),
       roundTripMs: (ms) => metrics.redisRoundTripMs(ms),
     });
-    feed = await FeedHub.open(config.redisUrl, redis, keys, config.subscriberBuffer, config.subscriberStallMs, (ms) => metrics.feedLagMs(ms));
+    const subscriberLimits = { changes: config.subscriberBuffer, stallMs: config.subscriberStallMs };
+    feed = await FeedHub.open(config.redisUrl, redis, keys, subscriberLimits, (ms) => metrics.feedLagMs(ms), fault);
   } catch (err) {
     state?.close();
     redis.disconnect();
@@ -141,7 +142,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
     await withTimeout(redis.ping(), PING_TIMEOUT_MS);
     return performance.now() - started;
   };
-  const gate = new Gate(config.keys, redis, keys, config.rateLimit);
+  const gate = new Gate(config.keys, redis, keys, config.rateLimit, fault);
   const limits = {
     maxDepth: config.maxQueryDepth,
     maxAliases: config.maxAliases,
@@ -270,7 +271,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
               `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
           );
         });
-        ws = attachGraphqlWs(server, yoga, { ...config, subscribe, gate, observability, foreign: (request) => foreignRequest(request.headers, originPolicy) });
+        ws = attachGraphqlWs(server, yoga, { ...config, subscribe, gate, observability, fault, foreign: (request) => foreignRequest(request.headers, originPolicy) });
         server.once("error", reject);
         server.listen(config.port, config.host, () => {
           const { port } = server!.address() as AddressInfo;

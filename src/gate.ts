@@ -1,6 +1,8 @@
 import type { Redis } from "ioredis";
 import { OPEN_PRINCIPAL, type KeyRing, type Principal } from "./auth.js";
 import { AppError, ErrorCode } from "./errors.js";
+import type { ReportFault } from "./faults.js";
+import { isConnectionFailure } from "./redis/clients.js";
 import type { Keys } from "./redis/keys.js";
 import { runScript } from "./redis/scripts.js";
 
@@ -19,6 +21,7 @@ export class Gate {
     private readonly keys: Keys,
     /** Requests per key per second across instances; 0: none. */
     private readonly rateLimit: number,
+    private readonly fault: ReportFault,
   ) {}
 
   /**
@@ -37,16 +40,19 @@ export class Gate {
 
   /**
    * Counts one request of `principal`, or throws RATE_LIMITED (with extensions.retryAfterMs) when
-   * it is over the limit. When Redis cannot count, the request passes: the operation itself then
-   * meets Redis and fails or succeeds on its own.
+   * it is over the limit. When Redis is unreachable or stalled, the request passes: the operation
+   * itself then meets Redis and fails or succeeds on its own. When counting fails otherwise, the
+   * fault is reported and the request refused with UNAVAILABLE.
    */
   async admit(principal: Principal): Promise<void> {
     if (this.rateLimit === 0) return;
     let reply: [number, number];
     try {
       reply = (await runScript(this.redis, "rate-limit", [this.keys.rate(principal.name)], [this.rateLimit, RATE_WINDOW_MS])) as [number, number];
-    } catch {
-      return;
+    } catch (err) {
+      if (isConnectionFailure(err)) return;
+      this.fault("rate-limit", "rate limit check failed; request refused", err, { actor: principal.name });
+      throw new AppError(ErrorCode.UNAVAILABLE, "the rate limit could not be checked; retry later", {});
     }
     if (reply[0] === 1) return;
     throw new AppError(ErrorCode.RATE_LIMITED, `key ${principal.name} is over its limit of ${this.rateLimit} requests per second`, {

@@ -5,7 +5,9 @@ import { isAsyncIterable, type YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { RequestContext } from "../resolvers/request-context.js";
 import type { Principal } from "./auth.js";
+import { maskError } from "./error-masking.js";
 import { AppError, ErrorCode } from "./errors.js";
+import type { ReportFault } from "./faults.js";
 import type { Gate } from "./gate.js";
 import type { Observability } from "./observability-plugin.js";
 import { operationLabel } from "./operation-info.js";
@@ -30,6 +32,8 @@ export interface WsTransportOptions {
   readonly foreign: (request: IncomingMessage) => string | undefined;
   /** Logs and counts operations, and finishes their errors. */
   readonly observability: Observability;
+  /** Hears faults of the transport itself and of subscription streams that fail. */
+  readonly fault: ReportFault;
 }
 
 type Yoga = YogaServerInstance<Record<string, unknown>, RequestContext>;
@@ -60,6 +64,10 @@ const QUOTED_PLACEHOLDER = JSON.stringify(PLACEHOLDER);
  * graphql-ws stringifies each message with our replacer, which puts a placeholder where the
  * payload goes and takes the payload's JSON from the cache per result object; send() then
  * splices that JSON in. Stringify and send run back to back, synchronously, so one slot suffices.
+ *
+ * Faults: an operation whose stream fails gets INTERNAL_SERVER_ERROR with its request id, never
+ * the cause's message, and a message that fails to be handled closes the connection with 1011;
+ * either way the cause is reported (options.fault).
  */
 export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransportOptions): { close(graceMs: number): Promise<void> } {
   let payloadJson: string | null = null;
@@ -150,26 +158,37 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
         contextValue: await enveloped.contextFactory(),
         rootValue: enveloped,
       };
-      operations.set(args, op);
+      operations.set(params, op);
       return args;
     },
     // A query or mutation has its result; a subscription has started (or was refused).
-    onOperation: async (ctx, _id, _params, args, pending) => {
+    onOperation: async (ctx, _id, params, _args, pending) => {
       const result = await pending;
-      const op = operations.get(args)!;
+      const op = operations.get(params)!;
       const errors = isAsyncIterable(result) || !result.errors ? [] : observability.finishErrors(result.errors, ctx.extra.principal, op.requestId, false);
       record(op, ctx.extra.principal, errors);
       return errors.length > 0 ? ({ ...result, errors } as ExecutionResult) : result;
     },
     // The result object itself, not graphql-ws's per-message copy, so the replacer can find it;
     // a result with errors (rare: a refusal ending a subscription, a masked fault) is finished.
-    onNext: (ctx, _id, _params, args, result) =>
+    onNext: (ctx, _id, params, _args, result) =>
       result.errors?.length
-        ? { ...result, errors: observability.finishErrors(result.errors as GraphQLError[], ctx.extra.principal, operations.get(args)!.requestId, false) }
+        ? { ...result, errors: observability.finishErrors(result.errors as GraphQLError[], ctx.extra.principal, operations.get(params)!.requestId, false) }
         : result,
+    // The errors an operation ends with: refusals (already finished by onSubscribe), or what a
+    // subscription's stream threw, which graphql-ws would send with the cause's message.
+    onError: (_ctx, _id, params, errors) =>
+      errors.map((error) => {
+        const masked = maskError(error, "Unexpected error.") as GraphQLError;
+        if (masked.extensions.code !== "INTERNAL_SERVER_ERROR") return masked;
+        const requestId = operations.get(params)?.requestId ?? observability.requestId(null);
+        options.fault("websocket", "subscription stream failed", masked.originalError ?? error, { requestId });
+        return new GraphQLError(masked.message, { extensions: { code: "INTERNAL_SERVER_ERROR", requestId } });
+      }),
   });
   const { observability } = options;
-  const operations = new WeakMap<ExecutionArgs, Operation>();
+  /** By the operation's subscribe payload: graphql-ws hands the same object to every hook. */
+  const operations = new WeakMap<object, Operation>();
   /** Logs and counts an operation once it has its result (a subscription: once it started). */
   const record = (op: Operation, principal: Principal | undefined, errors: readonly GraphQLError[]) =>
     observability.record({
@@ -218,7 +237,8 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
           socket.on("message", async (data) => {
             try {
               await handle(String(data));
-            } catch {
+            } catch (err) {
+              options.fault("websocket", "a WebSocket message could not be handled; connection closed", err);
               socket.close(CloseCode.InternalServerError, "Internal server error");
             }
           }),

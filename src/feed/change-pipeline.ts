@@ -1,5 +1,6 @@
+import { isConnectionFailure } from "../redis/clients.js";
 import { matchesChange, wantsContext, type ChangeFilter } from "./change-filter.js";
-import { versionBefore, type ChangeEntry, type FeedReader } from "./feed-reader.js";
+import { UnreadableEntryError, versionBefore, type ChangeEntry, type FeedRead, type FeedReader } from "./feed-reader.js";
 import { SubscriberQueue } from "./subscriber-queue.js";
 
 /** A position in one context's feed: the last seq seen. */
@@ -18,8 +19,12 @@ export interface ResyncEntry {
   readonly version: number;
 }
 
-/** Why a subscriber was ended: it fell too far behind, or the server is shutting down. */
-export type EndReason = "behind" | "shutdown";
+/**
+ * Why a subscriber was ended: it fell too far behind; an entry of its feed could not be read
+ * (`unreadable`: it gets a resync past it); reading its feed failed otherwise (`failed`); or the
+ * server is shutting down.
+ */
+export type EndReason = "behind" | "unreadable" | "failed" | "shutdown";
 
 /** What a feed subscriber receives, in order. */
 export interface ChangeBatch {
@@ -39,6 +44,27 @@ export interface FeedOptions {
   readonly maxWaitMs: number;
   /** Batches per second, at most (null: no limit). */
   readonly maxBatchesPerSecond: number | null;
+}
+
+/** What one subscriber may hold before it is ended with a resync (see ChangePipeline). */
+export interface SubscriberLimits {
+  /** Changes waiting for it, queued or pending. */
+  readonly changes: number;
+  /** How long it may take nothing while more than its bound waits for it, in ms. */
+  readonly stallMs: number;
+}
+
+/** What every pipeline of a hub shares. */
+export interface PipelineSettings {
+  readonly reader: FeedReader;
+  readonly limits: SubscriberLimits;
+  /** Hears, per batch emitted, the ms from each change's commit to now. */
+  readonly observeLag: (ms: number) => void;
+  /**
+   * Hears a read of `contextId` that failed other than by a lost connection (an
+   * UnreadableEntryError, say), once per pipeline that met it; the pipeline ends its members.
+   */
+  readonly readFailed: (contextId: string, err: unknown) => void;
 }
 
 interface ContextCursor {
@@ -62,7 +88,7 @@ interface Pending {
 
 /** Entries per stream read when replaying or filling a gap. */
 const FILL_CHUNK = 500;
-/** Pause before retrying a stream read that failed (Redis unreachable), in ms. */
+/** Pause before retrying a stream read that failed because Redis was unreachable, in ms. */
 const RETRY_MS = 250;
 
 const batchWeight = (batch: ChangeBatch) => Math.max(1, batch.changes.length + batch.resync.length);
@@ -79,6 +105,11 @@ const batchWeight = (batch: ChangeBatch) => Math.max(1, batch.changes.length + b
  * only what fits under it; live changes that push the pending backlog, or one member's queue,
  * past the bound end those members with a resync and the cursors to resume from, as does taking
  * nothing for `stallMs` while more than the bound waits in the stream (endLaggards).
+ *
+ * Faults: a read that fails because Redis is unreachable is retried (the stream still holds
+ * everything). An entry that cannot be parsed ends every member with a resync past it (to the
+ * context's head); any other failed read ends them with the cursors to resume from. Either way
+ * `readFailed` hears it, and the members are never left waiting on a read that cannot succeed.
  */
 export class ChangePipeline {
   private readonly cursors = new Map<string, ContextCursor>();
@@ -98,18 +129,17 @@ export class ChangePipeline {
   /** Resolves once every cursor is set (rejects if Redis could not be read). */
   readonly ready: Promise<void>;
 
+  private readonly reader: FeedReader;
+  private readonly limits: SubscriberLimits;
+
   constructor(
     readonly options: FeedOptions,
-    private readonly reader: FeedReader,
-    /** Most changes a member may have waiting (queued or pending) before it is ended. */
-    private readonly bufferLimit: number,
-    /** How long a member may take nothing, while more than the bound waits for it, before it is ended (ms). */
-    private readonly stallMs: number,
+    private readonly settings: PipelineSettings,
     /** Called once when the last member leaves or the pipeline ends. */
     private readonly onClose: (pipeline: ChangePipeline) => void,
-    /** Hears, per batch emitted, the ms from each change's commit to now. */
-    private readonly observeLag: (ms: number) => void,
   ) {
+    this.reader = settings.reader;
+    this.limits = settings.limits;
     this.minIntervalMs = options.maxBatchesPerSecond ? 1000 / options.maxBatchesPerSecond : 0;
     this.ready = this.start();
     this.ready.catch(() => this.close());
@@ -166,6 +196,16 @@ export class ChangePipeline {
     this.afterTaking();
   }
 
+  /** The hub could not read the new entries of `contextId`: reads them from the stream itself. */
+  refill(contextId: string): void {
+    if (this.closed || !this.wants(contextId)) return;
+    if (!this.started) {
+      this.early.add(contextId);
+      return;
+    }
+    void this.fill(contextId);
+  }
+
   /** After the wake-up connection was lost: reads whatever every cursor missed, and new contexts of a prefix. */
   async catchUp(): Promise<void> {
     if (!this.started || this.closed) return;
@@ -213,7 +253,7 @@ export class ChangePipeline {
     return cursor;
   }
 
-  /** Reads the stream after the context's cursor until it has caught up, pacing itself to the backlog. */
+  /** Reads the stream after the context's cursor until it has caught up, pacing itself to the backlog. Never rejects. */
   private async fill(contextId: string): Promise<void> {
     const cursor = this.cursorOf(contextId);
     if (cursor.filling) {
@@ -227,23 +267,35 @@ export class ChangePipeline {
         await this.room();
         if (this.closed) return;
         // At most what fits under the bound, so that a replay never ends its own subscriber.
-        const count = Math.min(FILL_CHUNK, this.bufferLimit - this.backlog());
-        let read;
+        const count = Math.min(FILL_CHUNK, this.limits.changes - this.backlog());
+        let read: FeedRead | UnreadableEntryError;
         try {
-          read = await this.reader.read(contextId, cursor.seq, count);
-          if (read.trimmedTo !== null) {
+          read = await this.reader.read(contextId, cursor.seq, count).catch((err: unknown) => {
+            if (err instanceof UnreadableEntryError) return err;
+            throw err;
+          });
+          if (read instanceof UnreadableEntryError || read.trimmedTo !== null) {
+            // What cannot be delivered is skipped with a resync: the subscriber re-reads the context.
             const head = await this.reader.head(contextId);
             this.resync.push({ contextId, seq: head.seq, version: head.version });
             cursor.seq = head.seq;
             cursor.refill = true;
           }
-        } catch {
-          // Redis unreachable: nothing is lost, the stream still holds it; try again shortly.
-          await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
-          cursor.refill = true;
-          continue;
+        } catch (err) {
+          if (isConnectionFailure(err)) {
+            // Nothing is lost, the stream still holds it: try again shortly.
+            await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+            cursor.refill = true;
+            continue;
+          }
+          this.fail(contextId, err, "failed");
+          return;
         }
         if (this.closed) return;
+        if (read instanceof UnreadableEntryError) {
+          this.fail(contextId, read, "unreadable");
+          return;
+        }
         if (read.trimmedTo === null) for (const entry of read.entries) if (entry.seq > cursor.seq) this.take(cursor, entry);
         this.afterTaking();
         if (read.entries.length < count && !cursor.refill) return;
@@ -253,13 +305,19 @@ export class ChangePipeline {
     }
   }
 
+  /** After a read of `contextId` failed other than by a lost connection: says so, and ends every member. */
+  private fail(contextId: string, err: unknown, reason: EndReason): void {
+    this.settings.readFailed(contextId, err);
+    for (const member of this.members) this.endMember(member, reason);
+  }
+
   private take(cursor: ContextCursor, entry: ChangeEntry): void {
     cursor.seq = entry.seq;
     if (matchesChange(this.options.filter, entry)) this.pending.push({ entry, at: performance.now() });
   }
 
   private afterTaking(): void {
-    if (this.pending.length > this.bufferLimit) {
+    if (this.pending.length > this.limits.changes) {
       for (const member of this.members) this.endMember(member, "behind");
       return;
     }
@@ -299,10 +357,10 @@ export class ChangePipeline {
     this.resync = [];
     this.lastEmitAt = now;
     const wall = Date.now();
-    for (const change of batch.changes) this.observeLag(wall - Date.parse(change.at));
+    for (const change of batch.changes) this.settings.observeLag(wall - Date.parse(change.at));
     for (const member of this.members) {
       member.push(batch);
-      if (member.queuedWeight > this.bufferLimit) this.endMember(member, "behind");
+      if (member.queuedWeight > this.limits.changes) this.endMember(member, "behind");
     }
     this.wakeRoomWaiters();
     this.schedule();
@@ -312,8 +370,8 @@ export class ChangePipeline {
    * Ends a member, dropping what it had waiting. It gets one batch of resync entries, then the
    * end marker with a cursor for every context to resume from with `after`: the seq before its
    * first undelivered change there, or where an undelivered resync left it. A member that fell
-   * `behind` gets a resync entry for every context it missed changes of; at `shutdown` only the
-   * undelivered resync entries, since resuming replays the changes.
+   * `behind` gets a resync entry for every context it missed changes of; for any other reason
+   * only the undelivered resync entries, since resuming replays the changes.
    */
   private endMember(member: SubscriberQueue<ChangeBatch>, reason: EndReason): void {
     const resume = new Map<string, ResyncEntry>();
@@ -345,8 +403,8 @@ export class ChangePipeline {
     for (const cursor of this.cursors.values()) if (cursor.filling) waiting += Math.max(0, cursor.offered - cursor.seq);
     const now = performance.now();
     for (const member of this.members) {
-      const stalled = member.queuedWeight > 0 && now - member.lastTakeAt >= this.stallMs;
-      if (stalled && member.queuedWeight + waiting > this.bufferLimit) this.endMember(member, "behind");
+      const stalled = member.queuedWeight > 0 && now - member.lastTakeAt >= this.limits.stallMs;
+      if (stalled && member.queuedWeight + waiting > this.limits.changes) this.endMember(member, "behind");
     }
   }
 
@@ -366,7 +424,7 @@ export class ChangePipeline {
 
   /** Resolves when the backlog (pending plus the fullest member queue) is under half the bound. */
   private async room(): Promise<void> {
-    while (!this.closed && this.backlog() >= this.bufferLimit / 2) {
+    while (!this.closed && this.backlog() >= this.limits.changes / 2) {
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
     }
   }

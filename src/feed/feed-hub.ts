@@ -1,10 +1,11 @@
 import { RedisPubSub } from "graphql-redis-subscriptions";
 import type { Redis } from "ioredis";
 import { AppError, ErrorCode } from "../errors.js";
-import { connectRedis } from "../redis/clients.js";
+import type { ReportFault } from "../faults.js";
+import { connectRedis, isConnectionFailure } from "../redis/clients.js";
 import type { Keys } from "../redis/keys.js";
-import { ChangePipeline, type ChangeBatch, type FeedOptions } from "./change-pipeline.js";
-import { FeedReader } from "./feed-reader.js";
+import { ChangePipeline, type ChangeBatch, type FeedOptions, type PipelineSettings, type SubscriberLimits } from "./change-pipeline.js";
+import { FeedReader, UnreadableEntryError } from "./feed-reader.js";
 import type { SubscriberQueue } from "./subscriber-queue.js";
 
 /** A context whose new entries the hub is reading: up to `target`, from after `seq`. */
@@ -22,6 +23,8 @@ const READ_CHUNK = 1000;
  * once, and offers them to every pipeline that wants the context. The stream is the truth: a
  * wake-up that never arrives costs latency, not changes, because pipelines fill gaps from the
  * stream, and after the subscriber connection comes back every pipeline re-reads its cursors.
+ * Faults other than a lost connection are reported (ReportFault), and the subscribers they
+ * affect are ended with a resumable error (see ChangePipeline): never left waiting.
  */
 export class FeedHub {
   private readonly byContext = new Map<string, Set<ChangePipeline>>();
@@ -31,36 +34,40 @@ export class FeedHub {
   private readonly shared = new Map<string, ChangePipeline>();
   private readonly tails = new Map<string, Tail>();
   private readonly reader: FeedReader;
+  private readonly settings: PipelineSettings;
+  /** Per context, the seq of the unreadable entry reported last: each is reported once, not per pipeline. */
+  private readonly unreadableReported = new Map<string, number>();
   private shuttingDown = false;
 
   private constructor(
     private readonly subscriber: Redis,
     redis: Redis,
     private readonly keys: Keys,
-    private readonly bufferLimit: number,
-    private readonly stallMs: number,
-    private readonly observeLag: (ms: number) => void,
+    limits: SubscriberLimits,
+    observeLag: (ms: number) => void,
+    private readonly fault: ReportFault,
   ) {
     this.reader = new FeedReader(redis, keys);
+    this.settings = { reader: this.reader, limits, observeLag, readFailed: (contextId, err) => this.readFailed(contextId, err) };
   }
 
   /**
    * Opens the wake-up connection to `redisUrl` and subscribes to the changes channel; `redis` is
-   * the command connection used for reads. `bufferLimit` and `stallMs` bound each subscriber
-   * (see ChangePipeline); `observeLag` hears the ms from commit to hand-over of every change
-   * each pipeline emits. Rejects if Redis is unreachable.
+   * the command connection used for reads. `limits` bound each subscriber (see ChangePipeline);
+   * `observeLag` hears the ms from commit to hand-over of every change each pipeline emits;
+   * `fault` hears faults other than a lost connection. Rejects if Redis is unreachable.
    */
   static async open(
     redisUrl: string,
     redis: Redis,
     keys: Keys,
-    bufferLimit: number,
-    stallMs: number,
+    limits: SubscriberLimits,
     observeLag: (ms: number) => void,
+    fault: ReportFault,
   ): Promise<FeedHub> {
     const subscriber = await connectRedis(redisUrl, "swarm-context-feed");
     const pubsub = new RedisPubSub({ publisher: redis, subscriber, deserializer: (message) => message.toString() });
-    const hub = new FeedHub(subscriber, redis, keys, bufferLimit, stallMs, observeLag);
+    const hub = new FeedHub(subscriber, redis, keys, limits, observeLag, fault);
     await pubsub.subscribe(keys.changesChannel, (message: string) => hub.wake(message));
     // "ready" after the first connect means the connection was lost and is back: wake-ups sent
     // meanwhile are gone, so every pipeline reads what it missed from the streams.
@@ -76,7 +83,7 @@ export class FeedHub {
     const key = options.after.length === 0 ? JSON.stringify(options) : null;
     let pipeline = key === null ? undefined : this.shared.get(key);
     if (!pipeline?.isOpen) {
-      pipeline = new ChangePipeline(options, this.reader, this.bufferLimit, this.stallMs, (closed) => this.detach(closed, key), this.observeLag);
+      pipeline = new ChangePipeline(options, this.settings, (closed) => this.detach(closed, key));
       this.attach(pipeline, key);
     }
     const member = pipeline.join();
@@ -167,9 +174,13 @@ export class FeedHub {
         tail.seq = entries[entries.length - 1]!.seq;
         for (const pipeline of this.pipelinesFor(contextId)) pipeline.offer(contextId, entries);
       }
-    } catch {
-      // Redis unreachable for reads: the pipelines read the stream themselves, retrying.
-      for (const pipeline of this.pipelinesFor(contextId)) void pipeline.catchUp().catch(() => undefined);
+    } catch (err) {
+      // The pipelines read the stream themselves: retrying while Redis is unreachable, and
+      // meeting (and reporting) an unreadable entry or a lasting fault there.
+      if (!isConnectionFailure(err) && !(err instanceof UnreadableEntryError)) {
+        this.fault("feed-read", "feed read failed; its subscribers read the feed themselves", err, { contextId });
+      }
+      for (const pipeline of this.pipelinesFor(contextId)) pipeline.refill(contextId);
     } finally {
       this.tails.delete(contextId);
     }
@@ -179,10 +190,28 @@ export class FeedHub {
     try {
       // Resolves once Redis confirms the subscription: wake-ups flow again before we look back.
       await this.subscriber.subscribe(this.keys.changesChannel);
-    } catch {
-      return; // lost again: the next "ready" tries again
+    } catch (err) {
+      // Lost again: the next "ready" tries again.
+      if (!isConnectionFailure(err)) this.fault("feed-read", "resubscribing to wake-ups failed", err);
+      return;
     }
-    for (const pipeline of this.allPipelines()) void pipeline.catchUp().catch(() => undefined);
+    for (const pipeline of this.allPipelines()) {
+      pipeline.catchUp().catch((err: unknown) => {
+        // Redis unreachable: each cursor's read retries on its own, and a context new to a
+        // prefix is found at its next wake-up.
+        if (!isConnectionFailure(err)) this.fault("feed-read", "catching up after the wake-up connection came back failed", err);
+      });
+    }
+  }
+
+  /** A pipeline's read failed other than by a lost connection; it ends its subscribers. */
+  private readFailed(contextId: string, err: unknown): void {
+    if (!(err instanceof UnreadableEntryError)) {
+      this.fault("feed-read", "feed read failed; its subscribers are ended with UNAVAILABLE and their cursors", err, { contextId });
+    } else if (this.unreadableReported.get(contextId) !== err.seq) {
+      this.unreadableReported.set(contextId, err.seq);
+      this.fault("feed-entry", "unreadable feed entry; its subscribers get a resync past it", err, { contextId, seq: err.seq });
+    }
   }
 
   private allPipelines(): Set<ChangePipeline> {

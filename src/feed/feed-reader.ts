@@ -27,10 +27,25 @@ export interface FeedRead {
   readonly trimmedTo: number | null;
 }
 
-/** Where a context's feed stands: its last seq and the document version after it (0, 0: no feed). */
+/** Where a context's feed stands: its last seq and the document's version now (0 while it does not exist). */
 export interface FeedHead {
   readonly seq: number;
   readonly version: number;
+}
+
+/**
+ * A feed entry that cannot be parsed (written by something other than this server's scripts, or
+ * by a version of them this server does not know): the entries after it can still be read.
+ */
+export class UnreadableEntryError extends Error {
+  constructor(
+    readonly contextId: string,
+    readonly seq: number,
+    cause: unknown,
+  ) {
+    super(`feed entry ${seq} of context ${contextId} cannot be read: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = "UnreadableEntryError";
+  }
 }
 
 /** Kinds whose entry changes the document version: the version before them is one less. */
@@ -48,7 +63,10 @@ export class FeedReader {
     private readonly keys: Keys,
   ) {}
 
-  /** Entries of `contextId` after `afterSeq` (null: from the oldest retained), oldest first, at most `limit`. */
+  /**
+   * Entries of `contextId` after `afterSeq` (null: from the oldest retained), oldest first, at
+   * most `limit`. Throws UnreadableEntryError for an entry among them that cannot be parsed.
+   */
   async read(contextId: string, afterSeq: number | null, limit: number): Promise<FeedRead> {
     const feed = this.keys.context(contextId).feed;
     const start = afterSeq == null ? "-" : `(${afterSeq}-0`;
@@ -64,15 +82,16 @@ export class FeedReader {
     return { entries, trimmedTo };
   }
 
-  /** The last entry's seq and version, read in one step so the two agree. */
+  /**
+   * The last seq and the document's version, read in one step so the two agree; from the seq
+   * counter and the document, not the last entry, which may be large or unreadable.
+   */
   async head(contextId: string): Promise<FeedHead> {
-    const [last] = await this.redis.xrevrange(this.keys.context(contextId).feed, "+", "-", "COUNT", 1);
-    if (!last) return { seq: 0, version: 0 };
-    // Only the version field: the entry's patch may be large and is not needed here.
-    const [entryId, fields] = last;
-    let version = 0;
-    for (let i = 0; i < fields.length; i += 2) if (fields[i] === "version") version = Number(fields[i + 1]);
-    return { seq: seqOf(entryId), version };
+    const ctx = this.keys.context(contextId);
+    const replies = (await this.redis.multi().get(ctx.seq).hget(ctx.meta, "version").exec())!;
+    for (const [err] of replies) if (err) throw err;
+    const [[, seq], [, version]] = replies as [[null, string | null], [null, string | null]];
+    return { seq: Number(seq ?? 0), version: Number(version ?? 0) };
   }
 
   /** The last seq of each context (0 for one that never had a change). */
@@ -102,20 +121,37 @@ function seqOf(entryId: string): number {
   return Number(entryId.slice(0, entryId.indexOf("-")));
 }
 
+/** Parses one stream entry; throws UnreadableEntryError when it is not what change scripts write. */
 function toChangeEntry(contextId: string, entryId: string, fields: string[]): ChangeEntry {
-  const f: Record<string, string> = {};
-  for (let i = 0; i < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
-  return {
-    contextId,
-    seq: seqOf(entryId),
-    version: Number(f.version),
-    kind: f.kind!,
-    paths: JSON.parse(f.paths ?? "[]") as string[],
-    patch: JSON.parse(f.patch ?? "[]") as PatchOperation[],
-    actor: f.actor ?? "",
-    reason: f.reason ? f.reason : null,
-    at: f.at!,
-    allocation: f.allocation ? allocationFromJson(f.allocation) : null,
-    lock: f.lock ? lockFromJson(f.lock) : null,
-  };
+  const f = new Map<string, string>();
+  for (let i = 0; i < fields.length; i += 2) f.set(fields[i]!, fields[i + 1]!);
+  const seq = seqOf(entryId);
+  try {
+    const version = Number(f.get("version"));
+    const kind = f.get("kind");
+    const at = f.get("at");
+    if (!Number.isSafeInteger(version) || version < 0 || !kind || !at) throw new Error("version, kind or at is missing or malformed");
+    const paths = JSON.parse(f.get("paths") ?? "[]") as unknown;
+    const patch = JSON.parse(f.get("patch") ?? "[]") as unknown;
+    if (!Array.isArray(paths) || !paths.every((p) => typeof p === "string") || !Array.isArray(patch)) {
+      throw new Error("paths or patch is not a list");
+    }
+    const allocation = f.get("allocation");
+    const lock = f.get("lock");
+    return {
+      contextId,
+      seq,
+      version,
+      kind,
+      paths: paths as string[],
+      patch: patch as PatchOperation[],
+      actor: f.get("actor") ?? "",
+      reason: f.get("reason") || null,
+      at,
+      allocation: allocation ? allocationFromJson(allocation) : null,
+      lock: lock ? lockFromJson(lock) : null,
+    };
+  } catch (err) {
+    throw new UnreadableEntryError(contextId, seq, err);
+  }
 }

@@ -26,7 +26,8 @@ beforeAll(async () => {
   server = await startTestServer();
   redis = new Redis(server.config.redisUrl);
   keys = new Keys(server.config.keyPrefix);
-  hub = await FeedHub.open(server.config.redisUrl, redis, keys, 10_000, 12_000, () => undefined);
+  const limits = { changes: 10_000, stallMs: 12_000 };
+  hub = await FeedHub.open(server.config.redisUrl, redis, keys, limits, () => undefined, (source, message, cause) => console.error(source, message, cause));
 });
 afterAll(async () => {
   await hub?.close(true);
