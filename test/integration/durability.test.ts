@@ -15,6 +15,7 @@ import {
 } from "../gql/graphql.js";
 import { createLogger, type Logger } from "../../src/logger.js";
 import { startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
+import { Backoff } from "../helpers/backoff.js";
 import { range, resumeAfterShutdown, seqsOf, subscribe, TRANSPORTS } from "../helpers/feed-client.js";
 import { testKeys } from "../helpers/keys.js";
 import { ledgerViolations } from "../helpers/ledger-invariant.js";
@@ -72,13 +73,14 @@ const statusOf = async (url: string, path: "/ready" | "/health") => (await fetch
 /** /ready's status, or a rejection if it takes more than a second (a probe's patience). */
 const readyStatus = async (url: string) => (await fetch(new URL("/ready", url), { signal: AbortSignal.timeout(1_000) })).status;
 
-/** Polls `probe` (each poll one round trip, no sleeps) until it returns true; rejects after `timeoutMs`. Resolves to the ms it took. */
+/** Polls `probe` (backing off from 1 to 20 ms between polls) until it returns true; rejects after `timeoutMs`. Resolves to the ms it took. */
 async function pollUntil(probe: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<number> {
   const started = performance.now();
+  const backoff = new Backoff(1, 20);
   for (;;) {
     if (await probe().catch(() => false)) return performance.now() - started;
     if (performance.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
+    await backoff.wait();
   }
 }
 
@@ -157,6 +159,7 @@ test("kill -9 of redis-server (appendfsync always) under write load: no acknowle
   /** Sends until the server answers with data, the same opId every time, until the deadline. */
   const untilApplied = async <T>(what: string, send: () => Promise<GraphQLResponse<T>>): Promise<T> => {
     const until = deadline();
+    const backoff = new Backoff(1, 20);
     for (;;) {
       let code: string;
       try {
@@ -168,7 +171,7 @@ test("kill -9 of redis-server (appendfsync always) under write load: no acknowle
       }
       refusals.set(code, (refusals.get(code) ?? 0) + 1);
       if (performance.now() > until) throw new Error(`${what} was not applied before the deadline (last: ${code})`);
-      await new Promise((r) => setImmediate(r));
+      await backoff.wait();
     }
   };
   let acrossTheOutage = 0; // patches sent before the kill and acknowledged after the restart

@@ -110,7 +110,7 @@ test("8 clients x 50 critical sections: accepted tokens strictly increase and no
       const server = c % 2 === 0 ? a : b;
       // A client that finds the lock held waits before trying again, as a real one would: seven
       // clients retrying at once would spend the machine on refusals instead of sections.
-      const backoff = new Backoff(1, 8);
+      const backoff = new Backoff(4, 30);
       for (let i = 0; i < sections; i++) {
         let lock: { token: number } | undefined;
         while (!lock) {
