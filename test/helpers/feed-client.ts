@@ -175,6 +175,8 @@ export interface RawSubscription<T> {
   readonly subscribed: Promise<void>;
   /** Resolves when the server completes the subscription or answers it with an error. */
   readonly ended: Promise<void>;
+  /** Resolves once `check(messages)` holds, checked as each message arrives; rejects after `timeoutMs` (default 15 s). */
+  until(check: (messages: readonly RawMessage<T>[]) => boolean, what: string, timeoutMs?: number): Promise<void>;
 }
 
 /**
@@ -188,6 +190,7 @@ export function rawWsSubscription<T>(url: string, query: string, variables: Reco
   let finished!: () => void;
   const subscribed = new Promise<void>((resolve) => (acknowledged = resolve));
   const ended = new Promise<void>((resolve) => (finished = resolve));
+  const waiters = new Set<() => void>();
   socket.on("open", () => socket.send(JSON.stringify({ type: "connection_init" })));
   socket.on("message", (data) => {
     const message = JSON.parse(String(data)) as RawMessage<T>;
@@ -197,8 +200,24 @@ export function rawWsSubscription<T>(url: string, query: string, variables: Reco
       acknowledged();
     }
     if (message.type === "complete" || message.type === "error") finished();
+    for (const waiter of [...waiters]) waiter();
   });
-  return { socket, messages, subscribed, ended };
+  const until = (check: (messages: readonly RawMessage<T>[]) => boolean, what: string, timeoutMs = 15_000) =>
+    new Promise<void>((resolve, reject) => {
+      const waiter = () => {
+        if (!check(messages)) return;
+        waiters.delete(waiter);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(waiter);
+        reject(new Error(`timed out waiting for ${what}; got ${JSON.stringify(messages).slice(0, 2000)}`));
+      }, timeoutMs);
+      waiters.add(waiter);
+      waiter();
+    });
+  return { socket, messages, subscribed, ended, until };
 }
 
 /** The seqs from `from` to `to`, both included. */

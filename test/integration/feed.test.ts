@@ -296,13 +296,16 @@ test("subscribers sharing a pipeline each get their own selection", async () => 
   const byKind = rawWsSubscription(server.url, query("seq kind"));
   const payloads = (raw: RawSubscription<unknown>) => raw.messages.filter((m) => m.type === "next").map((m) => m.payload);
   await Promise.all([bySeq.subscribed, byKind.subscribed]);
-  for (let n = 0; !payloads(bySeq).length || !payloads(byKind).length; n++) {
-    await patch(id, "/c", n);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
+  // The subscribe is sent, but the server may not have registered it yet: change the context
+  // until both subscribers have seen a change.
+  const live = Promise.all([bySeq, byKind].map((raw) => raw.until(() => payloads(raw).length > 0, "a first change")));
+  let isLive = false;
+  void live.then(() => (isLive = true));
+  for (let n = 0; !isLive; n++) await patch(id, "/c", n);
+  await live;
   const last = await patch(id, "/c", "last");
-  const arrived = (raw: RawSubscription<unknown>) => JSON.stringify(payloads(raw)).includes(`{"seq":${last.seq}`);
-  while (!arrived(bySeq) || !arrived(byKind)) await new Promise((resolve) => setImmediate(resolve));
+  const arrived = (raw: RawSubscription<unknown>) => raw.until(() => JSON.stringify(payloads(raw)).includes(`{"seq":${last.seq}`), `seq ${last.seq}`);
+  await Promise.all([arrived(bySeq), arrived(byKind)]);
   expect(payloads(bySeq).at(-1)).toEqual({ data: { contextChanges: { changes: [{ seq: last.seq }] } } });
   expect(payloads(byKind).at(-1)).toEqual({ data: { contextChanges: { changes: [{ seq: last.seq, kind: "UPDATED" }] } } });
   bySeq.socket.close();
@@ -314,13 +317,19 @@ test("a WebSocket connection may run at most SWARM_MAX_SUBSCRIPTIONS_PER_CONNECT
   await create(id);
   const client = createClient({ url: server.url.replace(/^http/, "ws"), webSocketImpl: WebSocket, retryAttempts: 0 });
   const outcomes: unknown[][] = [[], [], []];
+  let allAnswered!: () => void;
+  const answered = new Promise<void>((resolve) => (allAnswered = resolve));
+  const record = (seen: unknown[], outcome: unknown) => {
+    seen.push(outcome);
+    if (outcomes.every((s) => s.length > 0)) allAnswered();
+  };
   const unsubscribe = outcomes.map((seen) =>
     client.subscribe(
       { query: `subscription { contextChanges(contextIds: ["${id}"], after: [{contextId: "${id}", seq: 0}]) { changes { seq } } }` },
-      { next: (v) => seen.push(v), error: (e) => seen.push({ error: e }), complete: () => undefined },
+      { next: (v) => record(seen, v), error: (e) => record(seen, { error: e }), complete: () => undefined },
     ),
   );
-  while (outcomes.some((seen) => seen.length === 0)) await new Promise((resolve) => setImmediate(resolve));
+  await answered;
   expect(outcomes[0]).toEqual([{ data: { contextChanges: { changes: [{ seq: 1 }] } } }]);
   expect(outcomes[1]).toEqual([{ data: { contextChanges: { changes: [{ seq: 1 }] } } }]);
   expect((outcomes[2]![0] as { error: { extensions: unknown }[] }).error[0]!.extensions).toEqual({ code: "LIMIT_EXCEEDED", limit: "operationsPerConnection" });
