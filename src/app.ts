@@ -124,7 +124,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
           : log.error("redis state", { state: status, ...(status === "lost" ? { fix: "README, Operations: Lost state" } : {}) }),
       roundTripMs: (ms) => metrics.redisRoundTripMs(ms),
     });
-    const subscriberLimits = { changes: config.subscriberBuffer, stallMs: config.subscriberStallMs };
+    const subscriberLimits = { changes: config.subscriberBuffer, bytes: config.subscriberBufferBytes, stallMs: config.subscriberStallMs };
     feed = await FeedHub.open(config.redisUrl, redis, keys, subscriberLimits, (ms) => metrics.feedLagMs(ms), fault);
   } catch (err) {
     state?.close();

@@ -31,11 +31,17 @@ export interface Config {
   readonly resendTtlSeconds: number;
   /** Pause between the lease sweeper's passes (one runs at a time), in ms; 0 turns it off (ledger operations still expire leases). */
   readonly leaseSweepMs: number;
-  /** Changes a feed subscriber may have waiting before it is ended with a resync (its memory bound). */
+  /** Changes a feed subscriber may have waiting before it is ended with a resync (its memory bound, in changes). */
   readonly subscriberBuffer: number;
   /**
-   * How long a feed subscriber may take nothing while more than subscriberBuffer changes wait for
-   * it before it is ended with a resync, in ms. One that keeps taking is never ended while it replays.
+   * Bytes of changes (as stored in Redis) a feed subscriber may have waiting or being written to
+   * it before it is ended with a resync (its memory bound, in bytes); a single batch always goes.
+   */
+  readonly subscriberBufferBytes: number;
+  /**
+   * How long a feed subscriber may take nothing while more than its bound (subscriberBuffer,
+   * subscriberBufferBytes) waits for it before it is ended with a resync, in ms. One that keeps
+   * taking is never ended while it replays.
    */
   readonly subscriberStallMs: number;
   /** Operations one WebSocket connection may have running at once. */
@@ -105,6 +111,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "resendTtlSeconds", env: "SWARM_RESEND_TTL_SECONDS", flag: "resend-ttl-seconds", kind: "int", fallback: 300 },
   { key: "leaseSweepMs", env: "SWARM_LEASE_SWEEP_MS", flag: "lease-sweep-ms", kind: "int", fallback: 500 },
   { key: "subscriberBuffer", env: "SWARM_SUBSCRIBER_BUFFER", flag: "subscriber-buffer", kind: "int", fallback: 10_000 },
+  { key: "subscriberBufferBytes", env: "SWARM_SUBSCRIBER_BUFFER_BYTES", flag: "subscriber-buffer-bytes", kind: "int", fallback: 4_194_304 },
   { key: "subscriberStallMs", env: "SWARM_SUBSCRIBER_STALL_MS", flag: "subscriber-stall-ms", kind: "int", fallback: 10_000 },
   { key: "maxSubscriptionsPerConnection", env: "SWARM_MAX_SUBSCRIPTIONS_PER_CONNECTION", flag: "max-subscriptions-per-connection", kind: "int", fallback: 100 },
   { key: "keepAliveMs", env: "SWARM_KEEPALIVE_MS", flag: "keepalive-ms", kind: "int", fallback: 12_000 },
@@ -136,6 +143,7 @@ const MINIMUMS: Partial<Record<keyof Config, number>> = {
   opIdTtlSeconds: 1,
   resendTtlSeconds: 1,
   subscriberBuffer: 1,
+  subscriberBufferBytes: 1,
   subscriberStallMs: 1,
   maxSubscriptionsPerConnection: 1,
   keepAliveMs: 100,

@@ -1,6 +1,6 @@
 import { isConnectionFailure } from "../redis/clients.js";
 import { matchesChange, wantsContext, type ChangeFilter } from "./change-filter.js";
-import { UnreadableEntryError, versionBefore, type ChangeEntry, type FeedRead, type FeedReader } from "./feed-reader.js";
+import { UnreadableEntryError, versionBefore, type ChangeEntry, type FeedEntry, type FeedRead, type FeedReader } from "./feed-reader.js";
 import { SubscriberQueue } from "./subscriber-queue.js";
 
 /** A position in one context's feed: the last seq seen. */
@@ -30,6 +30,8 @@ export type EndReason = "behind" | "unreadable" | "failed" | "shutdown";
 export interface ChangeBatch {
   readonly changes: readonly ChangeEntry[];
   readonly resync: readonly ResyncEntry[];
+  /** Bytes of its changes as stored (FeedEntry.bytes), for the subscriber bound. */
+  readonly bytes: number;
   /** Only on the last value of an ended subscriber: why, and the cursors to resume from. */
   readonly ended?: { readonly after: readonly Cursor[]; readonly reason: EndReason };
 }
@@ -50,6 +52,8 @@ export interface FeedOptions {
 export interface SubscriberLimits {
   /** Changes waiting for it, queued or pending. */
   readonly changes: number;
+  /** Bytes of changes (FeedEntry.bytes) waiting for it, queued or pending, or being written to it. */
+  readonly bytes: number;
   /** How long it may take nothing while more than its bound waits for it, in ms. */
   readonly stallMs: number;
 }
@@ -81,7 +85,7 @@ interface ContextCursor {
 const cursorAt = (seq: number): ContextCursor => ({ seq, filling: false, refill: false, offered: 0 });
 
 interface Pending {
-  readonly entry: ChangeEntry;
+  readonly entry: FeedEntry;
   /** performance.now() when it was taken in. */
   readonly at: number;
 }
@@ -92,6 +96,7 @@ const FILL_CHUNK = 500;
 const RETRY_MS = 250;
 
 const batchWeight = (batch: ChangeBatch) => Math.max(1, batch.changes.length + batch.resync.length);
+const batchBytes = (batch: ChangeBatch) => batch.bytes;
 
 /**
  * The change feed of one set of FeedOptions: per context a cursor into the stream, the filter,
@@ -101,10 +106,12 @@ const batchWeight = (batch: ChangeBatch) => Math.max(1, batch.changes.length + b
  *
  * Gap-free delivery: every change reaches a context's cursor in seq order, from the hub's shared
  * reads or, when one is missing (a lost wake-up, a replay, a reconnect), from the pipeline's own
- * read of the stream. Memory: replays read only while the backlog is under half the bound, and
- * only what fits under it; live changes that push the pending backlog, or one member's queue,
- * past the bound end those members with a resync and the cursors to resume from, as does taking
- * nothing for `stallMs` while more than the bound waits in the stream (endLaggards).
+ * read of the stream. Memory: the bound (SubscriberLimits) is in changes and in bytes, whichever
+ * is reached first. Replays read only while the backlog is under half the bound, and only what
+ * fits under it; live changes that push the pending backlog, or what one member holds (queued,
+ * and being written to it), past the bound end those members with a resync and the cursors to
+ * resume from, as does taking nothing for `stallMs` while more than the bound waits in the stream
+ * (endLaggards). A single batch is never too much, however large.
  *
  * Faults: a read that fails because Redis is unreachable is retried (the stream still holds
  * everything). An entry that cannot be parsed ends every member with a resync past it (to the
@@ -114,6 +121,10 @@ const batchWeight = (batch: ChangeBatch) => Math.max(1, batch.changes.length + b
 export class ChangePipeline {
   private readonly cursors = new Map<string, ContextCursor>();
   private readonly pending: Pending[] = [];
+  private pendingBytes = 0;
+  /** Entries taken in, and their bytes: their mean estimates the size of those still in the stream. */
+  private takenCount = 0;
+  private takenBytes = 0;
   private resync: ResyncEntry[] = [];
   private readonly members = new Set<SubscriberQueue<ChangeBatch>>();
   /** Contexts that had changes offered before start() set the cursors. */
@@ -164,6 +175,7 @@ export class ChangePipeline {
   join(): SubscriberQueue<ChangeBatch> {
     const member: SubscriberQueue<ChangeBatch> = new SubscriberQueue<ChangeBatch>(
       batchWeight,
+      batchBytes,
       () => this.leave(member),
       () => this.wakeRoomWaiters(),
     );
@@ -172,7 +184,7 @@ export class ChangePipeline {
   }
 
   /** Changes of `contextId` read by the hub, oldest first, consecutive. */
-  offer(contextId: string, entries: readonly ChangeEntry[]): void {
+  offer(contextId: string, entries: readonly FeedEntry[]): void {
     if (this.closed || !this.wants(contextId)) return;
     if (!this.started) {
       this.early.add(contextId);
@@ -270,7 +282,7 @@ export class ChangePipeline {
         const count = Math.min(FILL_CHUNK, this.limits.changes - this.backlog());
         let read: FeedRead | UnreadableEntryError;
         try {
-          read = await this.reader.read(contextId, cursor.seq, count).catch((err: unknown) => {
+          read = await this.reader.read(contextId, cursor.seq, count, this.limits.bytes - this.backlogBytes()).catch((err: unknown) => {
             if (err instanceof UnreadableEntryError) return err;
             throw err;
           });
@@ -311,13 +323,17 @@ export class ChangePipeline {
     for (const member of this.members) this.endMember(member, reason);
   }
 
-  private take(cursor: ContextCursor, entry: ChangeEntry): void {
+  private take(cursor: ContextCursor, entry: FeedEntry): void {
     cursor.seq = entry.seq;
-    if (matchesChange(this.options.filter, entry)) this.pending.push({ entry, at: performance.now() });
+    this.takenCount++;
+    this.takenBytes += entry.bytes;
+    if (!matchesChange(this.options.filter, entry)) return;
+    this.pending.push({ entry, at: performance.now() });
+    this.pendingBytes += entry.bytes;
   }
 
   private afterTaking(): void {
-    if (this.pending.length > this.limits.changes) {
+    if (this.pending.length > this.limits.changes || (this.pendingBytes > this.limits.bytes && this.pending.length > 1)) {
       for (const member of this.members) this.endMember(member, "behind");
       return;
     }
@@ -350,17 +366,18 @@ export class ChangePipeline {
   }
 
   private emit(now: number): void {
-    const batch: ChangeBatch = {
-      changes: this.pending.splice(0, this.options.maxSize).map((p) => p.entry),
-      resync: this.resync,
-    };
+    const changes = this.pending.splice(0, this.options.maxSize).map((p) => p.entry);
+    let bytes = 0;
+    for (const change of changes) bytes += change.bytes;
+    this.pendingBytes -= bytes;
+    const batch: ChangeBatch = { changes, resync: this.resync, bytes };
     this.resync = [];
     this.lastEmitAt = now;
     const wall = Date.now();
     for (const change of batch.changes) this.settings.observeLag(wall - Date.parse(change.at));
     for (const member of this.members) {
       member.push(batch);
-      if (member.queuedWeight > this.limits.changes) this.endMember(member, "behind");
+      if (member.queuedWeight > this.limits.changes || this.overBytes(member, 0)) this.endMember(member, "behind");
     }
     this.wakeRoomWaiters();
     this.schedule();
@@ -384,7 +401,7 @@ export class ChangePipeline {
     }
     const after = [...this.cursors].map(([contextId, cursor]) => ({ contextId, seq: resume.get(contextId)?.seq ?? cursor.seq }));
     const resync = reason === "behind" ? [...resume.values()] : jumps;
-    member.end([...(resync.length > 0 ? [{ changes: [], resync }] : []), { changes: [], resync: [], ended: { after, reason } }]);
+    member.end([...(resync.length > 0 ? [{ changes: [], resync, bytes: 0 }] : []), { changes: [], resync: [], bytes: 0, ended: { after, reason } }]);
   }
 
   /** Ends every member with the cursors to resume from (elsewhere), and the pipeline with them. */
@@ -395,17 +412,25 @@ export class ChangePipeline {
   /**
    * While a read waits for room, live changes stay in the stream; they count as pending for a
    * member that has stopped taking: one that has taken nothing for `stallMs` while its queue and
-   * those pass the bound is ended (the others go on). A member that keeps taking is never ended
-   * here, however far behind it replays: it catches up, or meets a resync where retention ends.
+   * those pass the bound is ended (the others go on). Their bytes are estimated from the mean
+   * size of the entries taken so far. A member that keeps taking is never ended here, however far
+   * behind it replays: it catches up, or meets a resync where retention ends.
    */
   private endLaggards(): void {
-    let waiting = this.pending.length;
-    for (const cursor of this.cursors.values()) if (cursor.filling) waiting += Math.max(0, cursor.offered - cursor.seq);
+    let inStream = 0;
+    for (const cursor of this.cursors.values()) if (cursor.filling) inStream += Math.max(0, cursor.offered - cursor.seq);
+    const waiting = this.pending.length + inStream;
+    const waitingBytes = this.pendingBytes + (this.takenCount > 0 ? (inStream * this.takenBytes) / this.takenCount : 0);
     const now = performance.now();
     for (const member of this.members) {
       const stalled = member.queuedWeight > 0 && now - member.lastTakeAt >= this.limits.stallMs;
-      if (stalled && member.queuedWeight + waiting > this.limits.changes) this.endMember(member, "behind");
+      if (stalled && (member.queuedWeight + waiting > this.limits.changes || this.overBytes(member, waitingBytes))) this.endMember(member, "behind");
     }
+  }
+
+  /** Whether `member`, were it to take `more` bytes in as well, would hold more than the byte bound (and more than one batch). */
+  private overBytes(member: SubscriberQueue<ChangeBatch>, more: number): boolean {
+    return member.heldBytes + more > this.limits.bytes && (member.holdsMoreThanOne || more > 0);
   }
 
   private leave(member: SubscriberQueue<ChangeBatch>): void {
@@ -422,9 +447,9 @@ export class ChangePipeline {
     this.onClose(this);
   }
 
-  /** Resolves when the backlog (pending plus the fullest member queue) is under half the bound. */
+  /** Resolves when the backlog (pending plus the fullest member) is under half the bound, in changes and in bytes. */
   private async room(): Promise<void> {
-    while (!this.closed && this.backlog() >= this.limits.changes / 2) {
+    while (!this.closed && (this.backlog() >= this.limits.changes / 2 || this.backlogBytes() >= this.limits.bytes / 2)) {
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
     }
   }
@@ -433,6 +458,12 @@ export class ChangePipeline {
     let fullest = 0;
     for (const member of this.members) fullest = Math.max(fullest, member.queuedWeight);
     return this.pending.length + fullest;
+  }
+
+  private backlogBytes(): number {
+    let fullest = 0;
+    for (const member of this.members) fullest = Math.max(fullest, member.heldBytes);
+    return this.pendingBytes + fullest;
   }
 
   private wakeRoomWaiters(): void {

@@ -43,7 +43,7 @@ export class FeedHub {
     private readonly subscriber: Redis,
     redis: Redis,
     private readonly keys: Keys,
-    limits: SubscriberLimits,
+    private readonly limits: SubscriberLimits,
     observeLag: (ms: number) => void,
     private readonly fault: ReportFault,
   ) {
@@ -169,7 +169,8 @@ export class FeedHub {
   private async pump(contextId: string, tail: Tail): Promise<void> {
     try {
       while (tail.seq < tail.target) {
-        const { entries } = await this.reader.read(contextId, tail.seq, READ_CHUNK);
+        // No more than one subscriber may hold: more would end every one of them anyway.
+        const { entries } = await this.reader.read(contextId, tail.seq, READ_CHUNK, this.limits.bytes);
         if (entries.length === 0) break;
         tail.seq = entries[entries.length - 1]!.seq;
         for (const pipeline of this.pipelinesFor(contextId)) pipeline.offer(contextId, entries);

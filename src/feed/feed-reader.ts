@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type { PatchOperation } from "../json/patch.js";
 import type { Keys } from "../redis/keys.js";
+import { runScript } from "../redis/scripts.js";
 import { allocationFromJson, lockFromJson, type Allocation, type Lock } from "../store/ledger.js";
 
 /** One entry of a context's change feed. */
@@ -20,9 +21,15 @@ export interface ChangeEntry {
   readonly lock: Lock | null;
 }
 
+/** A change as read from its context's stream, with its size there. */
+export interface FeedEntry extends ChangeEntry {
+  /** The lengths of its stream fields and values, summed: about its bytes in Redis (cheap to get). */
+  readonly bytes: number;
+}
+
 /** A run of feed entries, and whether entries right after the asked-for seq were trimmed away. */
 export interface FeedRead {
-  readonly entries: ChangeEntry[];
+  readonly entries: FeedEntry[];
   /** The oldest retained seq when the entries right after `afterSeq` are no longer retained, else null. */
   readonly trimmedTo: number | null;
 }
@@ -48,6 +55,9 @@ export class UnreadableEntryError extends Error {
   }
 }
 
+/** Most entries read-feed-1.lua takes from the stream per XRANGE, however many it may return. */
+const SCRIPT_CHUNK = 100;
+
 /** Kinds whose entry changes the document version: the version before them is one less. */
 const VERSIONING_KINDS = new Set(["CREATED", "UPDATED", "ROLLED_BACK"]);
 
@@ -64,15 +74,16 @@ export class FeedReader {
   ) {}
 
   /**
-   * Entries of `contextId` after `afterSeq` (null: from the oldest retained), oldest first, at
-   * most `limit`. Throws UnreadableEntryError for an entry among them that cannot be parsed.
+   * Entries of `contextId` after `afterSeq` (null: from the oldest retained), oldest first: at
+   * most `limit`, and past the first only while their bytes (FeedEntry.bytes) add up to at most
+   * `maxBytes` (default: no bound). Throws UnreadableEntryError for an entry among them that
+   * cannot be parsed.
    */
-  async read(contextId: string, afterSeq: number | null, limit: number): Promise<FeedRead> {
+  async read(contextId: string, afterSeq: number | null, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<FeedRead> {
     const feed = this.keys.context(contextId).feed;
     const start = afterSeq == null ? "-" : `(${afterSeq}-0`;
-    const entries = (await this.redis.xrange(feed, start, "+", "COUNT", limit)).map(([entryId, fields]) =>
-      toChangeEntry(contextId, entryId, fields),
-    );
+    const raw = (await runScript(this.redis, "read-feed", [feed], [start, limit, maxBytes, SCRIPT_CHUNK])) as [string, string[]][];
+    const entries = raw.map(([entryId, fields]) => toFeedEntry(contextId, entryId, fields));
     let trimmedTo: number | null = null;
     if (afterSeq != null && afterSeq > 0 && entries[0]?.seq !== afterSeq + 1) {
       const [oldest] = await this.redis.xrange(feed, "-", "+", "COUNT", 1);
@@ -122,9 +133,13 @@ function seqOf(entryId: string): number {
 }
 
 /** Parses one stream entry; throws UnreadableEntryError when it is not what change scripts write. */
-function toChangeEntry(contextId: string, entryId: string, fields: string[]): ChangeEntry {
+function toFeedEntry(contextId: string, entryId: string, fields: string[]): FeedEntry {
   const f = new Map<string, string>();
-  for (let i = 0; i < fields.length; i += 2) f.set(fields[i]!, fields[i + 1]!);
+  let bytes = 0;
+  for (let i = 0; i < fields.length; i += 2) {
+    f.set(fields[i]!, fields[i + 1]!);
+    bytes += fields[i]!.length + fields[i + 1]!.length;
+  }
   const seq = seqOf(entryId);
   try {
     const version = Number(f.get("version"));
@@ -150,6 +165,7 @@ function toChangeEntry(contextId: string, entryId: string, fields: string[]): Ch
       at,
       allocation: allocation ? allocationFromJson(allocation) : null,
       lock: lock ? lockFromJson(lock) : null,
+      bytes,
     };
   } catch (err) {
     throw new UnreadableEntryError(contextId, seq, err);

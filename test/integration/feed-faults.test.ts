@@ -1,4 +1,4 @@
-// Proves the feed survives faults: a subscriber that stops reading is ended with a resync and a resumable error while others are unaffected and the server's heap stays bounded, a slow replay is not ended, `CLIENT KILL TYPE pubsub` loses nothing, and subscribers that disconnect at random points and resume see every change exactly once.
+// Proves the feed survives faults: a subscriber that stops reading is ended with a resync and a resumable error (past the bound in changes or in bytes) while others are unaffected and the server's heap stays bounded, a slow replay is not ended, `CLIENT KILL TYPE pubsub` loses nothing, and subscribers that disconnect at random points and resume see every change exactly once.
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { Redis } from "ioredis";
@@ -57,8 +57,8 @@ function received(batches: ({ data?: { contextChanges: Feed } | null; errors?: E
 }
 
 /** A graphql-ws subscriber whose socket stops reading right after it subscribes. */
-async function stalledWs(id: string): Promise<Stalled> {
-  const raw = rawWsSubscription<{ contextChanges: Feed }>(server.url, QUERY, { id });
+async function stalledWs(id: string, on: TestServer = server): Promise<Stalled> {
+  const raw = rawWsSubscription<{ contextChanges: Feed }>(on.url, QUERY, { id });
   await raw.subscribed;
   raw.socket.pause();
   return {
@@ -72,8 +72,8 @@ async function stalledWs(id: string): Promise<Stalled> {
 }
 
 /** An SSE subscriber that does not read its response until resumed. */
-async function stalledSse(id: string): Promise<Stalled> {
-  const res = await fetch(server.url, {
+async function stalledSse(id: string, on: TestServer = server): Promise<Stalled> {
+  const res = await fetch(on.url, {
     method: "POST",
     headers: { "content-type": "application/json", accept: "text/event-stream" },
     body: JSON.stringify({ query: QUERY, variables: { id } }),
@@ -182,6 +182,33 @@ test("while a subscriber stays stalled and changes keep flowing, the server's he
   expect(heapMb() - start).toBeLessThan(15);
   const { errors } = await stalled.resume();
   expect(errors.map((e) => e.extensions?.code)).toEqual(["RESYNC_REQUIRED"]);
+});
+
+describe("the bound in bytes", () => {
+  let bounded: TestServer;
+
+  beforeAll(async () => {
+    // The bound in changes out of reach: only the one in bytes (about 50 of these changes) can end a subscriber.
+    bounded = await startTestServer({ subscriberBuffer: 1_000_000, subscriberBufferBytes: 500_000, subscriberStallMs: 500, maxAliases: 40 });
+  });
+  afterAll(async () => {
+    await bounded.close();
+  });
+
+  test.each(TRANSPORTS)("a subscriber that stops reading is ended with a resync once it holds more bytes than the bound (%s)", async (transport) => {
+    const id = `bytes-${transport}`;
+    await create(id, bounded);
+    const stalled = transport === "ws" ? await stalledWs(id, bounded) : await stalledSse(id, bounded);
+    const blob = "x".repeat(10_000);
+    let final = 0;
+    for (let i = 0; i < 300; i++) final = (await patch(id, "/blob", `${i}${blob}`, bounded)).seq;
+    const { changes, resync, errors } = await stalled.resume();
+    const last = changes.at(-1)!.seq;
+    expect(changes.map((c) => c.seq)).toEqual(range(changes[0]!.seq, last));
+    expect(last).toBeLessThan(final);
+    expect(resync).toEqual([{ contextId: id, seq: last, version: last }]);
+    expect(errors.map((e) => e.extensions)).toEqual([{ code: "RESYNC_REQUIRED", after: [{ contextId: id, seq: last }] }]);
+  });
 });
 
 describe("the wake-up connection", () => {

@@ -26,7 +26,7 @@ beforeAll(async () => {
   server = await startTestServer();
   redis = new Redis(server.config.redisUrl);
   keys = new Keys(server.config.keyPrefix);
-  const limits = { changes: 10_000, stallMs: 12_000 };
+  const limits = { changes: 10_000, bytes: 4_194_304, stallMs: 12_000 };
   hub = await FeedHub.open(server.config.redisUrl, redis, keys, limits, () => undefined, (source, message, cause) => console.error(source, message, cause));
 });
 afterAll(async () => {

@@ -1,0 +1,24 @@
+-- Reads a context's change feed, oldest first: at most ARGV[2] entries, and past the first only
+-- while their sizes (the lengths of their fields and values, summed) stay within ARGV[3] bytes
+-- in all, so that a reader takes in what it has room for rather than a run of large entries.
+-- KEYS: 1 feed (stream)
+-- ARGV: 1 start (an XRANGE start: '-' or '(<seq>-0'), 2 most entries, 3 most bytes,
+--       4 entries per XRANGE inside (bounds what this script holds beyond what it returns)
+-- Returns: the entries as XRANGE returns them, {{id, {field, value, ...}}, ...}
+-- Emits: nothing
+local limit, budget, chunk = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local out, bytes, start = {}, 0, ARGV[1]
+while #out < limit do
+  local want = math.min(limit - #out, chunk)
+  local entries = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', want)
+  for _, entry in ipairs(entries) do
+    local size = 0
+    for _, s in ipairs(entry[2]) do size = size + #s end
+    if #out > 0 and bytes + size > budget then return out end
+    bytes = bytes + size
+    out[#out + 1] = entry
+  end
+  if #entries < want then break end
+  start = '(' .. entries[#entries][1]
+end
+return out
