@@ -14,7 +14,7 @@ import { Gate } from "./gate.js";
 import { createLogger, type LogLevel, type Logger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { Observability } from "./observability-plugin.js";
-import { connectRedis } from "./redis/clients.js";
+import { closeRedis, connectRedis } from "./redis/clients.js";
 import { Keys } from "./redis/keys.js";
 import { foreignRequest, isLoopback, type OriginPolicy } from "./request-origin.js";
 import { useSecurity } from "./security-plugin.js";
@@ -43,7 +43,8 @@ export interface App {
    * Shuts down: stops taking connections and requests (/ready answers 503), ends every feed
    * subscriber with UNAVAILABLE and the cursors to resume from, lets in-flight requests finish
    * (at most config.shutdownGraceMs), then closes Redis; returns as soon as all that is done,
-   * and within the grace (plus at most a second for pending writes) even when Redis is down.
+   * and within the grace (plus at most a second for pending writes and one for closing the Redis
+   * connections) even when Redis is down or stalled.
    */
   close(): Promise<void>;
 }
@@ -314,9 +315,9 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
         () => true,
         () => false,
       );
-      await hub.close(drained);
-      if (drained && redis.status === "ready") await redis.quit();
-      else redis.disconnect();
+      // Redis may be stalled: QUIT waits at most what is left of the grace (at least a second).
+      const quitWaitMs = Math.max(remaining(), 1_000);
+      await Promise.all([hub.close(drained, quitWaitMs), drained ? closeRedis(redis, quitWaitMs) : redis.disconnect()]);
       log.info("closed", { drained });
     },
   };

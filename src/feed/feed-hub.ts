@@ -2,7 +2,7 @@ import { RedisPubSub } from "graphql-redis-subscriptions";
 import type { Redis } from "ioredis";
 import { AppError, ErrorCode } from "../errors.js";
 import type { ReportFault } from "../faults.js";
-import { connectRedis, isConnectionFailure } from "../redis/clients.js";
+import { closeRedis, connectRedis, isConnectionFailure } from "../redis/clients.js";
 import type { Keys } from "../redis/keys.js";
 import { ChangePipeline, type ChangeBatch, type FeedOptions, type PipelineSettings, type SubscriberLimits } from "./change-pipeline.js";
 import { FeedReader, UnreadableEntryError } from "./feed-reader.js";
@@ -112,10 +112,10 @@ export class FeedHub {
     for (const pipeline of this.allPipelines()) pipeline.shutdown();
   }
 
-  /** Closes the wake-up connection: politely when `gracefully` and it is up, else drops it. */
-  async close(gracefully: boolean): Promise<void> {
+  /** Closes the wake-up connection: politely when `gracefully` and Redis answers within `waitMs`, else drops it. */
+  async close(gracefully: boolean, waitMs: number): Promise<void> {
     this.subscriber.removeAllListeners("ready");
-    if (gracefully && this.subscriber.status === "ready") await this.subscriber.quit().catch(() => undefined);
+    if (gracefully) await closeRedis(this.subscriber, waitMs);
     else this.subscriber.disconnect();
   }
 

@@ -58,3 +58,23 @@ export function isConnectionFailure(err: unknown): boolean {
     err.message === "Command timed out"
   );
 }
+
+/**
+ * Closes `client`: politely (QUIT, after the replies already on their way) when it is connected
+ * and answers within `waitMs`, else by dropping the connection, so that closing never waits on a
+ * stalled or unreachable Redis. Never throws.
+ */
+export async function closeRedis(client: Redis, waitMs: number): Promise<void> {
+  if (client.status === "ready") {
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), waitMs)));
+    const quit = client.quit().then(
+      () => true,
+      () => false,
+    );
+    const quitted = await Promise.race([quit, gaveUp]);
+    clearTimeout(timer);
+    if (quitted) return;
+  }
+  client.disconnect();
+}

@@ -30,7 +30,7 @@ beforeAll(async () => {
   hub = await FeedHub.open(server.config.redisUrl, redis, keys, limits, () => undefined, (source, message, cause) => console.error(source, message, cause));
 });
 afterAll(async () => {
-  await hub?.close(true);
+  await hub?.close(true, 1_000);
   redis?.disconnect();
   await server?.close();
 });

@@ -98,3 +98,16 @@ test("while Redis does not answer its state check the guard is unverified (logge
   await logged("intact");
   expect(await untilAnswered(() => app.request(GetContextDocument, { id: "any" }))).toEqual({ context: null });
 });
+
+test("shutting down while Redis is stalled ends without an error instead of waiting for Redis", async () => {
+  const redis = await ownRedis();
+  const started = await startTestServer({ redisUrl: redis.url, redisTimeoutMs: REDIS_TIMEOUT_MS, stateCheckMs: 3_600_000, shutdownGraceMs: 1_000 });
+  await started.data(CreateContextDocument, { id: "closing", document: {} });
+  stall(redis);
+  // A bound for a hang, not a latency goal: close promises the grace plus about a second.
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<string>((resolve) => (timer = setTimeout(() => resolve("still closing after 15 s"), 15_000)));
+  const outcome = await Promise.race([started.close().then(() => "closed", (err: Error) => `threw ${err.message}`), hung]);
+  clearTimeout(timer);
+  expect(outcome).toBe("closed");
+});
