@@ -17,7 +17,7 @@ import {
   RollbackContextDocument,
 } from "../gql/graphql.js";
 import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
-import { redisState } from "../helpers/redis-state.js";
+import { expectRefusedUnchanged } from "../helpers/redis-state.js";
 
 let server: TestServer;
 let redis: Redis;
@@ -33,14 +33,7 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-/** Runs a request that must be refused with `code`; asserts no key under the prefix changed. */
-async function refused(code: string, run: () => Promise<GraphQLResponse<unknown>>) {
-  const before = await redisState(redis, server.config.keyPrefix);
-  const res = await run();
-  expect(errorCode(res), JSON.stringify(res.errors)).toBe(code);
-  expect(await redisState(redis, server.config.keyPrefix)).toEqual(before);
-  return res.errors![0]!;
-}
+const refused = (code: string, run: () => Promise<GraphQLResponse<unknown>>) => expectRefusedUnchanged(redis, server.config.keyPrefix, code, run);
 
 async function create(document: unknown = { a: 1 }) {
   const id = freshId("ctx");

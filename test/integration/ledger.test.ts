@@ -18,9 +18,9 @@ import {
   RenewLockDocument,
   ReportUsageDocument,
 } from "../gql/graphql.js";
-import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
+import { startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
 import { ledgerViolations } from "../helpers/ledger-invariant.js";
-import { redisState } from "../helpers/redis-state.js";
+import { expectRefusedUnchanged } from "../helpers/redis-state.js";
 import { redisTimePast } from "../helpers/redis-time.js";
 
 let server: TestServer;
@@ -53,13 +53,7 @@ async function swarm(document: unknown, label = "ledger"): Promise<string> {
 const amounts = (o: Record<string, number>) => Object.entries(o).map(([kind, amount]) => ({ kind, amount }));
 const asMap = (list: readonly { kind: string; amount: number }[]) => Object.fromEntries(list.map((a) => [a.kind, a.amount]));
 
-async function refused(code: string, run: () => Promise<GraphQLResponse<unknown>>) {
-  const before = await redisState(redis, server.config.keyPrefix);
-  const res = await run();
-  expect(errorCode(res), JSON.stringify(res.errors)).toBe(code);
-  expect(await redisState(redis, server.config.keyPrefix)).toEqual(before);
-  return res.errors![0]!;
-}
+const refused = (code: string, run: () => Promise<GraphQLResponse<unknown>>) => expectRefusedUnchanged(redis, server.config.keyPrefix, code, run);
 
 describe("allocate", () => {
   test("EXACT from the budget, then from an allocation; budget and reserved follow", async () => {

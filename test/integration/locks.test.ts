@@ -15,7 +15,7 @@ import {
 } from "../gql/graphql.js";
 import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
 import { Backoff } from "../helpers/backoff.js";
-import { redisState } from "../helpers/redis-state.js";
+import { expectRefusedUnchanged } from "../helpers/redis-state.js";
 import { redisTimePast } from "../helpers/redis-time.js";
 
 let a: TestServer;
@@ -33,13 +33,7 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-async function refused(code: string, run: () => Promise<GraphQLResponse<unknown>>) {
-  const before = await redisState(redis, a.config.keyPrefix);
-  const res = await run();
-  expect(errorCode(res), JSON.stringify(res.errors)).toBe(code);
-  expect(await redisState(redis, a.config.keyPrefix)).toEqual(before);
-  return res.errors![0]!;
-}
+const refused = (code: string, run: () => Promise<GraphQLResponse<unknown>>) => expectRefusedUnchanged(redis, a.config.keyPrefix, code, run);
 
 test("acquire, LOCK_HELD, renew, release; tokens only grow; events reach the feed", async () => {
   const id = "locks-basic";

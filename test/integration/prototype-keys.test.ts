@@ -20,7 +20,7 @@ import {
 } from "../gql/graphql.js";
 import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
 import { subscribe, TRANSPORTS } from "../helpers/feed-client.js";
-import { redisState } from "../helpers/redis-state.js";
+import { expectRefusedUnchanged } from "../helpers/redis-state.js";
 import { jsonEqual, type JsonValue } from "../../src/json/types.js";
 
 let server: TestServer;
@@ -59,14 +59,7 @@ async function documentOf(id: string): Promise<unknown> {
   return (await server.data(GetContextDocument, { id })).context!.document;
 }
 
-/** Runs a request that must be refused with `code` and asserts no key under the prefix changed. */
-async function refused(code: string, run: () => Promise<GraphQLResponse<unknown>>) {
-  const before = await redisState(redis, server.config.keyPrefix);
-  const res = await run();
-  expect(errorCode(res), JSON.stringify(res.errors)).toBe(code);
-  expect(await redisState(redis, server.config.keyPrefix)).toEqual(before);
-  return res.errors![0]!;
-}
+const refused = (code: string, run: () => Promise<GraphQLResponse<unknown>>) => expectRefusedUnchanged(redis, server.config.keyPrefix, code, run);
 
 describe("documents", () => {
   test("createContext keeps such members at every depth; value, slice and snapshot read them", async () => {
