@@ -29,7 +29,7 @@ export interface Config {
    * outlast the Redis client's resend of a command whose reply was lost (see redis/clients.ts).
    */
   readonly resendTtlSeconds: number;
-  /** Pause between the lease sweeper's passes (one runs at a time), in ms; 0 turns it off (ledger operations still expire leases). */
+  /** Pause between the lease sweeper's passes (one runs at a time), in ms; 0 turns it off (accepted ledger operations still expire overdue leases). */
   readonly leaseSweepMs: number;
   /** Changes a feed subscriber may have waiting before it is ended with a resync (its memory bound, in changes). */
   readonly subscriberBuffer: number;

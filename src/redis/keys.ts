@@ -65,7 +65,7 @@ export class Keys {
 
   /**
    * Sorted set of context ids by their earliest lease expiry (ms), for the lease sweeper. Kept
-   * outside the contexts' slots, so it is only a hint: every ledger operation expires on its own.
+   * outside the contexts' slots, so it is only a hint: every accepted ledger operation expires overdue leases on its own.
    */
   get leaseIndex(): string {
     return `${this.prefix}:leaseIndex`;

@@ -3,7 +3,7 @@ import { isConnectionFailure } from "../redis/clients.js";
 /**
  * The lease sweeper: runs `sweep` (LedgerStore.sweep) `intervalMs` after the previous pass ended,
  * so that one pass runs at a time however long Redis takes to answer. A pass that fails because
- * Redis is unreachable or stalled is dropped silently: the next one tries again, and ledger
+ * Redis is unreachable or stalled is dropped silently: the next one tries again, and accepted ledger
  * operations expire overdue leases on their own. Any other failure goes to `report` with its
  * cause, once per run of failing passes (a lasting fault would otherwise be reported every pass).
  */
