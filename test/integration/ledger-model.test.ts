@@ -63,18 +63,20 @@ class Model {
     parent: ModelNode | null,
     request: Partial<Amounts>,
     mode: "EXACT" | "UP_TO",
-  ): ModelNode | "INSUFFICIENT_RESOURCES" | "ALLOCATION_ENDED" | "LIMIT_EXCEEDED" {
+  ): ModelNode | "INSUFFICIENT_RESOURCES" | "ALLOCATION_ENDED" | "LIMIT_EXCEEDED" | "VALIDATION_FAILED" {
     if (parent && parent.status !== "ACTIVE") return "ALLOCATION_ENDED";
     const tier = (parent?.tier ?? 1) + 1;
     if (tier > this.maxDepth) return "LIMIT_EXCEEDED";
     const kinds = KINDS.filter((k) => request[k] !== undefined);
+    if (kinds.every((k) => request[k] === 0)) return "VALIDATION_FAILED";
     const grant = zero();
     let short = false;
     let any = false;
     for (const k of kinds) {
       const allowed = Math.floor(this.available(parent, k) * this.maxShare);
       grant[k] = Math.min(request[k]!, allowed);
-      if (grant[k] < request[k]!) short = true;
+      // The budget holds every kind; EXACT takes none its parent allocation was not granted.
+      if (grant[k] < request[k]! || (mode === "EXACT" && parent && !parent.kinds.includes(k))) short = true;
       if (grant[k] > 0) any = true;
     }
     if ((mode === "EXACT" && short) || (mode === "UP_TO" && !any)) return "INSUFFICIENT_RESOURCES";

@@ -141,6 +141,57 @@ describe("allocate", () => {
     await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 1 }), mode: "EXACT", holder: "h".repeat(201) }));
     await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 1, tokens: 1 }).concat(amounts({ credits: 2 })), mode: "EXACT" }));
   });
+
+  test("a request whose amounts are all 0 asks for nothing: VALIDATION_FAILED in either mode, through a profile too", async () => {
+    const id = await swarm({
+      resources: { limits: { credits: 100, tokens: 10 } },
+      policy: { allocation: { profiles: { idle: { request: { credits: 0 } }, api: { request: { credits: 20 } } } } },
+    });
+    for (const mode of ["EXACT", "UP_TO"] as const) {
+      const err = await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 0, tokens: 0 }), mode }));
+      expect(err.extensions?.path).toBe("request");
+    }
+    const err = await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, profile: "idle", mode: "EXACT" }));
+    expect(err.extensions?.path).toBe("profile");
+    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, profile: "api", request: amounts({ credits: 0 }), mode: "EXACT" }));
+    // One zero among other amounts is a kind the caller wants listed, at 0.
+    const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 5, tokens: 0 }), mode: "EXACT" })).allocate;
+    expect(asMap(a.granted)).toEqual({ credits: 5, tokens: 0 });
+  });
+
+  test("EXACT refuses kinds its parent does not hold, zero amounts too, naming them (constructor and toString included)", async () => {
+    const id = await swarm({ resources: { limits: { credits: 100 } } });
+    const err = await refused("INSUFFICIENT_RESOURCES", () =>
+      server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 5, nonexistentkind: 0 }), mode: "EXACT" }),
+    );
+    expect(err.message).toContain("nonexistentkind");
+    expect(err.extensions?.available).toEqual(amounts({ credits: 100, nonexistentkind: 0 }));
+    const proto = await refused("INSUFFICIENT_RESOURCES", () =>
+      server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 5, constructor: 0, toString: 0 }), mode: "EXACT" }),
+    );
+    expect(proto.message).toMatch(/constructor.*toString/);
+    const run = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50 }), mode: "EXACT" })).allocate;
+    const under = await refused("INSUFFICIENT_RESOURCES", () =>
+      server.request(AllocateDocument, { contextId: id, parentId: run.id, request: amounts({ credits: 5, tokens: 0 }), mode: "EXACT" }),
+    );
+    expect(under.message).toContain("tokens");
+    const { budget } = (await server.data(GetLedgerDocument, { id })).context!;
+    expect(budget.limits).toEqual(amounts({ credits: 100 }));
+  });
+
+  test("UP_TO grants 0 of a kind its parent does not hold, and the kind never shows in the budget", async () => {
+    const id = await swarm({ resources: { limits: { credits: 100 } } });
+    const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 5, gpu: 3, constructor: 1 }), mode: "UP_TO" })).allocate;
+    expect(asMap(a.requested)).toEqual({ credits: 5, gpu: 3, constructor: 1 });
+    expect(asMap(a.granted)).toEqual({ credits: 5, gpu: 0, constructor: 0 });
+    const budgetKinds = async () => {
+      const { budget } = (await server.data(GetLedgerDocument, { id })).context!;
+      return [budget.limits, budget.granted, budget.consumed, budget.available].map((list) => list.map((x) => x.kind));
+    };
+    expect(await budgetKinds()).toEqual([["credits"], ["credits"], ["credits"], ["credits"]]);
+    await server.data(ReleaseDocument, { allocationId: a.id });
+    expect(await budgetKinds()).toEqual([["credits"], ["credits"], ["credits"], ["credits"]]);
+  });
 });
 
 describe("usage, release, renew", () => {

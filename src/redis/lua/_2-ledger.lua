@@ -71,6 +71,13 @@ local function granted(base, n, kind)
   return num(redis.call('HGET', node_key(base, n), 'g:' .. kind))
 end
 
+-- Whether node n ('' = the budget) holds a kind: the budget, the kinds of its limits; an
+-- allocation, the kinds it was granted (0 included).
+local function holds(base, n, kind)
+  if n == '' then return redis.call('HEXISTS', base .. ':limits', kind) == 1 end
+  return redis.call('HEXISTS', node_key(base, n), 'g:' .. kind) == 1
+end
+
 -- Consumption that ending n's active descendants would charge to n.
 local function descendants_consumption(base, n, kind)
   local total = 0

@@ -1,12 +1,15 @@
 -- Grants an allocation from the budget or from an active allocation, per kind at most
--- policy.allocation.maxShare of what the parent has available. EXACT grants all or nothing;
--- UP_TO grants min(request, allowed) per kind and is refused only if every kind would get 0.
+-- policy.allocation.maxShare of what the parent has available. A request must ask for something
+-- (some amount above 0). EXACT grants all or nothing, and only kinds the parent holds; UP_TO
+-- grants min(request, allowed) per kind (0 of a kind the parent does not hold) and is refused
+-- only if every kind would get 0.
 -- KEYS 1-9 and ARGV 1-8: see _2-ledger.lua. ARGV: 9 parent number ('' = the budget),
 --   10 explicit request "kind amount ..." (overrides the profile's kinds), 11 profile name
 --   ('' = none), 12 mode EXACT|UP_TO, 13 leaseMs ('' = profile's, else policy default, else none),
 --   14 holder, 15 purpose
 -- Returns: ok {allocation} | NOT_FOUND | ALLOCATION_ENDED (parent) | LIMIT_EXCEEDED (maxDepth)
---          | VALIDATION_FAILED (profile) | INSUFFICIENT_RESOURCES {available: [{kind, amount}]}
+--          | VALIDATION_FAILED (profile; request or profile asking for nothing)
+--          | INSUFFICIENT_RESOURCES {available: [{kind, amount}]} (message names kinds not held)
 -- Checks judge the ledger as if the overdue leases had ended; a refusal writes nothing.
 -- Emits: EXPIRED for overdue leases, then ALLOCATED
 local ctx, early = ledger_begin()
@@ -56,17 +59,26 @@ if lease == '' then lease = policy[2] or '' end
 if #kinds == 0 then
   return reply_error('VALIDATION_FAILED', 'the request names no resource kind', { path = 'request' })
 end
+local asks = false
+for _, kind in ipairs(kinds) do asks = asks or request[kind] > 0 end
+if not asks then
+  return reply_error('VALIDATION_FAILED', 'the request asks for nothing: every amount is 0',
+    { path = ARGV[10] == '' and 'profile' or 'request' })
+end
 
-local grant, allowed, short, any = {}, {}, false, false
+local grant, allowed, short, any, missing = {}, {}, false, false, {}
 for _, kind in ipairs(kinds) do
   allowed[kind] = math.floor(available(ctx, parent, kind) * max_share)
   grant[kind] = math.min(request[kind], allowed[kind])
   if grant[kind] < request[kind] then short = true end
   if grant[kind] > 0 then any = true end
+  if not holds(ctx.base, parent, kind) then missing[#missing + 1] = kind end
 end
-if (ARGV[12] == 'EXACT' and short) or (ARGV[12] == 'UP_TO' and not any) then
-  return reply_error_raw('INSUFFICIENT_RESOURCES',
-    'the ' .. (parent == '' and 'budget' or ('allocation ' .. ctx.id .. '#' .. parent)) .. ' cannot cover the request',
+if (ARGV[12] == 'EXACT' and (short or #missing > 0)) or (ARGV[12] == 'UP_TO' and not any) then
+  local source = parent == '' and 'budget' or ('allocation ' .. ctx.id .. '#' .. parent)
+  local message = 'the ' .. source .. ' cannot cover the request'
+  if ARGV[12] == 'EXACT' and #missing > 0 then message = message .. ': it holds no ' .. table.concat(missing, ', ') end
+  return reply_error_raw('INSUFFICIENT_RESOURCES', message,
     ',"available":' .. amounts_json(kinds, function(kind) return allowed[kind] end))
 end
 
