@@ -11,6 +11,9 @@ export const PROFILE_NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
 export const LOCK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 export const HOLDER_MAX_LENGTH = 200;
 
+/** The longest lease the ledger accepts, in ms (365 days): `leaseMs` arguments and the policy's leases. */
+export const LEASE_MS_MAX = 365 * 24 * 3600 * 1000;
+
 /** Context ids go into Redis keys inside a `{ctx:<id>}` hash tag, so braces are never allowed. */
 export const CONTEXT_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
@@ -39,15 +42,18 @@ function checkAmounts(value: JsonValue | undefined, path: string): void {
   for (const [kind, amount] of Object.entries(value)) {
     if (!RESOURCE_KIND.test(kind)) throw invalid(`${path}/${kind}`, `resource kind must match ${RESOURCE_KIND.source}`);
     if (typeof amount !== "number" || !Number.isSafeInteger(amount) || amount < 0) {
-      throw invalid(`${path}/${kind}`, "amount must be a non-negative integer");
+      throw invalid(`${path}/${kind}`, "amount must be an integer from 0 to 2^53 - 1");
     }
   }
 }
 
-function checkPositiveInteger(value: JsonValue | undefined, path: string): void {
+/** The deepest `policy.allocation.maxDepth`: the largest GraphQL Int, the type of `tier`. */
+const MAX_DEPTH_MAX = 2 ** 31 - 1;
+
+function checkInteger(value: JsonValue | undefined, path: string, max: number): void {
   if (value === undefined) return;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
-    throw invalid(path, "must be a positive integer");
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw invalid(path, `must be an integer from 1 to ${max}`);
   }
 }
 
@@ -59,8 +65,9 @@ function checkAllocationPolicy(policy: JsonValue | undefined): void {
   if (maxShare !== undefined && (typeof maxShare !== "number" || !(maxShare > 0 && maxShare <= 1))) {
     throw invalid(`${base}/maxShare`, "must be a number with 0 < maxShare <= 1");
   }
-  checkPositiveInteger(defaultLeaseMs, `${base}/defaultLeaseMs`);
-  checkPositiveInteger(maxDepth, `${base}/maxDepth`);
+  // Bounded as the arguments they stand in for: a value every reader can format later.
+  checkInteger(defaultLeaseMs, `${base}/defaultLeaseMs`, LEASE_MS_MAX);
+  checkInteger(maxDepth, `${base}/maxDepth`, MAX_DEPTH_MAX);
   if (profiles === undefined) return;
   if (!isJsonObject(profiles)) throw invalid(`${base}/profiles`, "must be an object of profile name to profile");
   for (const [name, profile] of Object.entries(profiles)) {
@@ -69,7 +76,7 @@ function checkAllocationPolicy(policy: JsonValue | undefined): void {
     if (!isJsonObject(profile)) throw invalid(at, "must be an object with request and optional leaseMs");
     if (profile.request === undefined) throw invalid(`${at}/request`, "is required");
     checkAmounts(profile.request, `${at}/request`);
-    checkPositiveInteger(profile.leaseMs, `${at}/leaseMs`);
+    checkInteger(profile.leaseMs, `${at}/leaseMs`, LEASE_MS_MAX);
   }
 }
 

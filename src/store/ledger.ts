@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
-import { HOLDER_MAX_LENGTH, LOCK_NAME, RESOURCE_KIND } from "./document-rules.js";
+import { HOLDER_MAX_LENGTH, LEASE_MS_MAX, LOCK_NAME, RESOURCE_KIND } from "./document-rules.js";
 import { checkOpId, opRecord, parseWriteReply, settle } from "./script-replies.js";
 
 export interface Amount {
@@ -95,8 +95,6 @@ interface RawLock {
   token: number;
   expiresAt: number;
 }
-
-const LEASE_MS_MAX = 365 * 24 * 3600 * 1000;
 
 function invalid(path: string, message: string): AppError {
   return new AppError(ErrorCode.VALIDATION_FAILED, message, { path });
@@ -333,20 +331,14 @@ export class LedgerStore {
     );
   }
 
-  /**
-   * The swarm's budget: limits and what the ledger holds of them, per kind of the limits plus any
-   * kind still granted or consumed (its limit then shows as 0).
-   */
+  /** The swarm's budget: limits and what the ledger holds of them. */
   async budget(contextId: string): Promise<Budget> {
     const k = this.keys.context(contextId);
     const [limitsHash, rootHash] = await Promise.all([this.redis.hgetall(k.limits), this.redis.hgetall(`${this.keys.contextBase(contextId)}:root`)]);
     const limits = new Map(Object.entries(limitsHash).map(([kind, v]) => [kind, Number(v)]));
     const granted = amountsOf(rootHash, "r:");
     const consumed = amountsOf(rootHash, "c:");
-    // The scripts write each of an allocation's kinds into its parent, 0 included, so a kind the
-    // budget does not hold (granted 0 under UP_TO) shows only while some of it is held.
-    const held = (m: Map<string, number>) => [...m].filter(([, amount]) => amount !== 0).map(([kind]) => kind);
-    const kinds = [...new Set([...limits.keys(), ...held(granted), ...held(consumed)])].sort();
+    const kinds = [...new Set([...limits.keys(), ...granted.keys(), ...consumed.keys()])].sort();
     const list = (m: Map<string, number>) => kinds.map((kind) => ({ kind, amount: m.get(kind) ?? 0 }));
     return {
       limits: list(limits),
