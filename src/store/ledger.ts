@@ -331,14 +331,20 @@ export class LedgerStore {
     );
   }
 
-  /** The swarm's budget: limits and what the ledger holds of them. */
+  /**
+   * The swarm's budget: limits and what the ledger holds of them, per kind of the limits plus any
+   * kind still granted or consumed (its limit then shows as 0).
+   */
   async budget(contextId: string): Promise<Budget> {
     const k = this.keys.context(contextId);
     const [limitsHash, rootHash] = await Promise.all([this.redis.hgetall(k.limits), this.redis.hgetall(`${this.keys.contextBase(contextId)}:root`)]);
     const limits = new Map(Object.entries(limitsHash).map(([kind, v]) => [kind, Number(v)]));
     const granted = amountsOf(rootHash, "r:");
     const consumed = amountsOf(rootHash, "c:");
-    const kinds = [...new Set([...limits.keys(), ...granted.keys(), ...consumed.keys()])].sort();
+    // The scripts write each of an allocation's kinds into its parent, 0 included, so a kind the
+    // budget does not hold (granted 0 under UP_TO) shows only while some of it is held.
+    const held = (m: Map<string, number>) => [...m].filter(([, amount]) => amount !== 0).map(([kind]) => kind);
+    const kinds = [...new Set([...limits.keys(), ...held(granted), ...held(consumed)])].sort();
     const list = (m: Map<string, number>) => kinds.map((kind) => ({ kind, amount: m.get(kind) ?? 0 }));
     return {
       limits: list(limits),
