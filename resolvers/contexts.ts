@@ -40,27 +40,21 @@ export function context(args: { id: string }, ctx: RequestContext): Promise<Cont
   return ctx.contexts.get(args.id);
 }
 
-/** Cursors are opaque to clients; inside they are the last id of the previous page. */
-function encodeCursor(id: string): string {
-  return Buffer.from(id).toString("base64url");
-}
-
-function decodeCursor(cursor: string): string {
-  return Buffer.from(cursor, "base64url").toString();
-}
-
 export async function contexts(
   args: { first: number; after?: string | null; idPrefix?: string | null },
   ctx: RequestContext,
 ) {
   const first = inRange(args.first, 1, MAX_PAGE_SIZE, "first");
-  const after = args.after == null ? null : decodeCursor(args.after);
-  const page = await ctx.contexts.list(first, after, args.idPrefix ?? null);
-  // A scoped key sees only its contexts: a page may then hold fewer than `first`, and it still
-  // ends where the unfiltered page ended, so paging goes on past contexts outside the scope.
-  const last = page.contexts.at(-1);
-  const edges = page.contexts.filter((node) => mayAccess(ctx.principal, node.id)).map((node) => ({ cursor: encodeCursor(node.id), node }));
-  return { edges, pageInfo: { hasNextPage: page.hasNextPage, endCursor: last ? encodeCursor(last.id) : null } };
+  // Cursors are sealed (ListCursors): a scoped caller's page may end on an id outside its scope.
+  const cursors = await ctx.contexts.listCursors();
+  const after = args.after == null ? null : cursors.open(args.after);
+  if (after === null && args.after != null) {
+    throw new AppError(ErrorCode.VALIDATION_FAILED, "after is not a cursor this server gave (or it is from before a reinitialize)", { path: "after" });
+  }
+  const page = await ctx.contexts.list(first, after, args.idPrefix ?? null, (id) => mayAccess(ctx.principal, id));
+  const edges = page.contexts.map((node) => ({ cursor: cursors.seal(node.id), node }));
+  const endCursor = page.resumeAfter === null ? null : cursors.seal(page.resumeAfter);
+  return { edges, pageInfo: { hasNextPage: page.hasNextPage, endCursor } };
 }
 
 /** The document of the version this view stands for (loaded lazily for lists and replays). */

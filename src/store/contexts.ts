@@ -11,6 +11,7 @@ import { DocumentCache, type Head } from "./document-cache.js";
 import { CONTEXT_ID, checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
 import { FeedReader, type ChangeEntry } from "../feed/feed-reader.js";
 import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
+import { ListCursors } from "./list-cursors.js";
 import { checkOpId, fingerprintOf, opRecord, parseReply, parseWriteReply, settle, uniqueToken, type OpRecord, type ScriptReply } from "./script-replies.js";
 
 export interface ContextStoreConfig extends DocumentLimits {
@@ -58,6 +59,8 @@ export type ChangeKind = "CREATED" | "UPDATED" | "ROLLED_BACK" | "DELETED";
 export interface ContextPage {
   readonly contexts: readonly ContextView[];
   readonly hasNextPage: boolean;
+  /** The id the next page starts after (not always one of `contexts`); null when nothing was found and nothing is left. */
+  readonly resumeAfter: string | null;
 }
 
 interface WriteReply {
@@ -67,6 +70,12 @@ interface WriteReply {
   readonly updatedAt: string;
   readonly updatedBy: string;
 }
+
+/**
+ * Index entries one `list` reads at most, found or not: a caller who may see few of the ids pages
+ * past the others a bounded stretch per request.
+ */
+export const LIST_SCAN_LIMIT = 2000;
 
 /** Attempts of one write whose base keeps moving under it before we call it a server fault. */
 const MAX_WRITE_ATTEMPTS = 1000;
@@ -158,23 +167,51 @@ export class ContextStore {
     return entries;
   }
 
-  /** A page of contexts ordered by id, after the id `after`, restricted to `idPrefix`. */
-  async list(first: number, after: string | null, idPrefix: string | null): Promise<ContextPage> {
+  /**
+   * A page of at most `first` contexts ordered by id, after the id `after`, restricted to
+   * `idPrefix` and to the ids `visible` accepts (the caller's scope). Reads at most
+   * LIST_SCAN_LIMIT index entries: when they run out before the page is full it ends early, with
+   * hasNextPage and `resumeAfter` the last entry read, which may be an id the caller may not see.
+   */
+  async list(first: number, after: string | null, idPrefix: string | null, visible: (id: string) => boolean): Promise<ContextPage> {
     const prefix = idPrefix ?? "";
     let start = prefix ? `[${prefix}` : "-";
     if (after != null && (!prefix || after >= prefix)) start = `(${after}`;
     const end = prefix ? `[${prefix}\xff` : "+";
     const found: ContextView[] = [];
-    const batch = Math.min(Math.max(first + 1, 16), 1000);
+    let scanned = 0;
+    // Batches double from about a page: few round trips past many ids the caller may not see.
+    let batch = Math.max(first + 1, 16);
     for (;;) {
-      const ids = await this.redis.zrangebylex(this.keys.contextIndex, start, end, "LIMIT", 0, batch);
-      const heads = await Promise.all(ids.map((id) => this.readHead(id, "head", "")));
-      // The index is a superset of what exists (see delete): skip ids whose context is gone.
-      for (const head of heads) if (head.view) found.push(head.view);
-      if (found.length > first || ids.length < batch) break;
-      start = `(${ids[ids.length - 1]}`;
+      const asked = Math.min(batch, LIST_SCAN_LIMIT - scanned);
+      const ids = await this.redis.zrangebylex(this.keys.contextIndex, start, end, "LIMIT", 0, asked);
+      scanned += ids.length;
+      const candidates = ids.filter(visible);
+      // Heads are read only as far as the page needs: the index is a superset of what exists
+      // (see delete), so ids whose context is gone are skipped and more are read.
+      while (candidates.length > 0 && found.length <= first) {
+        const heads = await Promise.all(candidates.splice(0, first + 1 - found.length).map((id) => this.readHead(id, "head", "")));
+        for (const head of heads) if (head.view) found.push(head.view);
+      }
+      if (found.length > first) return { contexts: found.slice(0, first), hasNextPage: true, resumeAfter: found[first - 1]!.id };
+      if (ids.length < asked) return { contexts: found, hasNextPage: false, resumeAfter: found.at(-1)?.id ?? null };
+      if (scanned === LIST_SCAN_LIMIT) return { contexts: found, hasNextPage: true, resumeAfter: ids.at(-1)! };
+      start = `(${ids.at(-1)}`;
+      batch = Math.min(batch * 2, 1000);
     }
-    return { contexts: found.slice(0, first), hasNextPage: found.length > first };
+  }
+
+  /**
+   * What seals and opens the contexts list's cursors, keyed by the deployment's epoch (read on
+   * every call, so that instances agree after a `reinitialize`). Throws UNAVAILABLE while the
+   * epoch is not a random id (missing, or marked lost): a key derived from it would be guessable.
+   */
+  async listCursors(): Promise<ListCursors> {
+    const epoch = await this.redis.get(this.keys.epoch);
+    if (epoch === null || epoch.length < 36) {
+      throw new AppError(ErrorCode.UNAVAILABLE, "the deployment's state is not verified: cursors cannot be sealed", {});
+    }
+    return new ListCursors(epoch);
   }
 
   /** Creates a context at version 1. Throws ALREADY_EXISTS, VALIDATION_FAILED, LIMIT_EXCEEDED. */

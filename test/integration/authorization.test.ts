@@ -1,4 +1,4 @@
-// Proves API keys' authorization: every root field of the schema x admin, agent and viewer x inside and outside the key's scope, on every transport, against this file's own table of the spec; authentication over HTTP, SSE and WebSocket; agents kept off the budget; scope on delivery and actors; introspection, suggestions and /metrics for admins only.
+// Proves API keys' authorization: every root field of the schema x admin, agent and viewer x inside and outside the key's scope, on every transport, against this file's own table of the spec; authentication over HTTP, SSE and WebSocket; agents kept off the budget; scope on delivery, on the contexts list (its cursors and hasNextPage too) and on actors; introspection, suggestions and /metrics for admins only.
 import { createClient } from "graphql-ws";
 import { Redis } from "ioredis";
 import WebSocket from "ws";
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { schema } from "../../schema/index.js";
 import { generateKey, type Role } from "../../src/auth.js";
 import { Keys } from "../../src/redis/keys.js";
+import { LIST_SCAN_LIMIT } from "../../src/store/contexts.js";
 import { startTestServer, type TestServer } from "../helpers/app.js";
 import { sseResults, type ErrorJson } from "../helpers/feed-client.js";
 import { testKeys } from "../helpers/keys.js";
@@ -477,29 +478,77 @@ describe("scope on delivery, and actors", () => {
     );
   });
 
+  interface ContextsPage {
+    readonly edges: { cursor: string; node: { id: string } }[];
+    readonly pageInfo: { hasNextPage: boolean; endCursor: string | null };
+  }
+  /** Every page of `contexts` the key sees, following endCursor until hasNextPage is false. */
+  const walkContexts = async (authorization: string, first: number, idPrefix: string | null = null) => {
+    const pages: ContextsPage[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const { result } = await http(authorization, {
+        query: `query($first: Int, $after: String, $idPrefix: String) {
+          contexts(first: $first, after: $after, idPrefix: $idPrefix) { edges { cursor node { id } } pageInfo { hasNextPage endCursor } }
+        }`,
+        variables: { first, after, idPrefix },
+      });
+      expect(result.errors, JSON.stringify(result.errors)).toBeUndefined();
+      const page = result.data!.contexts as ContextsPage;
+      pages.push(page);
+      if (!page.pageInfo.hasNextPage) return pages;
+      after = page.pageInfo.endCursor;
+    }
+  };
+  const idsOf = (pages: readonly ContextsPage[]) => pages.flatMap((page) => page.edges.map((edge) => edge.node.id));
+
   test("the contexts list holds only in- ids for viewers and agents, every id for the admin", async () => {
     await fixture("in");
     await fixture("out");
-    const idsSeenBy = async (authorization: string) => {
-      const ids: string[] = [];
-      let after: string | null = null;
-      for (;;) {
-        const { result } = await http(authorization, {
-          query: `query($after: String) { contexts(first: 50, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } }`,
-          variables: { after },
-        });
-        expect(result.errors).toBeUndefined();
-        const page = result.data!.contexts as { edges: { node: { id: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } };
-        ids.push(...page.edges.map((e) => e.node.id));
-        if (!page.pageInfo.hasNextPage) return ids;
-        after = page.pageInfo.endCursor;
-      }
-    };
-    const all = await idsSeenBy(KEY.admin);
+    const all = idsOf(await walkContexts(KEY.admin, 50));
     expect(all.some((id) => id.startsWith("out-"))).toBe(true);
     for (const role of ["viewer", "agent"] as const) {
-      expect(await idsSeenBy(KEY[role]), role).toEqual(all.filter((id) => id.startsWith("in-")));
+      expect(idsOf(await walkContexts(KEY[role], 50)), role).toEqual(all.filter((id) => id.startsWith("in-")));
     }
+  });
+
+  test("the contexts list's cursors and hasNextPage show nothing outside the scope, and a page reads a bounded part of the index", async () => {
+    await fixture("in");
+    await fixture("in");
+    await fixture("out");
+    // Index entries outside the scope, before, after and past the out- ids: each run enough that
+    // walking past it takes more than one request's scan. (The index may hold ids of no context.)
+    const fillers = ["hb", "io", "zz"].flatMap((head) => Array.from({ length: LIST_SCAN_LIMIT }, (_, i) => `${head}-${String(i).padStart(5, "0")}`));
+    await redis.zadd(redisKeys.contextIndex, ...fillers.flatMap((id) => [0, id]));
+    try {
+      const outside = (id: string) => !id.startsWith("in-");
+      const revealsOutside = (cursor: string) => [cursor, Buffer.from(cursor, "base64url").toString("latin1")].some((text) => /hb-|io-|zz-|out-/.test(text));
+      const all = idsOf(await walkContexts(KEY.admin, 500));
+      expect(all.filter(outside).some((id) => id.startsWith("out-")), "the admin sees out- contexts").toBe(true);
+
+      const probe = await walkContexts(KEY.viewer, 1, "out-");
+      expect(probe, "a viewer's page of out- ids").toEqual([{ edges: [], pageInfo: { hasNextPage: false, endCursor: null } }]);
+
+      const first = (await walkContexts(KEY.viewer, 500))[0]!;
+      expect(first.edges, "a first page that stopped scanning within the hb- entries").toEqual([]);
+      expect(first.pageInfo.hasNextPage).toBe(true);
+
+      for (const role of ["viewer", "agent"] as const) {
+        const pages = await walkContexts(KEY[role], 2);
+        expect(idsOf(pages), role).toEqual(all.filter((id) => !outside(id)));
+        expect(pages.at(-1)!.pageInfo.hasNextPage).toBe(false);
+        const cursors = pages.flatMap((page) => [...page.edges.map((edge) => edge.cursor), page.pageInfo.endCursor ?? []].flat());
+        expect(cursors.filter(revealsOutside), `${role}'s cursors revealing an id outside its scope`).toEqual([]);
+        expect(new Set(cursors.map((cursor) => cursor.length)).size, "cursors all of one length, whatever the id").toBe(1);
+      }
+    } finally {
+      await redis.zrem(redisKeys.contextIndex, ...fillers);
+    }
+  });
+
+  test("a cursor the server did not give is VALIDATION_FAILED", async () => {
+    const { result } = await http(KEY.viewer, { query: `{ contexts(first: 1, after: "${Buffer.from("out-1").toString("base64url")}") { edges { cursor } } }` });
+    expectRefused(result, "VALIDATION_FAILED");
   });
 
   test("every kind of change records the key's name as its actor", async () => {

@@ -1,0 +1,48 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+
+/** Ids are at most this many bytes (CONTEXT_ID); each is padded to it so a cursor's length says nothing. */
+const ID_BYTES = 128;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const CURSOR_BYTES = IV_BYTES + TAG_BYTES + ID_BYTES;
+
+/**
+ * Seals positions in the contexts list (context ids) into cursors and opens them again. A page
+ * may end on an id its caller may not see (the scan stopped there, see ContextStore.list), so a
+ * cursor must show nothing of its id, not even its length: AES-256-GCM with a random IV over the
+ * id padded to 128 bytes, which also makes a cursor that was not sealed under the same key fail
+ * to open. The key is derived from the deployment's epoch (see StateGuard), a random id that every
+ * instance shares and no client sees: cursors work on any instance and until a `reinitialize`.
+ */
+export class ListCursors {
+  private readonly key: Buffer;
+
+  /** `epoch`: the value of the deployment's epoch key (a random id of 36 characters or more). */
+  constructor(epoch: string) {
+    this.key = Buffer.from(hkdfSync("sha256", epoch, "", "swarm-context contexts-list cursors", 32));
+  }
+
+  /** The cursor standing for the position right after context id `id` (at most 128 bytes). */
+  seal(id: string): string {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv("aes-256-gcm", this.key, iv);
+    const plain = Buffer.alloc(ID_BYTES);
+    plain.write(id, "latin1");
+    const sealed = Buffer.concat([cipher.update(plain), cipher.final()]);
+    return Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString("base64url");
+  }
+
+  /** The id `cursor` stands for, or null when it is not a cursor sealed under this key. */
+  open(cursor: string): string | null {
+    const bytes = Buffer.from(cursor, "base64url");
+    if (bytes.length !== CURSOR_BYTES) return null;
+    const decipher = createDecipheriv("aes-256-gcm", this.key, bytes.subarray(0, IV_BYTES));
+    decipher.setAuthTag(bytes.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
+    try {
+      const plain = Buffer.concat([decipher.update(bytes.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]);
+      return plain.toString("latin1").replace(/\0+$/, "");
+    } catch {
+      return null; // forged, altered, or sealed under an earlier epoch
+    }
+  }
+}
