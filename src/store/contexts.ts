@@ -8,7 +8,7 @@ import type { JsonObject, JsonValue } from "../json/types.js";
 import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
 import { DocumentCache, type Head } from "./document-cache.js";
-import { CONTEXT_ID, checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
+import { CONTEXT_ID, LOCK_NAME, checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
 import { FeedReader, type ChangeEntry } from "../feed/feed-reader.js";
 import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
 import { ListCursors } from "./list-cursors.js";
@@ -27,7 +27,7 @@ export interface Fence {
   readonly token: number;
 }
 
-/** Who asks for a change and why; `opId` makes it idempotent. */
+/** Who asks for a change and why; `opId` makes it idempotent. A `fence` is honoured by patch and merge. */
 export interface WriteOptions {
   readonly actor: string;
   readonly opId?: string | null;
@@ -82,6 +82,15 @@ const MAX_WRITE_ATTEMPTS = 1000;
 
 function notFound(id: string): AppError {
   return new AppError(ErrorCode.NOT_FOUND, `context ${id} does not exist`, { id });
+}
+
+/** A fence names a lock as the lock operations do (LOCK_NAME); VALIDATION_FAILED on fence.lock otherwise. */
+function checkFence(fence: Fence | null | undefined): void {
+  if (fence && !LOCK_NAME.test(fence.lock)) {
+    throw new AppError(ErrorCode.VALIDATION_FAILED, `fence.lock: lock name ${JSON.stringify(fence.lock)} must match ${LOCK_NAME.source}`, {
+      path: "fence.lock",
+    });
+  }
 }
 
 function checkContextId(id: string): void {
@@ -326,6 +335,7 @@ export class ContextStore {
     compute: (doc: JsonObject) => AppliedChange,
   ): Promise<ContextView> {
     checkOpId(options.opId);
+    checkFence(options.fence);
     const clientRecord = options.opId ? this.opRecord(id, request, options) : null;
     let base: Head | undefined = this.predicted.get(id) ?? this.cache.get(id);
     let fresh = false;

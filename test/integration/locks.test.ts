@@ -1,4 +1,4 @@
-// Proves fenced locks: tokens strictly increase per (context, name), LOCK_HELD and STALE_FENCE refusals change nothing, 8 clients x 50 critical sections never overlap, and a holder that stalls past its lease has its late write refused.
+// Proves fenced locks: tokens strictly increase per (context, name), LOCK_HELD and STALE_FENCE refusals change nothing, a fence must name a valid lock, 8 clients x 50 critical sections never overlap, and a holder that stalls past its lease has its late write refused.
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { inject } from "vitest";
@@ -75,6 +75,18 @@ test("a fenced write needs the lock's current token (STALE_FENCE otherwise)", as
   expect(err.extensions).toMatchObject({ lock: "w", currentToken: lock.token });
   await refused("STALE_FENCE", () => a.request(FencedMergeDocument, { id, merge: { n: 2 }, fence: { lock: "never-taken", token: 1 } }));
   expect((await a.data(GetContextDocument, { id })).context).toMatchObject({ version: 2, document: { n: 1 } });
+});
+
+test("a fence whose lock name is not a lock name is VALIDATION_FAILED on fence.lock", async () => {
+  const id = "locks-fence-name";
+  await a.data(CreateContextDocument, { id, document: { n: 0 } });
+  for (const lock of ["", "has space", "{brace}", "x".repeat(129)]) {
+    const fence = { lock, token: 999 };
+    const patched = await refused("VALIDATION_FAILED", () => a.request(FencedPatchDocument, { id, patch: [{ op: "replace", path: "/n", value: 1 }], fence }));
+    expect(patched.extensions?.path).toBe("fence.lock");
+    const merged = await refused("VALIDATION_FAILED", () => a.request(FencedMergeDocument, { id, merge: { n: 1 }, fence }));
+    expect(merged.extensions?.path).toBe("fence.lock");
+  }
 });
 
 test("a holder that stalls past its lease has its late write refused", async () => {
