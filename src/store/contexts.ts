@@ -4,7 +4,7 @@ import { AppError, ErrorCode } from "../errors.js";
 import { diffDocuments } from "../json/diff.js";
 import { applyMergePatch } from "../json/merge.js";
 import { applyPatch, type AppliedChange, type PatchOperation } from "../json/patch.js";
-import type { JsonObject, JsonValue } from "../json/types.js";
+import { jsonEqual, type JsonObject, type JsonValue } from "../json/types.js";
 import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
 import { DocumentCache, type Head } from "./document-cache.js";
@@ -266,19 +266,26 @@ export class ContextStore {
     return { id: contextId, ...outcome, document: document as JsonObject };
   }
 
-  /** Applies an RFC 6902 patch (all-or-nothing) as the next version. */
+  /**
+   * Applies an RFC 6902 patch (all-or-nothing) as the next version; a patch whose result equals
+   * the current document writes nothing (see update). Throws INVALID_PATCH, VALIDATION_FAILED,
+   * LIMIT_EXCEEDED, VERSION_CONFLICT, STALE_FENCE, NOT_FOUND.
+   */
   patch(id: string, patch: readonly PatchOperation[], options: WriteOptions): Promise<ContextView> {
     for (const op of patch) if (op.value !== undefined) checkDepth(op.value, this.config, "a patch value");
     return this.update(id, "UPDATED", ["patch", patch], options, (doc) => applyPatch(doc, patch));
   }
 
-  /** Applies an RFC 7386 merge patch as the next version. */
+  /** Applies an RFC 7386 merge patch as the next version, or writes nothing when it changes nothing (as patch). */
   merge(id: string, merge: JsonValue, options: WriteOptions): Promise<ContextView> {
     checkDepth(merge, this.config, "the merge patch");
     return this.update(id, "UPDATED", ["merge", merge], options, (doc) => applyMergePatch(doc, merge));
   }
 
-  /** Writes a new version whose document equals the retained snapshot of `toVersion`. */
+  /**
+   * Writes a new version whose document equals the retained snapshot of `toVersion`, or nothing
+   * when the current document already equals it (as patch).
+   */
   async rollback(id: string, toVersion: number, options: WriteOptions): Promise<ContextView> {
     const request = ["rollback", toVersion];
     let target: JsonValue;
@@ -326,6 +333,9 @@ export class ContextStore {
    * The compute-and-write loop shared by patch, merge and rollback. The change is computed from
    * the predicted or cached version when there is one; a refusal computed from such a version is
    * confirmed against a fresh read (which also finds a recorded opId) before it is reported.
+   * A change whose document equals its base's writes no version and no feed entry, as etcd's
+   * compare does: the script still checks the fence, expectedVersion and that the base is the
+   * head, records the answer under a client opId, and answers with the current version and seq.
    */
   private async update(
     id: string,
@@ -368,14 +378,15 @@ export class ContextStore {
         }
         throw err;
       }
-      const next: Head = { version: base.version + 1, head: uniqueToken(), document: change.document as JsonObject };
+      const idle = jsonEqual(change.document, base.document);
+      const next: Head = idle ? base : { version: base.version + 1, head: uniqueToken(), document: change.document as JsonObject };
       const record = clientRecord ?? this.opRecord(id, request, options);
       const reply = await this.inFlightWrite(id, next, () =>
         runScript(this.redis, "update-context", this.writeKeys(id, record), [
           record.fingerprint,
           base!.head,
           options.expectedVersion ?? "",
-          json,
+          idle ? "" : json,
           kind,
           JSON.stringify(change.paths),
           JSON.stringify(change.patch),
@@ -388,7 +399,7 @@ export class ContextStore {
           this.keys.changesChannel,
           id,
           next.head,
-          ...(touchesLedgerSettings(change.paths) ? Object.values(ledgerSettings(next.document)) : ["-", "-"]),
+          ...(!idle && touchesLedgerSettings(change.paths) ? Object.values(ledgerSettings(next.document)) : ["-", "-"]),
           options.fence?.lock ?? "",
           options.fence?.token ?? "",
         ]).then((raw) => {

@@ -1,4 +1,4 @@
-// Proves every context operation of API.md over HTTP against real Redis: results, each error code it can return, and that a refused operation changes nothing.
+// Proves every context operation of API.md over HTTP against real Redis: results, each error code it can return, that a refused operation changes nothing, and that a write whose result equals the current document writes nothing.
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { inject } from "vitest";
@@ -15,9 +15,10 @@ import {
   MergeContextDocument,
   PatchContextDocument,
   RollbackContextDocument,
+  type PatchContextMutationVariables,
 } from "../gql/graphql.js";
 import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
-import { expectRefusedUnchanged } from "../helpers/redis-state.js";
+import { expectRefusedUnchanged, redisState } from "../helpers/redis-state.js";
 
 let server: TestServer;
 let redis: Redis;
@@ -251,6 +252,52 @@ describe("rollbackContext and snapshot", () => {
     await server.data(MergeContextDocument, { id, merge: { a: 2 } });
     const err = await refused("VERSION_CONFLICT", () => server.request(RollbackContextDocument, { id, toVersion: 1, expectedVersion: 1 }));
     expect(err.extensions?.currentVersion).toBe(2);
+  });
+});
+
+describe("writes that change nothing", () => {
+  /** Runs a write that must leave every key as it was (no version, no feed entry) and returns its answer. */
+  async function unchanged<T>(run: () => Promise<T>): Promise<T> {
+    const before = await redisState(redis, server.config.keyPrefix);
+    const answer = await run();
+    expect(await redisState(redis, server.config.keyPrefix)).toEqual(before);
+    return answer;
+  }
+
+  test("only test ops, a replace with the same value, an idle merge and a rollback to an equal document answer the current version", async () => {
+    const id = await create({ a: 1, o: { k: "v" } });
+    await server.data(MergeContextDocument, { id, merge: { a: 2 } });
+    await server.data(MergeContextDocument, { id, merge: { a: 1 } });
+    const current = (await server.data(GetContextDocument, { id })).context!;
+    expect(current).toMatchObject({ version: 3, seq: 3 });
+    const patch = (ops: PatchContextMutationVariables["patch"]) => server.data(PatchContextDocument, { id, patch: ops }).then((r) => r.patchContext);
+    const writes = [
+      () => patch([{ op: "test", path: "/a", value: 1 }, { op: "test", path: "/o", value: { k: "v" } }]),
+      () => patch([{ op: "replace", path: "/a", value: 1 }]),
+      () => patch([{ op: "remove", path: "/a" }, { op: "add", path: "/a", value: 1 }]),
+      () => server.data(MergeContextDocument, { id, merge: { a: 1, o: { k: "v" }, absent: null } }).then((r) => r.mergeContext),
+      () => server.data(RollbackContextDocument, { id, toVersion: 1, expectedVersion: 3 }).then((r) => r.rollbackContext),
+    ];
+    for (const write of writes) expect(await unchanged(write)).toEqual(current);
+    expect((await server.data(GetHistoryDocument, { id })).context!.history.map((e) => e.kind)).toEqual(["CREATED", "UPDATED", "UPDATED"]);
+  });
+
+  test("with an opId, a retry gets the first answer even after the context moved on", async () => {
+    const id = await create({ a: 1 });
+    const patch = [{ op: "test" as const, path: "/a", value: 1 }];
+    expect((await server.data(PatchContextDocument, { id, opId: "idle-1", patch })).patchContext).toMatchObject({ version: 1, seq: 1 });
+    await server.data(MergeContextDocument, { id, merge: { a: 2 } });
+    const retry = await unchanged(() => server.data(PatchContextDocument, { id, opId: "idle-1", patch }));
+    expect(retry.patchContext).toMatchObject({ version: 1, seq: 1, document: { a: 1 } });
+  });
+
+  test("a failing test op is still INVALID_PATCH and a stale expectedVersion still VERSION_CONFLICT", async () => {
+    const id = await create({ a: 1 });
+    await refused("INVALID_PATCH", () => server.request(PatchContextDocument, { id, patch: [{ op: "test", path: "/a", value: 2 }] }));
+    await refused("VERSION_CONFLICT", () =>
+      server.request(PatchContextDocument, { id, expectedVersion: 2, patch: [{ op: "test", path: "/a", value: 1 }] }),
+    );
+    await refused("VERSION_CONFLICT", () => server.request(MergeContextDocument, { id, expectedVersion: 0, merge: { a: 1 } }));
   });
 });
 

@@ -22,7 +22,8 @@ afterAll(async () => {
 });
 
 async function create(id: string, on: TestServer = server) {
-  await on.data(CreateContextDocument, { id, document: { blob: "", n: 0 } });
+  // n starts below every value the tests write: a write of the value already there writes nothing.
+  await on.data(CreateContextDocument, { id, document: { blob: "", n: -1 } });
 }
 
 async function patch(id: string, path: string, value: unknown, on: TestServer = server) {

@@ -1,4 +1,4 @@
-// Proves fenced locks: tokens strictly increase per (context, name), LOCK_HELD and STALE_FENCE refusals change nothing, a fence must name a valid lock, 8 clients x 50 critical sections never overlap, and a holder that stalls past its lease has its late write refused.
+// Proves fenced locks: tokens strictly increase per (context, name), LOCK_HELD and STALE_FENCE refusals change nothing, a fence must name a valid lock (and is checked even for a write that changes nothing), 8 clients x 50 critical sections never overlap, and a holder that stalls past its lease has its late write refused.
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { inject } from "vitest";
@@ -87,6 +87,16 @@ test("a fence whose lock name is not a lock name is VALIDATION_FAILED on fence.l
     const merged = await refused("VALIDATION_FAILED", () => a.request(FencedMergeDocument, { id, merge: { n: 1 }, fence }));
     expect(merged.extensions?.path).toBe("fence.lock");
   }
+});
+
+test("a fenced write that changes nothing still needs the current token", async () => {
+  const id = "locks-fence-idle";
+  await a.data(CreateContextDocument, { id, document: { n: 0 } });
+  const lock = (await a.data(AcquireLockDocument, { contextId: id, name: "w", holder: "h", leaseMs: 60_000 })).acquireLock;
+  await refused("STALE_FENCE", () => a.request(FencedMergeDocument, { id, merge: { n: 0 }, fence: { lock: "w", token: lock.token + 1 } }));
+  const idle = await a.data(FencedPatchDocument, { id, patch: [{ op: "test", path: "/n", value: 0 }], fence: { lock: "w", token: lock.token } });
+  expect(idle.patchContext.version).toBe(1);
+  expect((await a.data(GetHistoryDocument, { id })).context!.history.map((e) => e.kind)).toEqual(["CREATED", "LOCK_ACQUIRED"]);
 });
 
 test("a holder that stalls past its lease has its late write refused", async () => {

@@ -20,7 +20,8 @@ const startProcess = () => spawnServer(["--port", "0", "--key-prefix", survivor.
 
 test("SIGTERM ends feed subscribers with UNAVAILABLE and cursors; resumed elsewhere they miss nothing and see nothing twice", async () => {
   const id = "shutdown";
-  await survivor.data(CreateContextDocument, { id, document: { n: 0 } });
+  // n starts below every value written: a write of the value already there writes nothing.
+  await survivor.data(CreateContextDocument, { id, document: { n: -1 } });
   const patch = async (n: number) => (await survivor.data(PatchContextHeadDocument, { id, patch: [{ op: "replace" as never, path: "/n", value: n }] })).patchContext.seq;
   const doomed = startProcess();
   const url = await doomed.url;

@@ -2,10 +2,12 @@
 -- is `base head`, as the next version, keeping the last `history limit` snapshots. Head tokens
 -- are unique per write, so a caller may send a write computed from a write it has not yet seen
 -- acknowledged: if that one did not land, this one is told to retry instead of applying to a
--- different document of the same version number. Emits UPDATED or ROLLED_BACK.
+-- different document of the same version number. Emits UPDATED or ROLLED_BACK. A change that
+-- leaves the document as it is (document JSON '') is checked alike but writes nothing, not even
+-- a generated record (a resend of it is as harmless), and answers with the current version and seq.
 -- KEYS: 1 meta, 2 seq, 3 snapshots, 4 feed, 5 op, 6 limits, 7 policy
 -- ARGV: 1 fingerprint, 2 base head token, 3 expected version ('' = none),
---       4 document JSON, 5 kind, 6 paths JSON, 7 patch JSON, 8 actor, 9 reason, 10 now (ISO),
+--       4 document JSON ('' = unchanged), 5 kind, 6 paths JSON, 7 patch JSON, 8 actor, 9 reason, 10 now (ISO),
 --       11 history limit, 12 feed retention, 13 seconds to keep the opId's record, 14 channel, 15 context id,
 --       16 head token of the new version, 17 limits, 18 policy (flat settings, '-' = unchanged),
 --       19 fence lock name ('' = no fence), 20 fence token
@@ -14,7 +16,7 @@
 -- Emits: the kind given (UPDATED or ROLLED_BACK)
 local previous = recorded_reply(KEYS[5], ARGV[1])
 if previous then return previous end
-local meta = redis.call('HMGET', KEYS[1], 'version', 'createdAt', 'oldestSnapshot', 'head')
+local meta = redis.call('HMGET', KEYS[1], 'version', 'createdAt', 'oldestSnapshot', 'head', 'updatedAt', 'updatedBy')
 if not meta[1] then
   return reply_error('NOT_FOUND', 'context ' .. ARGV[15] .. ' does not exist', { id = ARGV[15] })
 end
@@ -33,6 +35,12 @@ if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= current then
 end
 if ARGV[2] ~= meta[4] then
   return cjson.encode({ retry = true, currentVersion = current })
+end
+if ARGV[4] == '' then
+  local reply = cjson.encode({ ok = true, version = current, seq = tonumber(redis.call('GET', KEYS[2])),
+    createdAt = meta[2], updatedAt = meta[5], updatedBy = meta[6] })
+  if ARGV[1] ~= '' then record_reply(KEYS[5], ARGV[1], reply, ARGV[13]) end
+  return reply
 end
 
 local version, now, actor = current + 1, ARGV[10], ARGV[8]
