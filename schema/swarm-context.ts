@@ -1,9 +1,12 @@
 import * as resolve from "../resolvers/contexts.js";
 import type { ContextView, DeletedContext } from "../src/store/contexts.js";
+import { LOCK_NAME } from "../src/store/document-rules.js";
 import { builder } from "./builder.js";
 import { ContextChange } from "./change.js";
 
 const POINTER = "A JSON Pointer (RFC 6901); \"\" is the whole document.";
+const IDLE_WRITE =
+  " A write whose result equals the current document writes nothing (no version, no change-feed entry) and is answered with the current version and seq; it is still checked (expectedVersion, fence) and its opId recorded.";
 
 export const SwarmContext = builder.objectRef<ContextView>("SwarmContext").implement({
   description:
@@ -11,7 +14,7 @@ export const SwarmContext = builder.objectRef<ContextView>("SwarmContext").imple
   fields: (t) => ({
     id: t.exposeID("id"),
     version: t.exposeInt("version", {
-      description: "1 at creation, +1 on every document change (patch, merge, rollback).",
+      description: "1 at creation, +1 on every document change (patch, merge, rollback); a write that changes nothing leaves it.",
     }),
     seq: t.exposeInt("seq", {
       description: "Position of the context's latest change-feed entry (any kind of change); cursors are seqs.",
@@ -129,7 +132,10 @@ builder.queryFields((t) => ({
 
 const FenceInput = builder.inputType("FenceInput", {
   description: "A lock's fencing token: the write is refused with STALE_FENCE unless `token` is the lock's current token and its lease runs.",
-  fields: (t) => ({ lock: t.string({ required: true }), token: t.int({ required: true }) }),
+  fields: (t) => ({
+    lock: t.string({ required: true, description: `Matches ${LOCK_NAME.source}; VALIDATION_FAILED (path fence.lock) otherwise.` }),
+    token: t.int({ required: true }),
+  }),
 });
 
 const writeArgs = (t: Parameters<Parameters<typeof builder.mutationFields>[0]>[0]) => ({
@@ -153,7 +159,7 @@ builder.mutationFields((t) => ({
   }),
   patchContext: t.field({
     type: SwarmContext,
-    description: "Applies an RFC 6902 JSON Patch, all-or-nothing, as the next version.",
+    description: `Applies an RFC 6902 JSON Patch, all-or-nothing, as the next version (a failing \`test\` is INVALID_PATCH).${IDLE_WRITE}`,
     args: {
       id: t.arg.id({ required: true }),
       patch: t.arg({ type: [JSONPatchOperation], required: true }),
@@ -165,7 +171,7 @@ builder.mutationFields((t) => ({
   }),
   mergeContext: t.field({
     type: SwarmContext,
-    description: "Applies an RFC 7386 JSON Merge Patch as the next version (null deletes a member).",
+    description: `Applies an RFC 7386 JSON Merge Patch as the next version (null deletes a member).${IDLE_WRITE}`,
     args: {
       id: t.arg.id({ required: true }),
       merge: t.arg({ type: "JSON", required: true }),
@@ -177,7 +183,7 @@ builder.mutationFields((t) => ({
   }),
   rollbackContext: t.field({
     type: SwarmContext,
-    description: "Writes a NEW version whose document equals the retained snapshot of `toVersion`.",
+    description: `Writes a NEW version whose document equals the retained snapshot of \`toVersion\`.${IDLE_WRITE}`,
     args: {
       id: t.arg.id({ required: true }),
       toVersion: t.arg.int({ required: true }),

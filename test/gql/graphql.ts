@@ -59,6 +59,7 @@ export type CursorInput = {
 
 /** A lock's fencing token: the write is refused with STALE_FENCE unless `token` is the lock's current token and its lease runs. */
 export type FenceInput = {
+  /** Matches ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$; VALIDATION_FAILED (path fence.lock) otherwise. */
   lock: string;
   token: number;
 };
