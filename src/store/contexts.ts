@@ -8,7 +8,7 @@ import { jsonEqual, type JsonObject, type JsonValue } from "../json/types.js";
 import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
 import { DocumentCache, type Head } from "./document-cache.js";
-import { CONTEXT_ID, LOCK_NAME, checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
+import { CONTEXT_ID, checkDepth, checkDocument, checkLockName, type DocumentLimits } from "./document-rules.js";
 import { FeedReader, type ChangeEntry } from "../feed/feed-reader.js";
 import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
 import { ListCursors } from "./list-cursors.js";
@@ -84,14 +84,6 @@ function notFound(id: string): AppError {
   return new AppError(ErrorCode.NOT_FOUND, `context ${id} does not exist`, { id });
 }
 
-/** A fence names a lock as the lock operations do (LOCK_NAME); VALIDATION_FAILED on fence.lock otherwise. */
-function checkFence(fence: Fence | null | undefined): void {
-  if (fence && !LOCK_NAME.test(fence.lock)) {
-    throw new AppError(ErrorCode.VALIDATION_FAILED, `fence.lock: lock name ${JSON.stringify(fence.lock)} must match ${LOCK_NAME.source}`, {
-      path: "fence.lock",
-    });
-  }
-}
 
 function checkContextId(id: string): void {
   if (!CONTEXT_ID.test(id)) {
@@ -345,7 +337,7 @@ export class ContextStore {
     compute: (doc: JsonObject) => AppliedChange,
   ): Promise<ContextView> {
     checkOpId(options.opId);
-    checkFence(options.fence);
+    if (options.fence) checkLockName(options.fence.lock, "fence.lock");
     const clientRecord = options.opId ? this.opRecord(id, request, options) : null;
     let base: Head | undefined = this.predicted.get(id) ?? this.cache.get(id);
     let fresh = false;

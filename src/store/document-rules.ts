@@ -9,6 +9,13 @@ export const PROFILE_NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
 
 /** Lock names go into Redis keys (`lock:<name>`); holders are free text of this length at most. */
 export const LOCK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
+/** Throws VALIDATION_FAILED naming `path` (an argument: `name`, `fence.lock`) unless `name` matches LOCK_NAME. */
+export function checkLockName(name: string, path: string): void {
+  if (!LOCK_NAME.test(name)) {
+    throw new AppError(ErrorCode.VALIDATION_FAILED, `${path}: lock name ${JSON.stringify(name)} must match ${LOCK_NAME.source}`, { path });
+  }
+}
 export const HOLDER_MAX_LENGTH = 200;
 
 /** The longest lease the ledger accepts, in ms (365 days): `leaseMs` arguments and the policy's leases. */

@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
-import { HOLDER_MAX_LENGTH, LEASE_MS_MAX, LOCK_NAME, RESOURCE_KIND } from "./document-rules.js";
+import { checkLockName, HOLDER_MAX_LENGTH, LEASE_MS_MAX, RESOURCE_KIND } from "./document-rules.js";
 import { checkOpId, opRecord, parseWriteReply, settle } from "./script-replies.js";
 
 export interface Amount {
@@ -122,10 +122,6 @@ function flatAmounts(amounts: readonly Amount[], path: string): string {
       return `${kind} ${amount}`;
     })
     .join(" ");
-}
-
-function checkLockName(name: string): void {
-  if (!LOCK_NAME.test(name)) throw invalid("name", `lock name ${JSON.stringify(name)} must match ${LOCK_NAME.source}`);
 }
 
 function checkHolder(holder: string | null | undefined): void {
@@ -254,7 +250,7 @@ export class LedgerStore {
   }
 
   async acquireLock(contextId: string, name: string, holder: string, leaseMs: number, options: LedgerOptions): Promise<Lock> {
-    checkLockName(name);
+    checkLockName(name, "name");
     checkHolder(holder);
     checkLease(leaseMs, "leaseMs");
     const reply = await this.run("acquire-lock", contextId, "acquireLock", [name, holder, leaseMs], options, [name, holder, leaseMs]);
@@ -262,14 +258,14 @@ export class LedgerStore {
   }
 
   async renewLock(contextId: string, name: string, token: number, leaseMs: number, options: LedgerOptions): Promise<Lock> {
-    checkLockName(name);
+    checkLockName(name, "name");
     checkLease(leaseMs, "leaseMs");
     const reply = await this.run("renew-lock", contextId, "renewLock", [name, token, leaseMs], options, [name, token, leaseMs]);
     return toLock((reply as { lock: RawLock }).lock);
   }
 
   async releaseLock(contextId: string, name: string, token: number, options: LedgerOptions): Promise<Lock> {
-    checkLockName(name);
+    checkLockName(name, "name");
     const reply = await this.run("release-lock", contextId, "releaseLock", [name, token], options, [name, token]);
     return toLock((reply as { lock: RawLock }).lock);
   }
