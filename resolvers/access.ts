@@ -1,7 +1,7 @@
 import { mayAccess, type Principal, type Role } from "../src/auth.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { pathsOverlap } from "../src/feed/change-filter.js";
-import type { JsonValue } from "../src/json/types.js";
+import { isJsonObject, type JsonValue } from "../src/json/types.js";
 import { parseAllocationId } from "../src/store/ledger.js";
 import type { RequestContext } from "./request-context.js";
 
@@ -51,10 +51,9 @@ function patchSparesLimits(args: Args, principal: Principal): void {
 
 function mergeSparesLimits(args: Args, principal: Principal): void {
   if (principal.role === "admin") return;
-  const isObject = (v: JsonValue | undefined): v is Record<string, JsonValue> => typeof v === "object" && v !== null && !Array.isArray(v);
   const merge = args.merge as JsonValue;
-  const resources = isObject(merge) ? merge.resources : undefined;
-  if (!isObject(merge) || (resources !== undefined && (!isObject(resources) || Object.hasOwn(resources, "limits")))) {
+  const resources = isJsonObject(merge) ? merge.resources : undefined;
+  if (!isJsonObject(merge) || (resources !== undefined && (!isJsonObject(resources) || Object.hasOwn(resources, "limits")))) {
     throw forbidden(`only admins may change ${LIMITS}`);
   }
 }

@@ -3,6 +3,7 @@ import type { Plugin } from "graphql-yoga";
 import type { Principal } from "./auth.js";
 import { AppError, ErrorCode } from "./errors.js";
 import type { Gate } from "./gate.js";
+import { isJsonObject } from "./json/types.js";
 import { selectsIntrospection } from "./operation-info.js";
 import { limitRules, parseLimited, type QueryLimits } from "./query-limits.js";
 
@@ -23,11 +24,6 @@ function requestError(message: string, status: number): GraphQLError {
   return new GraphQLError(message, { extensions: { code: ErrorCode.VALIDATION_FAILED, http: { status } } });
 }
 
-/** A plain JSON object (not null, not an array). */
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /**
  * Why `params` are not a well-formed GraphQL-over-HTTP request, or undefined: the spec's
  * parameters are a string `query` (required), a string `operationName`, and `variables` and
@@ -35,11 +31,11 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * as a GraphQL error (HTTP 200 for application/json); the spec makes both a 400 for any media type.
  */
 function malformedParams(params: unknown): string | undefined {
-  if (!isObject(params)) return "the request must be a JSON object of GraphQL parameters (query, operationName, variables, extensions)";
+  if (!isJsonObject(params)) return "the request must be a JSON object of GraphQL parameters (query, operationName, variables, extensions)";
   if (typeof params.query !== "string") return "the request must have a query, a string";
   if (params.operationName != null && typeof params.operationName !== "string") return "operationName must be a string";
   for (const name of ["variables", "extensions"]) {
-    if (params[name] != null && !isObject(params[name])) return `${name} must be an object`;
+    if (params[name] != null && !isJsonObject(params[name])) return `${name} must be an object`;
   }
   return undefined;
 }

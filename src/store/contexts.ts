@@ -84,7 +84,6 @@ function notFound(id: string): AppError {
   return new AppError(ErrorCode.NOT_FOUND, `context ${id} does not exist`, { id });
 }
 
-
 function checkContextId(id: string): void {
   if (!CONTEXT_ID.test(id)) {
     throw new AppError(ErrorCode.VALIDATION_FAILED, `context id must match ${CONTEXT_ID.source}`, { path: "id" });
