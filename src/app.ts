@@ -7,7 +7,7 @@ import { schema } from "../schema/index.js";
 import { OPEN_PRINCIPAL, type KeyRing, type Principal } from "./auth.js";
 import type { Config } from "./config.js";
 import { maskError } from "./error-masking.js";
-import { AppError } from "./errors.js";
+import { AppError, refusalBody } from "./errors.js";
 import { faultReporter } from "./faults.js";
 import { FeedHub } from "./feed/feed-hub.js";
 import { Gate } from "./gate.js";
@@ -61,13 +61,13 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", ...headers }).end(JSON.stringify(body));
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify(body));
 }
 
-/** A refusal answered outside GraphQL, shaped like GraphQL's errors so clients read one format. */
-function jsonError(res: ServerResponse, status: number, message: string, extensions: Record<string, unknown>, headers: Record<string, string> = {}): void {
-  json(res, status, { errors: [{ message, extensions }] }, headers);
+/** A refusal answered outside GraphQL (refusalBody). */
+function jsonError(res: ServerResponse, status: number, message: string, extensions: Record<string, unknown>): void {
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8" }).end(refusalBody(message, extensions));
 }
 
 /**
@@ -85,7 +85,7 @@ export const REFUSED_BODY_DRAIN_MS = 5_000;
  * (within REFUSED_BODY_DRAIN_BYTES and REFUSED_BODY_DRAIN_MS) and closes the connection.
  */
 function refuseUnread(req: IncomingMessage, res: ServerResponse, status: number, message: string, extensions: Record<string, unknown>): void {
-  const body = JSON.stringify({ errors: [{ message, extensions }] });
+  const body = refusalBody(message, extensions);
   res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" });
   // The answer is whole (content-length) but not ended: ending it closes the connection at once.
   res.write(body);
@@ -260,13 +260,9 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
         server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
           if (!socket.writable) return socket.destroy();
           const tooLarge = err.code === "HPE_HEADER_OVERFLOW";
-          const body = JSON.stringify({
-            errors: [
-              tooLarge
-                ? { message: "request headers are too large", extensions: { code: "LIMIT_EXCEEDED", limit: "headerBytes" } }
-                : { message: "malformed HTTP request", extensions: { code: "VALIDATION_FAILED" } },
-            ],
-          });
+          const body = tooLarge
+            ? refusalBody("request headers are too large", { code: "LIMIT_EXCEEDED", limit: "headerBytes" })
+            : refusalBody("malformed HTTP request", { code: "VALIDATION_FAILED" });
           socket.end(
             `HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\ncontent-type: application/json; charset=utf-8\r\n` +
               `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,

@@ -59,3 +59,11 @@ export function refusalToError(refusal: ScriptRefusal): AppError {
   if (!KNOWN_CODES.has(error)) throw new Error(`script returned unknown error code ${error}`);
   return new AppError(error as ErrorCode, message ?? error, details);
 }
+
+/**
+ * The JSON body of a refusal answered outside GraphQL execution (HTTP edge, WebSocket upgrade),
+ * shaped like GraphQL's errors so that clients read one format.
+ */
+export function refusalBody(message: string, extensions: Record<string, unknown>): string {
+  return JSON.stringify({ errors: [{ message, extensions }] });
+}

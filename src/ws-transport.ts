@@ -6,7 +6,7 @@ import { WebSocketServer, type WebSocket } from "ws";
 import type { RequestContext } from "../resolvers/request-context.js";
 import type { Principal } from "./auth.js";
 import { maskError } from "./error-masking.js";
-import { AppError, ErrorCode } from "./errors.js";
+import { AppError, ErrorCode, refusalBody } from "./errors.js";
 import type { ReportFault } from "./faults.js";
 import type { Gate } from "./gate.js";
 import type { Observability } from "./observability-plugin.js";
@@ -208,8 +208,7 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
     verifyClient: ({ req }, verified) => {
       const why = options.foreign(req);
       if (why === undefined) return verified(true);
-      const body = JSON.stringify({ errors: [{ message: why, extensions: { code: ErrorCode.FORBIDDEN } }] });
-      verified(false, 403, body, { "Content-Type": "application/json; charset=utf-8" });
+      verified(false, 403, refusalBody(why, { code: ErrorCode.FORBIDDEN }), { "Content-Type": "application/json; charset=utf-8" });
     },
   });
   wss.on("connection", (socket, request) => {
