@@ -25,7 +25,12 @@ export interface AccessRule {
 const ALL: readonly Role[] = ["admin", "agent", "viewer"];
 const WRITERS: readonly Role[] = ["admin", "agent"];
 const ADMIN: readonly Role[] = ["admin"];
-const LIMITS = "/resources/limits";
+/**
+ * The settings that bound what agents get, which only admins may change: the budget and the
+ * allocation caps. Agents may change the rest of the document, allocation profiles included
+ * (every grant from a profile is still held to these caps).
+ */
+const ADMIN_SETTINGS = ["/resources/limits", "/policy/allocation/maxShare", "/policy/allocation/maxDepth", "/policy/allocation/defaultLeaseMs"];
 
 const none = (): readonly string[] => [];
 const field = (name: string) => (args: Args) => [args[name] as string];
@@ -41,21 +46,39 @@ function forbidden(message: string): AppError {
   return new AppError(ErrorCode.FORBIDDEN, message, {});
 }
 
-/** Agents may change a swarm's document, but not its budget. */
-function patchSparesLimits(args: Args, principal: Principal): void {
+/** A write that would change an admin setting: FORBIDDEN for agents. */
+function adminSettingTouched(setting: string): AppError {
+  return forbidden(`only admins may change ${setting}`);
+}
+
+/** Agents may patch a swarm's document, but no operation may write at or above an admin setting. */
+function patchSparesAdminSettings(args: Args, principal: Principal): void {
   if (principal.role === "admin") return;
   const ops = args.patch as readonly { op: string; path: string; from?: string | null }[];
   const touched = ops.flatMap((op) => (op.op === "test" ? [] : op.op === "move" ? [op.path, op.from ?? ""] : [op.path]));
-  if (touched.some((path) => pathsOverlap(path, LIMITS))) throw forbidden(`only admins may change ${LIMITS}`);
+  const setting = ADMIN_SETTINGS.find((admin) => touched.some((path) => pathsOverlap(path, admin)));
+  if (setting) throw adminSettingTouched(setting);
 }
 
-function mergeSparesLimits(args: Args, principal: Principal): void {
-  if (principal.role === "admin") return;
-  const merge = args.merge as JsonValue;
-  const resources = isJsonObject(merge) ? merge.resources : undefined;
-  if (!isJsonObject(merge) || (resources !== undefined && (!isJsonObject(resources) || Object.hasOwn(resources, "limits")))) {
-    throw forbidden(`only admins may change ${LIMITS}`);
+/**
+ * Whether an RFC 7386 merge patch changes the value at `pointer` (unescaped segments): it names
+ * the member, or replaces or deletes one of its ancestors (a merge value that is not an object
+ * replaces the whole of what it lands on).
+ */
+function mergeReaches(merge: JsonValue, segments: readonly string[]): boolean {
+  let at: JsonValue = merge;
+  for (const segment of segments) {
+    if (!isJsonObject(at)) return true;
+    if (!Object.hasOwn(at, segment)) return false;
+    at = at[segment]!;
   }
+  return true;
+}
+
+function mergeSparesAdminSettings(args: Args, principal: Principal): void {
+  if (principal.role === "admin") return;
+  const setting = ADMIN_SETTINGS.find((admin) => mergeReaches(args.merge as JsonValue, admin.split("/").slice(1)));
+  if (setting) throw adminSettingTouched(setting);
 }
 
 /**
@@ -71,8 +94,8 @@ export const ACCESS: Readonly<Record<string, AccessRule>> = {
   "Mutation.deleteContext": { roles: ADMIN, contexts: none },
   "Mutation.rollbackContext": { roles: ADMIN, contexts: none },
   "Mutation.reinitialize": { roles: ADMIN, contexts: none, whileUnavailable: true },
-  "Mutation.patchContext": { roles: WRITERS, contexts: field("id"), check: patchSparesLimits },
-  "Mutation.mergeContext": { roles: WRITERS, contexts: field("id"), check: mergeSparesLimits },
+  "Mutation.patchContext": { roles: WRITERS, contexts: field("id"), check: patchSparesAdminSettings },
+  "Mutation.mergeContext": { roles: WRITERS, contexts: field("id"), check: mergeSparesAdminSettings },
   "Mutation.allocate": { roles: WRITERS, contexts: field("contextId") },
   "Mutation.reportUsage": { roles: WRITERS, contexts: allocationContext },
   "Mutation.release": { roles: WRITERS, contexts: allocationContext },

@@ -363,7 +363,7 @@ describe("without a valid key", () => {
   });
 });
 
-describe("agents and the budget", () => {
+describe("agents and the admin settings (budget and allocation caps)", () => {
   const patch = (ops: unknown[]) => (fx: Fixture) => ({
     query: `mutation($id: ID!, $patch: [JSONPatchOperation!]!) { patchContext(id: $id, patch: $patch) { version document } }`,
     variables: { id: fx.id, patch: ops },
@@ -384,6 +384,16 @@ describe("agents and the budget", () => {
     ["merge: {resources: {limits: null}}", merge({ resources: { limits: null } })],
     ["merge: {resources: null}", merge({ resources: null })],
     ["merge: {resources: a string}", merge({ resources: "none" })],
+    ["patch: replace /policy/allocation/maxShare", patch([{ op: "replace", path: "/policy/allocation/maxShare", value: 1 }])],
+    ["patch: add /policy/allocation/maxDepth", patch([{ op: "add", path: "/policy/allocation/maxDepth", value: 100_000 }])],
+    ["patch: add /policy/allocation/defaultLeaseMs", patch([{ op: "add", path: "/policy/allocation/defaultLeaseMs", value: 1 }])],
+    ["patch: replace /policy/allocation", patch([{ op: "replace", path: "/policy/allocation", value: { maxShare: 1 } }])],
+    ["patch: remove /policy", patch([{ op: "remove", path: "/policy" }])],
+    ["patch: move from /policy/allocation/maxShare", patch([{ op: "move", from: "/policy/allocation/maxShare", path: "/blackboard/share" }])],
+    ["merge: {policy: {allocation: {maxShare: 1, maxDepth: 100000}}}", merge({ policy: { allocation: { maxShare: 1, maxDepth: 100_000 } } })],
+    ["merge: {policy: {allocation: {defaultLeaseMs: ...}}}", merge({ policy: { allocation: { defaultLeaseMs: 1 } } })],
+    ["merge: {policy: {allocation: null}}", merge({ policy: { allocation: null } })],
+    ["merge: {policy: a string}", merge({ policy: "none" })],
   ];
   const DOCUMENT_CHANGES: [string, (fx: Fixture) => Call][] = [
     ["patch: add /blackboard/x", patch([{ op: "add", path: "/blackboard/x", value: 1 }])],
@@ -391,6 +401,9 @@ describe("agents and the budget", () => {
     ["patch: add /resources/notes (beside the limits)", patch([{ op: "add", path: "/resources/notes", value: "n" }])],
     ["merge: {blackboard: ...}", merge({ blackboard: { x: 1 } })],
     ["merge: {resources: {notes: ...}} (beside the limits)", merge({ resources: { notes: "n" } })],
+    ["patch: add /policy/mode", patch([{ op: "add", path: "/policy/mode", value: "explore" }])],
+    ["patch: add an allocation profile", patch([{ op: "add", path: "/policy/allocation/profiles", value: { small: { request: { credits: 5 } } } }])],
+    ["merge: {policy: {allocation: {profiles: ...}}}", merge({ policy: { allocation: { profiles: { small: { request: { credits: 5 }, leaseMs: 1000 } } } } })],
   ];
 
   test.each(BUDGET_CHANGES)("the agent's %s: FORBIDDEN, nothing changed", async (_, call) => {
@@ -401,12 +414,19 @@ describe("agents and the budget", () => {
     expect(await fingerprint(fx)).toEqual(before);
   });
 
-  test.each(DOCUMENT_CHANGES)("the agent's %s: a new version by agent-1, the budget intact", async (_, call) => {
+  test.each(DOCUMENT_CHANGES)("the agent's %s: a new version by agent-1, the admin settings intact", async (_, call) => {
     const fx = await fixture("in");
     const { result } = await execute("http", KEY.agent, call(fx));
     expect(result.errors, JSON.stringify(result.errors)).toBeUndefined();
-    const read = await asAdmin(`query($id: ID!) { context(id: $id) { version updatedBy value(path: "/resources/limits") } }`, { id: fx.id });
-    expect(read.context).toEqual({ version: 3, updatedBy: "agent-1", value: LIMITS });
+    const read = await asAdmin(
+      `query($id: ID!) { context(id: $id) { version updatedBy slice(paths: ["/resources/limits", "/policy/allocation/maxShare"]) } }`,
+      { id: fx.id },
+    );
+    expect(read.context).toEqual({
+      version: 3,
+      updatedBy: "agent-1",
+      slice: { "/resources/limits": LIMITS, "/policy/allocation/maxShare": 0.5 },
+    });
   });
 });
 
