@@ -5,7 +5,6 @@ import {
   type FragmentDefinitionNode,
   type GraphQLField,
   type GraphQLNamedType,
-  type GraphQLOutputType,
   type GraphQLSchema,
   type OperationDefinitionNode,
   type SelectionSetNode,
@@ -37,7 +36,9 @@ export interface QueryLimits {
   readonly maxTokens: number;
   /**
    * Fields an operation may resolve: each field costs 1, and the selections under a list field count
-   * once per expected item (its `first` or `limit` integer literal, else 10).
+   * once per item it may return: its `first` or `limit` argument (a literal, or the variable's value,
+   * else the variable's or the argument's default), else 10. A connection's `first` counts for its
+   * `edges`.
    */
   readonly maxCost: number;
   /**
@@ -48,7 +49,7 @@ export interface QueryLimits {
 }
 
 
-/** Items a list field is assumed to return when it has no `first` or `limit` integer literal. */
+/** Items a list field is assumed to return when nothing says how many (no `first` or `limit`). */
 const DEFAULT_LIST_FACTOR = 10;
 
 function limitError(
@@ -100,16 +101,17 @@ export function parseLimited(source: string, maxTokens: number): DocumentNode {
 const INTROSPECTION = new Set(["__schema", "__type"]);
 
 /**
- * Validation rules for `limits.maxDepth`, `maxAliases`, `maxCost` and `maxFieldRepeats`, to run
- * before graphql's `specifiedRules` (whose overlapping-fields rule is quadratic in a selection's
- * size). Each limit a document breaks gives one GraphQLError with extensions `{ code:
- * "LIMIT_EXCEEDED", limit: "depth" | "aliases" | "cost" | "fieldRepeats", max, actual }`; depth and
- * cost are measured per operation and the worst one is reported. Fragments are measured once each, so a
- * fragment spread in many places costs near-linear time, and fragment cycles or undefined fragments
- * (reported by graphql's own rules) count 0.
+ * Validation rules for `limits.maxDepth`, `maxAliases` and `maxFieldRepeats`, which depend on the
+ * document alone, to run before graphql's `specifiedRules` (whose overlapping-fields rule is
+ * quadratic in a selection's size); `costRule` adds the one that depends on the variables too. Each
+ * limit a document breaks gives one GraphQLError with extensions `{ code: "LIMIT_EXCEEDED", limit:
+ * "depth" | "aliases" | "cost" | "fieldRepeats", max, actual }`; depth and cost are measured per
+ * operation and the worst one is reported. Fragments are measured once each, so a fragment spread
+ * in many places costs near-linear time, and fragment cycles or undefined fragments (reported by
+ * graphql's own rules) count 0.
  */
-export function limitRules(limits: QueryLimits): ValidationRule[] {
-  return [depthRule(limits.maxDepth), aliasRule(limits.maxAliases), costRule(limits.maxCost), repeatRule(limits.maxFieldRepeats)];
+export function documentLimitRules(limits: QueryLimits): ValidationRule[] {
+  return [depthRule(limits.maxDepth), aliasRule(limits.maxAliases), repeatRule(limits.maxFieldRepeats)];
 }
 
 /**
@@ -185,29 +187,43 @@ function aliasRule(max: number): ValidationRule {
   };
 }
 
-function costRule(max: number): ValidationRule {
+/**
+ * The rule for `maxCost` (see QueryLimits.maxCost), measuring list sizes given as variables by
+ * `variables`, the request's raw values (null or absent: the variable's default applies).
+ */
+export function costRule(max: number, variables: Readonly<Record<string, unknown>> = {}): ValidationRule {
   return (context) => {
     const schema = context.getSchema();
-    const cost = (set: SelectionSetNode, parent: GraphQLNamedType | undefined): number => {
+    /** `pageSize`: the `first` of the connection whose fields these are, for its `edges`. */
+    const cost = (set: SelectionSetNode, parent: GraphQLNamedType | undefined, pageSize?: number): number => {
       let total = 0;
       for (const selection of set.selections) {
-        if (selection.kind === Kind.FIELD) total += fieldCost(selection, parent);
+        if (selection.kind === Kind.FIELD) total += fieldCost(selection, parent, pageSize);
         else if (selection.kind === Kind.INLINE_FRAGMENT) {
-          total += cost(selection.selectionSet, selection.typeCondition ? schema.getType(selection.typeCondition.name.value) : parent);
+          total += cost(selection.selectionSet, selection.typeCondition ? schema.getType(selection.typeCondition.name.value) : parent, pageSize);
         } else total += fragmentCost(selection.name.value);
       }
       return total;
     };
-    const fieldCost = (field: FieldNode, parent: GraphQLNamedType | undefined): number => {
+    let operation: OperationDefinitionNode | undefined;
+    const fieldCost = (field: FieldNode, parent: GraphQLNamedType | undefined, pageSize: number | undefined): number => {
       const def = parent && fieldDef(schema, parent, field.name.value);
       if (!def || !field.selectionSet || INTROSPECTION.has(field.name.value)) return 1;
-      return 1 + listFactor(field, def.type) * cost(field.selectionSet, getNamedType(def.type));
+      const size = sizeArgument(field, def, operation, variables);
+      const type = getNamedType(def.type);
+      if (!isListType(getNullableType(def.type))) return 1 + cost(field.selectionSet, type, size);
+      const items = size ?? (field.name.value === "edges" ? pageSize : undefined) ?? DEFAULT_LIST_FACTOR;
+      return 1 + items * cost(field.selectionSet, type);
     };
+    // Fragments are measured once, outside any connection: a fragment's edges count 10 per item.
     const fragmentCost = memoizeFragments(context, 0, (fragment) =>
       cost(fragment.selectionSet, schema.getType(fragment.typeCondition.name.value)),
     );
-    const rootType = (operation: OperationDefinitionNode) => schema.getRootType(operation.operation) ?? undefined;
-    return checkOperations(context, "cost", max, (operation) => cost(operation.selectionSet, rootType(operation)));
+    const rootType = (op: OperationDefinitionNode) => schema.getRootType(op.operation) ?? undefined;
+    return checkOperations(context, "cost", max, (op) => {
+      operation = op;
+      return cost(op.selectionSet, rootType(op));
+    });
   };
 }
 
@@ -218,11 +234,30 @@ function fieldDef(schema: GraphQLSchema, parent: GraphQLNamedType, name: string)
   return isObjectType(parent) || isInterfaceType(parent) ? parent.getFields()[name] : undefined;
 }
 
-/** How many times a field's selections count: 1, or for a list its `first`/`limit` literal (negative as 0), else the default. */
-function listFactor(field: FieldNode, type: GraphQLOutputType): number {
-  if (!isListType(getNullableType(type))) return 1;
-  const size = field.arguments?.find((arg) => arg.name.value === "first" || arg.name.value === "limit")?.value;
-  return size?.kind === Kind.INT ? Math.max(0, Number(size.value)) : DEFAULT_LIST_FACTOR;
+/**
+ * The items a field's `first` or `limit` argument asks for (negative as 0), or undefined when it has
+ * neither or its value is not an integer: a literal; a variable's value, or when it is absent the
+ * variable's default; otherwise (left out, or null, which the resolvers read as left out) the
+ * argument's default in the schema.
+ */
+function sizeArgument(
+  field: FieldNode,
+  def: GraphQLField<unknown, unknown>,
+  operation: OperationDefinitionNode | undefined,
+  variables: Readonly<Record<string, unknown>>,
+): number | undefined {
+  const arg = def.args.find((a) => a.name === "first" || a.name === "limit");
+  if (!arg) return undefined;
+  let value: unknown = arg.defaultValue;
+  const node = field.arguments?.find((a) => a.name.value === arg.name)?.value;
+  if (node?.kind === Kind.INT) value = Number(node.value);
+  else if (node?.kind === Kind.VARIABLE) {
+    const name = node.name.value;
+    const declared = operation?.variableDefinitions?.find((v) => v.variable.name.value === name)?.defaultValue;
+    if (typeof variables[name] === "number") value = variables[name];
+    else if (variables[name] === undefined && declared?.kind === Kind.INT) value = Number(declared.value);
+  } else if (node) value = undefined;
+  return typeof value === "number" && Number.isInteger(value) ? Math.max(0, value) : undefined;
 }
 
 /**

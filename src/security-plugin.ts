@@ -5,7 +5,7 @@ import { AppError, ErrorCode } from "./errors.js";
 import type { Gate } from "./gate.js";
 import { isJsonObject } from "./json/types.js";
 import { selectsIntrospection } from "./operation-info.js";
-import { limitRules, parseLimited, type QueryLimits } from "./query-limits.js";
+import { costRule, documentLimitRules, parseLimited, type QueryLimits } from "./query-limits.js";
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.UNAUTHENTICATED]: 401,
@@ -56,14 +56,15 @@ export function withoutSuggestions(message: string): string {
 /**
  * The yoga plugin that guards every HTTP and SSE request before it runs: the API key (an
  * UNAUTHENTICATED refusal otherwise), the key's rate limit (RATE_LIMITED), the document's size
- * bounds (tokens at parse; depth, aliases and cost at validation: LIMIT_EXCEEDED) and
+ * bounds (tokens at parse; depth, aliases and cost, with the variables' values, at validation:
+ * LIMIT_EXCEEDED) and
  * introspection (FORBIDDEN for non-admins). The WebSocket transport applies the same through
  * `gate` and yoga's envelop (ws-transport.ts). `principalOf` gives the principal of a request
  * that passed.
  */
 export function useSecurity(gate: Gate, limits: QueryLimits): { plugin: Plugin; principalOf(request: Request): Principal | undefined } {
   const principals = new WeakMap<Request, Principal>();
-  const rules = limitRules(limits);
+  const rules = documentLimitRules(limits);
   const measured = new WeakMap<DocumentNode, readonly GraphQLError[]>();
   const plugin: Plugin<{ principal?: Principal; request?: Request }> = {
     // yoga answers a content type it cannot parse with a bare 415, lets a malformed GET
@@ -108,12 +109,17 @@ export function useSecurity(gate: Gate, limits: QueryLimits): { plugin: Plugin; 
     onParse({ setParseFn }) {
       setParseFn((source) => parseLimited(typeof source === "string" ? source : source.body, limits.maxTokens));
     },
-    onValidate({ params, setResult }) {
+    onValidate({ context, params, setResult }) {
       // The limits first, alone and linear: a document past them never reaches graphql's own
       // rules, one of which takes time quadratic in a selection's size. yoga's parser cache
-      // hands out the same document object for the same query, so each is measured once.
+      // hands out the same document object for the same query, so each is measured once; the
+      // cost, which depends on the variables' values too, is measured per request.
       let errors = measured.get(params.documentAST);
       if (!errors) measured.set(params.documentAST, (errors = validate(params.schema, params.documentAST, rules)));
+      if (errors.length === 0) {
+        const variables = (context as { params?: { variables?: Record<string, unknown> } }).params?.variables ?? {};
+        errors = validate(params.schema, params.documentAST, [costRule(limits.maxCost, variables)]);
+      }
       if (errors.length > 0) setResult(errors);
     },
     onExecute({ args, setResultAndStopExecution }) {

@@ -4,7 +4,7 @@ import { buildSchema, getIntrospectionQuery, GraphQLError, specifiedRules, valid
 import { describe, expect, test } from "vitest";
 import { schema } from "../../schema/index.js";
 import { loadConfig } from "../../src/config.js";
-import { limitRules, MAX_NESTING, parseLimited, type QueryLimits } from "../../src/query-limits.js";
+import { costRule, documentLimitRules, MAX_NESTING, parseLimited, type QueryLimits } from "../../src/query-limits.js";
 
 const defaults = loadConfig([], {});
 /** The server's default limits. */
@@ -16,10 +16,16 @@ const L: QueryLimits = {
   maxFieldRepeats: defaults.maxFieldRepeats,
 };
 
-/** Every error of validating `src`, as its message plus, for limit errors, its extensions. */
-function errors(src: string, limits: QueryLimits = L, against: GraphQLSchema = schema) {
+/** Every limit rule, the cost measured with `variables`. */
+const limitRules = (limits: QueryLimits, variables: Record<string, unknown> = {}) => [
+  ...documentLimitRules(limits),
+  costRule(limits.maxCost, variables),
+];
+
+/** Every error of validating `src` (with `variables`), as its message plus, for limit errors, its extensions. */
+function errors(src: string, limits: QueryLimits = L, against: GraphQLSchema = schema, variables: Record<string, unknown> = {}) {
   const document = parseLimited(src, limits.maxTokens);
-  return validate(against, document, [...specifiedRules, ...limitRules(limits)]).map((error) =>
+  return validate(against, document, [...specifiedRules, ...limitRules(limits, variables)]).map((error) =>
     error.extensions.code ? { message: error.message, ...error.extensions } : { message: error.message },
   );
 }
@@ -105,19 +111,43 @@ describe("cost", () => {
     expect(errors(history(L.maxCost - 1))).toEqual(exceeded("cost", L.maxCost, L.maxCost + 1));
   });
 
-  test("a list multiplies by its limit literal, else by 10 (variable or absent); other fields cost 1", () => {
+  test("a list multiplies by its limit, else by 10; other fields cost 1", () => {
     const at = (maxCost: number, src: string) => errors(src, { ...L, maxCost });
     expect(at(4, history(2))).toEqual([]);
     expect(at(3, history(2))).toEqual(exceeded("cost", 3, 4));
-    const variable = `query ($n: Int) { context(id: "c") { history(limit: $n) { seq } } }`;
-    expect(at(11, variable)).toEqual(exceeded("cost", 11, 12));
-    expect(at(11, `{ context(id: "c") { history { seq } } }`)).toEqual(exceeded("cost", 11, 12));
     // context 1 + allocations (1 + 10 x (granted 1 + 10 x 2)) + budget (1 + limits (1 + 10 x 1)).
     const nested = `
       { context(id: "c") { allocations { ...G } budget { limits { kind } } } }
       fragment G on Allocation { granted { kind amount } }`;
     expect(at(224, nested)).toEqual([]);
     expect(at(223, nested)).toEqual(exceeded("cost", 223, 224));
+  });
+
+  test("a size given as a variable counts with the variable's value, else its default, else the argument's", () => {
+    const at = (maxCost: number, src: string, variables: Record<string, unknown> = {}) => errors(src, { ...L, maxCost }, schema, variables);
+    const variable = `query ($n: Int) { context(id: "c") { history(limit: $n) { seq } } }`;
+    expect(at(502, variable, { n: 500 })).toEqual([]);
+    expect(at(501, variable, { n: 500 })).toEqual(exceeded("cost", 501, 502));
+    // Absent or null: history's default limit, 100.
+    expect(at(101, variable)).toEqual(exceeded("cost", 101, 102));
+    expect(at(101, variable, { n: null })).toEqual(exceeded("cost", 101, 102));
+    expect(at(101, `{ context(id: "c") { history { seq } } }`)).toEqual(exceeded("cost", 101, 102));
+    const declared = `query ($n: Int = 7) { context(id: "c") { history(limit: $n) { seq } } }`;
+    expect(at(8, declared)).toEqual(exceeded("cost", 8, 9));
+    expect(at(8, declared, { n: 3 })).toEqual([]);
+  });
+
+  test("a connection's first counts for its edges, literal or variable", () => {
+    const at = (maxCost: number, src: string, variables: Record<string, unknown> = {}) => errors(src, { ...L, maxCost }, schema, variables);
+    // contexts 1 + edges (1 + 500 x (node 1 + id 1)) + pageInfo (1 + 1).
+    const page = `{ contexts(first: 500) { edges { node { id } } pageInfo { hasNextPage } } }`;
+    expect(at(1004, page)).toEqual([]);
+    expect(at(1003, page)).toEqual(exceeded("cost", 1003, 1004));
+    // first left out: its default, 50.
+    expect(at(101, `{ contexts { edges { node { id } } } }`)).toEqual(exceeded("cost", 101, 102));
+    // The query that passed as 10 x 10 before: 2 + 500 x (node 1 + id 1 + history (1 + 1000)).
+    const both = `query ($f: Int, $l: Int) { contexts(first: $f) { edges { node { id history(limit: $l) { seq } } } } }`;
+    expect(errors(both, L, schema, { f: 500, l: 1000 })).toEqual(exceeded("cost", L.maxCost, 501_502));
   });
 
   test("first counts like limit; a non-list field is not multiplied", () => {
