@@ -6,6 +6,7 @@ import type { JsonObject, JsonValue } from "../src/json/types.js";
 import type { ChangeEntry } from "../src/feed/feed-reader.js";
 import type { ContextView, DeletedContext, Fence } from "../src/store/contexts.js";
 import type { RequestContext } from "./request-context.js";
+import { jsonSize } from "./response-reads.js";
 
 export const MAX_PAGE_SIZE = 500;
 export const MAX_HISTORY_LIMIT = 1000;
@@ -58,32 +59,50 @@ export async function contexts(
 }
 
 /** The document of the version this view stands for (loaded lazily for lists and replays). */
-export async function document(view: ContextView, ctx: RequestContext): Promise<JsonObject> {
+function documentOf(view: ContextView, ctx: RequestContext): JsonObject | Promise<JsonObject> {
   return view.document ?? ctx.contexts.documentAt(view.id, view.version);
+}
+
+export async function document(view: ContextView, ctx: RequestContext): Promise<JsonObject> {
+  const doc = await documentOf(view, ctx);
+  ctx.reads.charge(jsonSize(doc), "document");
+  return doc;
 }
 
 export async function value(view: ContextView, args: { path: string }, ctx: RequestContext): Promise<JsonValue> {
   const segments = segmentsOf(args.path);
-  return valueAt(await document(view, ctx), segments) ?? null;
+  const found = valueAt(await documentOf(view, ctx), segments) ?? null;
+  ctx.reads.charge(jsonSize(found), "values");
+  return found;
 }
 
 export async function slice(view: ContextView, args: { paths: readonly string[] }, ctx: RequestContext): Promise<JsonObject> {
   const parsed = args.paths.map((path) => [path, segmentsOf(path)] as const);
-  const doc = await document(view, ctx);
-  return Object.fromEntries(parsed.map(([path, segments]) => [path, valueAt(doc, segments) ?? null]));
+  const doc = await documentOf(view, ctx);
+  const values = parsed.map(([path, segments]) => [path, valueAt(doc, segments) ?? null] as const);
+  ctx.reads.chargeEach(values.map(([, found]) => found), "values");
+  return Object.fromEntries(values);
 }
 
-export function snapshot(view: ContextView, args: { version: number }, ctx: RequestContext): Promise<JsonValue> {
-  return ctx.contexts.snapshot(view.id, args.version);
+export async function snapshot(view: ContextView, args: { version: number }, ctx: RequestContext): Promise<JsonValue> {
+  const found = await ctx.contexts.snapshot(view.id, args.version);
+  ctx.reads.charge(jsonSize(found), "snapshot");
+  return found;
 }
 
-export function history(
+/**
+ * At most `limit` entries, and fewer (at least one) when theirs would be more bytes than the
+ * response may still carry: the caller continues after the last seq it got.
+ */
+export async function history(
   view: ContextView,
   args: { afterSeq?: number | null; limit: number },
   ctx: RequestContext,
 ): Promise<ChangeEntry[]> {
   const limit = inRange(args.limit, 1, MAX_HISTORY_LIMIT, "limit");
-  return ctx.contexts.history(view.id, args.afterSeq ?? null, limit);
+  const entries = await ctx.contexts.history(view.id, args.afterSeq ?? null, limit, ctx.reads.remaining);
+  ctx.reads.charge(entries.reduce((sum, entry) => sum + entry.bytes, 0), "history entries");
+  return entries;
 }
 
 export function createContext(

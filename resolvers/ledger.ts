@@ -1,5 +1,6 @@
 import type { Allocation, AllocateRequest, Amount, AllocationStatus, Budget, Lock } from "../src/store/ledger.js";
 import type { RequestContext } from "./request-context.js";
+import { jsonSize } from "./response-reads.js";
 
 interface LedgerArgs {
   readonly opId?: string | null;
@@ -10,32 +11,40 @@ function options(args: LedgerArgs, ctx: RequestContext) {
   return { actor: ctx.principal.name, opId: args.opId, reason: args.reason };
 }
 
-export function allocation(args: { id: string }, ctx: RequestContext): Promise<Allocation | null> {
-  return ctx.ledger.allocation(args.id);
+export async function allocation(args: { id: string }, ctx: RequestContext): Promise<Allocation | null> {
+  const found = await ctx.ledger.allocation(args.id);
+  ctx.reads.charge(jsonSize(found), "allocations");
+  return found;
 }
 
 export async function parent(allocation: Allocation, ctx: RequestContext): Promise<Allocation | null> {
-  return allocation.parentId === null ? null : ctx.ledger.allocation(allocation.parentId);
+  return allocation.parentId === null ? null : ctx.ledger.allocation(allocation.parentId).then((found) => {
+    ctx.reads.charge(jsonSize(found), "allocations");
+    return found;
+  });
 }
 
-export function children(allocation: Allocation, ctx: RequestContext): Promise<Allocation[]> {
-  return ctx.ledger.children(allocation);
+/** Read with every allocation of the context, once per response (ResponseReads). */
+export async function children(allocation: Allocation, ctx: RequestContext): Promise<readonly Allocation[]> {
+  return ctx.reads.chargeEach(await ctx.reads.children(ctx.ledger, allocation), "allocations");
 }
 
 export function budget(contextId: string, ctx: RequestContext): Promise<Budget> {
   return ctx.ledger.budget(contextId);
 }
 
-export function allocations(
+export async function allocations(
   contextId: string,
   args: { status?: AllocationStatus | null; tier?: number | null },
   ctx: RequestContext,
-): Promise<Allocation[]> {
-  return ctx.ledger.allocations(contextId, args.status, args.tier);
+): Promise<readonly Allocation[]> {
+  const all = await ctx.reads.allocations(ctx.ledger, contextId);
+  const { status, tier } = args;
+  return ctx.reads.chargeEach(all.filter((a) => (status == null || a.status === status) && (tier == null || a.tier === tier)), "allocations");
 }
 
-export function locks(contextId: string, ctx: RequestContext): Promise<Lock[]> {
-  return ctx.ledger.locks(contextId);
+export async function locks(contextId: string, ctx: RequestContext): Promise<readonly Lock[]> {
+  return ctx.reads.chargeEach(await ctx.ledger.locks(contextId), "locks");
 }
 
 export function allocate(args: { contextId: string } & AllocateRequest & LedgerArgs, ctx: RequestContext): Promise<Allocation> {

@@ -3,6 +3,7 @@ import type { FeedHub } from "../src/feed/feed-hub.js";
 import type { StateGuard } from "../src/state-guard.js";
 import type { ContextStore } from "../src/store/contexts.js";
 import type { LedgerStore } from "../src/store/ledger.js";
+import type { ResponseReads } from "./response-reads.js";
 
 /** What every resolver gets besides its arguments: the stores and who is asking. */
 export interface RequestContext {
@@ -14,6 +15,8 @@ export interface RequestContext {
   readonly principal: Principal;
   /** Whether Redis still holds the deployment's state. */
   readonly state: StateGuard;
+  /** What this response has read: its byte bound, and allocations read once. */
+  readonly reads: ResponseReads;
   /** Round-trip time to Redis in milliseconds, or throws when Redis is unreachable. */
   readonly pingRedis: () => Promise<number>;
 }

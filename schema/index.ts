@@ -26,7 +26,10 @@ function guardRootFields(schema: GraphQLSchema): GraphQLSchema {
     for (const field of Object.values(type?.getFields() ?? {})) {
       const name = `${type!.name}.${field.name}`;
       if (!ACCESS[name]) throw new Error(`root field ${name} has no access rule in resolvers/access.ts`);
+      const mutation = type === schema.getMutationType();
       const guard = (inner: Resolver): Resolver => (source, args, ctx, info) => {
+        // Mutations run one after another: what the response read before one may change.
+        if (mutation) ctx.reads.forgetAllocations();
         const waiting = authorize(name, args, ctx);
         return waiting ? waiting.then(() => inner(source, args, ctx, info)) : inner(source, args, ctx, info);
       };

@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { finished, type Duplex } from "node:stream";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import type { RequestContext } from "../resolvers/request-context.js";
+import { ResponseReads } from "../resolvers/response-reads.js";
 import { schema } from "../schema/index.js";
 import { OPEN_PRINCIPAL, type KeyRing, type Principal } from "./auth.js";
 import type { Config } from "./config.js";
@@ -153,7 +154,8 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
   };
   const security = useSecurity(gate, limits);
   const observability = new Observability(log, metrics, security.principalOf);
-  const subscribe = sharedSubscribe(maskError);
+  // Each subscription event is a response of its own, with its own reads.
+  const subscribe = sharedSubscribe(maskError, (context) => ({ ...(context as RequestContext), reads: new ResponseReads(config.maxResponseBytes) }));
   const guard = state;
   const hub = feed;
   const originPolicy: OriginPolicy = { allowedOrigins: new Set(config.allowedOrigins), loopbackHostsOnly: config.keys === null };
@@ -178,6 +180,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
       feed: hub,
       state: guard,
       pingRedis,
+      reads: new ResponseReads(config.maxResponseBytes),
       // WebSocket operations bring their connection's principal; HTTP ones passed useSecurity.
       principal: (initial.principal as Principal | undefined) ?? security.principalOf(initial.request) ?? OPEN_PRINCIPAL,
     }),

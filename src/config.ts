@@ -71,6 +71,8 @@ export interface Config {
   readonly maxCost: number;
   /** Times one selection set may select the same response name. */
   readonly maxFieldRepeats: number;
+  /** Bytes of stored data one response (or subscription event) may read and carry. */
+  readonly maxResponseBytes: number;
   /** Operations per HTTP batch (a JSON array body); 0 refuses batches. */
   readonly maxBatch: number;
   /** How long shutting down lets in-flight work finish, in ms, before cutting connections. */
@@ -124,9 +126,11 @@ export const SETTINGS: readonly Setting[] = [
   { key: "maxAliases", env: "SWARM_MAX_ALIASES", flag: "max-aliases", kind: "int", fallback: 30 },
   { key: "maxTokens", env: "SWARM_MAX_TOKENS", flag: "max-tokens", kind: "int", fallback: 5_000 },
   // Query limits: the documents of test/gql reach at most depth 5, 0 aliases, 605 tokens and cost
-  // 1,289 (GetLedger); an admin console's whole-context query reaches depth 5 and cost 2,025.
-  { key: "maxCost", env: "SWARM_MAX_COST", flag: "max-cost", kind: "int", fallback: 5_000 },
+  // 58,002 (GetHistory with limit 1,000: every field of 1,000 feed entries with their
+  // allocations); an admin console's whole-context query reaches depth 5 and cost 2,125.
+  { key: "maxCost", env: "SWARM_MAX_COST", flag: "max-cost", kind: "int", fallback: 100_000 },
   { key: "maxFieldRepeats", env: "SWARM_MAX_FIELD_REPEATS", flag: "max-field-repeats", kind: "int", fallback: 10 },
+  { key: "maxResponseBytes", env: "SWARM_MAX_RESPONSE_BYTES", flag: "max-response-bytes", kind: "int", fallback: 33_554_432 },
   { key: "maxBatch", env: "SWARM_MAX_BATCH", flag: "max-batch", kind: "int", fallback: 0 },
   { key: "shutdownGraceMs", env: "SWARM_SHUTDOWN_GRACE_MS", flag: "shutdown-grace-ms", kind: "int", fallback: 5_000 },
   { key: "stateCheckMs", env: "SWARM_STATE_CHECK_MS", flag: "state-check-ms", kind: "int", fallback: 1_000 },
@@ -153,6 +157,7 @@ const MINIMUMS: Partial<Record<keyof Config, number>> = {
   maxTokens: 1,
   maxCost: 1,
   maxFieldRepeats: 1,
+  maxResponseBytes: 1_024,
   stateCheckMs: 10,
   redisTimeoutMs: 10,
 };

@@ -18,18 +18,19 @@ export function serializedJson(value: object): string {
 }
 
 /**
- * A subscribe function for the whole schema. Subscription events that many subscribers receive
+ * A subscribe function for the whole schema; each event is executed with the context
+ * `eventContext` makes of the subscription's. Subscription events that many subscribers receive
  * as the same object (a feed batch shared by a pipeline's members) are executed, and their errors
  * masked, once per distinct operation (document and variables); the result object is shared
  * instead of made per subscriber, and serialized once: over SSE through the result's
  * `stringify`, over WebSocket in ws-transport.ts. A delivery then costs each subscriber its send.
  */
-export function sharedSubscribe(maskError: MaskError): Subscribe {
+export function sharedSubscribe(maskError: MaskError, eventContext: (context: unknown) => unknown): Subscribe {
   const mask = (result: ExecutionResult): ExecutionResult =>
     result.errors ? { ...result, errors: result.errors.map((e) => maskError(e, UNEXPECTED) as GraphQLError) } : result;
   const executed = new WeakMap<object, WeakMap<DocumentNode, Results>>();
   const run = async (args: ExecutionArgs, event: unknown) => {
-    const result = mask(await execute({ ...args, rootValue: event }));
+    const result = mask(await execute({ ...args, contextValue: eventContext(args.contextValue), rootValue: event }));
     // yoga's SSE writer serializes a result with its `stringify` if it has one: the cached JSON.
     Object.defineProperty(result, "stringify", { value: serializedJson });
     return result;

@@ -9,7 +9,7 @@ import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
 import { DocumentCache, type Head } from "./document-cache.js";
 import { CONTEXT_ID, checkDepth, checkDocument, checkLockName, type DocumentLimits } from "./document-rules.js";
-import { FeedReader, type ChangeEntry } from "../feed/feed-reader.js";
+import { FeedReader, type FeedEntry } from "../feed/feed-reader.js";
 import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
 import { ListCursors } from "./list-cursors.js";
 import { checkOpId, fingerprintOf, opRecord, parseReply, parseWriteReply, settle, uniqueToken, type OpRecord, type ScriptReply } from "./script-replies.js";
@@ -153,11 +153,12 @@ export class ContextStore {
   }
 
   /**
-   * Feed entries after `afterSeq`, oldest first, at most `limit`. Throws RESYNC_REQUIRED when
+   * Feed entries after `afterSeq`, oldest first, at most `limit`, and past the first only while
+   * their bytes (FeedEntry.bytes) add up to at most `maxBytes`. Throws RESYNC_REQUIRED when
    * entries right after `afterSeq` are no longer retained, rather than skip them silently.
    */
-  async history(id: string, afterSeq: number | null, limit: number): Promise<ChangeEntry[]> {
-    const { entries, trimmedTo } = await this.feed.read(id, afterSeq, limit);
+  async history(id: string, afterSeq: number | null, limit: number, maxBytes: number): Promise<FeedEntry[]> {
+    const { entries, trimmedTo } = await this.feed.read(id, afterSeq, limit, maxBytes);
     if (trimmedTo !== null) {
       throw new AppError(ErrorCode.RESYNC_REQUIRED, `changes after seq ${afterSeq} are no longer retained`, {
         id,

@@ -314,17 +314,18 @@ export class LedgerStore {
     return (await this.allocationsByNumber(parsed.contextId, [parsed.n]))[0] ?? null;
   }
 
-  /** Every allocation ever made under `allocationId` (active or ended), oldest first. */
-  async children(allocation: Allocation): Promise<Allocation[]> {
-    return (await this.allocations(allocation.contextId)).filter((a) => a.parentId === allocation.id);
-  }
-
-  /** Allocations of a context, oldest first, optionally by status and tier. */
-  async allocations(contextId: string, status?: AllocationStatus | null, tier?: number | null): Promise<Allocation[]> {
-    const numbers = await this.redis.zrange(`${this.keys.contextBase(contextId)}:allocs`, 0, -1);
-    return (await this.allocationsByNumber(contextId, numbers)).filter(
-      (a) => (status == null || a.status === status) && (tier == null || a.tier === tier),
-    );
+  /**
+   * Every allocation of a context (active or ended), oldest first, `batchSize` at a time, so that a
+   * reader can stop (by throwing) before it has read more than it may hold.
+   */
+  async *allocationBatches(contextId: string, batchSize: number): AsyncGenerator<Allocation[]> {
+    const key = `${this.keys.contextBase(contextId)}:allocs`;
+    // Numbers only grow and are never removed, so pages by rank neither skip nor repeat.
+    for (let start = 0; ; start += batchSize) {
+      const numbers = await this.redis.zrange(key, start, start + batchSize - 1);
+      if (numbers.length > 0) yield await this.allocationsByNumber(contextId, numbers);
+      if (numbers.length < batchSize) return;
+    }
   }
 
   /**

@@ -30,7 +30,7 @@ export const API_CODES: readonly string[] = [
 /** The server bounds the corpus is sized against. */
 export type CorpusLimits = Pick<
   Config,
-  "maxRequestBytes" | "maxQueryDepth" | "maxAliases" | "maxTokens" | "maxCost" | "maxFieldRepeats" | "maxDocumentDepth"
+  "maxRequestBytes" | "maxQueryDepth" | "maxAliases" | "maxTokens" | "maxCost" | "maxFieldRepeats" | "maxDocumentDepth" | "maxResponseBytes"
 >;
 
 /** Names the test resolves: which key a request carries. */
@@ -123,7 +123,12 @@ const FORBIDDEN = ["FORBIDDEN"];
  * Builds the corpus. `scoped` is a context id inside the agent's and viewer's scope that exists
  * (so that arguments reach the resolvers' checks); `allocation` an allocation id in it.
  */
-export function hostileCorpus(limits: CorpusLimits, scoped: string, allocation: string): Corpus {
+/**
+ * The corpus for the server's `limits`. `scoped` is a context in the keys' scope with a budget of
+ * credits and `allocation` one of its allocations; `big` one whose allocations, and whose feed,
+ * each weigh more than maxResponseBytes.
+ */
+export function hostileCorpus(limits: CorpusLimits, scoped: string, allocation: string, big: string): Corpus {
   const random = prng(0x5eed);
   const operations: OperationCase[] = [];
   const op = (category: string, name: string, query: string, codes: readonly string[], extra: Partial<Operation> & { role?: Role; variablesJson?: string } = {}) => {
@@ -204,8 +209,11 @@ export function hostileCorpus(limits: CorpusLimits, scoped: string, allocation: 
   op("fragment cycle", "fragment on an unknown type", "{ ...X } fragment X on Nope { a }", INVALID);
 
   // Fragment bombs: each level spreads the previous one under two fields, so the expanded
-  // operation grows as 2^n (and as 10^n through the children lists).
-  for (const n of [5, 10, 20, 40, 80]) {
+  // operation grows as 2^n (and as 10^n through the children lists); the smallest is just past
+  // maxCost (level k costs 2 + 11 x level k-1, where parent counts once and children 10 times).
+  let smallest = 1;
+  for (let cost = 1; 1 + cost <= limits.maxCost; smallest++) cost = 2 + 11 * cost;
+  for (const n of [smallest, 10, 20, 40, 80]) {
     const fragments = range(n).map((i) =>
       i === 0 ? "fragment B0 on Allocation { id }" : `fragment B${i} on Allocation { parent { ...B${i - 1} } children { ...B${i - 1} } }`,
     );
@@ -347,6 +355,26 @@ export function hostileCorpus(limits: CorpusLimits, scoped: string, allocation: 
   op("bad arguments", "agent reinitializes", `mutation { reinitialize(confirm: "the state is lost") { ok } }`, [...FORBIDDEN, ...INVALID]);
   op("bad arguments", "agent reads out of scope", `{ context(id: "out-of-scope") { id } }`, FORBIDDEN);
   op("bad arguments", "patch with a bad pointer", `mutation { patchContext(id: "${scoped}", patch: [{ op: remove, path: "no-slash" }]) { version } }`, ["INVALID_PATCH", ...INVALID]);
+
+  // What one key holder could do to every tenant: load a swarm's whole ledger once per
+  // allocation, get past the cost limit with variables, carry hundreds of megabytes in one
+  // response, poison or uncap a swarm's policy, allocate nothing or kinds that are not there.
+  op("tenant abuse", "every allocation's children, by a viewer", `{ context(id: "${big}") { allocations { id children { id } } } }`, LIMIT, { role: "viewer" });
+  op("tenant abuse", "the allocations of a big ledger, aliased", `{ ${range(4).map((i) => `c${i}: context(id: "${big}") { allocations { id } }`).join(" ")} }`, LIMIT, { role: "viewer" });
+  op("tenant abuse", "list sizes as variables past the cost limit", "query Q($f: Int, $l: Int) { contexts(first: $f) { edges { node { id history(limit: $l) { seq } } } } }", LIMIT, {
+    variables: { f: 500, l: 1000 },
+  });
+  op("tenant abuse", "a connection's first past the cost limit", `{ contexts(first: 500) { edges { node { history(limit: 1000) { seq patch } } } } }`, LIMIT);
+  op("tenant abuse", "aliased feed reads past the response bound", `{ context(id: "${big}") { ${range(8).map((i) => `h${i}: history(limit: 1000) { patch allocation { id } }`).join(" ")} } }`, LIMIT, { role: "viewer" });
+  op("tenant abuse", "a lease past the largest leaseMs in the policy", `mutation { mergeContext(id: "${scoped}", merge: { policy: { allocation: { profiles: { p: { request: { credits: 1 }, leaseMs: 9007199254740991 } } } } }) { version } }`, INVALID);
+  op("tenant abuse", "an agent lifts its caps", `mutation { mergeContext(id: "${scoped}", merge: { policy: { allocation: { maxShare: 1, maxDepth: 100000 } } }) { version } }`, FORBIDDEN);
+  op("tenant abuse", "an agent sets the default lease", `mutation { mergeContext(id: "${scoped}", merge: { policy: { allocation: { defaultLeaseMs: 9007199254740991 } } }) { version } }`, FORBIDDEN);
+  op("tenant abuse", "an allocation of nothing", `mutation { allocate(contextId: "${scoped}", request: [{ kind: "credits", amount: 0 }], mode: EXACT) { id } }`, INVALID);
+  for (const kind of ["nonexistentkind", "constructor", "toString", "__proto__"]) {
+    op("tenant abuse", `an EXACT allocation of ${kind}`, `mutation { allocate(contextId: "${scoped}", request: [{ kind: "${kind}", amount: 1 }], mode: EXACT) { id } }`, [...INVALID, "INSUFFICIENT_RESOURCES"]);
+  }
+  op("tenant abuse", "a fence with an empty lock name", `mutation { patchContext(id: "${scoped}", patch: [{ op: add, path: "/f", value: 1 }], fence: { lock: "", token: 999 }) { version } }`, INVALID);
+  op("tenant abuse", "a forged list cursor (base64url of an id)", `{ contexts(first: 1, after: "dGVhbS1iLTE") { edges { cursor } } }`, INVALID, { role: "viewer" });
 
   // Introspection by keys that may not see the schema.
   const introspection: [string, string, Partial<Operation>?][] = [

@@ -21,6 +21,9 @@ const ANSWER_WITHIN_MS = 2_000;
 const HANG_MS = 10_000;
 const CONCURRENCY = 8;
 const SCOPED = "in-hostile";
+/** A context whose ledger and feed each weigh more than MAX_RESPONSE_BYTES. */
+const BIG = "in-big";
+const MAX_RESPONSE_BYTES = 65_536;
 const BENIGN = "in-benign";
 
 interface Key {
@@ -100,7 +103,7 @@ let origin: URL;
 
 beforeAll(async () => {
   const ring = KeyRing.parse(JSON.stringify(keySpecs.map((k) => ({ ...k, sha256: hashKey(secrets.get(k.name)!) }))), "hostile test keys");
-  server = await startTestServer({ keys: ring, rateLimit: RATE_LIMIT, maxRequestBytes: MAX_REQUEST_BYTES });
+  server = await startTestServer({ keys: ring, rateLimit: RATE_LIMIT, maxRequestBytes: MAX_REQUEST_BYTES, maxResponseBytes: MAX_RESPONSE_BYTES });
   origin = new URL(server.url);
 });
 afterAll(async () => {
@@ -342,8 +345,14 @@ test("every hostile request gets a coded refusal quickly, the server stays up, a
     `mutation { allocate(contextId: "${SCOPED}", request: [{ kind: "credits", amount: 10 }], mode: EXACT) { id } }`,
   );
   await graphql(setupKey, `mutation { createContext(id: "${BENIGN}", document: { n: 0 }) { id } }`);
+  // 240 allocations of about 400 bytes each (and as many feed entries), 30 per request.
+  await graphql(setupKey, `mutation { createContext(id: "${BIG}", document: { resources: { limits: { credits: 1000000 } } }) { id } }`);
+  for (let i = 0; i < 8; i++) {
+    const allocations = Array.from({ length: 30 }, (_, j) => `a${j}: allocate(contextId: "${BIG}", request: [{ kind: "credits", amount: 1 }], mode: EXACT, purpose: "weight ${i}-${j}") { id }`);
+    await graphql(setupKey, `mutation { ${allocations.join(" ")} }`);
+  }
 
-  const corpus = hostileCorpus(server.config, SCOPED, allocate.id);
+  const corpus = hostileCorpus(server.config, SCOPED, allocate.id, BIG);
   const failures: Failure[] = [];
   const tallies = new Map<string, Tally>();
   const tally = (transport: string, category: string, ms: number) => {

@@ -7,7 +7,7 @@ import { sharedSubscribe } from "../../src/shared-execution.js";
 
 const schema = buildSchema(`
   type Query { unused: Int }
-  type Tick { n: Int!, doubled(by: Int!): Int!, broken: Int, refused: Int }
+  type Tick { n: Int!, doubled(by: Int!): Int!, broken: Int, refused: Int, response: Int }
   type Subscription { ticks: Tick! }
 `);
 /** One event object for every subscriber, as a shared feed pipeline hands out. */
@@ -20,6 +20,7 @@ const tick = {
   refused: () => {
     throw new AppError(ErrorCode.NOT_FOUND, "no such thing", { id: "x" });
   },
+  response: (_args: unknown, context: { response: number }) => context.response,
 };
 const event = { ticks: tick };
 const rootValue = {
@@ -29,14 +30,14 @@ const rootValue = {
 };
 
 async function first(document: ReturnType<typeof parse>, variableValues: Record<string, unknown> = {}) {
-  const subscribe = sharedSubscribe(maskError);
+  const subscribe = sharedSubscribe(maskError, (context) => context);
   const stream = (await subscribe({ schema, document, rootValue, variableValues })) as AsyncIterable<ExecutionResult>;
   for await (const result of stream) return result;
   throw new Error("no event");
 }
 
 test("subscribers of the same operation share one result object per event; other variables get their own", async () => {
-  const subscribe = sharedSubscribe(maskError);
+  const subscribe = sharedSubscribe(maskError, (context) => context);
   const document = parse("subscription($by: Int!) { ticks { n doubled(by: $by) } }");
   const run = async (by: number) => {
     const stream = (await subscribe({ schema, document, rootValue, variableValues: { by } })) as AsyncIterable<ExecutionResult>;
@@ -60,4 +61,19 @@ test("unexpected errors are masked as INTERNAL_SERVER_ERROR; refusals keep their
   expect(JSON.stringify(broken)).not.toContain("password");
   const refused = await first(parse("subscription { ticks { n refused } }"));
   expect(refused.errors?.map((e) => [e.message, e.extensions?.code])).toEqual([["no such thing", "NOT_FOUND"]]);
+});
+
+test("each event is executed with the context eventContext makes of the subscription's", async () => {
+  const made: unknown[] = [];
+  const subscribe = sharedSubscribe(maskError, (context) => {
+    made.push(context);
+    return { response: made.length };
+  });
+  const twoEvents = { ticks: async function* () { yield { ticks: tick }; yield { ticks: tick }; } };
+  const subscription = { response: 0 };
+  const stream = (await subscribe({ schema, document: parse("subscription { ticks { response } }"), rootValue: twoEvents, contextValue: subscription })) as AsyncIterable<ExecutionResult>;
+  const results: ExecutionResult[] = [];
+  for await (const result of stream) results.push(result);
+  expect(results.map((r) => r.data)).toEqual([{ ticks: { response: 1 } }, { ticks: { response: 2 } }]);
+  expect(made).toEqual([subscription, subscription]);
 });

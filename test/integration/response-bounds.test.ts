@@ -1,0 +1,159 @@
+// Proves what one request may load and carry: a context's allocations are read from Redis once per response however many fields ask (not once per parent), the bytes one response reads are bounded by SWARM_MAX_RESPONSE_BYTES and refused with LIMIT_EXCEEDED naming it, history gives a shorter page rather than pass the bound, and each subscription event is a response of its own.
+import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
+import { parse } from "graphql";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { inject } from "vitest";
+import { startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
+import { subscribe, TRANSPORTS } from "../helpers/feed-client.js";
+
+const MAX_RESPONSE_BYTES = 65_536;
+
+let server: TestServer;
+let redis: Redis;
+
+beforeAll(async () => {
+  server = await startTestServer({ maxResponseBytes: MAX_RESPONSE_BYTES });
+  redis = new Redis(inject("redisUrl"));
+});
+afterAll(async () => {
+  await server.close();
+  redis.disconnect();
+});
+
+type Data = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const doc = (query: string) => parse(query) as TypedDocumentNode<Data, Record<string, unknown>>;
+const request = (query: string, variables: Record<string, unknown> = {}) => server.request(doc(query), variables);
+const data = (query: string, variables: Record<string, unknown> = {}) => server.data(doc(query), variables);
+
+let contexts = 0;
+async function createContext(document: unknown): Promise<string> {
+  const id = `bounds-${process.pid}-${++contexts}`;
+  await data("mutation($id: ID!, $d: JSON!) { createContext(id: $id, document: $d) { id } }", { id, d: document });
+  return id;
+}
+
+/** `count` allocations of `amount` credits under `parentId` (or the budget), 30 per request. */
+async function allocateMany(contextId: string, count: number, parentId: string | null = null, amount = 1): Promise<string[]> {
+  const ids: string[] = [];
+  for (let done = 0; done < count; done += 30) {
+    const batch = Array.from({ length: Math.min(30, count - done) }, (_, i) =>
+      `a${i}: allocate(contextId: $c, parentId: $p, request: [{ kind: "credits", amount: ${amount} }], mode: EXACT) { id }`,
+    );
+    const result = await data(`mutation($c: ID!, $p: ID) { ${batch.join(" ")} }`, { c: contextId, p: parentId });
+    ids.push(...Object.values(result).map((a: { id: string }) => a.id));
+  }
+  return ids;
+}
+
+/** Calls of one Redis command so far (INFO commandstats). */
+async function calls(command: string): Promise<number> {
+  const info = await redis.info("commandstats");
+  return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
+}
+
+function expectResponseBytesExceeded(result: GraphQLResponse<unknown>): void {
+  expect(result.errors?.length, JSON.stringify(result).slice(0, 500)).toBeGreaterThan(0);
+  for (const error of result.errors!) {
+    expect(error.extensions).toMatchObject({ code: "LIMIT_EXCEEDED", limit: "responseBytes", max: MAX_RESPONSE_BYTES });
+    expect(error.message).toContain("SWARM_MAX_RESPONSE_BYTES");
+  }
+}
+
+describe("a context's allocations", () => {
+  test("are read from Redis once per response, however many parents ask for their children", async () => {
+    const id = await createContext({ resources: { limits: { credits: 1_000_000 } } });
+    const parents = await allocateMany(id, 10, null, 1000);
+    const children = await allocateMany(id, 20, parents[0], 10);
+    const grandchildren = await allocateMany(id, 10, children[3]);
+    const total = parents.length + children.length + grandchildren.length;
+    const before = await calls("hgetall");
+    const { context } = await data(`query($id: ID!) { context(id: $id) { allocations { id children { id children { id } } } } }`, { id });
+    const hgetalls = (await calls("hgetall")) - before;
+    // One read per allocation (one response); reading them for each parent would be 40 x 41.
+    expect(hgetalls).toBeGreaterThanOrEqual(total);
+    expect(hgetalls).toBeLessThanOrEqual(total + 5);
+    const byId = new Map<string, { children: { id: string; children: { id: string }[] }[] }>(context.allocations.map((a: { id: string }) => [a.id, a]));
+    expect(context.allocations.map((a: { id: string }) => a.id)).toEqual([...parents, ...children, ...grandchildren]);
+    expect(byId.get(parents[0]!)!.children.map((c) => c.id)).toEqual(children);
+    expect(byId.get(parents[0]!)!.children[3]!.children.map((c) => c.id)).toEqual(grandchildren);
+    expect(byId.get(parents[1]!)!.children).toEqual([]);
+  });
+
+  test("a mutation after a read sees what the one before it wrote", async () => {
+    const id = await createContext({ resources: { limits: { credits: 1_000_000 } } });
+    const [parent] = await allocateMany(id, 1, null, 10);
+    const { first, second } = await data(
+      `mutation($id: ID!, $p: ID!) {
+        first: allocate(contextId: $id, parentId: $p, request: [{ kind: "credits", amount: 1 }], mode: EXACT) { parent { children { id } } }
+        second: allocate(contextId: $id, parentId: $p, request: [{ kind: "credits", amount: 1 }], mode: EXACT) { id parent { children { id } } }
+      }`,
+      { id, p: parent },
+    );
+    expect(first.parent.children).toHaveLength(1);
+    expect(second.parent.children.map((c: { id: string }) => c.id)).toContain(second.id);
+    expect(second.parent.children).toHaveLength(2);
+  });
+
+  test("a ledger that weighs more than the bound is refused while it is read, not after", async () => {
+    const id = await createContext({ resources: { limits: { credits: 1_000_000 } } });
+    await allocateMany(id, 240); // about 400 bytes each
+    const before = await calls("hgetall");
+    const result = await request(`query($id: ID!) { context(id: $id) { allocations { id children { id } } } }`, { id });
+    expectResponseBytesExceeded(result);
+    // Reading stops at the batch that passes the bound (batches of 500): not one read per parent.
+    expect((await calls("hgetall")) - before).toBeLessThanOrEqual(240);
+  });
+});
+
+describe("the bytes of one response", () => {
+  test("aliased reads of a document past the bound: LIMIT_EXCEEDED naming SWARM_MAX_RESPONSE_BYTES", async () => {
+    const id = await createContext({ blackboard: { text: "x".repeat(20_000) } });
+    const three = await data(`query($id: ID!) { context(id: $id) { a: document b: document c: document } }`, { id });
+    expect(three.context.c.blackboard.text).toHaveLength(20_000);
+    expectResponseBytesExceeded(await request(`query($id: ID!) { context(id: $id) { ${Array.from({ length: 4 }, (_, i) => `d${i}: document`).join(" ")} } }`, { id }));
+    expectResponseBytesExceeded(await request(`query($id: ID!) { context(id: $id) { ${Array.from({ length: 4 }, (_, i) => `v${i}: value(path: "/blackboard")`).join(" ")} } }`, { id }));
+    expectResponseBytesExceeded(await request(`query($id: ID!) { context(id: $id) { ${Array.from({ length: 4 }, (_, i) => `s${i}: slice(paths: ["/blackboard/text"])`).join(" ")} } }`, { id }));
+    expectResponseBytesExceeded(await request(`query($id: ID!) { context(id: $id) { ${Array.from({ length: 4 }, (_, i) => `s${i}: snapshot(version: 1)`).join(" ")} } }`, { id }));
+  });
+
+  test("history stops short of the bound (at least one entry), and aliased history past it is refused", async () => {
+    const id = await createContext({ blackboard: {} });
+    for (let i = 0; i < 10; i++) {
+      await data(`mutation($id: ID!, $p: [JSONPatchOperation!]!) { patchContext(id: $id, patch: $p) { version } }`, {
+        id,
+        p: [{ op: "add", path: `/blackboard/p${i}`, value: `${i}`.repeat(20_000) }],
+      });
+    }
+    const page = (await data(`query($id: ID!) { context(id: $id) { history(limit: 1000) { seq patch } } }`, { id })).context.history;
+    // CREATED, then 3 of the 20 KB patches fit in 64 KiB.
+    expect(page.map((e: { seq: number }) => e.seq)).toEqual([1, 2, 3, 4]);
+    const next = (await data(`query($id: ID!, $after: Int) { context(id: $id) { history(afterSeq: $after, limit: 1000) { seq } } }`, { id, after: 4 })).context.history;
+    expect(next.map((e: { seq: number }) => e.seq)).toEqual([5, 6, 7]);
+    expectResponseBytesExceeded(await request(`query($id: ID!) { context(id: $id) { a: history(limit: 1000) { seq patch } b: history(limit: 1000) { seq patch } } }`, { id }));
+  });
+
+  test.each(TRANSPORTS)("each subscription event is a response of its own (%s)", async (transport) => {
+    const id = await createContext({ resources: { limits: { credits: 1_000_000 } } });
+    const [parent] = await allocateMany(id, 100, null, 10); // a ledger of about 40 KB
+    const { context } = await data(`query($id: ID!) { context(id: $id) { seq } }`, { id });
+    // Each event reads the whole ledger for `children`, as it is then (one allocation more each
+    // time); three together pass the bound.
+    const feed = subscribe(
+      transport,
+      server.url,
+      doc(`subscription($after: [CursorInput!]) { contextChanges(after: $after, batch: { maxSize: 1 }) { changes { seq allocation { parent { children { id } } } } } }`),
+      { after: [{ contextId: id, seq: context.seq }] },
+    );
+    const seqs = () => feed.values.flatMap((v) => v.contextChanges.changes.map((c: { seq: number }) => c.seq));
+    for (let i = 1; i <= 3; i++) {
+      await allocateMany(id, 1, parent);
+      await feed.until(() => seqs().length >= i || feed.errors.length > 0, `event ${i}`);
+    }
+    expect(feed.errors).toEqual([]);
+    expect(seqs()).toEqual([context.seq + 1, context.seq + 2, context.seq + 3]);
+    const siblings = feed.values.flatMap((v) => v.contextChanges.changes.map((c: { allocation: { parent: { children: unknown[] } } }) => c.allocation.parent.children.length));
+    expect(siblings).toEqual([1, 2, 3]);
+    feed.close();
+  });
+});
