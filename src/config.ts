@@ -127,7 +127,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "maxTokens", env: "SWARM_MAX_TOKENS", flag: "max-tokens", kind: "int", fallback: 5_000 },
   // Query limits: the documents of test/gql reach at most depth 5, 0 aliases, 605 tokens and cost
   // 58,002 (GetHistory with limit 1,000: every field of 1,000 feed entries with their
-  // allocations); an admin console's whole-context query reaches depth 5 and cost 2,125.
+  // allocations); an admin console's whole-context query reaches depth 5 and cost 3,105.
   { key: "maxCost", env: "SWARM_MAX_COST", flag: "max-cost", kind: "int", fallback: 100_000 },
   { key: "maxFieldRepeats", env: "SWARM_MAX_FIELD_REPEATS", flag: "max-field-repeats", kind: "int", fallback: 10 },
   { key: "maxResponseBytes", env: "SWARM_MAX_RESPONSE_BYTES", flag: "max-response-bytes", kind: "int", fallback: 33_554_432 },
