@@ -3,7 +3,7 @@ import { AppError, ErrorCode } from "../errors.js";
 import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
 import { checkLockName, HOLDER_MAX_LENGTH, LEASE_MS_MAX, RESOURCE_KIND } from "./document-rules.js";
-import { checkOpId, opRecord, parseWriteReply, settle } from "./script-replies.js";
+import { checkOpId, opRecord, parseWriteReply, settle, type OpRecord, type ScriptReply } from "./script-replies.js";
 
 export interface Amount {
   readonly kind: string;
@@ -231,14 +231,24 @@ export class LedgerStore {
     return toAllocation((reply as { allocation: RawAllocation }).allocation);
   }
 
-  /** Ends an allocation and its descendants, with optional final usage. */
+  /**
+   * Ends an allocation and its descendants, with optional final usage. A subtree larger than one
+   * script's step (see lua/release-9.lua) is released over several calls, made back to back here;
+   * the answer comes with the last. Before the second, the context is filed in the lease index as
+   * due, so that the sweeper finishes the release if this server stops first.
+   */
   async release(allocationId: string, usage: readonly Amount[] | null, options: LedgerOptions): Promise<Allocation> {
     const { contextId, n } = parseAllocationId(allocationId);
-    const reply = await this.run("release", contextId, "release", [allocationId, usage], options, [
-      n,
-      flatAmounts(usage ?? [], "usage"),
-    ]);
-    return toAllocation((reply as { allocation: RawAllocation }).allocation);
+    const args = [n, flatAmounts(usage ?? [], "usage")];
+    checkOpId(options.opId);
+    // Every call of one release goes under the same record: a later call continues the release.
+    const record = opRecord(this.keys, contextId, options.opId, ["release", contextId, allocationId, usage, options.reason ?? null], this.config);
+    let reply = await this.call("release", contextId, record, options, args);
+    if ("pending" in reply) {
+      await this.redis.zadd(this.keys.leaseIndex, "LT", 0, contextId);
+      while ("pending" in reply) reply = await this.call("release", contextId, record, options, args);
+    }
+    return toAllocation(settle<{ allocation: RawAllocation }>(reply).outcome.allocation);
   }
 
   /** Sets an allocation's lease to end `leaseMs` from now. */
@@ -271,11 +281,12 @@ export class LedgerStore {
   }
 
   /**
-   * One pass of the lease sweeper: ends the overdue leases of every context the lease index
-   * says has some (by Redis's clock), and files each context under its next expiry. Returns how
-   * many contexts it swept. Every accepted ledger or lock operation also expires overdue leases
-   * first (a refused one writes nothing), so this only bounds how long an allocation nobody
-   * changes shows ACTIVE past its lease.
+   * One pass of the lease sweeper: in every context the lease index says has something due (by
+   * Redis's clock), ends what is due, a step (one script) at a time until nothing is: overdue
+   * leases and releases left unfinished by their server. Then files each context under its next
+   * expiry. Returns how many contexts it swept. Every accepted ledger or lock operation also takes
+   * a step first (a refused one writes nothing), so this only bounds how long an allocation
+   * nobody changes shows ACTIVE past its lease.
    */
   async sweep(maxContexts = 200): Promise<number> {
     const [seconds, micros] = await this.redis.time();
@@ -284,8 +295,10 @@ export class LedgerStore {
     for (const contextId of due) {
       let next: number | null = null;
       try {
-        const reply = await this.run("expire-due", contextId, "expireDue", [], { actor: "lease-sweeper" }, []);
-        next = (reply as { nextExpiry: number | null }).nextExpiry;
+        let step: { more: boolean; nextExpiry: number | null };
+        do step = (await this.run("expire-due", contextId, "expireDue", [], { actor: "lease-sweeper" }, [])) as typeof step;
+        while (step.more);
+        next = step.nextExpiry;
       } catch (err) {
         if (!(err instanceof AppError && err.code === ErrorCode.NOT_FOUND)) throw err;
       }
@@ -401,7 +414,7 @@ export class LedgerStore {
     return out;
   }
 
-  /** Runs a ledger script with the common KEYS and ARGV (lua/_2-ledger.lua) and settles its reply. */
+  /** Runs a ledger script under a record of its own and settles its reply. */
   private async run(
     script: string,
     contextId: string,
@@ -411,9 +424,20 @@ export class LedgerStore {
     args: readonly (string | number)[],
   ): Promise<Record<string, unknown>> {
     checkOpId(options.opId);
+    const record = opRecord(this.keys, contextId, options.opId, [operation, contextId, ...request, options.reason ?? null], this.config);
+    return settle<Record<string, unknown>>(await this.call(script, contextId, record, options, args)).outcome;
+  }
+
+  /** Runs a ledger script with the common KEYS and ARGV (lua/_2-ledger.lua) under `record`. */
+  private async call(
+    script: string,
+    contextId: string,
+    record: OpRecord,
+    options: LedgerOptions,
+    args: readonly (string | number)[],
+  ): Promise<ScriptReply> {
     const k = this.keys.context(contextId);
     const base = this.keys.contextBase(contextId);
-    const record = opRecord(this.keys, contextId, options.opId, [operation, contextId, ...request, options.reason ?? null], this.config);
     const raw = await runScript(
       this.redis,
       script,
@@ -430,6 +454,6 @@ export class LedgerStore {
         ...args,
       ],
     );
-    return settle<Record<string, unknown>>(parseWriteReply(raw, record)).outcome;
+    return parseWriteReply(raw, record);
   }
 }

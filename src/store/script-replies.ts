@@ -7,6 +7,7 @@ export type ScriptReply =
   | ({ ok: true } & Record<string, unknown>)
   | { replayed: true; reply: unknown }
   | { retry: true; currentVersion: number }
+  | { pending: true }
   | ScriptRefusal;
 
 const OP_ID_MAX_LENGTH = 200;

@@ -6,7 +6,10 @@ import type { Redis } from "ioredis";
  * - per kind at every node: consumed + reserved <= granted (the budget's granted = limits;
  *   skipped for the budget when `limitsLowered`, since lowering limits live is allowed);
  * - reserved = sum of granted of the node's active children;
- * - an active allocation's parent is active (or the budget); amounts are never negative.
+ * - an active allocation's parent is active (or the budget); amounts are never negative;
+ * - an allocation's d:<kind> (what ending its active subtree will still charge to it) is the sum of
+ *   its active children's consumed + d:, plus, while it is released in steps, its final usage
+ *   (so at least that sum); 0 once it has ended.
  */
 export async function ledgerViolations(redis: Redis, prefix: string, contextId: string, limitsLowered = false): Promise<string[]> {
   const { nodes, limits } = await ledgerSnapshot(redis, prefix, contextId);
@@ -37,6 +40,19 @@ export async function ledgerViolations(redis: Redis, prefix: string, contextId: 
       if (reserved !== childSum) problems.push(`${name} ${kind}: reserved ${reserved} but active children hold ${childSum}`);
       if (consumed + reserved > granted && !(n === "" && limitsLowered)) {
         problems.push(`${name} ${kind}: consumed ${consumed} + reserved ${reserved} > granted ${granted}`);
+      }
+    }
+    if (n !== "") {
+      const dKinds = new Set([...kinds, ...Object.keys(node).filter((f) => f.startsWith("d:")).map((f) => f.slice(2))]);
+      for (const kind of dKinds) {
+        const pending = Number(node[`d:${kind}`] ?? 0);
+        const expected =
+          node.status === "ACTIVE"
+            ? activeChildren.reduce((sum, child) => sum + Number(child[`c:${kind}`] ?? 0) + Number(child[`d:${kind}`] ?? 0), 0)
+            : 0;
+        if (node.releaseOp ? pending < expected : pending !== expected) {
+          problems.push(`${name} ${kind}: d ${pending} but its active subtree will charge ${expected}`);
+        }
       }
     }
     if (n !== "" && node.status === "ACTIVE" && node.parent && nodes.get(node.parent)?.status !== "ACTIVE") {

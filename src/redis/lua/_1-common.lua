@@ -2,6 +2,7 @@
 --   {"ok":true, ...}              the change was applied
 --   {"error":"<CODE>", ...}        a refusal; CODE is one of src/errors.ts ErrorCode
 --   {"retry":true, ...}            the caller's base version moved; recompute and call again
+--   {"pending":true}               one step of a longer change is done; call again, same op record
 -- Every check runs before the first write: Lua does not roll back a half-done script.
 
 local function reply_error(code, message, details)

@@ -4,11 +4,16 @@
 --                         numbers, space-separated), status (ACTIVE|RELEASED|EXPIRED), kinds
 --                         (space-separated), q:<kind> requested, g:<kind> granted, c:<kind>
 --                         consumed (including what its ended descendants consumed), r:<kind>
---                         reserved (granted to its active children), holder, purpose,
---                         createdAt, expiresAt ('' = no lease), endedAt (ms since the epoch)
+--                         reserved (granted to its active children), d:<kind> what ending its
+--                         active subtree will still charge to it (its active descendants'
+--                         consumption, plus the final usage of a release in steps; absent = 0),
+--                         holder, purpose, createdAt, expiresAt ('' = no lease), endedAt (ms since
+--                         the epoch); while it is released in steps, releaseOp, releaseFingerprint
+--                         and releaseTtl: where that release records its reply
 --   <base>:root           hash, the budget's c:<kind> and r:<kind>; its granted is <base>:limits
 --   <base>:children:<n>   set of the active children of n ('root' for the budget)
 --   <base>:leases         zset of active leased allocations by expiresAt
+--   <base>:releasing      zset of allocations being released in steps, by when the release began
 --   <base>:allocs         zset of every allocation number
 --   <base>:allocCount     counter of allocation numbers
 --   <base>:lock:<name>    hash holder, token, expiresAt; <base>:lockToken:<name> its token counter
@@ -18,6 +23,19 @@
 -- 9 allocs and ARGV 1 fingerprint, 2 context id, 3 key base, 4 actor, 5 reason,
 -- 6 feed retention, 7 seconds to keep the opId's record, 8 channel, then their own arguments from 9.
 -- Time comes from Redis (TIME), one clock for every server instance.
+--
+-- Ending is bounded: one script ends at most STEP allocations, each only after its active
+-- children (deepest first), so every step is a sequence of ordinary ends that keep the
+-- invariant, and no allocation is ever ACTIVE under an ended one. What does not fit waits: an
+-- overdue lease over a larger subtree ends over several scripts (each accepted ledger or lock
+-- operation on the swarm, and the sweeper, takes one step); a release of a larger subtree is
+-- marked (releaseOp, <base>:releasing) and ended over several calls. Until its last step a
+-- half-done release or expiry shows its root ACTIVE with part of its subtree ended, the root's
+-- grant still reserved by its parent, and every write at or under the root refused with
+-- ALLOCATION_ENDED; checks count only the room the current step frees.
+
+-- At most this many allocations end in one script: about 5 ms of Redis time (README, Budgets).
+local STEP = 50
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -78,66 +96,104 @@ local function holds(base, n, kind)
   return redis.call('HEXISTS', node_key(base, n), 'g:' .. kind) == 1
 end
 
--- Consumption that ending n's active descendants would charge to n.
-local function descendants_consumption(base, n, kind)
-  local total = 0
-  for _, child in ipairs(redis.call('SMEMBERS', children_key(base, n))) do
-    total = total + num(redis.call('HGET', node_key(base, child), 'c:' .. kind)) + descendants_consumption(base, child, kind)
+-- Adds usage ("kind amount ...") to n's `field`: 'c:' for reported usage, 'd:' for a release's
+-- final usage, which joins c: when n ends (before, with its active children still holding their
+-- grants, it could exceed n's grant). Either way n's ancestors will be charged it: their d: grows.
+local function add_usage(ctx, n, usage, field)
+  local items = words(usage)
+  if #items == 0 then return end
+  local chain = words(redis.call('HGET', node_key(ctx.base, n), 'path'))
+  for i = 1, #items, 2 do
+    redis.call('HINCRBY', node_key(ctx.base, n), field .. items[i], items[i + 1])
+    for _, ancestor in ipairs(chain) do redis.call('HINCRBY', node_key(ctx.base, ancestor), 'd:' .. items[i], items[i + 1]) end
   end
-  return total
 end
 
--- What expire_due will end, found without writing and once per script, so that checks can judge
+-- Adds n, whose active children are all planned, to the plan of this script's ends.
+local function plan_end(ctx, n, status)
+  local parent = redis.call('HGET', node_key(ctx.base, n), 'parent')
+  ctx.plan[#ctx.plan + 1] = { n = n, status = status }
+  ctx.planned[n] = true
+  ctx.planned_under[parent] = ctx.planned_under[parent] or {}
+  table.insert(ctx.planned_under[parent], n)
+end
+
+-- Plans the end of top and its active subtree with `status`, deepest first, as far as the plan
+-- has room (STEP). Children sets are read with SSCAN, a batch at a time, so the work grows with
+-- the plan and the depth, not with the subtree. Returns whether top itself is planned.
+local function plan_subtree(ctx, top, status)
+  if ctx.planned[top] then return true end
+  local stack = { { n = top, batch = {}, i = 1 } }
+  while #stack > 0 do
+    local frame = stack[#stack]
+    if frame.i <= #frame.batch then
+      local child = frame.batch[frame.i]
+      frame.i = frame.i + 1
+      if not ctx.planned[child] then
+        if #ctx.plan >= STEP then return false end
+        stack[#stack + 1] = { n = child, batch = {}, i = 1 }
+      end
+    elseif frame.cursor ~= '0' then
+      local scan = redis.call('SSCAN', children_key(ctx.base, frame.n), frame.cursor or '0', 'COUNT', 100)
+      frame.cursor, frame.batch, frame.i = scan[1], scan[2], 1
+    else
+      if #ctx.plan >= STEP then return false end
+      plan_end(ctx, frame.n, status)
+      stack[#stack] = nil
+    end
+  end
+  return true
+end
+
+-- Plans this script's share of the overdue leases (ends with status EXPIRED, oldest lease first,
+-- each with its active subtree), without writing and once per script, so that checks can judge
 -- the ledger as if it had happened: a refusal then writes nothing (not even the expiry) and an
--- accepted operation can use the room. Sets ctx.ending, the set of allocation numbers that end
--- (the overdue ones and their active descendants), and ctx.ending_under, parent number
--- ('' = the budget) -> its ending children, for parents that stay.
+-- accepted operation can use the room. Sets ctx.plan (in end order), ctx.planned (n -> true) and
+-- ctx.planned_under (parent number, '' = the budget -> its planned children).
 local function plan_expiry(ctx)
-  if ctx.ending then return end
-  local ending, parent_of = {}, {}
-  local function mark(n)
-    ending[n] = true
-    for _, child in ipairs(redis.call('SMEMBERS', children_key(ctx.base, n))) do mark(child) end
-  end
-  for _, n in ipairs(ctx.due) do
-    local a = redis.call('HMGET', node_key(ctx.base, n), 'status', 'parent')
-    if not ending[n] and a[1] == 'ACTIVE' then
-      mark(n)
-      parent_of[n] = a[2]
+  if ctx.plan then return end
+  ctx.plan, ctx.planned, ctx.planned_under = {}, {}, {}
+  local offset = 0
+  while #ctx.plan < STEP do
+    local due = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', '(' .. int(ctx.now), 'LIMIT', offset, STEP)
+    for _, n in ipairs(due) do
+      if not plan_subtree(ctx, n, 'EXPIRED') then return end
     end
+    if #due < STEP then return end
+    offset = offset + #due
   end
-  local under = {}
-  for _, n in ipairs(ctx.due) do
-    local parent = parent_of[n]
-    if parent and not ending[parent] then
-      under[parent] = under[parent] or {}
-      table.insert(under[parent], n)
-    end
-  end
-  ctx.ending, ctx.ending_under = ending, under
 end
 
--- n's status once the overdue leases have ended (nil if there is no allocation n).
+-- n's status for a write (nil if there is no allocation n): an ACTIVE allocation that is being
+-- released in steps, or whose lease ran out, counts as ended, and so does everything under it.
+-- O(depth), whatever the size of the subtree.
 local function status_of(ctx, n)
-  local status = redis.call('HGET', node_key(ctx.base, n), 'status')
-  if status ~= 'ACTIVE' then return status end
-  plan_expiry(ctx)
-  if ctx.ending[n] then return 'EXPIRED' end
-  return status
+  local a = redis.call('HMGET', node_key(ctx.base, n), 'status', 'path')
+  if a[1] ~= 'ACTIVE' then return a[1] or nil end
+  local chain = words(a[2])
+  chain[#chain + 1] = n
+  for _, m in ipairs(chain) do
+    local b = redis.call('HMGET', node_key(ctx.base, m), 'releaseOp', 'expiresAt')
+    if b[1] then return 'RELEASED' end
+    local expires = tonumber(b[2])
+    if expires and expires < ctx.now then return 'EXPIRED' end
+  end
+  return 'ACTIVE'
 end
 
--- What node n (active, '' = the budget) can still hand out or spend of a kind once the overdue
--- leases have ended: each ending child gives back its grant and charges its subtree's
--- consumption, as end_allocation will. Never below 0: limits may be lowered live.
+-- What node n (active, '' = the budget) can still hand out or spend of a kind once this script's
+-- planned expiries have happened: each planned child gives back its grant and charges what its
+-- subtree consumed, as end_one will. Room that a later step frees still counts as held. Never
+-- below 0: limits may be lowered live.
 local function available(ctx, n, kind)
   local key = node_key(ctx.base, n)
   local consumed = num(redis.call('HGET', key, 'c:' .. kind))
   local reserved = num(redis.call('HGET', key, 'r:' .. kind))
   plan_expiry(ctx)
-  for _, child in ipairs(ctx.ending_under[n] or {}) do
-    reserved = reserved - num(redis.call('HGET', node_key(ctx.base, child), 'g:' .. kind))
-    consumed = consumed + num(redis.call('HGET', node_key(ctx.base, child), 'c:' .. kind))
-      + descendants_consumption(ctx.base, child, kind)
+  for _, child in ipairs(ctx.planned_under[n] or {}) do
+    local c = redis.call('HMGET', node_key(ctx.base, child), 'g:' .. kind, 'c:' .. kind, 'd:' .. kind)
+    reserved = reserved - num(c[1])
+    consumed = consumed + num(c[2]) + num(c[3])
   end
   local v = granted(ctx.base, n, kind) - consumed - reserved
   if v < 0 then return 0 end
@@ -186,36 +242,50 @@ local function ledger_change(ctx, kind, field, json)
     'actor', ctx.actor, 'reason', ctx.reason, 'at', iso(ctx.now), field, json })
 end
 
--- Ends n and, first, its active descendants, with `status` (RELEASED or EXPIRED): each charges
--- its consumption to its parent and gives back the rest of its grant; one feed entry each.
-local function end_allocation(ctx, n, status)
-  for _, child in ipairs(redis.call('SMEMBERS', children_key(ctx.base, n))) do end_allocation(ctx, child, status) end
+-- Ends n, whose active children have all ended, with `status` (RELEASED or EXPIRED): what its
+-- subtree consumed (c: + d:) becomes its consumption and is charged to its parent, and the rest
+-- of its grant goes back; one feed entry. If n was being released in steps, that release is
+-- done: its reply is recorded under the release's op record (unless that holds another one).
+local function end_one(ctx, n, status)
   local key = node_key(ctx.base, n)
-  local a = redis.call('HMGET', key, 'parent', 'kinds')
+  local a = redis.call('HMGET', key, 'parent', 'kinds', 'releaseOp', 'releaseFingerprint', 'releaseTtl')
   local parent_key = node_key(ctx.base, a[1])
   for _, kind in ipairs(words(a[2])) do
-    redis.call('HINCRBY', parent_key, 'r:' .. kind, int(-num(redis.call('HGET', key, 'g:' .. kind))))
-    redis.call('HINCRBY', parent_key, 'c:' .. kind, int(num(redis.call('HGET', key, 'c:' .. kind))))
+    local v = redis.call('HMGET', key, 'g:' .. kind, 'c:' .. kind, 'd:' .. kind)
+    local pending = num(v[3])
+    local consumed = num(v[2]) + pending
+    if pending ~= 0 then redis.call('HSET', key, 'c:' .. kind, int(consumed), 'd:' .. kind, '0') end
+    redis.call('HINCRBY', parent_key, 'r:' .. kind, int(-num(v[1])))
+    redis.call('HINCRBY', parent_key, 'c:' .. kind, int(consumed))
+    if a[1] ~= '' and consumed ~= 0 then redis.call('HINCRBY', parent_key, 'd:' .. kind, int(-consumed)) end
   end
   redis.call('SREM', children_key(ctx.base, a[1]), n)
   redis.call('ZREM', ctx.base .. ':leases', n)
   redis.call('HSET', key, 'status', status, 'endedAt', int(ctx.now))
-  ledger_change(ctx, status, 'allocation', allocation_json(ctx.base, n, ctx.id))
-end
-
--- Ends every allocation whose lease ran out (before now), one EXPIRED entry each, so that the
--- feed shows them before the change that relied on their room. Every script calls it after its
--- last check and before its first write: a refused operation leaves them to the next accepted
--- one or the sweeper.
-local function expire_due(ctx)
-  for _, n in ipairs(ctx.due) do
-    if redis.call('HGET', node_key(ctx.base, n), 'status') == 'ACTIVE' then end_allocation(ctx, n, 'EXPIRED') end
+  local json = allocation_json(ctx.base, n, ctx.id)
+  ledger_change(ctx, status, 'allocation', json)
+  if a[3] then
+    redis.call('HDEL', key, 'releaseOp', 'releaseFingerprint', 'releaseTtl')
+    redis.call('ZREM', ctx.base .. ':releasing', n)
+    if redis.call('EXISTS', a[3]) == 0 then record_reply(a[3], a[4], '{"ok":true,"allocation":' .. json .. '}', a[5]) end
   end
 end
 
--- The common start of a ledger script: returns ctx (with `due`, the overdue lease numbers), or nil
--- and the reply to return at once (the recorded outcome of a replayed opId, or NOT_FOUND for a
--- missing context). It writes nothing.
+-- Ends what this script planned, in plan order, after planning with the room STEP leaves the
+-- releases left in steps (oldest first): any accepted script moves those on, so one whose server
+-- stopped still ends. Every script calls it after its last check and before its own change (a
+-- release after marking itself), so that the feed shows these ends before the change that relied
+-- on their room; a refused operation leaves them to the next accepted one or the sweeper.
+local function end_planned(ctx)
+  plan_expiry(ctx)
+  for _, n in ipairs(redis.call('ZRANGE', ctx.base .. ':releasing', 0, STEP - 1)) do
+    if not plan_subtree(ctx, n, 'RELEASED') then break end
+  end
+  for _, e in ipairs(ctx.plan) do end_one(ctx, e.n, e.status) end
+end
+
+-- The common start of a ledger script: returns ctx, or nil and the reply to return at once (the
+-- recorded outcome of a replayed opId, or NOT_FOUND for a missing context). It writes nothing.
 local function ledger_begin()
   local ctx = { id = ARGV[2], base = ARGV[3], actor = ARGV[4], reason = ARGV[5], retention = ARGV[6],
     channel = ARGV[8], now = now_ms() }
@@ -224,7 +294,6 @@ local function ledger_begin()
   if redis.call('EXISTS', KEYS[1]) == 0 then
     return nil, reply_error('NOT_FOUND', 'context ' .. ctx.id .. ' does not exist', { id = ctx.id })
   end
-  ctx.due = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', '(' .. int(ctx.now))
   return ctx
 end
 
@@ -234,8 +303,8 @@ local function ledger_done(reply)
   return reply
 end
 
--- An allocation that may be changed (active, and not ending with the overdue leases): returns
--- its key, or nil and the refusal.
+-- An allocation that may be changed (active, and neither ending nor under one that is, see
+-- status_of): returns its key, or nil and the refusal.
 local function active_allocation(ctx, n)
   local key = node_key(ctx.base, n)
   local status = status_of(ctx, n)

@@ -3,7 +3,8 @@
 -- KEYS 1-9 and ARGV 1-8: see _2-ledger.lua. ARGV: 9 name, 10 holder, 11 leaseMs
 -- Returns: ok {lock} | NOT_FOUND | LOCK_HELD {holder, expiresAt (ISO)}
 -- A refusal writes nothing.
--- Emits: EXPIRED for overdue leases, LOCK_RELEASED for an ended lease, then LOCK_ACQUIRED
+-- Emits: EXPIRED and RELEASED for its step of due ends (_2-ledger.lua end_planned), LOCK_RELEASED
+--        for an ended lease, then LOCK_ACQUIRED
 local ctx, early = ledger_begin()
 if not ctx then return early end
 local name = ARGV[9]
@@ -12,7 +13,7 @@ local lock = redis.call('HMGET', lock_key, 'holder', 'token', 'expiresAt')
 if lock[1] and tonumber(lock[3]) > ctx.now then
   return reply_error('LOCK_HELD', 'lock ' .. name .. ' is held by ' .. lock[1], { holder = lock[1], expiresAt = iso(tonumber(lock[3])) })
 end
-expire_due(ctx)
+end_planned(ctx)
 if lock[1] then
   redis.call('DEL', lock_key)
   redis.call('SREM', ctx.base .. ':locks', name)

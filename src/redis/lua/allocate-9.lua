@@ -10,8 +10,8 @@
 -- Returns: ok {allocation} | NOT_FOUND | ALLOCATION_ENDED (parent) | LIMIT_EXCEEDED (maxDepth)
 --          | VALIDATION_FAILED (profile; request or profile asking for nothing)
 --          | INSUFFICIENT_RESOURCES {available: [{kind, amount}]} (message names kinds not held)
--- Checks judge the ledger as if the overdue leases had ended; a refusal writes nothing.
--- Emits: EXPIRED for overdue leases, then ALLOCATED
+-- Checks judge the ledger as if its step of overdue leases had ended; a refusal writes nothing.
+-- Emits: EXPIRED and RELEASED for its step of due ends (_2-ledger.lua end_planned), then ALLOCATED
 local ctx, early = ledger_begin()
 if not ctx then return early end
 
@@ -82,7 +82,7 @@ if (ARGV[12] == 'EXACT' and (short or #missing > 0)) or (ARGV[12] == 'UP_TO' and
     ',"available":' .. amounts_json(kinds, function(kind) return allowed[kind] end))
 end
 
-expire_due(ctx)
+end_planned(ctx)
 local n = redis.call('INCR', ctx.base .. ':allocCount')
 local key = node_key(ctx.base, n)
 local expires = lease == '' and '' or int(ctx.now + tonumber(lease))

@@ -2,7 +2,7 @@
 -- KEYS 1-9 and ARGV 1-8: see _2-ledger.lua. ARGV: 9 name, 10 token, 11 leaseMs
 -- Returns: ok {lock} | NOT_FOUND | STALE_FENCE (token not current, or its lease ran out)
 -- A refusal writes nothing.
--- Emits: EXPIRED for overdue leases
+-- Emits: EXPIRED and RELEASED for its step of due ends (_2-ledger.lua end_planned)
 local ctx, early = ledger_begin()
 if not ctx then return early end
 local name = ARGV[9]
@@ -11,7 +11,7 @@ local lock = redis.call('HMGET', lock_key, 'holder', 'token', 'expiresAt')
 if not lock[1] or lock[2] ~= ARGV[10] or tonumber(lock[3]) <= ctx.now then
   return reply_error('STALE_FENCE', 'token ' .. ARGV[10] .. ' does not hold lock ' .. name, { lock = name })
 end
-expire_due(ctx)
+end_planned(ctx)
 local expires = int(ctx.now + tonumber(ARGV[11]))
 redis.call('HSET', lock_key, 'expiresAt', expires)
 return ledger_done('{"ok":true,"lock":' .. lock_json(name, lock[1], lock[2], expires) .. '}')
