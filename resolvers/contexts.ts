@@ -10,6 +10,11 @@ import { jsonSize } from "./response-reads.js";
 
 export const MAX_PAGE_SIZE = 500;
 export const MAX_HISTORY_LIMIT = 1000;
+/**
+ * Bytes of feed entries one `history` field reads (past its first entry): one read is one Redis
+ * script, which holds Redis for about 5 ms per MiB it returns.
+ */
+export const HISTORY_READ_BYTES = 4 * 1024 * 1024;
 
 interface WriteArgs {
   readonly opId?: string | null;
@@ -58,9 +63,12 @@ export async function contexts(
   return { edges, pageInfo: { hasNextPage: page.hasNextPage, endCursor } };
 }
 
-/** The document of the version this view stands for (loaded lazily for lists and replays). */
+/**
+ * The document of the version this view stands for (loaded lazily for lists and replays, one
+ * read at a time: see ResponseReads).
+ */
 function documentOf(view: ContextView, ctx: RequestContext): JsonObject | Promise<JsonObject> {
-  return view.document ?? ctx.contexts.documentAt(view.id, view.version);
+  return view.document ?? ctx.reads.serially(() => ctx.contexts.documentAt(view.id, view.version));
 }
 
 export async function document(view: ContextView, ctx: RequestContext): Promise<JsonObject> {
@@ -85,14 +93,17 @@ export async function slice(view: ContextView, args: { paths: readonly string[] 
 }
 
 export async function snapshot(view: ContextView, args: { version: number }, ctx: RequestContext): Promise<JsonValue> {
-  const found = await ctx.contexts.snapshot(view.id, args.version);
-  ctx.reads.charge(jsonSize(found), "snapshot");
-  return found;
+  return ctx.reads.serially(async () => {
+    const found = await ctx.contexts.snapshot(view.id, args.version);
+    ctx.reads.charge(jsonSize(found), "snapshot");
+    return found;
+  });
 }
 
 /**
- * At most `limit` entries, and fewer (at least one) when theirs would be more bytes than the
- * response may still carry: the caller continues after the last seq it got.
+ * At most `limit` entries, and fewer when theirs would be more than HISTORY_READ_BYTES or than the
+ * response may still carry: the caller continues after the last seq it got. The first entry is
+ * always read, and refused (LIMIT_EXCEEDED) if the response cannot carry it.
  */
 export async function history(
   view: ContextView,
@@ -100,9 +111,11 @@ export async function history(
   ctx: RequestContext,
 ): Promise<ChangeEntry[]> {
   const limit = inRange(args.limit, 1, MAX_HISTORY_LIMIT, "limit");
-  const entries = await ctx.contexts.history(view.id, args.afterSeq ?? null, limit, ctx.reads.remaining);
-  ctx.reads.charge(entries.reduce((sum, entry) => sum + entry.bytes, 0), "history entries");
-  return entries;
+  return ctx.reads.serially(async () => {
+    const entries = await ctx.contexts.history(view.id, args.afterSeq ?? null, limit, Math.min(HISTORY_READ_BYTES, ctx.reads.remaining));
+    ctx.reads.charge(entries.reduce((sum, entry) => sum + entry.bytes, 0), "history entries");
+    return entries;
+  });
 }
 
 export function createContext(

@@ -27,10 +27,14 @@ export function jsonSize(value: unknown): number {
  * What one response reads: a query's or a mutation's result, or one subscription event. Counts
  * the bytes of stored data its fields read and return (documents, values, snapshots, feed entries,
  * allocations, locks) against `maxBytes` (SWARM_MAX_RESPONSE_BYTES), and reads a context's
- * allocations once however many fields of the response ask for them.
+ * allocations once however many fields of the response ask for them. Reads of unknown size
+ * (documents not cached, snapshots, feed entries, ledgers) run one at a time, each once the one
+ * before was counted: fields that run at once (aliases, list items) cannot each read up to the
+ * bound before any of them is counted, so a response holds at most the bound and one read more.
  */
 export class ResponseReads {
   private bytes = 0;
+  private queue: Promise<unknown> = Promise.resolve();
   private readonly ledgers = new Map<string, Promise<Ledger>>();
 
   constructor(private readonly maxBytes: number) {}
@@ -52,6 +56,16 @@ export class ResponseReads {
       `this response would carry more than ${this.maxBytes} bytes (SWARM_MAX_RESPONSE_BYTES) with its ${what}; ask for less, or page`,
       { limit: "responseBytes", max: this.maxBytes },
     );
+  }
+
+  /**
+   * Runs `read` after every read queued before it has ended (and been counted), and returns its
+   * result; a read that fails does not stop the ones after it.
+   */
+  serially<T>(read: () => Promise<T>): Promise<T> {
+    const turn = this.queue.then(read);
+    this.queue = turn.catch(() => undefined);
+    return turn;
   }
 
   /** Counts the JSON of each of `values` (see charge), and returns them. */
@@ -78,7 +92,7 @@ export class ResponseReads {
   private ledger(ledger: LedgerStore, contextId: string): Promise<Ledger> {
     let loading = this.ledgers.get(contextId);
     if (!loading) {
-      loading = (async () => {
+      loading = this.serially(async () => {
         const all: Allocation[] = [];
         for await (const batch of ledger.allocationBatches(contextId, ALLOCATION_BATCH)) {
           this.chargeEach(batch, "allocations");
@@ -92,7 +106,7 @@ export class ResponseReads {
           else byParent.set(a.parentId, [a]);
         }
         return { all, byParent };
-      })();
+      });
       this.ledgers.set(contextId, loading);
     }
     return loading;

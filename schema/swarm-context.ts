@@ -50,7 +50,7 @@ export const SwarmContext = builder.objectRef<ContextView>("SwarmContext").imple
     history: t.field({
       type: [ContextChange],
       description:
-        "Change-feed entries after `afterSeq` (default: the oldest retained), oldest first: at most `limit`, and fewer (at least one) when their bytes would pass what the response may still carry (SWARM_MAX_RESPONSE_BYTES); continue after the last seq returned. If entries right after `afterSeq` are no longer retained the answer is RESYNC_REQUIRED, never a silent gap.",
+        "Change-feed entries after `afterSeq` (default: the oldest retained), oldest first: at most `limit`, and fewer when their bytes would pass 4 MiB or what the response may still carry (SWARM_MAX_RESPONSE_BYTES): continue after the last seq returned (LIMIT_EXCEEDED when not even the first fits). If entries right after `afterSeq` are no longer retained the answer is RESYNC_REQUIRED, never a silent gap.",
       args: {
         afterSeq: t.arg.int(),
         limit: t.arg.int({ defaultValue: 100, description: `At most this many entries (1 to ${resolve.MAX_HISTORY_LIMIT}).` }),

@@ -11,6 +11,7 @@ import { maskError } from "./error-masking.js";
 import { AppError, refusalBody } from "./errors.js";
 import { faultReporter } from "./faults.js";
 import { FeedHub } from "./feed/feed-hub.js";
+import { largestEntryBytes } from "./feed/feed-reader.js";
 import { Gate } from "./gate.js";
 import { createLogger, type LogLevel, type Logger } from "./logger.js";
 import { Metrics } from "./metrics.js";
@@ -126,7 +127,12 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
           : log.error("redis state", { state: status, ...(status === "lost" ? { fix: "README, Operations: Lost state" } : {}) }),
       roundTripMs: (ms) => metrics.redisRoundTripMs(ms),
     });
-    const subscriberLimits = { changes: config.subscriberBuffer, bytes: config.subscriberBufferBytes, stallMs: config.subscriberStallMs };
+    const subscriberLimits = {
+      changes: config.subscriberBuffer,
+      bytes: config.subscriberBufferBytes,
+      stallMs: config.subscriberStallMs,
+      largestEntryBytes: largestEntryBytes(config),
+    };
     feed = await FeedHub.open(config.redisUrl, redis, keys, subscriberLimits, (ms) => metrics.feedLagMs(ms), fault);
   } catch (err) {
     state?.close();

@@ -130,7 +130,7 @@ export const SETTINGS: readonly Setting[] = [
   // allocations); an admin console's whole-context query reaches depth 5 and cost 3,105.
   { key: "maxCost", env: "SWARM_MAX_COST", flag: "max-cost", kind: "int", fallback: 100_000 },
   { key: "maxFieldRepeats", env: "SWARM_MAX_FIELD_REPEATS", flag: "max-field-repeats", kind: "int", fallback: 10 },
-  { key: "maxResponseBytes", env: "SWARM_MAX_RESPONSE_BYTES", flag: "max-response-bytes", kind: "int", fallback: 33_554_432 },
+  { key: "maxResponseBytes", env: "SWARM_MAX_RESPONSE_BYTES", flag: "max-response-bytes", kind: "int", fallback: 16_777_216 },
   { key: "maxBatch", env: "SWARM_MAX_BATCH", flag: "max-batch", kind: "int", fallback: 0 },
   { key: "shutdownGraceMs", env: "SWARM_SHUTDOWN_GRACE_MS", flag: "shutdown-grace-ms", kind: "int", fallback: 5_000 },
   { key: "stateCheckMs", env: "SWARM_STATE_CHECK_MS", flag: "state-check-ms", kind: "int", fallback: 1_000 },

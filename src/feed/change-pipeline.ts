@@ -56,6 +56,8 @@ export interface SubscriberLimits {
   readonly bytes: number;
   /** How long it may take nothing while more than its bound waits for it, in ms. */
   readonly stallMs: number;
+  /** About the largest a feed entry can be (largestEntryBytes): bounds what one read holds. */
+  readonly largestEntryBytes: number;
 }
 
 /** What every pipeline of a hub shares. */

@@ -47,7 +47,7 @@ export class FeedHub {
     observeLag: (ms: number) => void,
     private readonly fault: ReportFault,
   ) {
-    this.reader = new FeedReader(redis, keys);
+    this.reader = new FeedReader(redis, keys, limits.largestEntryBytes);
     this.settings = { reader: this.reader, limits, observeLag, readFailed: (contextId, err) => this.readFailed(contextId, err) };
   }
 

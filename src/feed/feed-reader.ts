@@ -58,6 +58,16 @@ export class UnreadableEntryError extends Error {
 /** Most entries read-feed-1.lua takes from the stream per XRANGE, however many it may return. */
 const SCRIPT_CHUNK = 100;
 
+/**
+ * About the largest a feed entry can be under these limits: a change's patch and its paths are
+ * each at most a document or a request. A read asks Redis for no more entries at once than the
+ * bytes it may still take would hold at this size, plus one, so that it holds at most one entry
+ * more than it returns however large the entries are.
+ */
+export function largestEntryBytes(limits: { readonly maxDocumentBytes: number; readonly maxRequestBytes: number }): number {
+  return 2 * Math.max(limits.maxDocumentBytes, limits.maxRequestBytes) + 65_536;
+}
+
 /** Kinds whose entry changes the document version: the version before them is one less. */
 const VERSIONING_KINDS = new Set(["CREATED", "UPDATED", "ROLLED_BACK"]);
 
@@ -68,9 +78,11 @@ export function versionBefore(entry: ChangeEntry): number {
 
 /** Reads of the change feeds (Redis streams, entry id `<seq>-0`); never writes. */
 export class FeedReader {
+  /** `largestEntry`: see largestEntryBytes. */
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
+    private readonly largestEntry: number,
   ) {}
 
   /**
@@ -82,7 +94,7 @@ export class FeedReader {
   async read(contextId: string, afterSeq: number | null, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<FeedRead> {
     const feed = this.keys.context(contextId).feed;
     const start = afterSeq == null ? "-" : `(${afterSeq}-0`;
-    const raw = (await runScript(this.redis, "read-feed", [feed], [start, limit, maxBytes, SCRIPT_CHUNK])) as [string, string[]][];
+    const raw = (await runScript(this.redis, "read-feed", [feed], [start, limit, maxBytes, SCRIPT_CHUNK, this.largestEntry])) as [string, string[]][];
     const entries = raw.map(([entryId, fields]) => toFeedEntry(contextId, entryId, fields));
     let trimmedTo: number | null = null;
     if (afterSeq != null && afterSeq > 0 && entries[0]?.seq !== afterSeq + 1) {

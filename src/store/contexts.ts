@@ -9,12 +9,13 @@ import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
 import { DocumentCache, type Head } from "./document-cache.js";
 import { CONTEXT_ID, checkDepth, checkDocument, checkLockName, type DocumentLimits } from "./document-rules.js";
-import { FeedReader, type FeedEntry } from "../feed/feed-reader.js";
+import { FeedReader, largestEntryBytes, type FeedEntry } from "../feed/feed-reader.js";
 import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
 import { ListCursors } from "./list-cursors.js";
 import { checkOpId, fingerprintOf, opRecord, parseReply, parseWriteReply, settle, uniqueToken, type OpRecord, type ScriptReply } from "./script-replies.js";
 
 export interface ContextStoreConfig extends DocumentLimits {
+  readonly maxRequestBytes: number;
   readonly historyLimit: number;
   readonly feedRetention: number;
   readonly opIdTtlSeconds: number;
@@ -113,7 +114,7 @@ export class ContextStore {
     private readonly keys: Keys,
     private readonly config: ContextStoreConfig,
   ) {
-    this.feed = new FeedReader(redis, keys);
+    this.feed = new FeedReader(redis, keys, largestEntryBytes(config));
   }
 
   /** The current context, or null when it does not exist. */

@@ -365,7 +365,7 @@ export function hostileCorpus(limits: CorpusLimits, scoped: string, allocation: 
     variables: { f: 500, l: 1000 },
   });
   op("tenant abuse", "a connection's first past the cost limit", `{ contexts(first: 500) { edges { node { history(limit: 1000) { seq patch } } } } }`, LIMIT);
-  op("tenant abuse", "aliased feed reads past the response bound", `{ context(id: "${big}") { ${range(8).map((i) => `h${i}: history(limit: 1000) { patch allocation { id } }`).join(" ")} } }`, LIMIT, { role: "viewer" });
+  op("tenant abuse", "aliased feed reads past the response bound", `{ context(id: "${big}") { ${range(8).map((i) => `h${i}: history(afterSeq: 1, limit: 1000) { patch allocation { id } }`).join(" ")} } }`, LIMIT, { role: "viewer" });
   op("tenant abuse", "a lease past the largest leaseMs in the policy", `mutation { mergeContext(id: "${scoped}", merge: { policy: { allocation: { profiles: { p: { request: { credits: 1 }, leaseMs: 9007199254740991 } } } } }) { version } }`, INVALID);
   op("tenant abuse", "an agent lifts its caps", `mutation { mergeContext(id: "${scoped}", merge: { policy: { allocation: { maxShare: 1, maxDepth: 100000 } } }) { version } }`, FORBIDDEN);
   op("tenant abuse", "an agent sets the default lease", `mutation { mergeContext(id: "${scoped}", merge: { policy: { allocation: { defaultLeaseMs: 9007199254740991 } } }) { version } }`, FORBIDDEN);

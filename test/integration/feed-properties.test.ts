@@ -4,6 +4,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import type { ChangeBatch, FeedOptions } from "../../src/feed/change-pipeline.js";
 import { FeedHub } from "../../src/feed/feed-hub.js";
+import { largestEntryBytes } from "../../src/feed/feed-reader.js";
 import { Keys } from "../../src/redis/keys.js";
 import {
   AcquireLockDocument,
@@ -26,7 +27,7 @@ beforeAll(async () => {
   server = await startTestServer();
   redis = new Redis(server.config.redisUrl);
   keys = new Keys(server.config.keyPrefix);
-  const limits = { changes: 10_000, bytes: 4_194_304, stallMs: 12_000 };
+  const limits = { changes: 10_000, bytes: 4_194_304, stallMs: 12_000, largestEntryBytes: largestEntryBytes(server.config) };
   hub = await FeedHub.open(server.config.redisUrl, redis, keys, limits, () => undefined, (source, message, cause) => console.error(source, message, cause));
 });
 afterAll(async () => {

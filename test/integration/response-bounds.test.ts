@@ -117,7 +117,7 @@ describe("the bytes of one response", () => {
     expectResponseBytesExceeded(await request(`query($id: ID!) { context(id: $id) { ${Array.from({ length: 4 }, (_, i) => `s${i}: snapshot(version: 1)`).join(" ")} } }`, { id }));
   });
 
-  test("history stops short of the bound (at least one entry), and aliased history past it is refused", async () => {
+  test("history stops short of the bound (at least one entry); an entry that does not fit is refused", async () => {
     const id = await createContext({ blackboard: {} });
     for (let i = 0; i < 10; i++) {
       await data(`mutation($id: ID!, $p: [JSONPatchOperation!]!) { patchContext(id: $id, patch: $p) { version } }`, {
@@ -130,7 +130,13 @@ describe("the bytes of one response", () => {
     expect(page.map((e: { seq: number }) => e.seq)).toEqual([1, 2, 3, 4]);
     const next = (await data(`query($id: ID!, $after: Int) { context(id: $id) { history(afterSeq: $after, limit: 1000) { seq } } }`, { id, after: 4 })).context.history;
     expect(next.map((e: { seq: number }) => e.seq)).toEqual([5, 6, 7]);
-    expectResponseBytesExceeded(await request(`query($id: ID!) { context(id: $id) { a: history(limit: 1000) { seq patch } b: history(limit: 1000) { seq patch } } }`, { id }));
+    // Aliases read one after another, each with what the response may still carry: the second
+    // gets the small CREATED entry only; a third, whose first entry no longer fits, is refused.
+    const two = (await data(`query($id: ID!) { context(id: $id) { a: history(limit: 1000) { seq } b: history(limit: 1000) { seq } } }`, { id })).context;
+    expect([two.a.length, two.b.map((e: { seq: number }) => e.seq)]).toEqual([4, [1]]);
+    expectResponseBytesExceeded(
+      await request(`query($id: ID!) { context(id: $id) { a: history(limit: 1000) { seq } b: history(afterSeq: 4, limit: 1000) { seq } } }`, { id }),
+    );
   });
 
   test.each(TRANSPORTS)("each subscription event is a response of its own (%s)", async (transport) => {
@@ -157,3 +163,62 @@ describe("the bytes of one response", () => {
     feed.close();
   });
 });
+
+describe("reading a feed of large entries", () => {
+  /** Small bounds, so that a few entries fill a response. */
+  const LIMITS = { maxResponseBytes: 1_048_576, maxDocumentBytes: 262_144, maxRequestBytes: 262_144 };
+  let small: TestServer;
+  beforeAll(async () => {
+    small = await startTestServer(LIMITS);
+  });
+  afterAll(async () => {
+    await small.close();
+  });
+
+  test("one history field reads at most 4 MiB of entries past its first", async () => {
+    const roomy = await startTestServer();
+    try {
+      const id = `bounds-page-${process.pid}`;
+      await roomy.data(doc("mutation($id: ID!) { createContext(id: $id, document: {}) { id } }"), { id });
+      for (let i = 0; i < 6; i++) {
+        await roomy.data(doc("mutation($id: ID!, $p: [JSONPatchOperation!]!) { patchContext(id: $id, patch: $p) { version } }"), {
+          id,
+          p: [{ op: "add", path: "/x", value: String(i).repeat(900_000) }],
+        });
+      }
+      const page = (await roomy.data(doc("query($id: ID!) { context(id: $id) { history(limit: 1000) { seq } } }"), { id })).context.history;
+      // CREATED and four of the 900 KB patches: a fifth would pass 4,194,304 bytes.
+      expect(page.map((e: { seq: number }) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+      const big = (await roomy.data(doc("query($id: ID!) { context(id: $id) { history(afterSeq: 5, limit: 1) { seq } } }"), { id })).context.history;
+      expect(big.map((e: { seq: number }) => e.seq)).toEqual([6]);
+    } finally {
+      await roomy.close();
+    }
+  });
+
+  test("asks Redis for no more entries at once than the room left can hold, so it holds at most one beyond what it returns", async () => {
+    const id = `bounds-feed-${process.pid}`;
+    await small.data(doc("mutation($id: ID!) { createContext(id: $id, document: {}) { id } }"), { id });
+    for (let i = 0; i < 12; i++) {
+      await small.data(doc("mutation($id: ID!, $p: [JSONPatchOperation!]!) { patchContext(id: $id, patch: $p) { version } }"), {
+        id,
+        p: [{ op: "add", path: "/x", value: String(i % 10).repeat(200_000) }],
+      });
+    }
+    // MONITOR shows the commands a script runs: each XRANGE's COUNT, and what it read.
+    const monitor = await redis.monitor();
+    const counts: number[] = [];
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (args[0]?.toUpperCase() === "XRANGE" && args[1]?.endsWith(`{ctx:${id}}:feed`) && args[4]?.toUpperCase() === "COUNT") counts.push(Number(args[5]));
+    });
+    const history = (await small.data(doc("query($id: ID!) { context(id: $id) { history(limit: 1000) { seq } } }"), { id })).context.history;
+    await redis.ping(); // the monitor has seen the read's commands once a later command is answered
+    monitor.disconnect();
+    // CREATED and five of the 200 KB patches fit in 1 MiB; an entry may be up to 589,824 bytes here.
+    expect(history.map((e: { seq: number }) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(counts.length).toBeGreaterThan(0);
+    expect(Math.max(...counts)).toBeLessThanOrEqual(Math.floor(LIMITS.maxResponseBytes / 589_824) + 1);
+    expect(counts.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(history.length + 1);
+  });
+});
+

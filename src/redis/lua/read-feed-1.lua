@@ -1,15 +1,17 @@
 -- Reads a context's change feed, oldest first: at most ARGV[2] entries, and past the first only
 -- while their sizes (the lengths of their fields and values, summed) stay within ARGV[3] bytes
 -- in all, so that a reader takes in what it has room for rather than a run of large entries.
+-- Each XRANGE inside asks for no more entries than the room left would hold at the largest an
+-- entry can be, plus one, so the script holds at most one entry beyond what it returns.
 -- KEYS: 1 feed (stream)
 -- ARGV: 1 start (an XRANGE start: '-' or '(<seq>-0'), 2 most entries, 3 most bytes,
---       4 entries per XRANGE inside (bounds what this script holds beyond what it returns)
+--       4 most entries per XRANGE inside, 5 about the largest an entry can be, in bytes
 -- Returns: the entries as XRANGE returns them, {{id, {field, value, ...}}, ...}
 -- Emits: nothing
-local limit, budget, chunk = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local limit, budget, chunk, largest = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local out, bytes, start = {}, 0, ARGV[1]
 while #out < limit do
-  local want = math.min(limit - #out, chunk)
+  local want = math.max(1, math.min(limit - #out, chunk, math.floor((budget - bytes) / largest) + 1))
   local entries = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', want)
   for _, entry in ipairs(entries) do
     local size = 0
