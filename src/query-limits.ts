@@ -23,6 +23,8 @@ import {
   isListType,
   isObjectType,
   parse,
+  visit,
+  BREAK,
 } from "graphql";
 import { ErrorCode } from "./errors.js";
 
@@ -225,6 +227,21 @@ export function costRule(max: number, variables: Readonly<Record<string, unknown
       return cost(op.selectionSet, rootType(op));
     });
   };
+}
+
+/**
+ * Whether some list size in `document` is a variable (a `first` or `limit` argument given as
+ * `$name`): only then does its cost depend on the request's variables.
+ */
+export function sizesFromVariables(document: DocumentNode): boolean {
+  let found = false;
+  visit(document, {
+    Argument(arg) {
+      if ((arg.name.value === "first" || arg.name.value === "limit") && arg.value.kind === Kind.VARIABLE) found = true;
+      return found ? BREAK : undefined;
+    },
+  });
+  return found;
 }
 
 /** The field `name` of `parent`, including the introspection fields of the query root. */

@@ -1,11 +1,11 @@
-import { GraphQLError, validate, type DocumentNode } from "graphql";
+import { GraphQLError, validate, type DocumentNode, type ExecutionArgs, type ExecutionResult } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import type { Principal } from "./auth.js";
 import { AppError, ErrorCode } from "./errors.js";
 import type { Gate } from "./gate.js";
 import { isJsonObject } from "./json/types.js";
 import { selectsIntrospection } from "./operation-info.js";
-import { costRule, documentLimitRules, parseLimited, type QueryLimits } from "./query-limits.js";
+import { costRule, documentLimitRules, parseLimited, sizesFromVariables, type QueryLimits } from "./query-limits.js";
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.UNAUTHENTICATED]: 401,
@@ -57,15 +57,32 @@ export function withoutSuggestions(message: string): string {
  * The yoga plugin that guards every HTTP and SSE request before it runs: the API key (an
  * UNAUTHENTICATED refusal otherwise), the key's rate limit (RATE_LIMITED), the document's size
  * bounds (tokens at parse; depth, aliases and cost, with the variables' values, at validation:
- * LIMIT_EXCEEDED) and
- * introspection (FORBIDDEN for non-admins). The WebSocket transport applies the same through
+ * LIMIT_EXCEEDED) and introspection (FORBIDDEN for non-admins). The WebSocket transport applies the same through
  * `gate` and yoga's envelop (ws-transport.ts). `principalOf` gives the principal of a request
  * that passed.
  */
 export function useSecurity(gate: Gate, limits: QueryLimits): { plugin: Plugin; principalOf(request: Request): Principal | undefined } {
   const principals = new WeakMap<Request, Principal>();
   const rules = documentLimitRules(limits);
+  /** Per document: the errors of the limits that do not depend on the variables. */
   const measured = new WeakMap<DocumentNode, readonly GraphQLError[]>();
+  /** Per document: whether its cost depends on the variables (sizesFromVariables). */
+  const variableCost = new WeakMap<DocumentNode, boolean>();
+  const costByVariables = (document: DocumentNode) => {
+    let depends = variableCost.get(document);
+    if (depends === undefined) variableCost.set(document, (depends = sizesFromVariables(document)));
+    return depends;
+  };
+  /**
+   * The cost refusal of a query or mutation whose list sizes are variables, measured with their
+   * values as execution has them; validation (which yoga caches per document) cannot see them.
+   * Nothing a subscription delivers takes a size argument.
+   */
+  const costWithVariables = (args: ExecutionArgs): ExecutionResult | undefined => {
+    if (!costByVariables(args.document)) return undefined;
+    const errors = validate(args.schema, args.document, [costRule(limits.maxCost, args.variableValues ?? {})]);
+    return errors.length > 0 ? { errors } : undefined;
+  };
   const plugin: Plugin<{ principal?: Principal; request?: Request }> = {
     // yoga answers a content type it cannot parse with a bare 415, lets a malformed GET
     // (variables that are not JSON, say) through as a raw error, and answers malformed JSON or a
@@ -109,20 +126,23 @@ export function useSecurity(gate: Gate, limits: QueryLimits): { plugin: Plugin; 
     onParse({ setParseFn }) {
       setParseFn((source) => parseLimited(typeof source === "string" ? source : source.body, limits.maxTokens));
     },
-    onValidate({ context, params, setResult }) {
+    onValidate({ params, setResult }) {
       // The limits first, alone and linear: a document past them never reaches graphql's own
       // rules, one of which takes time quadratic in a selection's size. yoga's parser cache
       // hands out the same document object for the same query, so each is measured once; the
-      // cost, which depends on the variables' values too, is measured per request.
-      let errors = measured.get(params.documentAST);
-      if (!errors) measured.set(params.documentAST, (errors = validate(params.schema, params.documentAST, rules)));
-      if (errors.length === 0) {
-        const variables = (context as { params?: { variables?: Record<string, unknown> } }).params?.variables ?? {};
-        errors = validate(params.schema, params.documentAST, [costRule(limits.maxCost, variables)]);
+      // cost of one whose list sizes are variables is measured at execution, with their values.
+      const document = params.documentAST;
+      let errors = measured.get(document);
+      if (!errors) {
+        errors = validate(params.schema, document, costByVariables(document) ? rules : [...rules, costRule(limits.maxCost)]);
+        measured.set(document, errors);
       }
       if (errors.length > 0) setResult(errors);
     },
+
     onExecute({ args, setResultAndStopExecution }) {
+      const refused = costWithVariables(args);
+      if (refused) return setResultAndStopExecution(refused);
       const principal = (args.contextValue as { principal: Principal }).principal;
       if (!seesSchema(principal) && selectsIntrospection(args.document, args.operationName)) {
         setResultAndStopExecution({

@@ -106,6 +106,17 @@ describe("a context's allocations", () => {
   });
 });
 
+describe("the cost of one request", () => {
+  test("counts list sizes given as variables with each request's values, though the document is the same", async () => {
+    const query = "query($f: Int, $l: Int) { contexts(first: $f) { edges { node { id history(limit: $l) { seq } } } } }";
+    const small = await request(query, { f: 5, l: 10 });
+    expect(small.errors).toBeUndefined();
+    const big = await request(query, { f: 500, l: 1000 });
+    expect(big.errors?.[0]?.extensions).toMatchObject({ code: "LIMIT_EXCEEDED", limit: "cost", actual: 501_502 });
+    expect((await request(query, { f: 5, l: 10 })).errors).toBeUndefined();
+  });
+});
+
 describe("the bytes of one response", () => {
   test("aliased reads of a document past the bound: LIMIT_EXCEEDED naming SWARM_MAX_RESPONSE_BYTES", async () => {
     const id = await createContext({ blackboard: { text: "x".repeat(20_000) } });

@@ -4,7 +4,7 @@ import { buildSchema, getIntrospectionQuery, GraphQLError, specifiedRules, valid
 import { describe, expect, test } from "vitest";
 import { schema } from "../../schema/index.js";
 import { loadConfig } from "../../src/config.js";
-import { costRule, documentLimitRules, MAX_NESTING, parseLimited, type QueryLimits } from "../../src/query-limits.js";
+import { costRule, documentLimitRules, MAX_NESTING, parseLimited, sizesFromVariables, type QueryLimits } from "../../src/query-limits.js";
 
 const defaults = loadConfig([], {});
 /** The server's default limits. */
@@ -135,6 +135,12 @@ describe("cost", () => {
     const declared = `query ($n: Int = 7) { context(id: "c") { history(limit: $n) { seq } } }`;
     expect(at(8, declared)).toEqual(exceeded("cost", 8, 9));
     expect(at(8, declared, { n: 3 })).toEqual([]);
+  });
+
+  test("a document's cost depends on the variables only where a first or limit is one", () => {
+    expect(sizesFromVariables(parseLimited(`query($n: Int) { context(id: "c") { history(limit: $n) { seq } } }`, L.maxTokens))).toBe(true);
+    expect(sizesFromVariables(parseLimited(`query($f: Int) { ...F } fragment F on Query { contexts(first: $f) { edges { cursor } } }`, L.maxTokens))).toBe(true);
+    expect(sizesFromVariables(parseLimited(`query($id: ID!, $v: Int!) { context(id: $id) { history(limit: 5) { seq } snapshot(version: $v) } }`, L.maxTokens))).toBe(false);
   });
 
   test("a connection's first counts for its edges, literal or variable", () => {
