@@ -209,7 +209,12 @@ describe.each(TRANSPORTS)("over %s", (transport) => {
     record();
     expect(seqsOf(client, id)).toEqual(range(2, 13));
     expect(batchesOf(client).every((b) => b.changes.length <= 3)).toBe(true);
-    for (let i = 1; i < arrivals.length; i++) expect(arrivals[i]! - arrivals[i - 1]!).toBeGreaterThanOrEqual(100 - 15);
+    // Arrivals are timed here, after the client's own delays: a batch that reaches this process
+    // late narrows the gap to the next one. Over the run the batches keep 100 ms apart on average,
+    // and no two arrive together (a burst would be about 0 ms apart).
+    const gaps = arrivals.slice(1).map((at, i) => at - arrivals[i]!);
+    expect(arrivals.at(-1)! - arrivals[0]!).toBeGreaterThanOrEqual(gaps.length * 100 - 15);
+    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(100 - 50);
     client.close();
     await recorder;
   });
