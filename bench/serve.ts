@@ -2,7 +2,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createSchema, createYoga } from "graphql-yoga";
-import { createApp } from "../src/app.js";
+import { createApp } from "../src/server/app.js";
 import { loadConfig } from "../src/config.js";
 
 const mode = process.argv[2];

@@ -1,4 +1,4 @@
-import { mayAccess, type Principal, type Role } from "../src/auth.js";
+import { mayAccess, type Principal, type Role } from "../src/security/auth.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { pathsOverlap } from "../src/feed/change-filter.js";
 import { isJsonObject, type JsonValue } from "../src/json/types.js";

@@ -1,9 +1,9 @@
-import { mayAccess } from "../src/auth.js";
+import { mayAccess } from "../src/security/auth.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import type { PatchOperation } from "../src/json/patch.js";
 import { parsePointer, valueAt } from "../src/json/pointer.js";
 import type { JsonObject, JsonValue } from "../src/json/types.js";
-import type { ChangeEntry } from "../src/feed/feed-reader.js";
+import type { ChangeEntry } from "../src/store/feed-reader.js";
 import type { ContextView, DeletedContext, Fence } from "../src/store/contexts.js";
 import type { RequestContext } from "./request-context.js";
 import { jsonSize } from "./response-reads.js";

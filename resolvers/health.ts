@@ -1,5 +1,5 @@
 import { AppError, ErrorCode } from "../src/errors.js";
-import type { StateStatus } from "../src/state-guard.js";
+import type { StateStatus } from "../src/redis/state-guard.js";
 import type { RequestContext } from "./request-context.js";
 
 export interface HealthReport {
@@ -29,7 +29,7 @@ const REINITIALIZE_CONFIRMATION = "the state is lost";
 
 /**
  * Declares Redis's present content the deployment's state after it was lost (see
- * src/state-guard.ts); every instance serves again within SWARM_STATE_CHECK_MS. Returns the
+ * src/redis/state-guard.ts); every instance serves again within SWARM_STATE_CHECK_MS. Returns the
  * state after the change. `confirm` must be "the state is lost" so that nobody does it by accident.
  */
 export async function reinitialize(args: { confirm: string }, ctx: RequestContext): Promise<StateStatus> {

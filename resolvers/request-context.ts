@@ -1,6 +1,6 @@
-import type { Principal } from "../src/auth.js";
+import type { Principal } from "../src/security/auth.js";
 import type { FeedHub } from "../src/feed/feed-hub.js";
-import type { StateGuard } from "../src/state-guard.js";
+import type { StateGuard } from "../src/redis/state-guard.js";
 import type { ContextStore } from "../src/store/contexts.js";
 import type { LedgerStore } from "../src/store/ledger.js";
 import type { ResponseReads } from "./response-reads.js";

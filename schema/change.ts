@@ -1,4 +1,4 @@
-import type { ChangeEntry } from "../src/feed/feed-reader.js";
+import type { ChangeEntry } from "../src/store/feed-reader.js";
 import { builder } from "./builder.js";
 import { AllocationRef, LockRef } from "./ledger.js";
 

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import path from "node:path";
-import { parseOrigins } from "./request-origin.js";
+import { parseOrigins } from "./security/request-origin.js";
 
 /** Everything the server can be told, parsed once from env and flags. */
 export interface Config {

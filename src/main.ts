@@ -1,9 +1,9 @@
 // The only file that reads the environment and listens: starts the server from env and flags.
 import { readFileSync } from "node:fs";
-import { createApp, type App } from "./app.js";
-import { KeyRing } from "./auth.js";
+import { createApp, type App } from "./server/app.js";
+import { KeyRing } from "./security/auth.js";
 import { loadConfig, type Config } from "./config.js";
-import { createLogger, type LogLevel } from "./logger.js";
+import { createLogger, type LogLevel } from "./observability/logger.js";
 import { startEmbeddedRedis, type EmbeddedRedis } from "./redis/embedded.js";
 
 function fail(message: string, code: number): never {

@@ -1,5 +1,5 @@
-import { inScope } from "../auth.js";
-import type { ChangeEntry } from "./feed-reader.js";
+import { inScope } from "../security/auth.js";
+import type { ChangeEntry } from "../store/feed-reader.js";
 
 /** What a feed subscriber asked to see; an absent field does not restrict. */
 export interface ChangeFilter {

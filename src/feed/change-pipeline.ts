@@ -1,6 +1,6 @@
 import { isConnectionFailure } from "../redis/clients.js";
 import { matchesChange, wantsContext, type ChangeFilter } from "./change-filter.js";
-import { UnreadableEntryError, versionBefore, type ChangeEntry, type FeedEntry, type FeedRead, type FeedReader } from "./feed-reader.js";
+import { UnreadableEntryError, versionBefore, type ChangeEntry, type FeedEntry, type FeedRead, type FeedReader } from "../store/feed-reader.js";
 import { SubscriberQueue } from "./subscriber-queue.js";
 
 /** A position in one context's feed: the last seq seen. */

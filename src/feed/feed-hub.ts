@@ -1,11 +1,11 @@
 import { RedisPubSub } from "graphql-redis-subscriptions";
 import type { Redis } from "ioredis";
 import { AppError, ErrorCode } from "../errors.js";
-import type { ReportFault } from "../faults.js";
+import type { ReportFault } from "../observability/faults.js";
 import { closeRedis, connectRedis, isConnectionFailure } from "../redis/clients.js";
 import type { Keys } from "../redis/keys.js";
 import { ChangePipeline, type ChangeBatch, type FeedOptions, type PipelineSettings, type SubscriberLimits } from "./change-pipeline.js";
-import { FeedReader, UnreadableEntryError } from "./feed-reader.js";
+import { FeedReader, UnreadableEntryError } from "../store/feed-reader.js";
 import type { SubscriberQueue } from "./subscriber-queue.js";
 
 /** A context whose new entries the hub is reading: up to `target`, from after `seq`. */

@@ -9,7 +9,7 @@ import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
 import { DocumentCache, type Head } from "./document-cache.js";
 import { CONTEXT_ID, checkDepth, checkDocument, checkLockName, type DocumentLimits } from "./document-rules.js";
-import { FeedReader, largestEntryBytes, type FeedEntry } from "../feed/feed-reader.js";
+import { FeedReader, largestEntryBytes, type FeedEntry } from "./feed-reader.js";
 import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
 import { ListCursors } from "./list-cursors.js";
 import { checkOpId, fingerprintOf, opRecord, parseReply, parseWriteReply, settle, uniqueToken, type OpRecord, type ScriptReply } from "./script-replies.js";
@@ -229,7 +229,7 @@ export class ContextStore {
     // context, and a delete racing this create cannot leave it out (see delete).
     await Promise.all([
       this.redis.zadd(this.keys.contextIndex, 0, contextId),
-      // Before the first change, so that a feed subscriber's scan (feed/feed-reader.ts) finds it.
+      // Before the first change, so that a feed subscriber's scan (store/feed-reader.ts) finds it.
       this.redis.zadd(this.keys.feedIndex, 0, contextId),
     ]);
     const settings = ledgerSettings(document as JsonObject);

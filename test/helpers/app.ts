@@ -2,9 +2,9 @@ import { randomUUID } from "node:crypto";
 import { print } from "graphql";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { inject } from "vitest";
-import { createApp, type App, type AppConfig } from "../../src/app.js";
+import { createApp, type App, type AppConfig } from "../../src/server/app.js";
 import { loadConfig } from "../../src/config.js";
-import type { Logger } from "../../src/logger.js";
+import type { Logger } from "../../src/observability/logger.js";
 
 export interface GraphQLResponse<T> {
   readonly data?: T | null;

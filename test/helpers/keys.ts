@@ -1,4 +1,4 @@
-import { generateKey, hashKey, KeyRing, type Role } from "../../src/auth.js";
+import { generateKey, hashKey, KeyRing, type Role } from "../../src/security/auth.js";
 
 /** A configured key: its name, role, scope and the secret a client sends. */
 export interface TestKey {

@@ -4,7 +4,7 @@ import { Redis } from "ioredis";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { schema } from "../../schema/index.js";
-import { generateKey, type Role } from "../../src/auth.js";
+import { generateKey, type Role } from "../../src/security/auth.js";
 import { Keys } from "../../src/redis/keys.js";
 import { LIST_SCAN_LIMIT } from "../../src/store/contexts.js";
 import { startTestServer, type TestServer } from "../helpers/app.js";

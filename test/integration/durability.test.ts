@@ -13,7 +13,7 @@ import {
   PatchContextHeadDocument,
   ReleaseDocument,
 } from "../gql/graphql.js";
-import { createLogger, type Logger } from "../../src/logger.js";
+import { createLogger, type Logger } from "../../src/observability/logger.js";
 import { startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
 import { Backoff } from "../helpers/backoff.js";
 import { range, resumeAfterShutdown, seqsOf, subscribe, TRANSPORTS } from "../helpers/feed-client.js";

@@ -1,7 +1,7 @@
 // Proves that faults other than a lost Redis connection are never swallowed: a malformed feed entry ends its subscribers (and only theirs) with a resumable RESYNC_REQUIRED past it instead of stalling them, a rate limit that cannot be counted refuses the request, and a WebSocket subscription whose stream fails gets a masked error; each is logged once with its cause and counted in /metrics.
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createLogger } from "../../src/logger.js";
+import { createLogger } from "../../src/observability/logger.js";
 import { Keys } from "../../src/redis/keys.js";
 import { ContextChangesDocument, CreateContextDocument, HealthDocument, PatchContextHeadDocument, WatchSliceDocument } from "../gql/graphql.js";
 import { errorCode, startTestServer, type TestServer } from "../helpers/app.js";

@@ -4,7 +4,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import type { ChangeBatch, FeedOptions } from "../../src/feed/change-pipeline.js";
 import { FeedHub } from "../../src/feed/feed-hub.js";
-import { largestEntryBytes } from "../../src/feed/feed-reader.js";
+import { largestEntryBytes } from "../../src/store/feed-reader.js";
 import { Keys } from "../../src/redis/keys.js";
 import {
   AcquireLockDocument,

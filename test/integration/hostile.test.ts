@@ -3,7 +3,7 @@ import { request as httpRequest } from "node:http";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { hashKey, generateKey, KeyRing, type Role } from "../../src/auth.js";
+import { hashKey, generateKey, KeyRing, type Role } from "../../src/security/auth.js";
 import { startTestServer, type TestServer } from "../helpers/app.js";
 import { API_CODES, hostileCorpus, type HttpCase, type OperationCase, type WsProtocolCase } from "../helpers/hostile-corpus.js";
 

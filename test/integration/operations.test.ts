@@ -1,8 +1,8 @@
 // Proves what operators get: /health, /ready and /metrics, one JSON log line per request with its request id (and never a key), masked faults traceable by request id, a per-key rate limit shared by instances, and open mode kept to loopback.
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { createApp } from "../../src/app.js";
-import { createLogger } from "../../src/logger.js";
+import { createApp } from "../../src/server/app.js";
+import { createLogger } from "../../src/observability/logger.js";
 import { AllocateDocument, ContextChangesDocument, CreateContextDocument, PatchContextHeadDocument } from "../gql/graphql.js";
 import { startTestServer, testConfig, type TestServer } from "../helpers/app.js";
 import { subscribe } from "../helpers/feed-client.js";

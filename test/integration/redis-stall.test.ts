@@ -1,7 +1,7 @@
 // Proves that a stalled Redis (redis-server stopped with SIGSTOP, its connections still open) does not hang requests: past SWARM_REDIS_TIMEOUT_MS a write and a read get UNAVAILABLE (the write's outcome unknown), `health` reports Redis unreachable and the state unverified, the state guard turns unverified (logged) until Redis answers again, and a write retried with its opId after the stall returns its first outcome, applied once.
 import { afterEach, expect, test } from "vitest";
 import { CreateContextDocument, GetContextDocument, GetHistoryDocument, PatchContextHeadDocument } from "../gql/graphql.js";
-import { createLogger, type Logger } from "../../src/logger.js";
+import { createLogger, type Logger } from "../../src/observability/logger.js";
 import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
 import { startRedisServer, type RedisServer } from "../helpers/redis-server.js";
 

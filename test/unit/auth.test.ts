@@ -1,6 +1,6 @@
 // Proves that API keys are kept and checked by hash, that a keys file is refused entry by entry with what is wrong, and that scope patterns match whole context ids.
 import { expect, test } from "vitest";
-import { generateKey, hashKey, inScope, KeyRing, mayAccess, OPEN_PRINCIPAL } from "../../src/auth.js";
+import { generateKey, hashKey, inScope, KeyRing, mayAccess, OPEN_PRINCIPAL } from "../../src/security/auth.js";
 
 const entry = (over: Record<string, unknown> = {}) => ({ name: "planner", role: "agent", scope: ["swarm-a-*"], sha256: hashKey("k1"), ...over });
 

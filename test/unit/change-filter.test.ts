@@ -1,7 +1,7 @@
 // Proves the change filter's rules: JSON Pointer overlap on whole segments, the path filter only for UPDATED/ROLLED_BACK, and kinds, actors and excludeActors together.
 import { expect, test } from "vitest";
 import { matchesChange, pathsOverlap, wantsContext, type ChangeFilter } from "../../src/feed/change-filter.js";
-import type { ChangeEntry } from "../../src/feed/feed-reader.js";
+import type { ChangeEntry } from "../../src/store/feed-reader.js";
 
 const none: ChangeFilter = { contextIds: null, idPrefix: null, paths: null, kinds: null, actors: null, excludeActors: null, scope: null };
 const change = (kind: string, paths: string[], actor = "agent-1"): ChangeEntry => ({

@@ -3,7 +3,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { GraphQLError } from "graphql";
 import { Redis, type RedisOptions } from "ioredis";
 import { expect, test } from "vitest";
-import { maskError } from "../../src/error-masking.js";
+import { maskError } from "../../src/server/error-masking.js";
 import { freePort } from "../helpers/redis-server.js";
 
 /** How a resolver's error reaches maskError: wrapped by graphql-js with its path. */

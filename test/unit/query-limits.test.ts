@@ -4,7 +4,7 @@ import { buildSchema, getIntrospectionQuery, GraphQLError, specifiedRules, valid
 import { describe, expect, test } from "vitest";
 import { schema } from "../../schema/index.js";
 import { loadConfig } from "../../src/config.js";
-import { costRule, documentLimitRules, MAX_NESTING, parseLimited, sizesFromVariables, type QueryLimits } from "../../src/query-limits.js";
+import { costRule, documentLimitRules, MAX_NESTING, parseLimited, sizesFromVariables, type QueryLimits } from "../../src/server/query-limits.js";
 
 const defaults = loadConfig([], {});
 /** The server's default limits. */

@@ -1,7 +1,7 @@
 // Proves which requests the origin and host checks let through: no Origin, the server's own origin and the allowed ones, and in open mode only loopback host names; and that SWARM_ALLOWED_ORIGINS takes exact origins only.
 import { expect, test } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { foreignRequest, parseOrigins, type OriginPolicy } from "../../src/request-origin.js";
+import { foreignRequest, parseOrigins, type OriginPolicy } from "../../src/security/request-origin.js";
 
 const keyed: OriginPolicy = { allowedOrigins: new Set(["https://console.example.com"]), loopbackHostsOnly: false };
 const open: OriginPolicy = { ...keyed, loopbackHostsOnly: true };

@@ -2,8 +2,8 @@
 import { buildSchema, parse, type ExecutionResult } from "graphql";
 import { expect, test } from "vitest";
 import { AppError, ErrorCode } from "../../src/errors.js";
-import { maskError } from "../../src/error-masking.js";
-import { sharedSubscribe } from "../../src/shared-execution.js";
+import { maskError } from "../../src/server/error-masking.js";
+import { sharedSubscribe } from "../../src/server/shared-execution.js";
 
 const schema = buildSchema(`
   type Query { unused: Int }

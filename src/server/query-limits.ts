@@ -26,7 +26,7 @@ import {
   visit,
   BREAK,
 } from "graphql";
-import { ErrorCode } from "./errors.js";
+import { ErrorCode } from "../errors.js";
 
 /** Bounds on one GraphQL document, each refused with LIMIT_EXCEEDED and `extensions.limit` naming it. */
 export interface QueryLimits {

@@ -3,12 +3,12 @@ import { getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult
 import { CloseCode, handleProtocols, makeServer, type Context } from "graphql-ws";
 import { isAsyncIterable, type YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
-import type { RequestContext } from "../resolvers/request-context.js";
-import type { Principal } from "./auth.js";
+import type { RequestContext } from "../../resolvers/request-context.js";
+import type { Principal } from "../security/auth.js";
 import { maskError } from "./error-masking.js";
-import { AppError, ErrorCode, refusalBody } from "./errors.js";
-import type { ReportFault } from "./faults.js";
-import type { Gate } from "./gate.js";
+import { AppError, ErrorCode, refusalBody } from "../errors.js";
+import type { ReportFault } from "../observability/faults.js";
+import type { Gate } from "../security/gate.js";
 import type { Observability } from "./observability-plugin.js";
 import { operationLabel } from "./operation-info.js";
 import { refusal } from "./security-plugin.js";

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
-import { AppError, ErrorCode } from "./errors.js";
-import type { Keys } from "./redis/keys.js";
-import { runScript } from "./redis/scripts.js";
+import { AppError, ErrorCode } from "../errors.js";
+import type { Keys } from "./keys.js";
+import { runScript } from "./scripts.js";
 
 /** The epoch key's value once an instance has seen the state it names disappear. */
 const LOST = "lost";

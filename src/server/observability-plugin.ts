@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { GraphQLError, type DocumentNode, type ExecutionResult } from "graphql";
 import { isAsyncIterable, type Plugin } from "graphql-yoga";
-import type { Principal } from "./auth.js";
-import type { Logger } from "./logger.js";
-import type { Metrics } from "./metrics.js";
+import type { Principal } from "../security/auth.js";
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
 import { operationLabel } from "./operation-info.js";
-import { ErrorCode } from "./errors.js";
+import { ErrorCode } from "../errors.js";
 import { seesSchema, withoutSuggestions } from "./security-plugin.js";
 
 /** A client's own request id is kept when it looks like one; otherwise the server makes one. */

@@ -1,9 +1,9 @@
 import { GraphQLError, validate, type DocumentNode, type ExecutionArgs, type ExecutionResult } from "graphql";
 import type { Plugin } from "graphql-yoga";
-import type { Principal } from "./auth.js";
-import { AppError, ErrorCode } from "./errors.js";
-import type { Gate } from "./gate.js";
-import { isJsonObject } from "./json/types.js";
+import type { Principal } from "../security/auth.js";
+import { AppError, ErrorCode } from "../errors.js";
+import type { Gate } from "../security/gate.js";
+import { isJsonObject } from "../json/types.js";
 import { selectsIntrospection } from "./operation-info.js";
 import { costRule, documentLimitRules, parseLimited, sizesFromVariables, type QueryLimits } from "./query-limits.js";
 

@@ -1,6 +1,6 @@
 import { GraphQLError } from "graphql";
-import { AppError, ErrorCode } from "./errors.js";
-import { isConnectionFailure } from "./redis/clients.js";
+import { AppError, ErrorCode } from "../errors.js";
+import { isConnectionFailure } from "../redis/clients.js";
 
 /**
  * Lets through refusals (an AppError carries its `extensions.code` into the GraphQL error) and

@@ -1,10 +1,10 @@
 import type { Redis } from "ioredis";
 import { OPEN_PRINCIPAL, type KeyRing, type Principal } from "./auth.js";
-import { AppError, ErrorCode } from "./errors.js";
-import type { ReportFault } from "./faults.js";
-import { isConnectionFailure } from "./redis/clients.js";
-import type { Keys } from "./redis/keys.js";
-import { runScript } from "./redis/scripts.js";
+import { AppError, ErrorCode } from "../errors.js";
+import type { ReportFault } from "../observability/faults.js";
+import { isConnectionFailure } from "../redis/clients.js";
+import type { Keys } from "../redis/keys.js";
+import { runScript } from "../redis/scripts.js";
 
 const RATE_WINDOW_MS = 1_000;
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;

@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import type { PatchOperation } from "../json/patch.js";
 import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
-import { allocationFromJson, lockFromJson, type Allocation, type Lock } from "../store/ledger.js";
+import { allocationFromJson, lockFromJson, type Allocation, type Lock } from "./ledger.js";
 
 /** One entry of a context's change feed. */
 export interface ChangeEntry {
