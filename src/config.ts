@@ -98,7 +98,7 @@ interface Setting {
   readonly values?: readonly string[];
 }
 
-/** The one table of settings: README's configuration section mirrors it. */
+/** The one table of settings: docs/configuration.md lists it (test/unit/configuration-docs.test.ts checks). */
 export const SETTINGS: readonly Setting[] = [
   { key: "host", env: "HOST", flag: "host", kind: "string", fallback: "127.0.0.1" },
   { key: "port", env: "PORT", flag: "port", kind: "int", fallback: 4000 },
