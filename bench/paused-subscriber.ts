@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import WebSocket from "ws";
-import { startRedisServer } from "../test/helpers/redis-server.js";
+import { startRedisServer } from "../support/redis-server.js";
 
 const mode = process.argv[2] ?? "paused";
 const changes = Number(process.argv[3] ?? 20_000);

@@ -5,8 +5,8 @@ import { createInterface } from "node:readline";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
 import { fanout, idleSubscriptionMemory, type FanoutResult, type MemoryResult } from "./fanout.js";
-import { ledgerViolations } from "../test/helpers/ledger-invariant.js";
-import { startRedisServer } from "../test/helpers/redis-server.js";
+import { ledgerViolations } from "../support/ledger-invariant.js";
+import { startRedisServer } from "../support/redis-server.js";
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);

@@ -1,8 +1,8 @@
 import { mayAccess, type Principal, type Role } from "../src/security/auth.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import { pathsOverlap } from "../src/feed/change-filter.js";
+import { pointersOverlap } from "../src/json/pointer.js";
 import { isJsonObject, type JsonValue } from "../src/json/types.js";
-import { parseAllocationId } from "../src/store/ledger.js";
+import { parseAllocationId } from "../src/model/allocation.js";
 import type { RequestContext } from "./request-context.js";
 
 type Args = Record<string, unknown>;
@@ -56,7 +56,7 @@ function patchSparesAdminSettings(args: Args, principal: Principal): void {
   if (principal.role === "admin") return;
   const ops = args.patch as readonly { op: string; path: string; from?: string | null }[];
   const touched = ops.flatMap((op) => (op.op === "test" ? [] : op.op === "move" ? [op.path, op.from ?? ""] : [op.path]));
-  const setting = ADMIN_SETTINGS.find((admin) => touched.some((path) => pathsOverlap(path, admin)));
+  const setting = ADMIN_SETTINGS.find((admin) => touched.some((path) => pointersOverlap(path, admin)));
   if (setting) throw adminSettingTouched(setting);
 }
 

@@ -1,10 +1,11 @@
 import { mayAccess } from "../src/security/auth.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import type { PatchOperation } from "../src/json/patch.js";
-import { parsePointer, valueAt } from "../src/json/pointer.js";
+import { valueAt } from "../src/json/pointer.js";
 import type { JsonObject, JsonValue } from "../src/json/types.js";
-import type { ChangeEntry } from "../src/store/feed-reader.js";
+import type { ChangeEntry } from "../src/model/change.js";
 import type { ContextView, DeletedContext, Fence } from "../src/store/contexts.js";
+import { inRange, segmentsOf } from "./arguments.js";
 import type { RequestContext } from "./request-context.js";
 import { jsonSize } from "./response-reads.js";
 
@@ -21,21 +22,6 @@ interface WriteArgs {
   readonly reason?: string | null;
   readonly expectedVersion?: number | null;
   readonly fence?: Fence | null;
-}
-
-export function inRange(value: number, min: number, max: number, path: string): number {
-  if (value < min || value > max) {
-    throw new AppError(ErrorCode.VALIDATION_FAILED, `${path} must be between ${min} and ${max}`, { path });
-  }
-  return value;
-}
-
-export function segmentsOf(path: string): string[] {
-  const segments = parsePointer(path);
-  if (segments === null) {
-    throw new AppError(ErrorCode.VALIDATION_FAILED, `${JSON.stringify(path)} is not a JSON Pointer (RFC 6901)`, { path });
-  }
-  return segments;
 }
 
 function writeOptions(args: WriteArgs, ctx: RequestContext) {

@@ -1,8 +1,9 @@
 import { AppError, ErrorCode } from "../src/errors.js";
 import type { ChangeBatch, Cursor } from "../src/feed/change-pipeline.js";
 import type { JsonObject } from "../src/json/types.js";
-import { CONTEXT_ID } from "../src/store/document-rules.js";
-import { inRange, segmentsOf, slice } from "./contexts.js";
+import { CONTEXT_ID } from "../src/model/identifiers.js";
+import { inRange, segmentsOf } from "./arguments.js";
+import { slice } from "./contexts.js";
 import type { RequestContext } from "./request-context.js";
 
 export const DEFAULT_BATCH_SIZE = 100;

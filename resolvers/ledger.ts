@@ -1,4 +1,6 @@
-import type { Allocation, AllocateRequest, Amount, AllocationStatus, Budget, Lock } from "../src/store/ledger.js";
+import type { AllocateRequest } from "../src/store/ledger.js";
+import type { Allocation, Amount, AllocationStatus, Budget } from "../src/model/allocation.js";
+import type { Lock } from "../src/model/lock.js";
 import type { RequestContext } from "./request-context.js";
 import { jsonSize } from "./response-reads.js";
 

@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from "../src/errors.js";
-import type { Allocation, LedgerStore } from "../src/store/ledger.js";
+import type { LedgerStore } from "../src/store/ledger.js";
+import type { Allocation } from "../src/model/allocation.js";
 
 /** Allocations read from Redis per round trip while loading a context's ledger. */
 const ALLOCATION_BATCH = 500;

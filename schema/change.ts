@@ -1,6 +1,5 @@
-import type { ChangeEntry } from "../src/store/feed-reader.js";
 import { builder } from "./builder.js";
-import { AllocationRef, LockRef } from "./ledger.js";
+import { AllocationRef, ContextChangeRef, LockRef } from "./refs.js";
 
 export const ChangeKind = builder.enumType("ChangeKind", {
   description: "What a change-feed entry records.",
@@ -19,7 +18,7 @@ export const ChangeKind = builder.enumType("ChangeKind", {
   } as const,
 });
 
-export const ContextChange = builder.objectRef<ChangeEntry>("ContextChange").implement({
+ContextChangeRef.implement({
   description: "One entry of a context's change feed. Every change of any kind gets the next seq.",
   fields: (t) => ({
     contextId: t.exposeID("contextId"),

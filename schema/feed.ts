@@ -2,7 +2,8 @@ import * as resolve from "../resolvers/feed.js";
 import type { AppError } from "../src/errors.js";
 import type { ChangeBatch as Batch, ResyncEntry as Resync } from "../src/feed/change-pipeline.js";
 import { builder } from "./builder.js";
-import { ChangeKind, ContextChange } from "./change.js";
+import { ChangeKind } from "./change.js";
+import { ContextChangeRef } from "./refs.js";
 
 const ResyncEntry = builder.objectRef<Resync>("ResyncEntry").implement({
   description:
@@ -17,7 +18,7 @@ const ResyncEntry = builder.objectRef<Resync>("ResyncEntry").implement({
 const ChangeBatch = builder.objectRef<Batch>("ChangeBatch").implement({
   description: "Changes delivered together, per context in seq order with no gap and no duplicate.",
   fields: (t) => ({
-    changes: t.field({ type: [ContextChange], resolve: (b) => b.changes }),
+    changes: t.field({ type: [ContextChangeRef], resolve: (b) => b.changes }),
     resync: t.field({
       type: [ResyncEntry],
       description: "Contexts whose changes up to their entry's seq will not be delivered; see ResyncEntry.",

@@ -1,8 +1,8 @@
 import * as resolve from "../resolvers/ledger.js";
-import { HOLDER_MAX_LENGTH, LOCK_NAME } from "../src/store/document-rules.js";
-import type { Allocation, Amount, Budget, Lock } from "../src/store/ledger.js";
+import { HOLDER_MAX_LENGTH, LOCK_NAME } from "../src/model/identifiers.js";
+import type { Amount, Budget } from "../src/model/allocation.js";
 import { builder } from "./builder.js";
-import { SwarmContext } from "./swarm-context.js";
+import { AllocationRef, LockRef, SwarmContextRef } from "./refs.js";
 
 export const ResourceAmount = builder.objectRef<Amount>("ResourceAmount").implement({
   description: "An amount of one resource kind (kinds are data, e.g. credits, tokens, durationMs).",
@@ -31,7 +31,6 @@ const AllocationMode = builder.enumType("AllocationMode", {
   } as const,
 });
 
-export const AllocationRef = builder.objectRef<Allocation>("Allocation");
 AllocationRef.implement({
   description:
     "A grant carved from the budget (tier 2) or from another allocation (tier 3 and deeper). Per kind, consumed + reserved <= granted always holds.",
@@ -71,7 +70,7 @@ AllocationRef.implement({
   }),
 });
 
-export const LockRef = builder.objectRef<Lock>("Lock").implement({
+LockRef.implement({
   description: "A named lock with a lease. `token` is a fencing token, strictly increasing per (context, name).",
   fields: (t) => ({
     name: t.exposeString("name"),
@@ -95,7 +94,7 @@ const BudgetRef = builder.objectRef<Budget>("Budget").implement({
   }),
 });
 
-builder.objectFields(SwarmContext, (t) => ({
+builder.objectFields(SwarmContextRef, (t) => ({
   budget: t.field({ type: BudgetRef, resolve: (c, _args, ctx) => resolve.budget(c.id, ctx) }),
   allocations: t.field({
     type: [AllocationRef],

@@ -1,14 +1,14 @@
 import * as resolve from "../resolvers/contexts.js";
 import type { ContextView, DeletedContext } from "../src/store/contexts.js";
-import { LOCK_NAME } from "../src/store/document-rules.js";
+import { LOCK_NAME } from "../src/model/identifiers.js";
 import { builder } from "./builder.js";
-import { ContextChange } from "./change.js";
+import { ContextChangeRef, SwarmContextRef } from "./refs.js";
 
 const POINTER = "A JSON Pointer (RFC 6901); \"\" is the whole document.";
 const IDLE_WRITE =
   " A write whose result equals the current document writes nothing (no version, no change-feed entry) and is answered with the current version and seq; it is still checked (expectedVersion, fence) and its opId recorded.";
 
-export const SwarmContext = builder.objectRef<ContextView>("SwarmContext").implement({
+SwarmContextRef.implement({
   description:
     "The versioned JSON document holding one swarm's shared state, as of one version. Its id is the swarm id.",
   fields: (t) => ({
@@ -48,7 +48,7 @@ export const SwarmContext = builder.objectRef<ContextView>("SwarmContext").imple
       resolve: (c, args, ctx) => resolve.snapshot(c, args, ctx),
     }),
     history: t.field({
-      type: [ContextChange],
+      type: [ContextChangeRef],
       description:
         "Change-feed entries after `afterSeq` (default: the oldest retained), oldest first: at most `limit`, and fewer when their bytes would pass 4 MiB or what the response may still carry (SWARM_MAX_RESPONSE_BYTES): continue after the last seq returned (LIMIT_EXCEEDED when not even the first fits). If entries right after `afterSeq` are no longer retained the answer is RESYNC_REQUIRED, never a silent gap.",
       args: {
@@ -72,7 +72,7 @@ const PageInfo = builder
 const ContextEdge = builder.objectRef<{ cursor: string; node: ContextView }>("ContextEdge").implement({
   fields: (t) => ({
     cursor: t.exposeString("cursor"),
-    node: t.field({ type: SwarmContext, resolve: (e) => e.node }),
+    node: t.field({ type: SwarmContextRef, resolve: (e) => e.node }),
   }),
 });
 
@@ -112,7 +112,7 @@ const JSONPatchOperation = builder.inputType("JSONPatchOperation", {
 
 builder.queryFields((t) => ({
   context: t.field({
-    type: SwarmContext,
+    type: SwarmContextRef,
     nullable: true,
     description: "A context by id, or null when there is none.",
     args: { id: t.arg.id({ required: true }) },
@@ -151,14 +151,14 @@ const expectedVersionArg = (t: Parameters<Parameters<typeof builder.mutationFiel
 
 builder.mutationFields((t) => ({
   createContext: t.field({
-    type: SwarmContext,
+    type: SwarmContextRef,
     description:
       "Creates a context at version 1. Without `id`, one is generated (derived from opId when given, so retries land on the same context).",
     args: { id: t.arg.id(), document: t.arg({ type: "JSON", required: true }), ...writeArgs(t) },
     resolve: (_root, args, ctx) => resolve.createContext({ ...args, document: args.document!, id: args.id == null ? null : String(args.id) }, ctx),
   }),
   patchContext: t.field({
-    type: SwarmContext,
+    type: SwarmContextRef,
     description: `Applies an RFC 6902 JSON Patch, all-or-nothing, as the next version (a failing \`test\` is INVALID_PATCH).${IDLE_WRITE}`,
     args: {
       id: t.arg.id({ required: true }),
@@ -170,7 +170,7 @@ builder.mutationFields((t) => ({
     resolve: (_root, args, ctx) => resolve.patchContext({ ...args, id: String(args.id) }, ctx),
   }),
   mergeContext: t.field({
-    type: SwarmContext,
+    type: SwarmContextRef,
     description: `Applies an RFC 7386 JSON Merge Patch as the next version (null deletes a member).${IDLE_WRITE}`,
     args: {
       id: t.arg.id({ required: true }),
@@ -182,7 +182,7 @@ builder.mutationFields((t) => ({
     resolve: (_root, args, ctx) => resolve.mergeContext({ ...args, merge: args.merge!, id: String(args.id) }, ctx),
   }),
   rollbackContext: t.field({
-    type: SwarmContext,
+    type: SwarmContextRef,
     description: `Writes a NEW version whose document equals the retained snapshot of \`toVersion\`.${IDLE_WRITE}`,
     args: {
       id: t.arg.id({ required: true }),

@@ -1,5 +1,5 @@
 import type { TestProject } from "vitest/node";
-import { startRedisServer } from "./helpers/redis-server.js";
+import { startRedisServer } from "../support/redis-server.js";
 
 declare module "vitest" {
   export interface ProvidedContext {

@@ -1,5 +1,6 @@
 import { inScope } from "../security/auth.js";
-import type { ChangeEntry } from "../store/feed-reader.js";
+import { pointersOverlap } from "../json/pointer.js";
+import type { ChangeEntry } from "../model/change.js";
 
 /** What a feed subscriber asked to see; an absent field does not restrict. */
 export interface ChangeFilter {
@@ -16,11 +17,6 @@ export interface ChangeFilter {
 /** Kinds the path filter applies to: the ones that change part of the document. */
 const PATH_FILTERED_KINDS = new Set(["UPDATED", "ROLLED_BACK"]);
 
-/** Whether one JSON Pointer equals the other or is a prefix of it on whole segments ("" is a prefix of all). */
-export function pathsOverlap(a: string, b: string): boolean {
-  const [short, long] = a.length <= b.length ? [a, b] : [b, a];
-  return long === short || long.startsWith(`${short}/`);
-}
 
 /** Whether changes of `contextId` can match at all (contextIds, idPrefix and scope). */
 export function wantsContext(filter: ChangeFilter, contextId: string): boolean {
@@ -35,7 +31,7 @@ export function matchesChange(filter: ChangeFilter, change: ChangeEntry): boolea
   if (filter.actors && !filter.actors.includes(change.actor)) return false;
   if (filter.excludeActors?.includes(change.actor)) return false;
   if (filter.paths && PATH_FILTERED_KINDS.has(change.kind)) {
-    return change.paths.some((changed) => filter.paths!.some((wanted) => pathsOverlap(changed, wanted)));
+    return change.paths.some((changed) => filter.paths!.some((wanted) => pointersOverlap(changed, wanted)));
   }
   return true;
 }

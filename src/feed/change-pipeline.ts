@@ -1,6 +1,7 @@
 import { isConnectionFailure } from "../redis/clients.js";
 import { matchesChange, wantsContext, type ChangeFilter } from "./change-filter.js";
-import { UnreadableEntryError, versionBefore, type ChangeEntry, type FeedEntry, type FeedRead, type FeedReader } from "../store/feed-reader.js";
+import { UnreadableEntryError, versionBefore, type FeedEntry, type FeedRead, type FeedReader } from "../store/feed-reader.js";
+import { type ChangeEntry } from "../model/change.js";
 import { SubscriberQueue } from "./subscriber-queue.js";
 
 /** A position in one context's feed: the last seq seen. */

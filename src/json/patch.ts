@@ -111,7 +111,7 @@ function applyOne(doc: JsonValue, operation: PatchOperation): JsonValue {
       const from = pointerOf(operation.from, "from");
       const value = valueAt(doc, from);
       if (value === undefined) throw new PatchFailure(`"from" does not exist`);
-      if (from.length < path.length && pointersOverlap(from, path)) {
+      if (operation.from!.length < operation.path.length && pointersOverlap(operation.from!, operation.path)) {
         throw new PatchFailure(`cannot move a value into itself`);
       }
       return add(remove(doc, from), path, value);

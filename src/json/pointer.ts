@@ -43,9 +43,11 @@ export function valueAt(root: JsonValue, segments: readonly string[]): JsonValue
   return node;
 }
 
-/** True when `a` equals `b` or one is a prefix of the other, on whole segments. */
-export function pointersOverlap(a: readonly string[], b: readonly string[]): boolean {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
-  return true;
+/**
+ * Whether one JSON Pointer equals the other or is a prefix of it on whole segments ("" is a prefix
+ * of all), compared as text: a valid pointer has one spelling, so no parsing is needed.
+ */
+export function pointersOverlap(a: string, b: string): boolean {
+  const [short, long] = a.length <= b.length ? [a, b] : [b, a];
+  return long === short || long.startsWith(`${short}/`);
 }

@@ -2,24 +2,9 @@ import type { Redis } from "ioredis";
 import type { PatchOperation } from "../json/patch.js";
 import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
-import { allocationFromJson, lockFromJson, type Allocation, type Lock } from "./ledger.js";
-
-/** One entry of a context's change feed. */
-export interface ChangeEntry {
-  readonly contextId: string;
-  readonly seq: number;
-  readonly version: number;
-  readonly kind: string;
-  readonly paths: readonly string[];
-  readonly patch: readonly PatchOperation[];
-  readonly actor: string;
-  readonly reason: string | null;
-  readonly at: string;
-  /** The allocation after the change, for ledger changes. */
-  readonly allocation: Allocation | null;
-  /** The lock after the change, for lock changes. */
-  readonly lock: Lock | null;
-}
+import { allocationFromJson } from "../model/allocation.js";
+import type { ChangeEntry } from "../model/change.js";
+import { lockFromJson } from "../model/lock.js";
 
 /** A change as read from its context's stream, with its size there. */
 export interface FeedEntry extends ChangeEntry {

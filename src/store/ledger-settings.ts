@@ -13,14 +13,12 @@ export interface LedgerSettings {
   readonly policy: string;
 }
 
-const WATCHED = ["/resources/limits", "/policy/allocation"].map((p) => parsePointer(p)!);
+const WATCHED_POINTERS = ["/resources/limits", "/policy/allocation"];
+const WATCHED = WATCHED_POINTERS.map((p) => parsePointer(p)!);
 
 /** True when a change to these paths may change the ledger settings. */
 export function touchesLedgerSettings(paths: readonly string[]): boolean {
-  return paths.some((path) => {
-    const segments = parsePointer(path);
-    return segments !== null && WATCHED.some((watched) => pointersOverlap(segments, watched));
-  });
+  return paths.some((path) => WATCHED_POINTERS.some((watched) => pointersOverlap(path, watched)));
 }
 
 function pairs(amounts: JsonObject): string[] {

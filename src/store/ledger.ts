@@ -2,57 +2,10 @@ import type { Redis } from "ioredis";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Keys } from "../redis/keys.js";
 import { runScript } from "../redis/scripts.js";
-import { checkLockName, HOLDER_MAX_LENGTH, LEASE_MS_MAX, RESOURCE_KIND } from "./document-rules.js";
+import { parseAllocationId, toAllocation, type Allocation, type AllocationMode, type AllocationStatus, type Amount, type Budget, type RawAllocation } from "../model/allocation.js";
+import { checkLockName, HOLDER_MAX_LENGTH, LEASE_MS_MAX, RESOURCE_KIND } from "../model/identifiers.js";
+import { toLock, type Lock, type RawLock } from "../model/lock.js";
 import { checkOpId, opRecord, parseWriteReply, settle, type OpRecord, type ScriptReply } from "./script-replies.js";
-
-export interface Amount {
-  readonly kind: string;
-  readonly amount: number;
-}
-
-export type AllocationStatus = "ACTIVE" | "RELEASED" | "EXPIRED";
-export type AllocationMode = "EXACT" | "UP_TO";
-
-/** An allocation as the API shows it. Ids are `<contextId>#<n>`. */
-export interface Allocation {
-  readonly id: string;
-  readonly contextId: string;
-  readonly parentId: string | null;
-  readonly tier: number;
-  /** Ancestor allocation ids, outermost first (the budget is not one). */
-  readonly path: readonly string[];
-  readonly status: AllocationStatus;
-  readonly requested: readonly Amount[];
-  readonly granted: readonly Amount[];
-  readonly consumed: readonly Amount[];
-  /** Granted to active children. */
-  readonly reserved: readonly Amount[];
-  /** granted - consumed - reserved. */
-  readonly available: readonly Amount[];
-  readonly holder: string | null;
-  readonly purpose: string | null;
-  readonly createdAt: string;
-  readonly expiresAt: string | null;
-  readonly endedAt: string | null;
-}
-
-export interface Lock {
-  readonly name: string;
-  readonly holder: string;
-  readonly token: number;
-  readonly expiresAt: string;
-}
-
-export interface Budget {
-  /** `resources.limits`. */
-  readonly limits: readonly Amount[];
-  /** Granted to active tier-2 allocations. */
-  readonly granted: readonly Amount[];
-  /** Consumed by ended allocations. */
-  readonly consumed: readonly Amount[];
-  /** limits - granted - consumed, never below 0. */
-  readonly available: readonly Amount[];
-}
 
 export interface LedgerOptions {
   readonly actor: string;
@@ -70,44 +23,8 @@ export interface AllocateRequest {
   readonly purpose?: string | null;
 }
 
-/** An allocation as the scripts encode it (see lua/_2-ledger.lua allocation_json). */
-interface RawAllocation {
-  n: number;
-  contextId: string;
-  parent: number | null;
-  tier: number;
-  path: number[];
-  status: AllocationStatus;
-  requested: Amount[];
-  granted: Amount[];
-  consumed: Amount[];
-  reserved: Amount[];
-  holder: string | null;
-  purpose: string | null;
-  createdAt: number;
-  expiresAt: number | null;
-  endedAt: number | null;
-}
-
-interface RawLock {
-  name: string;
-  holder: string;
-  token: number;
-  expiresAt: number;
-}
-
 function invalid(path: string, message: string): AppError {
   return new AppError(ErrorCode.VALIDATION_FAILED, message, { path });
-}
-
-/** Splits `<contextId>#<n>`; throws NOT_FOUND for anything else. */
-export function parseAllocationId(id: string): { contextId: string; n: string } {
-  const at = id.lastIndexOf("#");
-  const n = id.slice(at + 1);
-  if (at <= 0 || !/^[1-9][0-9]*$/.test(n)) {
-    throw new AppError(ErrorCode.NOT_FOUND, `${JSON.stringify(id)} is not an allocation id`, { path: "allocationId" });
-  }
-  return { contextId: id.slice(0, at), n };
 }
 
 /** Amounts flattened for a script, "kind amount ..."; throws VALIDATION_FAILED on bad input. */
@@ -134,50 +51,6 @@ function checkLease(leaseMs: number | null | undefined, path: string): void {
   if (leaseMs != null && (!Number.isSafeInteger(leaseMs) || leaseMs < 1 || leaseMs > LEASE_MS_MAX)) {
     throw invalid(path, `${path} must be an integer from 1 to ${LEASE_MS_MAX}`);
   }
-}
-
-function iso(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString();
-}
-
-function toAllocation(raw: RawAllocation): Allocation {
-  const id = (n: number) => `${raw.contextId}#${n}`;
-  const of = (list: Amount[], kind: string) => list.find((a) => a.kind === kind)?.amount ?? 0;
-  return {
-    id: id(raw.n),
-    contextId: raw.contextId,
-    parentId: raw.parent === null ? null : id(raw.parent),
-    tier: raw.tier,
-    path: raw.path.map(id),
-    status: raw.status,
-    requested: raw.requested,
-    granted: raw.granted,
-    consumed: raw.consumed,
-    reserved: raw.reserved,
-    available: raw.granted.map(({ kind, amount }) => ({
-      kind,
-      amount: Math.max(0, amount - of(raw.consumed, kind) - of(raw.reserved, kind)),
-    })),
-    holder: raw.holder,
-    purpose: raw.purpose,
-    createdAt: iso(raw.createdAt)!,
-    expiresAt: iso(raw.expiresAt),
-    endedAt: iso(raw.endedAt),
-  };
-}
-
-/** Parses an allocation from a feed entry or script reply. */
-export function allocationFromJson(json: string): Allocation {
-  return toAllocation(JSON.parse(json) as RawAllocation);
-}
-
-function toLock(raw: RawLock): Lock {
-  return { name: raw.name, holder: raw.holder, token: raw.token, expiresAt: iso(raw.expiresAt)! };
-}
-
-/** Parses a lock from a feed entry or script reply. */
-export function lockFromJson(json: string): Lock {
-  return toLock(JSON.parse(json) as RawLock);
 }
 
 function amountsOf(hash: Record<string, string>, prefix: string): Map<string, number> {

@@ -18,8 +18,8 @@ import { startTestServer, type GraphQLResponse, type TestServer } from "../helpe
 import { Backoff } from "../helpers/backoff.js";
 import { range, resumeAfterShutdown, seqsOf, subscribe, TRANSPORTS } from "../helpers/feed-client.js";
 import { testKeys } from "../helpers/keys.js";
-import { ledgerViolations } from "../helpers/ledger-invariant.js";
-import { startRedisServer, type RedisServer } from "../helpers/redis-server.js";
+import { ledgerViolations } from "../../support/ledger-invariant.js";
+import { startRedisServer, type RedisServer } from "../../support/redis-server.js";
 import { spawnServer } from "../helpers/server-process.js";
 
 /** What each test started, stopped after it in reverse order whatever its outcome. */

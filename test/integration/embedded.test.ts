@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, expect, test } from "vitest";
-import { freePort } from "../helpers/redis-server.js";
+import { freePort } from "../../support/redis-server.js";
 import { spawnServer } from "../helpers/server-process.js";
 
 const dataDir = mkdtempSync(path.join(tmpdir(), "swarm-embedded-"));

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ContextChangesDocument, CreateContextDocument, PatchContextHeadDocument, type ContextChangesSubscription } from "../gql/graphql.js";
 import { startTestServer, type TestServer } from "../helpers/app.js";
 import { range, rawWsSubscription, sseResult, subscribe, TRANSPORTS, type ErrorJson, type FeedClient } from "../helpers/feed-client.js";
-import { startRedisServer, type RedisServer } from "../helpers/redis-server.js";
+import { startRedisServer, type RedisServer } from "../../support/redis-server.js";
 
 type Change = ContextChangesSubscription["contextChanges"]["changes"][number];
 type Resync = ContextChangesSubscription["contextChanges"]["resync"][number];

@@ -7,7 +7,7 @@ import { connectRedis } from "../../src/redis/clients.js";
 import { Keys } from "../../src/redis/keys.js";
 import { LedgerStore } from "../../src/store/ledger.js";
 import { LeaseSweeper } from "../../src/store/lease-sweeper.js";
-import { startRedisServer, type RedisServer } from "../helpers/redis-server.js";
+import { startRedisServer, type RedisServer } from "../../support/redis-server.js";
 
 let server: RedisServer;
 let redis: Redis;

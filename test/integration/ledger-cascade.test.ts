@@ -4,7 +4,8 @@ import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
 import { connectRedis } from "../../src/redis/clients.js";
 import { Keys } from "../../src/redis/keys.js";
-import { LedgerStore, type Allocation } from "../../src/store/ledger.js";
+import { LedgerStore } from "../../src/store/ledger.js";
+import { type Allocation } from "../../src/model/allocation.js";
 import {
   AllocateDocument,
   CreateContextDocument,
@@ -14,9 +15,9 @@ import {
   ReportUsageDocument,
 } from "../gql/graphql.js";
 import { startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
-import { ledgerSnapshot, ledgerViolations } from "../helpers/ledger-invariant.js";
+import { ledgerSnapshot, ledgerViolations } from "../../support/ledger-invariant.js";
 import { expectRefusedUnchanged } from "../helpers/redis-state.js";
-import { startRedisServer, type RedisServer } from "../helpers/redis-server.js";
+import { startRedisServer, type RedisServer } from "../../support/redis-server.js";
 import { redisTimePast } from "../helpers/redis-time.js";
 
 /** The most allocations one script may end: STEP in src/redis/lua/_2-ledger.lua. */

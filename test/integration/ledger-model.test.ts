@@ -12,7 +12,7 @@ import {
   ReportUsageDocument,
 } from "../gql/graphql.js";
 import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
-import { ledgerViolations } from "../helpers/ledger-invariant.js";
+import { ledgerViolations } from "../../support/ledger-invariant.js";
 
 let server: TestServer;
 let redis: Redis;

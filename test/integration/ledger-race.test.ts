@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { inject } from "vitest";
-import { ledgerSnapshot, ledgerViolations } from "../helpers/ledger-invariant.js";
+import { ledgerSnapshot, ledgerViolations } from "../../support/ledger-invariant.js";
 import { spawnServer } from "../helpers/server-process.js";
 
 const PROCESSES = 4;

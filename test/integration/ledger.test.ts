@@ -19,7 +19,7 @@ import {
   ReportUsageDocument,
 } from "../gql/graphql.js";
 import { startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
-import { ledgerViolations } from "../helpers/ledger-invariant.js";
+import { ledgerViolations } from "../../support/ledger-invariant.js";
 import { expectRefusedUnchanged } from "../helpers/redis-state.js";
 import { redisTimePast } from "../helpers/redis-time.js";
 

@@ -21,7 +21,7 @@ import {
 import { errorCode, startTestServer, type TestServer } from "../helpers/app.js";
 import { subscribe, TRANSPORTS } from "../helpers/feed-client.js";
 import { expectRefusedUnchanged } from "../helpers/redis-state.js";
-import { LEASE_MS_MAX } from "../../src/store/document-rules.js";
+import { LEASE_MS_MAX } from "../../src/model/identifiers.js";
 
 const MAX = Number.MAX_SAFE_INTEGER;
 /** The largest GraphQL Int: maxDepth's bound, and the longest lease a `leaseMs` argument can carry. */

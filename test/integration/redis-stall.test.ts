@@ -3,7 +3,7 @@ import { afterEach, expect, test } from "vitest";
 import { CreateContextDocument, GetContextDocument, GetHistoryDocument, PatchContextHeadDocument } from "../gql/graphql.js";
 import { createLogger, type Logger } from "../../src/observability/logger.js";
 import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
-import { startRedisServer, type RedisServer } from "../helpers/redis-server.js";
+import { startRedisServer, type RedisServer } from "../../support/redis-server.js";
 
 /** What each test started, undone after it in reverse order whatever its outcome. */
 const cleanups: (() => unknown)[] = [];

@@ -19,7 +19,7 @@ import {
   RollbackContextDocument,
 } from "../gql/graphql.js";
 import { startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
-import { ledgerViolations } from "../helpers/ledger-invariant.js";
+import { ledgerViolations } from "../../support/ledger-invariant.js";
 import { startReplyDroppingProxy, type ReplyDroppingProxy } from "../helpers/reply-dropping-proxy.js";
 
 let proxy: ReplyDroppingProxy;

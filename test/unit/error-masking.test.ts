@@ -4,7 +4,7 @@ import { GraphQLError } from "graphql";
 import { Redis, type RedisOptions } from "ioredis";
 import { expect, test } from "vitest";
 import { maskError } from "../../src/server/error-masking.js";
-import { freePort } from "../helpers/redis-server.js";
+import { freePort } from "../../support/redis-server.js";
 
 /** How a resolver's error reaches maskError: wrapped by graphql-js with its path. */
 const located = (cause: Error) => new GraphQLError(cause.message, { path: ["patchContext"], originalError: cause });

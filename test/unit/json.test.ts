@@ -43,10 +43,14 @@ describe("pointers", () => {
     expect(valueAt(doc, ["o", "constructor"])).toBeUndefined();
   });
 
-  test("overlap is on whole segments", () => {
-    expect(pointersOverlap(["a"], ["a", "b"])).toBe(true);
-    expect(pointersOverlap([], ["x"])).toBe(true);
-    expect(pointersOverlap(["a", "b"], ["a", "bc"])).toBe(false);
+  test("pointers overlap when equal or one is a prefix of the other on whole segments", () => {
+    expect(pointersOverlap("/a/b", "/a/b")).toBe(true);
+    expect(pointersOverlap("/a", "/a/b/c")).toBe(true);
+    expect(pointersOverlap("/a/b/c", "/a")).toBe(true);
+    expect(pointersOverlap("", "/anything")).toBe(true);
+    expect(pointersOverlap("/a", "/ab")).toBe(false);
+    expect(pointersOverlap("/a~1b", "/a/b")).toBe(false);
+    expect(pointersOverlap("/a/b", "/a/c")).toBe(false);
   });
 });
 
