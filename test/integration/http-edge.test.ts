@@ -4,7 +4,7 @@ import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { connect, type Socket } from "node:net";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
-import { REFUSED_BODY_DRAIN_BYTES } from "../../src/server/app.js";
+import { REFUSED_BODY_DRAIN_BYTES } from "../../src/server/http-answers.js";
 import { loadConfig } from "../../src/config.js";
 import { startTestServer, type TestServer } from "../helpers/app.js";
 import { testKeys } from "../helpers/keys.js";
