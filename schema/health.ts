@@ -2,7 +2,7 @@ import { health, reinitialize, type HealthReport } from "../resolvers/health.js"
 import { builder } from "./builder.js";
 
 const StoreState = builder.enumType("StoreState", {
-  description: "Whether Redis still holds this deployment's state (README, Operations: durability).",
+  description: "Whether Redis still holds this deployment's state (docs/operations.md).",
   values: {
     INTACT: { value: "intact", description: "The deployment's epoch is there: operations are served." },
     UNVERIFIED: {

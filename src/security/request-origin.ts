@@ -60,8 +60,8 @@ function isSameOrigin(origin: string, host: string | undefined): boolean {
 export function foreignRequest(headers: IncomingHttpHeaders, policy: OriginPolicy): string | undefined {
   const { host, origin } = headers;
   if (policy.loopbackHostsOnly && !(host !== undefined && isLoopback(hostName(host)))) {
-    return `with no API keys this server answers to loopback names only (localhost, 127.x.x.x, [::1]), not ${JSON.stringify(host ?? "")}: configure keys to serve other names (README, Security)`;
+    return `with no API keys this server answers to loopback names only (localhost, 127.x.x.x, [::1]), not ${JSON.stringify(host ?? "")}: configure keys to serve other names (docs/security.md)`;
   }
   if (origin === undefined || policy.allowedOrigins.has(origin) || isSameOrigin(origin, host)) return undefined;
-  return `pages of ${origin} may not call this server: it serves its own origin and those in SWARM_ALLOWED_ORIGINS (README, Security)`;
+  return `pages of ${origin} may not call this server: it serves its own origin and those in SWARM_ALLOWED_ORIGINS (docs/security.md)`;
 }
