@@ -1,6 +1,8 @@
 /**
  * The only place Redis key and channel strings are built. Every key of one swarm carries the hash
  * tag `{ctx:<id>}`, so each script touches one Cluster slot; the prefix isolates deployments/tests.
+ * The ledger scripts build the per-allocation and per-lock names below from the key base
+ * (contextBase) in Lua, as lua/_2-ledger.lua lays them out; both spell them alike.
  */
 export interface ContextKeys {
   /** Hash: doc, version, createdAt, updatedAt, updatedBy, oldestSnapshot. */
@@ -15,12 +17,28 @@ export interface ContextKeys {
   readonly limits: string;
   /** Hash: `policy.allocation` numbers and profiles, written with the document. */
   readonly policy: string;
+  /** Hash: the budget's c:<kind> (consumed) and r:<kind> (reserved by its allocations). */
+  readonly root: string;
+  /** Sorted set: active leased allocation numbers by expiry (ms). */
+  readonly leases: string;
+  /** Sorted set: every allocation number, active or ended. */
+  readonly allocs: string;
+  /** Set: names of the locks held (or whose lease ran out but was not yet released). */
+  readonly locks: string;
+  /** Hash of allocation `n` (fields: lua/_2-ledger.lua). */
+  alloc(n: string): string;
+  /** Hash of the lock `name`: holder, token, expiresAt. */
+  lock(name: string): string;
 }
 
 export class Keys {
   constructor(readonly prefix: string) {}
 
-  /** The start of every key of one context; ledger scripts build their per-allocation keys from it. */
+  /**
+   * The start of every key of one context, `<prefix>:{ctx:<id>}`: scripts that take it build the
+   * keys of the context's allocations and locks from it (lua/_2-ledger.lua), after checking that
+   * it carries the hash tag of their first declared key.
+   */
   contextBase(id: string): string {
     return `${this.prefix}:{ctx:${id}}`;
   }
@@ -34,12 +52,18 @@ export class Keys {
       feed: `${base}:feed`,
       limits: `${base}:limits`,
       policy: `${base}:policy`,
+      root: `${base}:root`,
+      leases: `${base}:leases`,
+      allocs: `${base}:allocs`,
+      locks: `${base}:locks`,
+      alloc: (n) => `${base}:alloc:${n}`,
+      lock: (name) => `${base}:lock:${name}`,
     };
   }
 
   /** Outcome of one opId on one context (hash: fingerprint, reply), expiring after the opId TTL. */
   op(contextId: string, opId: string): string {
-    return `${this.prefix}:{ctx:${contextId}}:op:${opId}`;
+    return `${this.contextBase(contextId)}:op:${opId}`;
   }
 
   /**
@@ -47,7 +71,7 @@ export class Keys {
    * the server generated, expiring after the resend TTL: what a resend by the Redis client finds.
    */
   resend(contextId: string, generatedId: string): string {
-    return `${this.prefix}:{ctx:${contextId}}:resend:${generatedId}`;
+    return `${this.contextBase(contextId)}:resend:${generatedId}`;
   }
 
   /** Sorted set of context ids (all scores 0, ordered by id); a superset, see store/contexts. */
