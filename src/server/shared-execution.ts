@@ -31,7 +31,8 @@ export function sharedSubscribe(maskError: MaskError, eventContext: (context: un
   const executed = new WeakMap<object, WeakMap<DocumentNode, Results>>();
   const run = async (args: ExecutionArgs, event: unknown) => {
     const result = mask(await execute({ ...args, contextValue: eventContext(args.contextValue), rootValue: event }));
-    // yoga's SSE writer serializes a result with its `stringify` if it has one: the cached JSON.
+    // yoga's SSE writer serializes a result with its `stringify` if it has one: the cached JSON
+    // (graphql-yoga 5.24.1 does; test/unit/library-contracts.test.ts fails if an upgrade does not).
     Object.defineProperty(result, "stringify", { value: serializedJson });
     return result;
   };

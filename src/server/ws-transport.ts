@@ -63,7 +63,8 @@ const QUOTED_PLACEHOLDER = JSON.stringify(PLACEHOLDER);
  * A result object that many subscribers receive (see shared-execution.ts) is serialized once:
  * graphql-ws stringifies each message with our replacer, which puts a placeholder where the
  * payload goes and takes the payload's JSON from the cache per result object; send() then
- * splices that JSON in. Stringify and send run back to back, synchronously, so one slot suffices.
+ * splices that JSON in. Stringify and send run back to back, synchronously, so one slot suffices
+ * (graphql-ws 6.0.6 does so; test/unit/library-contracts.test.ts fails if an upgrade does not).
  *
  * Faults: an operation whose stream fails gets INTERNAL_SERVER_ERROR with its request id, never
  * the cause's message, and a message that fails to be handled closes the connection with 1011;
