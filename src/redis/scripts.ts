@@ -1,60 +1,187 @@
-import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 
 const LUA_DIR = new URL("./lua/", import.meta.url);
 
-interface Script {
-  readonly source: string;
-  readonly sha: string;
-  readonly numKeys: number;
+/** KEYS of the document scripts (create-, update- and delete-context), keys.ts context() and op record. */
+export type DocumentKeys = [meta: string, seq: string, snapshots: string, feed: string, op: string, limits: string, policy: string];
+
+/** KEYS of every ledger script (lua/_2-ledger.lua). */
+export type LedgerKeys = [
+  meta: string,
+  seq: string,
+  feed: string,
+  op: string,
+  limits: string,
+  policy: string,
+  root: string,
+  leases: string,
+  allocs: string,
+];
+
+/** ARGV 1-8 of every ledger script (lua/_2-ledger.lua); each script's own arguments follow. */
+export type LedgerArgs = [
+  fingerprint: string,
+  contextId: string,
+  keyBase: string,
+  actor: string,
+  reason: string,
+  feedRetention: number,
+  recordTtlSeconds: number,
+  channel: string,
+];
+
+type Arg = string | number;
+
+/** The ledger scripts' commands, which all take LedgerKeys and LedgerArgs and answer JSON. */
+export type LedgerScript =
+  | "allocate"
+  | "reportUsage"
+  | "release"
+  | "renewAllocation"
+  | "acquireLock"
+  | "renewLock"
+  | "releaseLock"
+  | "expireDue";
+
+type LedgerCommands = {
+  [name in LedgerScript]: (...keysAndArgs: [...LedgerKeys, ...LedgerArgs, ...Arg[]]) => Promise<string>;
+};
+
+/**
+ * Every script as a function: lua/<name>-<keys>.lua is <name> in camelCase, taking its KEYS then
+ * its ARGV as its header names them.
+ */
+export interface ScriptCommands extends LedgerCommands {
+  createContext(
+    ...keysAndArgs: [
+      ...DocumentKeys,
+      fingerprint: string,
+      document: string,
+      actor: string,
+      reason: string,
+      now: string,
+      feedRetention: number,
+      recordTtlSeconds: number,
+      channel: string,
+      contextId: string,
+      paths: string,
+      patch: string,
+      head: string,
+      limits: string,
+      policy: string,
+    ]
+  ): Promise<string>;
+  updateContext(
+    ...keysAndArgs: [
+      ...DocumentKeys,
+      fingerprint: string,
+      baseHead: string,
+      expectedVersion: number | "",
+      document: string,
+      kind: string,
+      paths: string,
+      patch: string,
+      actor: string,
+      reason: string,
+      now: string,
+      historyLimit: number,
+      feedRetention: number,
+      recordTtlSeconds: number,
+      channel: string,
+      contextId: string,
+      head: string,
+      limits: string,
+      policy: string,
+      fenceLock: string,
+      fenceToken: number | "",
+      fenceLockKey: string,
+    ]
+  ): Promise<string>;
+  deleteContext(
+    ...keysAndArgs: [
+      ...DocumentKeys,
+      fingerprint: string,
+      expectedVersion: number | "",
+      actor: string,
+      reason: string,
+      now: string,
+      feedRetention: number,
+      recordTtlSeconds: number,
+      channel: string,
+      contextId: string,
+      keyBase: string,
+    ]
+  ): Promise<string>;
+  /** [version, seq, createdAt, updatedAt, updatedBy, document, recorded reply, head token]; null where Lua has false. */
+  readContext(
+    meta: string,
+    seq: string,
+    op: string,
+    knownHead: string,
+    fingerprint: string,
+  ): Promise<[number | null, number, string, string, string, string | null, string | null, string]>;
+  readFeed(
+    feed: string,
+    start: string,
+    limit: number,
+    maxBytes: number,
+    chunk: number,
+    largestEntry: number,
+  ): Promise<[id: string, fields: string[]][]>;
+  /** [1, 0] allowed, or [0, ms until the window ends]. */
+  rateLimit(counter: string, limit: number, windowMs: number): Promise<[number, number]>;
+  markEpochLost(epoch: string, judged: string, lost: string): Promise<string | null>;
+}
+
+/** `update-context` -> `updateContext`. */
+function commandName(script: string): string {
+  return script.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
 }
 
 /**
- * Scripts by name: `lua/update-context-7.lua` is `update-context`, taking 7 keys. Files whose
- * names start with "_" are shared helpers, prepended to every script in name order.
+ * Scripts by command name, as ioredis command definitions: `lua/update-context-7.lua` is
+ * `updateContext`, taking 7 keys. Files whose names start with "_" are shared helpers, prepended
+ * to every script in name order.
  */
-function loadAll(): ReadonlyMap<string, Script> {
+function loadAll(): ReadonlyMap<string, { readonly lua: string; readonly numberOfKeys: number }> {
   const files = readdirSync(LUA_DIR).sort();
   const prelude = files
     .filter((file) => file.startsWith("_"))
     .map((file) => readFileSync(new URL(file, LUA_DIR), "utf8"))
     .join("\n");
-  const scripts = new Map<string, Script>();
+  const scripts = new Map<string, { lua: string; numberOfKeys: number }>();
   for (const file of files) {
     const match = /^([a-z-]+)-(\d+)\.lua$/.exec(file);
     if (!match) continue;
-    const source = `${prelude}\n${readFileSync(new URL(file, LUA_DIR), "utf8")}`;
-    scripts.set(match[1]!, {
-      source,
-      sha: createHash("sha1").update(source).digest("hex"),
-      numKeys: Number(match[2]),
-    });
+    scripts.set(commandName(match[1]!), { lua: `${prelude}\n${readFileSync(new URL(file, LUA_DIR), "utf8")}`, numberOfKeys: Number(match[2]) });
   }
   return scripts;
 }
 
 const SCRIPTS = loadAll();
+const commandsOf = new WeakMap<Redis, ScriptCommands>();
+
+type Command = (...keysAndArgs: Arg[]) => Promise<unknown>;
 
 /**
- * Runs the named script with EVALSHA, falling back to EVAL (which also caches it) when Redis
- * does not know the script yet. Throws when the name is unknown or the key count is wrong.
+ * The scripts as typed functions running on `redis`, defined on it as commands (ioredis
+ * defineCommand) on first use: ioredis sends a script's source once per connection (EVAL), its
+ * hash after (EVALSHA), and the source again when Redis answers NOSCRIPT (restarted or flushed).
+ * On Redis Cluster, auto-pipelining groups a defined command by its first key's slot (raw EVALSHA
+ * calls by their hash). Each function takes its script's KEYS, then its ARGV.
  */
-export async function runScript(
-  redis: Redis,
-  name: string,
-  keys: readonly string[],
-  args: readonly (string | number)[],
-): Promise<unknown> {
-  const script = SCRIPTS.get(name);
-  if (!script) throw new Error(`no Lua script named ${name}`);
-  if (keys.length !== script.numKeys) {
-    throw new Error(`script ${name} takes ${script.numKeys} keys, got ${keys.length}`);
+export function scriptsOf(redis: Redis): ScriptCommands {
+  let commands = commandsOf.get(redis);
+  if (!commands) {
+    const client = redis as unknown as Record<string, Command>;
+    const made: Record<string, Command> = {};
+    for (const [name, definition] of SCRIPTS) {
+      redis.defineCommand(name, definition);
+      made[name] = (...keysAndArgs) => client[name]!(...keysAndArgs);
+    }
+    commands = made as unknown as ScriptCommands;
+    commandsOf.set(redis, commands);
   }
-  try {
-    return await redis.evalsha(script.sha, script.numKeys, ...keys, ...args);
-  } catch (err) {
-    if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
-    return redis.eval(script.source, script.numKeys, ...keys, ...args);
-  }
+  return commands;
 }

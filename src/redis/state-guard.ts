@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Keys } from "./keys.js";
-import { runScript } from "./scripts.js";
+import { scriptsOf } from "./scripts.js";
 
 /** The epoch key's value once an instance has seen the state it names disappear. */
 const LOST = "lost";
@@ -149,7 +149,7 @@ export class StateGuard {
         return this.set("intact");
       }
       // State was here and is gone: leave a mark that every instance, now or later, refuses on.
-      epoch = (await runScript(this.redis, "mark-epoch-lost", [this.keys.epoch], [epoch ?? "", LOST])) as string | null;
+      epoch = await scriptsOf(this.redis).markEpochLost(this.keys.epoch, epoch ?? "", LOST);
     }
   }
 

@@ -4,7 +4,7 @@ import { AppError, ErrorCode } from "../errors.js";
 import type { ReportFault } from "../observability/faults.js";
 import { isConnectionFailure } from "../redis/clients.js";
 import type { Keys } from "../redis/keys.js";
-import { runScript } from "../redis/scripts.js";
+import { scriptsOf } from "../redis/scripts.js";
 
 const RATE_WINDOW_MS = 1_000;
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
@@ -48,7 +48,7 @@ export class Gate {
     if (this.rateLimit === 0) return;
     let reply: [number, number];
     try {
-      reply = (await runScript(this.redis, "rate-limit", [this.keys.rate(principal.name)], [this.rateLimit, RATE_WINDOW_MS])) as [number, number];
+      reply = await scriptsOf(this.redis).rateLimit(this.keys.rate(principal.name), this.rateLimit, RATE_WINDOW_MS);
     } catch (err) {
       if (isConnectionFailure(err)) return;
       this.fault("rate-limit", "rate limit check failed; request refused", err, { actor: principal.name });

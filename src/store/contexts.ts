@@ -6,7 +6,7 @@ import { applyMergePatch } from "../json/merge.js";
 import { applyPatch, type AppliedChange, type PatchOperation } from "../json/patch.js";
 import { jsonEqual, type JsonObject, type JsonValue } from "../json/types.js";
 import type { Keys } from "../redis/keys.js";
-import { runScript } from "../redis/scripts.js";
+import { scriptsOf, type DocumentKeys } from "../redis/scripts.js";
 import { DocumentCache, type Head } from "./document-cache.js";
 import { checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
 import { CONTEXT_ID, checkLockName } from "../model/identifiers.js";
@@ -235,7 +235,8 @@ export class ContextStore {
     ]);
     const settings = ledgerSettings(document as JsonObject);
     const reply = parseWriteReply(
-      await runScript(this.redis, "create-context", this.writeKeys(contextId, record), [
+      await scriptsOf(this.redis).createContext(
+        ...this.writeKeys(contextId, record),
         record.fingerprint,
         json,
         options.actor,
@@ -250,7 +251,7 @@ export class ContextStore {
         head,
         settings.limits,
         settings.policy,
-      ]),
+      ),
       record,
     );
     const { outcome, replayed } = settle<WriteReply>(reply);
@@ -302,7 +303,8 @@ export class ContextStore {
     const k = this.keys.context(id);
     const record = this.opRecord(id, ["delete"], options);
     const reply = parseWriteReply(
-      await runScript(this.redis, "delete-context", this.writeKeys(id, record), [
+      await scriptsOf(this.redis).deleteContext(
+        ...this.writeKeys(id, record),
         record.fingerprint,
         options.expectedVersion ?? "",
         options.actor,
@@ -312,7 +314,8 @@ export class ContextStore {
         record.ttlSeconds,
         this.keys.changesChannel,
         id,
-      ]),
+        this.keys.contextBase(id),
+      ),
       record,
     );
     const { outcome } = settle<{ version: number; seq: number }>(reply);
@@ -375,33 +378,39 @@ export class ContextStore {
       const idle = jsonEqual(change.document, base.document);
       const next: Head = idle ? base : { version: base.version + 1, head: uniqueToken(), document: change.document as JsonObject };
       const record = clientRecord ?? this.opRecord(id, request, options);
+      const settings = !idle && touchesLedgerSettings(change.paths) ? ledgerSettings(next.document) : { limits: "-", policy: "-" };
       const reply = await this.inFlightWrite(id, next, () =>
-        runScript(this.redis, "update-context", this.writeKeys(id, record), [
-          record.fingerprint,
-          base!.head,
-          options.expectedVersion ?? "",
-          idle ? "" : json,
-          kind,
-          JSON.stringify(change.paths),
-          JSON.stringify(change.patch),
-          options.actor,
-          options.reason ?? "",
-          new Date().toISOString(),
-          this.config.historyLimit,
-          this.config.feedRetention,
-          record.ttlSeconds,
-          this.keys.changesChannel,
-          id,
-          next.head,
-          ...(!idle && touchesLedgerSettings(change.paths) ? Object.values(ledgerSettings(next.document)) : ["-", "-"]),
-          options.fence?.lock ?? "",
-          options.fence?.token ?? "",
-        ]).then((raw) => {
-          const reply = parseWriteReply(raw, record);
-          if ("ok" in reply) this.cache.set(id, next, json.length);
-          else this.predicted.delete(id);
-          return reply;
-        }),
+        scriptsOf(this.redis)
+          .updateContext(
+            ...this.writeKeys(id, record),
+            record.fingerprint,
+            base!.head,
+            options.expectedVersion ?? "",
+            idle ? "" : json,
+            kind,
+            JSON.stringify(change.paths),
+            JSON.stringify(change.patch),
+            options.actor,
+            options.reason ?? "",
+            new Date().toISOString(),
+            this.config.historyLimit,
+            this.config.feedRetention,
+            record.ttlSeconds,
+            this.keys.changesChannel,
+            id,
+            next.head,
+            settings.limits,
+            settings.policy,
+            options.fence?.lock ?? "",
+            options.fence?.token ?? "",
+            options.fence ? this.keys.context(id).lock(options.fence.lock) : "",
+          )
+          .then((raw) => {
+            const reply = parseWriteReply(raw, record);
+            if ("ok" in reply) this.cache.set(id, next, json.length);
+            else this.predicted.delete(id);
+            return reply;
+          }),
       );
       if ("retry" in reply) {
         base = undefined;
@@ -439,7 +448,7 @@ export class ContextStore {
   }
 
   /** The keys every document script takes, in its KEYS order. */
-  private writeKeys(id: string, record: OpRecord): string[] {
+  private writeKeys(id: string, record: OpRecord): DocumentKeys {
     const k = this.keys.context(id);
     return [k.meta, k.seq, k.snapshots, k.feed, record.key, k.limits, k.policy];
   }
@@ -465,12 +474,13 @@ export class ContextStore {
     const k = this.keys.context(id);
     const cached = mode === "document" ? this.cache.get(id) : undefined;
     const known = mode === "head" ? "-" : (cached?.head ?? "");
-    const [version, seq, createdAt, updatedAt, updatedBy, json, recorded, headToken] = (await runScript(
-      this.redis,
-      "read-context",
-      [k.meta, k.seq, opKey],
-      [known, fingerprint],
-    )) as [number | null, number, string, string, string, string | null, string | null, string];
+    const [version, seq, createdAt, updatedAt, updatedBy, json, recorded, headToken] = await scriptsOf(this.redis).readContext(
+      k.meta,
+      k.seq,
+      opKey,
+      known,
+      fingerprint,
+    );
     const recordedReply = recorded ? parseReply(recorded) : null;
     if (version === null) return { view: null, head: null, recorded: recordedReply };
     let head: Head | null = null;

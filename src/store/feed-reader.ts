@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import type { PatchOperation } from "../json/patch.js";
 import type { Keys } from "../redis/keys.js";
-import { runScript } from "../redis/scripts.js";
+import { scriptsOf } from "../redis/scripts.js";
 import { allocationFromJson } from "../model/allocation.js";
 import type { ChangeEntry } from "../model/change.js";
 import { lockFromJson } from "../model/lock.js";
@@ -79,7 +79,7 @@ export class FeedReader {
   async read(contextId: string, afterSeq: number | null, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<FeedRead> {
     const feed = this.keys.context(contextId).feed;
     const start = afterSeq == null ? "-" : `(${afterSeq}-0`;
-    const raw = (await runScript(this.redis, "read-feed", [feed], [start, limit, maxBytes, SCRIPT_CHUNK, this.largestEntry])) as [string, string[]][];
+    const raw = await scriptsOf(this.redis).readFeed(feed, start, limit, maxBytes, SCRIPT_CHUNK, this.largestEntry);
     const entries = raw.map(([entryId, fields]) => toFeedEntry(contextId, entryId, fields));
     let trimmedTo: number | null = null;
     if (afterSeq != null && afterSeq > 0 && entries[0]?.seq !== afterSeq + 1) {

@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Keys } from "../redis/keys.js";
-import { runScript } from "../redis/scripts.js";
+import { scriptsOf, type LedgerScript } from "../redis/scripts.js";
 import { parseAllocationId, toAllocation, type Allocation, type AllocationMode, type AllocationStatus, type Amount, type Budget, type RawAllocation } from "../model/allocation.js";
 import { checkLockName, HOLDER_MAX_LENGTH, LEASE_MS_MAX, RESOURCE_KIND } from "../model/identifiers.js";
 import { toLock, type Lock, type RawLock } from "../model/lock.js";
@@ -81,7 +81,7 @@ export class LedgerStore {
     checkLease(req.leaseMs, "leaseMs");
     checkHolder(req.holder);
     const request = flatAmounts(req.request ?? [], "request");
-    const reply = await this.run("allocate", contextId, "allocate", [req], options, [
+    const reply = await this.run("allocate", contextId, [req], options, [
       parent === "" ? "" : parent.n,
       request,
       req.profile ?? "",
@@ -97,7 +97,7 @@ export class LedgerStore {
   async reportUsage(allocationId: string, usage: readonly Amount[], options: LedgerOptions): Promise<Allocation> {
     const { contextId, n } = parseAllocationId(allocationId);
     if (usage.length === 0) throw invalid("usage", "usage names no resource kind");
-    const reply = await this.run("report-usage", contextId, "reportUsage", [allocationId, usage], options, [
+    const reply = await this.run("reportUsage", contextId, [allocationId, usage], options, [
       n,
       flatAmounts(usage, "usage"),
     ]);
@@ -128,7 +128,7 @@ export class LedgerStore {
   async renew(allocationId: string, leaseMs: number, options: LedgerOptions): Promise<Allocation> {
     const { contextId, n } = parseAllocationId(allocationId);
     checkLease(leaseMs, "leaseMs");
-    const reply = await this.run("renew-allocation", contextId, "renewAllocation", [allocationId, leaseMs], options, [n, leaseMs]);
+    const reply = await this.run("renewAllocation", contextId, [allocationId, leaseMs], options, [n, leaseMs]);
     return this.indexLease(toAllocation((reply as { allocation: RawAllocation }).allocation));
   }
 
@@ -136,20 +136,20 @@ export class LedgerStore {
     checkLockName(name, "name");
     checkHolder(holder);
     checkLease(leaseMs, "leaseMs");
-    const reply = await this.run("acquire-lock", contextId, "acquireLock", [name, holder, leaseMs], options, [name, holder, leaseMs]);
+    const reply = await this.run("acquireLock", contextId, [name, holder, leaseMs], options, [name, holder, leaseMs]);
     return toLock((reply as { lock: RawLock }).lock);
   }
 
   async renewLock(contextId: string, name: string, token: number, leaseMs: number, options: LedgerOptions): Promise<Lock> {
     checkLockName(name, "name");
     checkLease(leaseMs, "leaseMs");
-    const reply = await this.run("renew-lock", contextId, "renewLock", [name, token, leaseMs], options, [name, token, leaseMs]);
+    const reply = await this.run("renewLock", contextId, [name, token, leaseMs], options, [name, token, leaseMs]);
     return toLock((reply as { lock: RawLock }).lock);
   }
 
   async releaseLock(contextId: string, name: string, token: number, options: LedgerOptions): Promise<Lock> {
     checkLockName(name, "name");
-    const reply = await this.run("release-lock", contextId, "releaseLock", [name, token], options, [name, token]);
+    const reply = await this.run("releaseLock", contextId, [name, token], options, [name, token]);
     return toLock((reply as { lock: RawLock }).lock);
   }
 
@@ -169,7 +169,7 @@ export class LedgerStore {
       let next: number | null = null;
       try {
         let step: { more: boolean; nextExpiry: number | null };
-        do step = (await this.run("expire-due", contextId, "expireDue", [], { actor: "lease-sweeper" }, [])) as typeof step;
+        do step = (await this.run("expireDue", contextId, [], { actor: "lease-sweeper" }, [])) as typeof step;
         while (step.more);
         next = step.nextExpiry;
       } catch (err) {
@@ -205,7 +205,7 @@ export class LedgerStore {
    * reader can stop (by throwing) before it has read more than it may hold.
    */
   async *allocationBatches(contextId: string, batchSize: number): AsyncGenerator<Allocation[]> {
-    const key = `${this.keys.contextBase(contextId)}:allocs`;
+    const key = this.keys.context(contextId).allocs;
     // Numbers only grow and are never removed, so pages by rank neither skip nor repeat.
     for (let start = 0; ; start += batchSize) {
       const numbers = await this.redis.zrange(key, start, start + batchSize - 1);
@@ -220,7 +220,7 @@ export class LedgerStore {
    */
   async budget(contextId: string): Promise<Budget> {
     const k = this.keys.context(contextId);
-    const [limitsHash, rootHash] = await Promise.all([this.redis.hgetall(k.limits), this.redis.hgetall(`${this.keys.contextBase(contextId)}:root`)]);
+    const [limitsHash, rootHash] = await Promise.all([this.redis.hgetall(k.limits), this.redis.hgetall(k.root)]);
     const limits = new Map(Object.entries(limitsHash).map(([kind, v]) => [kind, Number(v)]));
     const granted = amountsOf(rootHash, "r:");
     const consumed = amountsOf(rootHash, "c:");
@@ -242,11 +242,11 @@ export class LedgerStore {
 
   /** Locks of a context whose lease has not run out (by Redis's clock). */
   async locks(contextId: string): Promise<Lock[]> {
-    const base = this.keys.contextBase(contextId);
-    const names = (await this.redis.smembers(`${base}:locks`)).sort();
+    const k = this.keys.context(contextId);
+    const names = (await this.redis.smembers(k.locks)).sort();
     const [[seconds, micros], ...hashes] = await Promise.all([
       this.redis.time(),
-      ...names.map((name) => this.redis.hgetall(`${base}:lock:${name}`)),
+      ...names.map((name) => this.redis.hgetall(k.lock(name))),
     ] as const);
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     return names
@@ -256,8 +256,8 @@ export class LedgerStore {
   }
 
   private async allocationsByNumber(contextId: string, numbers: readonly string[]): Promise<Allocation[]> {
-    const base = this.keys.contextBase(contextId);
-    const hashes = await Promise.all(numbers.map((n) => this.redis.hgetall(`${base}:alloc:${n}`)));
+    const k = this.keys.context(contextId);
+    const hashes = await Promise.all(numbers.map((n) => this.redis.hgetall(k.alloc(n))));
     const out: Allocation[] = [];
     numbers.forEach((n, i) => {
       const h = hashes[i]!;
@@ -287,45 +287,47 @@ export class LedgerStore {
     return out;
   }
 
-  /** Runs a ledger script under a record of its own and settles its reply. */
+  /** Runs a ledger script under a record of its own (fingerprinted with the script's name) and settles its reply. */
   private async run(
-    script: string,
+    script: LedgerScript,
     contextId: string,
-    operation: string,
     request: readonly unknown[],
     options: LedgerOptions,
     args: readonly (string | number)[],
   ): Promise<Record<string, unknown>> {
     checkOpId(options.opId);
-    const record = opRecord(this.keys, contextId, options.opId, [operation, contextId, ...request, options.reason ?? null], this.config);
+    const record = opRecord(this.keys, contextId, options.opId, [script, contextId, ...request, options.reason ?? null], this.config);
     return settle<Record<string, unknown>>(await this.call(script, contextId, record, options, args)).outcome;
   }
 
   /** Runs a ledger script with the common KEYS and ARGV (lua/_2-ledger.lua) under `record`. */
   private async call(
-    script: string,
+    script: LedgerScript,
     contextId: string,
     record: OpRecord,
     options: LedgerOptions,
     args: readonly (string | number)[],
   ): Promise<ScriptReply> {
     const k = this.keys.context(contextId);
-    const base = this.keys.contextBase(contextId);
-    const raw = await runScript(
-      this.redis,
-      script,
-      [k.meta, k.seq, k.feed, record.key, k.limits, k.policy, `${base}:root`, `${base}:leases`, `${base}:allocs`],
-      [
-        record.fingerprint,
-        contextId,
-        base,
-        options.actor,
-        options.reason ?? "",
-        this.config.feedRetention,
-        record.ttlSeconds,
-        this.keys.changesChannel,
-        ...args,
-      ],
+    const raw = await scriptsOf(this.redis)[script](
+      k.meta,
+      k.seq,
+      k.feed,
+      record.key,
+      k.limits,
+      k.policy,
+      k.root,
+      k.leases,
+      k.allocs,
+      record.fingerprint,
+      contextId,
+      this.keys.contextBase(contextId),
+      options.actor,
+      options.reason ?? "",
+      this.config.feedRetention,
+      record.ttlSeconds,
+      this.keys.changesChannel,
+      ...args,
     );
     return parseWriteReply(raw, record);
   }

@@ -5,6 +5,24 @@
 --   {"pending":true}               one step of a longer change is done; call again, same op record
 -- Every check runs before the first write: Lua does not roll back a half-done script.
 
+-- The hash tag of a key as Redis Cluster reads it: what lies between its first '{' and the next
+-- '}', or the whole key when there is no such pair or it is empty.
+local function hash_tag(key)
+  local open = string.find(key, '{', 1, true)
+  local close = open and string.find(key, '}', open + 1, true)
+  if not close or close == open + 1 then return key end
+  return string.sub(key, open + 1, close - 1)
+end
+
+-- Scripts that build keys from a key base (`<prefix>:{ctx:<id>}`, keys.ts contextBase) or take a
+-- key in ARGV check it first: what they touch then lies in the slot of their declared KEYS[1],
+-- as Redis Cluster requires. A mismatch is a bug in the caller, raised as a script error.
+local function check_key_base(base)
+  if hash_tag(base) ~= hash_tag(KEYS[1]) then
+    error('key ' .. base .. ' is outside the hash tag of ' .. KEYS[1])
+  end
+end
+
 local function reply_error(code, message, details)
   local t = details or {}
   t.error = code

@@ -1,5 +1,7 @@
 -- Ledger helpers, shared by the allocation and lock scripts. All of one context's keys start with
--- its base `<prefix>:{ctx:<id>}` (one hash tag, one Cluster slot):
+-- its key base `<prefix>:{ctx:<id>}` (keys.ts contextBase: one hash tag, one Cluster slot). The
+-- scripts declare the fixed keys they use (KEYS below) and build the others from the key base,
+-- ARGV 3, which ledger_begin first checks to carry KEYS[1]'s hash tag:
 --   <base>:alloc:<n>      hash, allocation n: parent ('' = the budget), tier, path (ancestor
 --                         numbers, space-separated), status (ACTIVE|RELEASED|EXPIRED), kinds
 --                         (space-separated), q:<kind> requested, g:<kind> granted, c:<kind>
@@ -20,8 +22,10 @@
 --                         (never deleted, so tokens only grow); <base>:locks the set of names
 -- Invariant, per kind at every node: consumed + reserved <= granted.
 -- Ledger scripts take KEYS 1 meta, 2 seq, 3 feed, 4 op, 5 limits, 6 policy, 7 root, 8 leases,
--- 9 allocs and ARGV 1 fingerprint, 2 context id, 3 key base, 4 actor, 5 reason,
--- 6 feed retention, 7 seconds to keep the opId's record, 8 channel, then their own arguments from 9.
+-- 9 allocs and ARGV 1 fingerprint, 2 context id, 3 key base (of KEYS[1]'s hash tag), 4 actor,
+-- 5 reason, 6 feed retention, 7 seconds to keep the opId's record, 8 channel, then their own
+-- arguments from 9. A release in steps keeps its op record's key (its KEYS 4) in releaseOp; the
+-- script that ends the allocation, maybe another, records the reply there: a key of this slot.
 -- Time comes from Redis (TIME), one clock for every server instance.
 --
 -- Ending is bounded: one script ends at most STEP allocations, each only after its active
@@ -76,7 +80,7 @@ local function iso(ms)
 end
 
 local function node_key(base, n)
-  if n == '' then return base .. ':root' end
+  if n == '' then return KEYS[7] end
   return base .. ':alloc:' .. n
 end
 
@@ -85,14 +89,14 @@ local function children_key(base, n)
 end
 
 local function granted(base, n, kind)
-  if n == '' then return num(redis.call('HGET', base .. ':limits', kind)) end
+  if n == '' then return num(redis.call('HGET', KEYS[5], kind)) end
   return num(redis.call('HGET', node_key(base, n), 'g:' .. kind))
 end
 
 -- Whether node n ('' = the budget) holds a kind: the budget, the kinds of its limits; an
 -- allocation, the kinds it was granted (0 included).
 local function holds(base, n, kind)
-  if n == '' then return redis.call('HEXISTS', base .. ':limits', kind) == 1 end
+  if n == '' then return redis.call('HEXISTS', KEYS[5], kind) == 1 end
   return redis.call('HEXISTS', node_key(base, n), 'g:' .. kind) == 1
 end
 
@@ -237,8 +241,8 @@ end
 
 -- Appends a ledger or lock change to the feed; `field` is 'allocation' or 'lock'.
 local function ledger_change(ctx, kind, field, json)
-  return append_change(ctx.base .. ':seq', ctx.base .. ':feed', ctx.retention, ctx.channel, ctx.id, {
-    'kind', kind, 'version', redis.call('HGET', ctx.base .. ':meta', 'version') or '0', 'paths', '[]', 'patch', '[]',
+  return append_change(KEYS[2], KEYS[3], ctx.retention, ctx.channel, ctx.id, {
+    'kind', kind, 'version', redis.call('HGET', KEYS[1], 'version') or '0', 'paths', '[]', 'patch', '[]',
     'actor', ctx.actor, 'reason', ctx.reason, 'at', iso(ctx.now), field, json })
 end
 
@@ -260,7 +264,7 @@ local function end_one(ctx, n, status)
     if a[1] ~= '' and consumed ~= 0 then redis.call('HINCRBY', parent_key, 'd:' .. kind, int(-consumed)) end
   end
   redis.call('SREM', children_key(ctx.base, a[1]), n)
-  redis.call('ZREM', ctx.base .. ':leases', n)
+  redis.call('ZREM', KEYS[8], n)
   redis.call('HSET', key, 'status', status, 'endedAt', int(ctx.now))
   local json = allocation_json(ctx.base, n, ctx.id)
   ledger_change(ctx, status, 'allocation', json)
@@ -287,6 +291,7 @@ end
 -- The common start of a ledger script: returns ctx, or nil and the reply to return at once (the
 -- recorded outcome of a replayed opId, or NOT_FOUND for a missing context). It writes nothing.
 local function ledger_begin()
+  check_key_base(ARGV[3])
   local ctx = { id = ARGV[2], base = ARGV[3], actor = ARGV[4], reason = ARGV[5], retention = ARGV[6],
     channel = ARGV[8], now = now_ms() }
   local previous = recorded_reply(KEYS[4], ARGV[1])

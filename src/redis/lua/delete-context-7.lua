@@ -3,9 +3,12 @@
 -- id continues them (no seq gap, no reused allocation id, no smaller fencing token). Emits DELETED.
 -- KEYS: 1 meta, 2 seq, 3 snapshots, 4 feed, 5 op, 6 limits, 7 policy
 -- ARGV: 1 fingerprint, 2 expected version ('' = none), 3 actor, 4 reason,
---       5 now (ISO), 6 feed retention, 7 seconds to keep the opId's record, 8 channel, 9 context id
+--       5 now (ISO), 6 feed retention, 7 seconds to keep the opId's record, 8 channel, 9 context id,
+--       10 the key base (keys.ts contextBase), checked to carry KEYS[1]'s hash tag: the script
+--       builds the ledger's keys from it (_2-ledger.lua lists them) to delete them
 -- Returns: ok {version, seq} | NOT_FOUND | VERSION_CONFLICT {currentVersion} | VALIDATION_FAILED
 -- Emits: DELETED
+check_key_base(ARGV[10])
 local previous = recorded_reply(KEYS[5], ARGV[1])
 if previous then return previous end
 local current = tonumber(redis.call('HGET', KEYS[1], 'version'))
@@ -18,7 +21,7 @@ if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
 end
 
 redis.call('DEL', KEYS[1], KEYS[3], KEYS[6], KEYS[7])
-local base = string.sub(KEYS[1], 1, -6)
+local base = ARGV[10]
 for _, n in ipairs(redis.call('ZRANGE', base .. ':allocs', 0, -1)) do
   redis.call('DEL', base .. ':alloc:' .. n, base .. ':children:' .. n)
 end

@@ -10,10 +10,12 @@
 --       4 document JSON ('' = unchanged), 5 kind, 6 paths JSON, 7 patch JSON, 8 actor, 9 reason, 10 now (ISO),
 --       11 history limit, 12 feed retention, 13 seconds to keep the opId's record, 14 channel, 15 context id,
 --       16 head token of the new version, 17 limits, 18 policy (flat settings, '-' = unchanged),
---       19 fence lock name ('' = no fence), 20 fence token
+--       19 fence lock name ('' = no fence), 20 fence token, 21 the fence lock's key (keys.ts
+--       lock; '' = no fence), checked to carry KEYS[1]'s hash tag
 -- Returns: ok {version, seq, createdAt, updatedAt, updatedBy} | retry {currentVersion}
 --          | NOT_FOUND | STALE_FENCE | VERSION_CONFLICT {currentVersion} | VALIDATION_FAILED (opId reuse)
 -- Emits: the kind given (UPDATED or ROLLED_BACK)
+if ARGV[21] ~= '' then check_key_base(ARGV[21]) end
 local previous = recorded_reply(KEYS[5], ARGV[1])
 if previous then return previous end
 local meta = redis.call('HMGET', KEYS[1], 'version', 'createdAt', 'oldestSnapshot', 'head', 'updatedAt', 'updatedBy')
@@ -22,8 +24,7 @@ if not meta[1] then
 end
 local current = tonumber(meta[1])
 if ARGV[19] ~= '' then
-  local base = string.sub(KEYS[1], 1, -6)
-  local lock = redis.call('HMGET', base .. ':lock:' .. ARGV[19], 'token', 'expiresAt')
+  local lock = redis.call('HMGET', ARGV[21], 'token', 'expiresAt')
   if lock[1] ~= ARGV[20] or tonumber(lock[2]) <= now_ms() then
     return reply_error('STALE_FENCE', 'token ' .. ARGV[20] .. ' is not the current token of lock ' .. ARGV[19],
       { lock = ARGV[19], currentToken = tonumber(lock[1]) })
