@@ -1,17 +1,20 @@
 import { randomUUID } from "node:crypto";
 import { print } from "graphql";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
-import { inject } from "vitest";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, expect, inject } from "vitest";
 import { createApp, type App, type AppConfig } from "../../src/server/app.js";
 import { loadConfig } from "../../src/config.js";
 import type { Logger } from "../../src/observability/logger.js";
+import { redisState } from "./redis-state.js";
 
 export interface GraphQLResponse<T> {
   readonly data?: T | null;
   readonly errors?: readonly { message: string; extensions?: Record<string, unknown> }[];
 }
 
-export interface TestServer {
+/** A running test server: its app, address and settings, and requests over real HTTP. */
+export interface ServerHandle {
   readonly app: App;
   readonly url: string;
   readonly config: AppConfig;
@@ -19,6 +22,10 @@ export interface TestServer {
   request<T, V>(document: TypedDocumentNode<T, V>, variables?: V): Promise<GraphQLResponse<T>>;
   /** Like request, but throws unless the response has data and no errors. */
   data<T, V>(document: TypedDocumentNode<T, V>, variables?: V): Promise<T>;
+}
+
+/** A server a test started itself (startTestServer), to close when done. */
+export interface TestServer extends ServerHandle {
   close(): Promise<void>;
 }
 
@@ -63,6 +70,71 @@ export async function startTestServer(overrides: Partial<AppConfig> = {}, log?: 
     },
     close: () => app.close(),
   };
+}
+
+/** A test file's server (see useTestServer), which the fixture closes: a client on its Redis besides, and refused(). */
+export interface ServerFixture extends ServerHandle {
+  /** A plain client on the Redis of `config.redisUrl`, connected on first use, to read or seed state under the server. */
+  readonly redis: Redis;
+  /**
+   * Runs a request that must be refused with `code`: exactly one error, with that code, and no
+   * data; and `state` (default: every key under the server's key prefix, see redisState) is the
+   * same after it as before ("a refused operation changes nothing"). Returns the refusal's error.
+   */
+  refused(code: string, run: () => Promise<GraphQLResponse<unknown>>, state?: () => Promise<unknown>): Promise<ResponseError>;
+}
+
+type ResponseError = NonNullable<GraphQLResponse<unknown>["errors"]>[number];
+
+/**
+ * Starts a server before the tests of the enclosing file or describe block (beforeAll) and closes
+ * it, and the fixture's Redis client, after them (afterAll). Call it at the top level of a file or
+ * a describe block; its members throw until the server has started. `overrides` go to
+ * startTestServer: an object, or a function called when the server starts, for values known only
+ * then (another fixture's key prefix, a proxy's address). `log` as for startTestServer.
+ */
+export function useTestServer(overrides: Partial<AppConfig> | (() => Partial<AppConfig>) = {}, log?: Logger): ServerFixture {
+  let server: TestServer | undefined;
+  let redis: Redis | undefined;
+  beforeAll(async () => {
+    server = await startTestServer(typeof overrides === "function" ? overrides() : overrides, log);
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await server?.close();
+  });
+  const started = (): TestServer => {
+    if (!server) throw new Error("useTestServer: the server starts in beforeAll; use it from a test or a later hook");
+    return server;
+  };
+  const fixture: ServerFixture = {
+    get app() {
+      return started().app;
+    },
+    get url() {
+      return started().url;
+    },
+    get config() {
+      return started().config;
+    },
+    get redis() {
+      redis ??= new Redis(started().config.redisUrl);
+      return redis;
+    },
+    request: (document, variables) => started().request(document, variables),
+    data: (document, variables) => started().data(document, variables),
+    async refused(code, run, state = () => redisState(fixture.redis, fixture.config.keyPrefix)) {
+      const before = await state();
+      const res = await run();
+      expect(
+        { codes: res.errors?.map((e) => e.extensions?.code), data: Object.values(res.data ?? {}).filter((value) => value !== null) },
+        JSON.stringify(res),
+      ).toEqual({ codes: [code], data: [] });
+      expect(await state(), "a refused operation changed nothing").toEqual(before);
+      return res.errors![0]!;
+    },
+  };
+  return fixture;
 }
 
 /** The `extensions.code` of the first error, to assert refusals by code. */

@@ -1,6 +1,4 @@
 import type { Redis } from "ioredis";
-import { expect } from "vitest";
-import { errorCode, type GraphQLResponse } from "./app.js";
 
 /**
  * Every key under `prefix` with its type and full value, to prove that a refused operation
@@ -26,21 +24,4 @@ export async function redisState(redis: Redis, prefix: string): Promise<Record<s
     else state[key] = type;
   }
   return state;
-}
-
-/**
- * Runs a request that must be refused with `code`, asserts that no key under `prefix` changed
- * ("a refused operation changes nothing"), and returns the refusal's first error.
- */
-export async function expectRefusedUnchanged(
-  redis: Redis,
-  prefix: string,
-  code: string,
-  run: () => Promise<GraphQLResponse<unknown>>,
-): Promise<NonNullable<GraphQLResponse<unknown>["errors"]>[number]> {
-  const before = await redisState(redis, prefix);
-  const res = await run();
-  expect(errorCode(res), JSON.stringify(res.errors)).toBe(code);
-  expect(await redisState(redis, prefix)).toEqual(before);
-  return res.errors![0]!;
 }

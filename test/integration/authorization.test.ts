@@ -1,13 +1,12 @@
 // Proves API keys' authorization: every root field of the schema x admin, agent and viewer x inside and outside the key's scope, on every transport, against this file's own table of the spec; authentication over HTTP, SSE and WebSocket; agents kept off the budget; scope on delivery, on the contexts list (its cursors and hasNextPage too) and on actors; introspection, suggestions and /metrics for admins only.
 import { createClient } from "graphql-ws";
-import { Redis } from "ioredis";
 import WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import { schema } from "../../schema/index.js";
 import { generateKey, type Role } from "../../src/security/auth.js";
 import { Keys } from "../../src/redis/keys.js";
 import { LIST_SCAN_LIMIT } from "../../src/store/contexts.js";
-import { startTestServer, type TestServer } from "../helpers/app.js";
+import { useTestServer } from "../helpers/app.js";
 import { sseResults, type ErrorJson } from "../helpers/feed-client.js";
 import { testKeys } from "../helpers/keys.js";
 import { redisState } from "../helpers/redis-state.js";
@@ -50,18 +49,11 @@ const keys = testKeys("in-");
 const KEY: Record<Role, string> = { admin: keys.admin.authorization, agent: keys.agent.authorization, viewer: keys.viewer.authorization };
 const ROLES: readonly Role[] = ["admin", "agent", "viewer"];
 
-let server: TestServer;
-let redis: Redis;
+const server = useTestServer({ keys: keys.ring });
 let redisKeys: Keys;
 
-beforeAll(async () => {
-  server = await startTestServer({ keys: keys.ring });
-  redis = new Redis(inject("redisUrl"));
+beforeAll(() => {
   redisKeys = new Keys(server.config.keyPrefix);
-});
-afterAll(async () => {
-  await server.close();
-  redis.disconnect();
 });
 
 function headers(authorization: string | undefined, accept: string): Record<string, string> {
@@ -208,14 +200,17 @@ async function fixture(scope: Scope): Promise<Fixture> {
   };
 }
 
-/** Everything in Redis a call on `fx` could touch: its context's keys, the new id's, and the deployment's. */
-async function fingerprint(fx: Fixture) {
-  return {
-    context: await redisState(redis, redisKeys.contextBase(fx.id)),
-    created: await redisState(redis, redisKeys.contextBase(fx.newId)),
-    epoch: await redis.get(redisKeys.epoch),
-    index: await redis.zrange(redisKeys.contextIndex, 0, -1),
-  };
+/**
+ * Everything in Redis a call on these fixtures could touch: each one's context keys and its new
+ * id's, and the deployment's (cheaper than every key of a prefix that holds every test's fixtures).
+ */
+async function fingerprint(...fixtures: Fixture[]) {
+  const contexts = [];
+  for (const fx of fixtures) {
+    const context = await redisState(server.redis, redisKeys.contextBase(fx.id));
+    contexts.push({ context, created: await redisState(server.redis, redisKeys.contextBase(fx.newId)) });
+  }
+  return { contexts, epoch: await server.redis.get(redisKeys.epoch), index: await server.redis.zrange(redisKeys.contextIndex, 0, -1) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,12 +285,6 @@ function casesOf(field: string): [Role, Scope, Transport][] {
   return ROLES.flatMap((role) => scopes.flatMap((scope) => transportsOf(field).map((transport): [Role, Scope, Transport] => [role, scope, transport])));
 }
 
-/** Asserts a refusal: exactly one error, with `code`, and no data. */
-function expectRefused(result: Result, code: string) {
-  expect(codes(result), JSON.stringify(result)).toEqual([code]);
-  expect(Object.values(result.data ?? {}).filter((value) => value !== null)).toEqual([]);
-}
-
 // ---------------------------------------------------------------------------------------------
 
 describe("the authorization matrix", () => {
@@ -307,28 +296,27 @@ describe("the authorization matrix", () => {
 
   test("an agent reaches no out- allocation through allocate's parentId on an in- context", async () => {
     const [inside, outside] = [await fixture("in"), await fixture("out")];
-    const before = [await fingerprint(inside), await fingerprint(outside)];
+    const before = await fingerprint(inside, outside);
     const { result } = await execute("http", KEY.agent, {
       query: `mutation($id: ID!, $parent: ID!) { allocate(contextId: $id, parentId: $parent, request: [{ kind: "credits", amount: 1 }], mode: EXACT) { id } }`,
       variables: { id: inside.id, parent: outside.allocationId },
     });
     expect(result.errors, JSON.stringify(result)).toHaveLength(1);
     expect(["FORBIDDEN", "VALIDATION_FAILED"]).toContain(codes(result)?.[0]);
-    expect([await fingerprint(inside), await fingerprint(outside)]).toEqual(before);
+    expect(await fingerprint(inside, outside)).toEqual(before);
   });
 
   describe.each(SCHEMA_FIELDS)("%s", (field) => {
     test.each(casesOf(field))("%s, %s scope, over %s", async (role, scope, transport) => {
       const expectation = expectationOf(field);
       const fx = await fixture(scope);
-      const before = await fingerprint(fx);
-      const { result } = await execute(transport, KEY[role], expectation.call(fx));
+      const call = async () => (await execute(transport, KEY[role], expectation.call(fx))).result;
       if (mayCall(expectation, role, scope)) {
+        const result = await call();
         expect(result.errors, JSON.stringify(result.errors)).toBeUndefined();
         expect(result.data?.[fieldName(field)]).toBeTruthy();
       } else {
-        expectRefused(result, "FORBIDDEN");
-        expect(await fingerprint(fx), "a refused call changed nothing").toEqual(before);
+        await server.refused("FORBIDDEN", call, () => fingerprint(fx));
       }
     });
   });
@@ -348,11 +336,17 @@ describe("without a valid key", () => {
   const cases = SCHEMA_FIELDS.flatMap((field) => Object.keys(CREDENTIALS).map((credentials) => [field, credentials] as const));
   test.each(cases)("%s with %s: UNAUTHENTICATED, HTTP status 401", async (field, credentials) => {
     const transport = field.startsWith("Subscription.") ? "sse" : "http";
-    const before = await fingerprint(fx);
-    const { result, status } = await execute(transport, CREDENTIALS[credentials], expectationOf(field).call(fx));
-    expectRefused(result, "UNAUTHENTICATED");
+    let status: number | undefined;
+    await server.refused(
+      "UNAUTHENTICATED",
+      async () => {
+        const outcome = await execute(transport, CREDENTIALS[credentials], expectationOf(field).call(fx));
+        status = outcome.status;
+        return outcome.result;
+      },
+      () => fingerprint(fx),
+    );
     expect(status).toBe(401);
-    expect(await fingerprint(fx)).toEqual(before);
   });
 
   test.each(Object.keys(CREDENTIALS))("a WebSocket connection with %s is closed with 4403", async (credentials) => {
@@ -408,10 +402,7 @@ describe("agents and the admin settings (budget and allocation caps)", () => {
 
   test.each(BUDGET_CHANGES)("the agent's %s: FORBIDDEN, nothing changed", async (_, call) => {
     const fx = await fixture("in");
-    const before = await fingerprint(fx);
-    const { result } = await execute("http", KEY.agent, call(fx));
-    expectRefused(result, "FORBIDDEN");
-    expect(await fingerprint(fx)).toEqual(before);
+    await server.refused("FORBIDDEN", async () => (await execute("http", KEY.agent, call(fx))).result, () => fingerprint(fx));
   });
 
   test.each(DOCUMENT_CHANGES)("the agent's %s: a new version by agent-1, the admin settings intact", async (_, call) => {
@@ -492,8 +483,8 @@ describe("scope on delivery, and actors", () => {
       "%s: contextChanges with %s is FORBIDDEN",
       async (role, _, variables) => {
         const [inside, outside] = [await fixture("in"), await fixture("out")];
-        const { result } = await execute(transport, KEY[role], { query: CHANGES, variables: variables(inside.id, outside.id) });
-        expectRefused(result, "FORBIDDEN");
+        const call = { query: CHANGES, variables: variables(inside.id, outside.id) };
+        await server.refused("FORBIDDEN", async () => (await execute(transport, KEY[role], call)).result, () => fingerprint(inside, outside));
       },
     );
   });
@@ -539,7 +530,7 @@ describe("scope on delivery, and actors", () => {
     // Index entries outside the scope, before, after and past the out- ids: each run enough that
     // walking past it takes more than one request's scan. (The index may hold ids of no context.)
     const fillers = ["hb", "io", "zz"].flatMap((head) => Array.from({ length: LIST_SCAN_LIMIT }, (_, i) => `${head}-${String(i).padStart(5, "0")}`));
-    await redis.zadd(redisKeys.contextIndex, ...fillers.flatMap((id) => [0, id]));
+    await server.redis.zadd(redisKeys.contextIndex, ...fillers.flatMap((id) => [0, id]));
     try {
       const outside = (id: string) => !id.startsWith("in-");
       const all = idsOf(await walkContexts(KEY.admin, 500));
@@ -568,13 +559,13 @@ describe("scope on delivery, and actors", () => {
         expect(new Set(cursors.map((cursor) => cursor.length)).size, "cursors all of one length, whatever the id").toBe(1);
       }
     } finally {
-      await redis.zrem(redisKeys.contextIndex, ...fillers);
+      await server.redis.zrem(redisKeys.contextIndex, ...fillers);
     }
   });
 
   test("a cursor the server did not give is VALIDATION_FAILED", async () => {
-    const { result } = await http(KEY.viewer, { query: `{ contexts(first: 1, after: "${Buffer.from("out-1").toString("base64url")}") { edges { cursor } } }` });
-    expectRefused(result, "VALIDATION_FAILED");
+    const call = { query: `{ contexts(first: 1, after: "${Buffer.from("out-1").toString("base64url")}") { edges { cursor } } }` };
+    await server.refused("VALIDATION_FAILED", async () => (await http(KEY.viewer, call)).result, () => fingerprint());
   });
 
   test("every kind of change records the key's name as its actor", async () => {

@@ -1,5 +1,5 @@
 // Proves that racing writers through two server instances on one Redis never lose an update: compare-and-set picks exactly one winner, unconditioned patches all land, and an opId is applied once however it is retried.
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import {
   CreateContextDocument,
   DeleteContextDocument,
@@ -10,20 +10,11 @@ import {
   PatchContextHeadDocument,
   RollbackContextDocument,
 } from "../gql/graphql.js";
-import { errorCode, startTestServer, type TestServer } from "../helpers/app.js";
+import { errorCode, useTestServer, type ServerHandle } from "../helpers/app.js";
 
-let a: TestServer;
-let b: TestServer;
-
-beforeAll(async () => {
-  a = await startTestServer();
-  // Same key prefix: two instances of one deployment.
-  b = await startTestServer({ keyPrefix: a.config.keyPrefix });
-});
-afterAll(async () => {
-  await a.close();
-  await b.close();
-});
+const a = useTestServer();
+// Same key prefix: two instances of one deployment.
+const b = useTestServer(() => ({ keyPrefix: a.config.keyPrefix }));
 
 describe("compare-and-set", () => {
   test("two writers with the same expectedVersion: exactly one wins, the other gets VERSION_CONFLICT", async () => {
@@ -79,7 +70,7 @@ describe("opId idempotency", () => {
     await a.data(CreateContextDocument, { id: "idem", document: { log: [] } });
     for (let round = 0; round < 10; round++) {
       const opId = `append-${round}`;
-      const send = (server: TestServer) =>
+      const send = (server: ServerHandle) =>
         server.request(PatchContextDocument, { id: "idem", opId, patch: [{ op: "add", path: "/log/-", value: round }] });
       const concurrent = await Promise.all([send(a), send(b), send(a), send(b)]);
       const later = await send(b);

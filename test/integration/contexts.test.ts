@@ -1,7 +1,5 @@
 // Proves every context operation of API.md over HTTP against real Redis: results, each error code it can return, that a refused operation changes nothing, and that a write whose result equals the current document writes nothing.
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { inject } from "vitest";
+import { describe, expect, test } from "vitest";
 import {
   CreateContextDocument,
   DeleteContextDocument,
@@ -17,24 +15,12 @@ import {
   RollbackContextDocument,
   type PatchContextMutationVariables,
 } from "../gql/graphql.js";
-import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
-import { expectRefusedUnchanged, redisState } from "../helpers/redis-state.js";
+import { errorCode, useTestServer } from "../helpers/app.js";
+import { redisState } from "../helpers/redis-state.js";
 
-let server: TestServer;
-let redis: Redis;
+const server = useTestServer({ historyLimit: 5, feedRetention: 8, maxDocumentBytes: 4096, maxDocumentDepth: 6 });
 let counter = 0;
 const freshId = (label: string) => `${label}-${++counter}`;
-
-beforeAll(async () => {
-  server = await startTestServer({ historyLimit: 5, feedRetention: 8, maxDocumentBytes: 4096, maxDocumentDepth: 6 });
-  redis = new Redis(inject("redisUrl"));
-});
-afterAll(async () => {
-  await server.close();
-  redis.disconnect();
-});
-
-const refused = (code: string, run: () => Promise<GraphQLResponse<unknown>>) => expectRefusedUnchanged(redis, server.config.keyPrefix, code, run);
 
 async function create(document: unknown = { a: 1 }) {
   const id = freshId("ctx");
@@ -62,12 +48,12 @@ describe("createContext", () => {
 
   test("ALREADY_EXISTS for a taken id", async () => {
     const id = await create();
-    await refused("ALREADY_EXISTS", () => server.request(CreateContextDocument, { id, document: { b: 2 } }));
+    await server.refused("ALREADY_EXISTS", () => server.request(CreateContextDocument, { id, document: { b: 2 } }));
   });
 
   test("VALIDATION_FAILED for a document that is not an object, with the path", async () => {
     for (const document of [[1], "x", 3, true]) {
-      const err = await refused("VALIDATION_FAILED", () => server.request(CreateContextDocument, { id: freshId("bad"), document }));
+      const err = await server.refused("VALIDATION_FAILED", () => server.request(CreateContextDocument, { id: freshId("bad"), document }));
       expect(err.extensions?.path).toBe("");
     }
   });
@@ -85,23 +71,23 @@ describe("createContext", () => {
       [{ policy: { allocation: { profiles: { llm: { request: { credits: "x" } } } } } }, "/policy/allocation/profiles/llm/request/credits"],
     ];
     for (const [document, path] of cases) {
-      const err = await refused("VALIDATION_FAILED", () => server.request(CreateContextDocument, { id: freshId("bad"), document }));
+      const err = await server.refused("VALIDATION_FAILED", () => server.request(CreateContextDocument, { id: freshId("bad"), document }));
       expect(err.extensions?.path).toBe(path);
     }
   });
 
   test("VALIDATION_FAILED for an id that cannot be a context id", async () => {
     for (const id of ["has space", "brace}", "{x}", "", "-leading"]) {
-      await refused("VALIDATION_FAILED", () => server.request(CreateContextDocument, { id, document: {} }));
+      await server.refused("VALIDATION_FAILED", () => server.request(CreateContextDocument, { id, document: {} }));
     }
   });
 
   test("LIMIT_EXCEEDED for size and depth", async () => {
-    const big = await refused("LIMIT_EXCEEDED", () =>
+    const big = await server.refused("LIMIT_EXCEEDED", () =>
       server.request(CreateContextDocument, { id: freshId("big"), document: { s: "x".repeat(5000) } }),
     );
     expect(big.extensions).toMatchObject({ limit: "size", max: 4096 });
-    const deep = await refused("LIMIT_EXCEEDED", () =>
+    const deep = await server.refused("LIMIT_EXCEEDED", () =>
       server.request(CreateContextDocument, { id: freshId("deep"), document: { a: { b: { c: { d: { e: { f: {} } } } } } } }),
     );
     expect(deep.extensions).toMatchObject({ limit: "depth", max: 6 });
@@ -155,7 +141,7 @@ describe("patchContext", () => {
   });
 
   test("NOT_FOUND for a missing context", async () => {
-    await refused("NOT_FOUND", () => server.request(PatchContextDocument, { id: "missing-1", patch: [{ op: "add", path: "/a", value: 1 }] }));
+    await server.refused("NOT_FOUND", () => server.request(PatchContextDocument, { id: "missing-1", patch: [{ op: "add", path: "/a", value: 1 }] }));
   });
 
   test("INVALID_PATCH is all-or-nothing and names the failing operation", async () => {
@@ -169,7 +155,7 @@ describe("patchContext", () => {
       [{ op: "add", path: "/b", value: 2 }, { op: "move", path: "/c" }],
     ] as const;
     for (const patch of cases) {
-      const err = await refused("INVALID_PATCH", () => server.request(PatchContextDocument, { id, patch: patch as never }));
+      const err = await server.refused("INVALID_PATCH", () => server.request(PatchContextDocument, { id, patch: patch as never }));
       expect(err.extensions?.operationIndex).toBe(1);
     }
     expect((await server.data(GetContextDocument, { id })).context).toMatchObject({ version: 1, document: { a: 1 } });
@@ -177,11 +163,11 @@ describe("patchContext", () => {
 
   test("VALIDATION_FAILED when the result breaks a rule; LIMIT_EXCEEDED when it is too big", async () => {
     const id = await create({ a: 1 });
-    await refused("VALIDATION_FAILED", () =>
+    await server.refused("VALIDATION_FAILED", () =>
       server.request(PatchContextDocument, { id, patch: [{ op: "add", path: "/resources", value: { limits: { credits: -5 } } }] }),
     );
-    await refused("VALIDATION_FAILED", () => server.request(PatchContextDocument, { id, patch: [{ op: "replace", path: "", value: [] }] }));
-    await refused("LIMIT_EXCEEDED", () =>
+    await server.refused("VALIDATION_FAILED", () => server.request(PatchContextDocument, { id, patch: [{ op: "replace", path: "", value: [] }] }));
+    await server.refused("LIMIT_EXCEEDED", () =>
       server.request(PatchContextDocument, { id, patch: [{ op: "add", path: "/s", value: "y".repeat(5000) }] }),
     );
   });
@@ -189,7 +175,7 @@ describe("patchContext", () => {
   test("VERSION_CONFLICT with currentVersion when expectedVersion is stale", async () => {
     const id = await create({ a: 1 });
     await server.data(PatchContextDocument, { id, expectedVersion: 1, patch: [{ op: "add", path: "/b", value: 1 }] });
-    const err = await refused("VERSION_CONFLICT", () =>
+    const err = await server.refused("VERSION_CONFLICT", () =>
       server.request(PatchContextDocument, { id, expectedVersion: 1, patch: [{ op: "add", path: "/c", value: 1 }] }),
     );
     expect(err.extensions?.currentVersion).toBe(2);
@@ -198,7 +184,7 @@ describe("patchContext", () => {
   test("an opId reused for a different operation is VALIDATION_FAILED on opId", async () => {
     const id = await create({ a: 1 });
     await server.data(PatchContextDocument, { id, opId: "reuse", patch: [{ op: "add", path: "/b", value: 1 }] });
-    const err = await refused("VALIDATION_FAILED", () =>
+    const err = await server.refused("VALIDATION_FAILED", () =>
       server.request(PatchContextDocument, { id, opId: "reuse", patch: [{ op: "add", path: "/b", value: 2 }] }),
     );
     expect(err.extensions?.path).toBe("opId");
@@ -214,12 +200,12 @@ describe("mergeContext", () => {
 
   test("NOT_FOUND, VERSION_CONFLICT, VALIDATION_FAILED and LIMIT_EXCEEDED change nothing", async () => {
     const id = await create({ a: 1 });
-    await refused("NOT_FOUND", () => server.request(MergeContextDocument, { id: "missing-2", merge: { a: 2 } }));
-    const conflict = await refused("VERSION_CONFLICT", () => server.request(MergeContextDocument, { id, merge: { a: 2 }, expectedVersion: 7 }));
+    await server.refused("NOT_FOUND", () => server.request(MergeContextDocument, { id: "missing-2", merge: { a: 2 } }));
+    const conflict = await server.refused("VERSION_CONFLICT", () => server.request(MergeContextDocument, { id, merge: { a: 2 }, expectedVersion: 7 }));
     expect(conflict.extensions?.currentVersion).toBe(1);
-    await refused("VALIDATION_FAILED", () => server.request(MergeContextDocument, { id, merge: [1, 2] }));
-    await refused("VALIDATION_FAILED", () => server.request(MergeContextDocument, { id, merge: { policy: { allocation: { maxShare: 2 } } } }));
-    await refused("LIMIT_EXCEEDED", () => server.request(MergeContextDocument, { id, merge: { a: { b: { c: { d: { e: { f: { g: 1 } } } } } } } }));
+    await server.refused("VALIDATION_FAILED", () => server.request(MergeContextDocument, { id, merge: [1, 2] }));
+    await server.refused("VALIDATION_FAILED", () => server.request(MergeContextDocument, { id, merge: { policy: { allocation: { maxShare: 2 } } } }));
+    await server.refused("LIMIT_EXCEEDED", () => server.request(MergeContextDocument, { id, merge: { a: { b: { c: { d: { e: { f: { g: 1 } } } } } } } }));
   });
 });
 
@@ -242,15 +228,15 @@ describe("rollbackContext and snapshot", () => {
     expect(errorCode(res)).toBe("NOT_FOUND");
     expect(res.errors![0]!.extensions).toMatchObject({ oldestRetainedVersion: 3, currentVersion: 7 });
     expect((await server.data(GetSnapshotDocument, { id, version: 3 })).context?.snapshot).toEqual({ n: 2 });
-    await refused("NOT_FOUND", () => server.request(RollbackContextDocument, { id, toVersion: 2 }));
-    await refused("NOT_FOUND", () => server.request(RollbackContextDocument, { id, toVersion: 99 }));
+    await server.refused("NOT_FOUND", () => server.request(RollbackContextDocument, { id, toVersion: 2 }));
+    await server.refused("NOT_FOUND", () => server.request(RollbackContextDocument, { id, toVersion: 99 }));
   });
 
   test("NOT_FOUND for a missing context and VERSION_CONFLICT for a stale expectedVersion", async () => {
-    await refused("NOT_FOUND", () => server.request(RollbackContextDocument, { id: "missing-3", toVersion: 1 }));
+    await server.refused("NOT_FOUND", () => server.request(RollbackContextDocument, { id: "missing-3", toVersion: 1 }));
     const id = await create({ a: 1 });
     await server.data(MergeContextDocument, { id, merge: { a: 2 } });
-    const err = await refused("VERSION_CONFLICT", () => server.request(RollbackContextDocument, { id, toVersion: 1, expectedVersion: 1 }));
+    const err = await server.refused("VERSION_CONFLICT", () => server.request(RollbackContextDocument, { id, toVersion: 1, expectedVersion: 1 }));
     expect(err.extensions?.currentVersion).toBe(2);
   });
 });
@@ -258,9 +244,9 @@ describe("rollbackContext and snapshot", () => {
 describe("writes that change nothing", () => {
   /** Runs a write that must leave every key as it was (no version, no feed entry) and returns its answer. */
   async function unchanged<T>(run: () => Promise<T>): Promise<T> {
-    const before = await redisState(redis, server.config.keyPrefix);
+    const before = await redisState(server.redis, server.config.keyPrefix);
     const answer = await run();
-    expect(await redisState(redis, server.config.keyPrefix)).toEqual(before);
+    expect(await redisState(server.redis, server.config.keyPrefix)).toEqual(before);
     return answer;
   }
 
@@ -293,11 +279,11 @@ describe("writes that change nothing", () => {
 
   test("a failing test op is still INVALID_PATCH and a stale expectedVersion still VERSION_CONFLICT", async () => {
     const id = await create({ a: 1 });
-    await refused("INVALID_PATCH", () => server.request(PatchContextDocument, { id, patch: [{ op: "test", path: "/a", value: 2 }] }));
-    await refused("VERSION_CONFLICT", () =>
+    await server.refused("INVALID_PATCH", () => server.request(PatchContextDocument, { id, patch: [{ op: "test", path: "/a", value: 2 }] }));
+    await server.refused("VERSION_CONFLICT", () =>
       server.request(PatchContextDocument, { id, expectedVersion: 2, patch: [{ op: "test", path: "/a", value: 1 }] }),
     );
-    await refused("VERSION_CONFLICT", () => server.request(MergeContextDocument, { id, expectedVersion: 0, merge: { a: 1 } }));
+    await server.refused("VERSION_CONFLICT", () => server.request(MergeContextDocument, { id, expectedVersion: 0, merge: { a: 1 } }));
   });
 });
 
@@ -312,9 +298,9 @@ describe("deleteContext", () => {
   });
 
   test("NOT_FOUND and VERSION_CONFLICT change nothing", async () => {
-    await refused("NOT_FOUND", () => server.request(DeleteContextDocument, { id: "missing-4" }));
+    await server.refused("NOT_FOUND", () => server.request(DeleteContextDocument, { id: "missing-4" }));
     const id = await create();
-    const err = await refused("VERSION_CONFLICT", () => server.request(DeleteContextDocument, { id, expectedVersion: 3 }));
+    const err = await server.refused("VERSION_CONFLICT", () => server.request(DeleteContextDocument, { id, expectedVersion: 3 }));
     expect(err.extensions?.currentVersion).toBe(1);
   });
 });

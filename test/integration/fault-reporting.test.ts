@@ -1,30 +1,22 @@
 // Proves that faults other than a lost Redis connection are never swallowed: a malformed feed entry ends its subscribers (and only theirs) with a resumable RESYNC_REQUIRED past it instead of stalling them, a rate limit that cannot be counted refuses the request, and a WebSocket subscription whose stream fails gets a masked error; each is logged once with its cause and counted in /metrics.
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import { createLogger } from "../../src/observability/logger.js";
 import { Keys } from "../../src/redis/keys.js";
 import { ContextChangesDocument, CreateContextDocument, HealthDocument, PatchContextHeadDocument, WatchSliceDocument } from "../gql/graphql.js";
-import { errorCode, startTestServer, type TestServer } from "../helpers/app.js";
+import { errorCode, startTestServer, useTestServer, type ServerHandle } from "../helpers/app.js";
 import { seqsOf, subscribe, TRANSPORTS } from "../helpers/feed-client.js";
 
 const lines: Record<string, unknown>[] = [];
 const log = createLogger("warn", (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
-let server: TestServer;
-let redis: Redis;
+const server = useTestServer({}, log);
 let keys: Keys;
 
-beforeAll(async () => {
-  server = await startTestServer({}, log);
-  redis = new Redis(server.config.redisUrl);
+beforeAll(() => {
   keys = new Keys(server.config.keyPrefix);
-});
-afterAll(async () => {
-  await server.close();
-  redis.disconnect();
 });
 
 /** The value of one sample of the server's Prometheus text, e.g. `swarm_faults_total{source="x"}`; 0 when absent. */
-async function metric(on: TestServer, sample: string): Promise<number> {
+async function metric(on: ServerHandle, sample: string): Promise<number> {
   const text = await (await fetch(new URL("/metrics", on.url))).text();
   const line = text.split("\n").find((l) => l.startsWith(`${sample} `));
   return line ? Number(line.slice(sample.length + 1)) : 0;
@@ -38,9 +30,9 @@ const faults = (source: string) => lines.filter((l) => l.source === source);
  */
 async function appendRaw(id: string, fields: Record<string, string>): Promise<number> {
   const ctx = keys.context(id);
-  const seq = await redis.incr(ctx.seq);
-  await redis.xadd(ctx.feed, `${seq}-0`, ...Object.entries(fields).flat());
-  await redis.publish(keys.changesChannel, `${id} ${seq}`);
+  const seq = await server.redis.incr(ctx.seq);
+  await server.redis.xadd(ctx.feed, `${seq}-0`, ...Object.entries(fields).flat());
+  await server.redis.publish(keys.changesChannel, `${id} ${seq}`);
   return seq;
 }
 
@@ -103,7 +95,7 @@ test("a WebSocket subscription whose stream fails gets a masked INTERNAL_SERVER_
   // The document can no longer be read (a wrong type where its hash should be); the next
   // change makes watchSlice read it.
   const ctx = keys.context(id);
-  await redis.multi().del(ctx.meta).set(ctx.meta, "not a hash").exec();
+  await server.redis.multi().del(ctx.meta).set(ctx.meta, "not a hash").exec();
   await appendRaw(id, { kind: "UPDATED", version: "2", paths: '["/a"]', patch: "[]", actor: "x", at: new Date().toISOString() });
   await watcher.untilEnded();
   expect(watcher.errors).toEqual([{ message: "Unexpected error.", extensions: { code: "INTERNAL_SERVER_ERROR", requestId: expect.any(String) } }]);
@@ -119,7 +111,7 @@ test("a rate limit that cannot be counted (not for a lost connection) refuses th
   try {
     expect((await limited.request(HealthDocument)).errors).toBeUndefined();
     // The key's counter holds the wrong type: counting it fails on every request.
-    await redis.multi().del(new Keys(limited.config.keyPrefix).rate("anonymous")).hset(new Keys(limited.config.keyPrefix).rate("anonymous"), "x", "1").exec();
+    await server.redis.multi().del(new Keys(limited.config.keyPrefix).rate("anonymous")).hset(new Keys(limited.config.keyPrefix).rate("anonymous"), "x", "1").exec();
     const res = await limited.request(HealthDocument);
     expect(errorCode(res)).toBe("UNAVAILABLE");
     expect(res.data ?? null).toBeNull();

@@ -1,7 +1,5 @@
 // Proves each change writes exactly one change-feed entry in the context's Redis stream, with a gap-free seq and the kind, paths, patch, actor, reason and time of the change, so that replaying the patches rebuilds the document.
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, expect, test } from "vitest";
-import { inject } from "vitest";
+import { expect, test } from "vitest";
 import { applyPatch, type PatchOperation } from "../../src/json/patch.js";
 import type { JsonValue } from "../../src/json/types.js";
 import {
@@ -13,19 +11,9 @@ import {
   PatchContextDocument,
   RollbackContextDocument,
 } from "../gql/graphql.js";
-import { startTestServer, type TestServer } from "../helpers/app.js";
+import { useTestServer } from "../helpers/app.js";
 
-let server: TestServer;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startTestServer();
-  redis = new Redis(inject("redisUrl"));
-});
-afterAll(async () => {
-  await server.close();
-  redis.disconnect();
-});
+const server = useTestServer();
 
 test("one stream entry per change, seq gap-free, with the paths each change touched", async () => {
   const id = "feed-1";
@@ -43,7 +31,7 @@ test("one stream entry per change, seq gap-free, with the paths each change touc
   await server.data(RollbackContextDocument, { id, toVersion: 2 });
   await server.data(DeleteContextDocument, { id });
 
-  const stream = await redis.xrange(`${server.config.keyPrefix}:{ctx:${id}}:feed`, "-", "+");
+  const stream = await server.redis.xrange(`${server.config.keyPrefix}:{ctx:${id}}:feed`, "-", "+");
   expect(stream.map(([entryId]) => entryId)).toEqual(["1-0", "2-0", "3-0", "4-0", "5-0"]);
 
   await server.data(CreateContextDocument, { id, document: { again: true } });

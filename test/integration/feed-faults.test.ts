@@ -1,32 +1,24 @@
 // Proves the feed survives faults: a subscriber that stops reading is ended with a resync and a resumable error (past the bound in changes or in bytes) while others are unaffected and the server's heap stays bounded, a slow replay is not ended, `CLIENT KILL TYPE pubsub` loses nothing, and subscribers that disconnect at random points and resume see every change exactly once.
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ContextChangesDocument, CreateContextDocument, PatchContextHeadDocument, type ContextChangesSubscription } from "../gql/graphql.js";
-import { startTestServer, type TestServer } from "../helpers/app.js";
+import { useTestServer, type ServerHandle } from "../helpers/app.js";
 import { range, rawWsSubscription, sseResult, subscribe, TRANSPORTS, type ErrorJson, type FeedClient } from "../helpers/feed-client.js";
 import { startRedisServer, type RedisServer } from "../../support/redis-server.js";
 
 type Change = ContextChangesSubscription["contextChanges"]["changes"][number];
 type Resync = ContextChangesSubscription["contextChanges"]["resync"][number];
 
-let server: TestServer;
+// maxAliases: the stalled subscriber inflates its messages with 40 aliases (QUERY).
+const server = useTestServer({ subscriberBuffer: 20, subscriberStallMs: 500, maxAliases: 40 });
 
-beforeAll(async () => {
-  // maxAliases: the stalled subscriber inflates its messages with 40 aliases (QUERY).
-  server = await startTestServer({ subscriberBuffer: 20, subscriberStallMs: 500, maxAliases: 40 });
-});
-afterAll(async () => {
-  await server.close();
-});
-
-async function create(id: string, on: TestServer = server) {
+async function create(id: string, on: ServerHandle = server) {
   // n starts below every value the tests write: a write of the value already there writes nothing.
   await on.data(CreateContextDocument, { id, document: { blob: "", n: -1 } });
 }
 
-async function patch(id: string, path: string, value: unknown, on: TestServer = server) {
+async function patch(id: string, path: string, value: unknown, on: ServerHandle = server) {
   return (await on.data(PatchContextHeadDocument, { id, patch: [{ op: "replace" as never, path, value }] })).patchContext;
 }
 
@@ -58,7 +50,7 @@ function received(batches: ({ data?: { contextChanges: Feed } | null; errors?: E
 }
 
 /** A graphql-ws subscriber whose socket stops reading right after it subscribes. */
-async function stalledWs(id: string, on: TestServer = server): Promise<Stalled> {
+async function stalledWs(id: string, on: ServerHandle = server): Promise<Stalled> {
   const raw = rawWsSubscription<{ contextChanges: Feed }>(on.url, QUERY, { id });
   await raw.subscribed;
   raw.socket.pause();
@@ -73,7 +65,7 @@ async function stalledWs(id: string, on: TestServer = server): Promise<Stalled> 
 }
 
 /** An SSE subscriber that does not read its response until resumed. */
-async function stalledSse(id: string, on: TestServer = server): Promise<Stalled> {
+async function stalledSse(id: string, on: ServerHandle = server): Promise<Stalled> {
   const res = await fetch(on.url, {
     method: "POST",
     headers: { "content-type": "application/json", accept: "text/event-stream" },
@@ -186,15 +178,8 @@ test("while a subscriber stays stalled and changes keep flowing, the server's he
 });
 
 describe("the bound in bytes", () => {
-  let bounded: TestServer;
-
-  beforeAll(async () => {
-    // The bound in changes out of reach: only the one in bytes (about 50 of these changes) can end a subscriber.
-    bounded = await startTestServer({ subscriberBuffer: 1_000_000, subscriberBufferBytes: 500_000, subscriberStallMs: 500, maxAliases: 40 });
-  });
-  afterAll(async () => {
-    await bounded.close();
-  });
+  // The bound in changes out of reach: only the one in bytes (about 50 of these changes) can end a subscriber.
+  const bounded = useTestServer({ subscriberBuffer: 1_000_000, subscriberBufferBytes: 500_000, subscriberStallMs: 500, maxAliases: 40 });
 
   test.each(TRANSPORTS)("a subscriber that stops reading is ended with a resync once it holds more bytes than the bound (%s)", async (transport) => {
     const id = `bytes-${transport}`;
@@ -214,19 +199,13 @@ describe("the bound in bytes", () => {
 
 describe("the wake-up connection", () => {
   let redis: RedisServer;
-  let isolated: TestServer;
-  let admin: Redis;
-
   beforeAll(async () => {
     redis = await startRedisServer();
-    isolated = await startTestServer({ redisUrl: redis.url });
-    admin = new Redis(redis.url);
   });
   afterAll(async () => {
-    await isolated.close();
-    admin.disconnect();
     await redis.stop();
   });
+  const isolated = useTestServer(() => ({ redisUrl: redis.url }));
 
   test.each(TRANSPORTS)("CLIENT KILL TYPE pubsub mid-stream loses nothing (%s)", async (transport) => {
     const id = `kill-${transport}`;
@@ -235,11 +214,11 @@ describe("the wake-up connection", () => {
     for (let i = 0; i < 30; i++) await patch(id, "/n", i, isolated);
     await client.until((c) => changesOf(c).at(-1)?.seq === 31, "seq 31");
     const channel = `${isolated.config.keyPrefix}:changes`;
-    const [before] = (await admin.call("CLIENT", "LIST", "TYPE", "pubsub")) as string;
+    const [before] = (await isolated.redis.call("CLIENT", "LIST", "TYPE", "pubsub")) as string;
     expect(before).toBeDefined();
-    expect(Number(await admin.call("CLIENT", "KILL", "TYPE", "pubsub"))).toBeGreaterThan(0);
+    expect(Number(await isolated.redis.call("CLIENT", "KILL", "TYPE", "pubsub"))).toBeGreaterThan(0);
     // The next change is committed while nobody is subscribed: its wake-up is gone for good.
-    const [, subscribers] = (await admin.pubsub("NUMSUB", channel)) as [string, number];
+    const [, subscribers] = (await isolated.redis.pubsub("NUMSUB", channel)) as [string, number];
     expect(subscribers).toBe(0);
     await patch(id, "/n", "while down", isolated);
     await client.until((c) => changesOf(c).at(-1)?.seq === 32, "the change made while the wake-up connection was down");

@@ -1,6 +1,5 @@
 // Proves, with fast-check against a real Redis, that a change-feed subscriber gets exactly the changes an independent model of the filter selects from the full history (per context in seq order, no gap, no duplicate, nothing dropped), in batches of 1..maxSize without resync, with a short batch never sent before maxWaitMs and batches never closer together than maxBatchesPerSecond allows.
 import fc from "fast-check";
-import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import type { ChangeBatch, FeedOptions } from "../../src/feed/change-pipeline.js";
 import { FeedHub } from "../../src/feed/feed-hub.js";
@@ -15,25 +14,20 @@ import {
   PatchContextDocument,
   ReleaseLockDocument,
 } from "../gql/graphql.js";
-import { startTestServer, type TestServer } from "../helpers/app.js";
+import { useTestServer } from "../helpers/app.js";
 
-let server: TestServer;
-let redis: Redis;
+const server = useTestServer();
 let keys: Keys;
 let hub: FeedHub;
 let run = 0;
 
 beforeAll(async () => {
-  server = await startTestServer();
-  redis = new Redis(server.config.redisUrl);
   keys = new Keys(server.config.keyPrefix);
   const limits = { changes: 10_000, bytes: 4_194_304, stallMs: 12_000, largestEntryBytes: largestEntryBytes(server.config) };
-  hub = await FeedHub.open(server.config.redisUrl, redis, keys, limits, () => undefined, (source, message, cause) => console.error(source, message, cause));
+  hub = await FeedHub.open(server.config.redisUrl, server.redis, keys, limits, () => undefined, (source, message, cause) => console.error(source, message, cause));
 });
 afterAll(async () => {
   await hub?.close(true, 1_000);
-  redis?.disconnect();
-  await server?.close();
 });
 
 /** Slack for timer and event-loop granularity on the timing bounds, in ms. */
@@ -177,7 +171,7 @@ test("delivered = filter(history), batch sizes and waits respected, rate respect
           const t = performance.now();
           await mutate();
           // The only writer of this run's contexts, writing one mutation at a time: the new seqs are this mutation's.
-          const seq = Number(await redis.get(keys.context(contextId).seq));
+          const seq = Number(await server.redis.get(keys.context(contextId).seq));
           for (let s = lastSeq.get(contextId)! + 1; s <= seq; s++) sentAt.set(`${contextId} ${s}`, t);
           lastSeq.set(contextId, seq);
         };

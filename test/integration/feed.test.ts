@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { createClient } from "graphql-ws";
 import { Redis } from "ioredis";
 import WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import {
   AcquireLockDocument,
   AllocateDocument,
@@ -19,40 +19,31 @@ import {
   type ContextChangesSubscription,
   type ContextChangesSubscriptionVariables,
 } from "../gql/graphql.js";
-import { startTestServer, type TestServer } from "../helpers/app.js";
+import { useTestServer, type ServerHandle } from "../helpers/app.js";
 import { range, rawWsSubscription, subscribe, TRANSPORTS, type FeedClient, type RawSubscription, type Transport } from "../helpers/feed-client.js";
 
 type Batch = ContextChangesSubscription["contextChanges"];
 type Client = FeedClient<ContextChangesSubscription>;
 
-let server: TestServer;
+const server = useTestServer({ maxSubscriptionsPerConnection: 2, keepAliveMs: 100 });
 /** A second instance on the same Redis and key prefix. */
-let other: TestServer;
-let small: TestServer;
-
-beforeAll(async () => {
-  server = await startTestServer({ maxSubscriptionsPerConnection: 2, keepAliveMs: 100 });
-  other = await startTestServer({ keyPrefix: server.config.keyPrefix });
-  small = await startTestServer({ feedRetention: 5 });
-});
-afterAll(async () => {
-  await Promise.all([server.close(), other.close(), small.close()]);
-});
+const other = useTestServer(() => ({ keyPrefix: server.config.keyPrefix }));
+const small = useTestServer({ feedRetention: 5 });
 
 const batchesOf = (client: Client): Batch[] => client.values.map((v) => v.contextChanges);
 const changesOf = (client: Client) => batchesOf(client).flatMap((b) => b.changes);
 const seqsOf = (client: Client, contextId: string) => changesOf(client).filter((c) => c.contextId === contextId).map((c) => c.seq);
 const hasSeq = (contextId: string, seq: number) => (client: Client) => seqsOf(client, contextId).includes(seq);
 
-function watch(transport: Transport, variables: ContextChangesSubscriptionVariables, on: TestServer = server): Client {
+function watch(transport: Transport, variables: ContextChangesSubscriptionVariables, on: ServerHandle = server): Client {
   return subscribe(transport, on.url, ContextChangesDocument, variables);
 }
 
-async function create(id: string, document: unknown = { a: { b: { c: 1 } }, ab: 1, c: 1 }, on: TestServer = server) {
+async function create(id: string, document: unknown = { a: { b: { c: 1 } }, ab: 1, c: 1 }, on: ServerHandle = server) {
   return (await on.data(CreateContextDocument, { id, document })).createContext;
 }
 
-async function patch(id: string, path: string, value: unknown, on: TestServer = server) {
+async function patch(id: string, path: string, value: unknown, on: ServerHandle = server) {
   return (await on.data(PatchContextHeadDocument, { id, patch: [{ op: "replace" as never, path, value }] })).patchContext;
 }
 

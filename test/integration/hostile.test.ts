@@ -2,9 +2,9 @@
 import { request as httpRequest } from "node:http";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { beforeAll, expect, test } from "vitest";
 import { hashKey, generateKey, KeyRing, type Role } from "../../src/security/auth.js";
-import { startTestServer, type TestServer } from "../helpers/app.js";
+import { useTestServer } from "../helpers/app.js";
 import { API_CODES, hostileCorpus, type HttpCase, type OperationCase, type WsProtocolCase } from "../helpers/hostile-corpus.js";
 
 /** Requests per key per second: low, so that the flood below reaches it. */
@@ -98,16 +98,16 @@ const floodHttp = defineKey("flood-http", "agent");
 const floodWs = defineKey("flood-ws", "agent");
 const keyOf = (role: "agent" | "viewer") => (role === "agent" ? hostileAgent() : hostileViewer());
 
-let server: TestServer;
+const server = useTestServer(() => ({
+  keys: KeyRing.parse(JSON.stringify(keySpecs.map((k) => ({ ...k, sha256: hashKey(secrets.get(k.name)!) }))), "hostile test keys"),
+  rateLimit: RATE_LIMIT,
+  maxRequestBytes: MAX_REQUEST_BYTES,
+  maxResponseBytes: MAX_RESPONSE_BYTES,
+}));
 let origin: URL;
 
-beforeAll(async () => {
-  const ring = KeyRing.parse(JSON.stringify(keySpecs.map((k) => ({ ...k, sha256: hashKey(secrets.get(k.name)!) }))), "hostile test keys");
-  server = await startTestServer({ keys: ring, rateLimit: RATE_LIMIT, maxRequestBytes: MAX_REQUEST_BYTES, maxResponseBytes: MAX_RESPONSE_BYTES });
+beforeAll(() => {
   origin = new URL(server.url);
-});
-afterAll(async () => {
-  await server?.close();
 });
 
 /** A GraphQL request over fetch; throws unless it has data and no errors. */

@@ -14,9 +14,8 @@ import {
   RenewAllocationDocument,
   ReportUsageDocument,
 } from "../gql/graphql.js";
-import { startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
+import { useTestServer } from "../helpers/app.js";
 import { ledgerSnapshot, ledgerViolations } from "../../support/ledger-invariant.js";
-import { expectRefusedUnchanged } from "../helpers/redis-state.js";
 import { startRedisServer, type RedisServer } from "../../support/redis-server.js";
 import { redisTimePast } from "../helpers/redis-time.js";
 
@@ -26,9 +25,15 @@ const STEP = 50;
 const COMMANDS_PER_SCRIPT = 40 * STEP;
 const DESCENDANTS = 2_000;
 
+// A Redis of its own: MONITOR must see this file's commands only.
 let redisServer: RedisServer;
-let server: TestServer;
-let redis: Redis;
+beforeAll(async () => {
+  redisServer = await startRedisServer();
+});
+afterAll(async () => {
+  await redisServer.stop();
+});
+const server = useTestServer(() => ({ redisUrl: redisServer.url, leaseSweepMs: 0 }));
 let ledgerRedis: Redis;
 let keys: Keys;
 let ledger: LedgerStore;
@@ -36,10 +41,6 @@ const touched = new Set<string>();
 const cleanups: (() => Promise<void> | void)[] = [];
 
 beforeAll(async () => {
-  // A Redis of its own: MONITOR must see this file's commands only.
-  redisServer = await startRedisServer();
-  server = await startTestServer({ redisUrl: redisServer.url, leaseSweepMs: 0 });
-  redis = new Redis(redisServer.url);
   ledgerRedis = await connectRedis(redisServer.url, "cascade-test");
   keys = new Keys(server.config.keyPrefix);
   ledger = new LedgerStore(ledgerRedis, keys, server.config);
@@ -50,33 +51,28 @@ beforeAll(async () => {
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup();
   for (const id of touched) {
-    expect(await ledgerViolations(redis, server.config.keyPrefix, id)).toEqual([]);
+    expect(await ledgerViolations(server.redis, server.config.keyPrefix, id)).toEqual([]);
     // Each test's tree goes, so that `refused` compares a keyspace of one tree.
     await dropKeys(`${server.config.keyPrefix}:{ctx:${id}}:*`);
   }
   touched.clear();
 });
-afterAll(async () => {
-  await server.close();
-  redis.disconnect();
+afterAll(() => {
   ledgerRedis.disconnect();
-  await redisServer.stop();
 });
 
 /** Deletes every key matching `pattern`. */
 async function dropKeys(pattern: string): Promise<void> {
   let cursor = "0";
   do {
-    const [next, batch] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
-    if (batch.length > 0) await redis.del(...batch);
+    const [next, batch] = await server.redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+    if (batch.length > 0) await server.redis.del(...batch);
     cursor = next;
   } while (cursor !== "0");
 }
 
 const credits = (amount: number) => [{ kind: "credits", amount }];
 const actor = { actor: "test" };
-const refused = (code: string, run: () => Promise<GraphQLResponse<unknown>>) => expectRefusedUnchanged(redis, server.config.keyPrefix, code, run);
-
 interface Tree {
   readonly id: string;
   readonly root: Allocation;
@@ -120,7 +116,7 @@ interface ScriptWork {
 
 /** Runs `run` while MONITOR watches Redis, and returns what each script did meanwhile. */
 async function scriptWork<T>(run: () => Promise<T>): Promise<{ result: T; scripts: ScriptWork[] }> {
-  const monitor = await redis.monitor();
+  const monitor = await server.redis.monitor();
   const scripts: { commands: number; ended: number }[] = [];
   const marker = `end-of-run-${Math.random()}`;
   let seen!: () => void;
@@ -140,7 +136,7 @@ async function scriptWork<T>(run: () => Promise<T>): Promise<{ result: T; script
   try {
     const result = await run();
     // MONITOR reports commands in the order Redis ran them: once it shows the marker, it has shown the run.
-    await redis.echo(marker);
+    await server.redis.echo(marker);
     await sawMarker;
     return { result, scripts };
   } finally {
@@ -157,7 +153,7 @@ function expectBoundedSteps(scripts: readonly ScriptWork[]): number {
 
 /** The allocations of the feed's RELEASED/EXPIRED entries, in feed order. */
 async function endedInFeedOrder(id: string): Promise<{ n: number; parent: number | null; status: string }[]> {
-  const entries = await redis.xrange(`${server.config.keyPrefix}:{ctx:${id}}:feed`, "-", "+");
+  const entries = await server.redis.xrange(`${server.config.keyPrefix}:{ctx:${id}}:feed`, "-", "+");
   return entries
     .map(([, fields]) => Object.fromEntries(Array.from({ length: fields.length / 2 }, (_, i) => [fields[2 * i]!, fields[2 * i + 1]!])))
     .filter((f) => f.kind === "RELEASED" || f.kind === "EXPIRED")
@@ -175,7 +171,7 @@ function expectDeepestFirst(ended: readonly { n: number; parent: number | null }
 
 /** Status of every allocation of the context, by number. */
 async function statuses(id: string): Promise<Map<string, string>> {
-  const { nodes } = await ledgerSnapshot(redis, server.config.keyPrefix, id);
+  const { nodes } = await ledgerSnapshot(server.redis, server.config.keyPrefix, id);
   return new Map([...nodes].filter(([n]) => n !== "").map(([n, node]) => [n, node.status!]));
 }
 
@@ -278,7 +274,7 @@ test("between the steps of a release the ledger is sound, writes inside the endi
     gate.allow();
     await nextCallHeld(gate, owner);
     const status = await statuses(tree.id);
-    expect(await ledgerViolations(redis, server.config.keyPrefix, tree.id)).toEqual([]);
+    expect(await ledgerViolations(server.redis, server.config.keyPrefix, tree.id)).toEqual([]);
     expect(status.get(numberOf(tree.root))).toBe("ACTIVE");
     const endedCount = [...status.values()].filter((s) => s === "RELEASED").length;
     expect(endedCount).toBeGreaterThan(0);
@@ -293,17 +289,17 @@ test("between the steps of a release the ledger is sound, writes inside the endi
   const child = active(tree.children);
   const grandchild = active(tree.grandchildren);
   for (const parentId of [tree.root.id, child.id, grandchild.id]) {
-    const err = await refused("ALLOCATION_ENDED", () => server.request(AllocateDocument, { contextId: tree.id, parentId, request: credits(1), mode: "EXACT" }));
+    const err = await server.refused("ALLOCATION_ENDED", () => server.request(AllocateDocument, { contextId: tree.id, parentId, request: credits(1), mode: "EXACT" }));
     expect(err.extensions?.status).toBe("RELEASED");
   }
-  await refused("ALLOCATION_ENDED", () => server.request(ReportUsageDocument, { allocationId: grandchild.id, usage: credits(1) }));
-  await refused("ALLOCATION_ENDED", () => server.request(ReportUsageDocument, { allocationId: tree.root.id, usage: credits(1) }));
-  await refused("ALLOCATION_ENDED", () => server.request(RenewAllocationDocument, { allocationId: child.id, leaseMs: 60_000 }));
-  await refused("ALLOCATION_ENDED", () => server.request(ReleaseDocument, { allocationId: child.id }));
-  await refused("ALLOCATION_ENDED", () => server.request(ReleaseDocument, { allocationId: tree.root.id }));
-  await refused("ALLOCATION_ENDED", () => server.request(ReleaseDocument, { allocationId: tree.root.id, opId: "another-release" }));
+  await server.refused("ALLOCATION_ENDED", () => server.request(ReportUsageDocument, { allocationId: grandchild.id, usage: credits(1) }));
+  await server.refused("ALLOCATION_ENDED", () => server.request(ReportUsageDocument, { allocationId: tree.root.id, usage: credits(1) }));
+  await server.refused("ALLOCATION_ENDED", () => server.request(RenewAllocationDocument, { allocationId: child.id, leaseMs: 60_000 }));
+  await server.refused("ALLOCATION_ENDED", () => server.request(ReleaseDocument, { allocationId: child.id }));
+  await server.refused("ALLOCATION_ENDED", () => server.request(ReleaseDocument, { allocationId: tree.root.id }));
+  await server.refused("ALLOCATION_ENDED", () => server.request(ReleaseDocument, { allocationId: tree.root.id, opId: "another-release" }));
   // Room outside the ending subtree is not freed yet: the budget still has 50,000 to give.
-  const short = await refused("INSUFFICIENT_RESOURCES", () => server.request(AllocateDocument, { contextId: tree.id, request: credits(50_001), mode: "EXACT" }));
+  const short = await server.refused("INSUFFICIENT_RESOURCES", () => server.request(AllocateDocument, { contextId: tree.id, request: credits(50_001), mode: "EXACT" }));
   expect(short.extensions?.available).toEqual(credits(50_000));
 
   // The client retries the release with its opId (as after a lost answer): the retry finishes the
@@ -334,13 +330,13 @@ test("a cascade whose server stops after its first step is finished by the lease
   const endedCount = [...before.values()].filter((s) => s === "RELEASED").length;
   expect(endedCount).toBeGreaterThan(0);
   expect(endedCount).toBeLessThanOrEqual(STEP);
-  expect(await ledgerViolations(redis, server.config.keyPrefix, tree.id)).toEqual([]);
+  expect(await ledgerViolations(server.redis, server.config.keyPrefix, tree.id)).toEqual([]);
 
   const { scripts } = await scriptWork(() => ledger.sweep());
   expect(expectBoundedSteps(scripts)).toBe(DESCENDANTS + 1 - endedCount);
   expect(new Set((await statuses(tree.id)).values())).toEqual(new Set(["RELEASED"]));
   expectDeepestFirst(await endedInFeedOrder(tree.id));
-  expect(await redis.zscore(keys.leaseIndex, tree.id)).toBeNull();
+  expect(await server.redis.zscore(keys.leaseIndex, tree.id)).toBeNull();
   const replay = await server.data(ReleaseDocument, { allocationId: tree.root.id, usage: credits(3), opId: "orphaned" });
   expect(replay.release).toMatchObject({ status: "RELEASED", consumed: credits(tree.used + 3) });
   const { budget } = (await server.data(GetLedgerDocument, { id: tree.id })).context!;
@@ -350,15 +346,15 @@ test("a cascade whose server stops after its first step is finished by the lease
 test("a lease that runs out over 2,000 descendants expires in steps of at most STEP; checks hold the room a step has not freed", async () => {
   const tree = await bigTree("expire-big");
   const lapsed = (await server.data(RenewAllocationDocument, { allocationId: tree.root.id, leaseMs: 1 })).renewAllocation;
-  await redisTimePast(redis, lapsed.expiresAt!);
+  await redisTimePast(server.redis, lapsed.expiresAt!);
 
   // Refused operations write nothing, and their work does not grow with the subtree either.
   const refusals = await scriptWork(async () => {
     const grandchild = tree.grandchildren.at(-1)!;
-    const err = await refused("ALLOCATION_ENDED", () => server.request(AllocateDocument, { contextId: tree.id, parentId: grandchild.id, request: credits(1), mode: "EXACT" }));
+    const err = await server.refused("ALLOCATION_ENDED", () => server.request(AllocateDocument, { contextId: tree.id, parentId: grandchild.id, request: credits(1), mode: "EXACT" }));
     expect(err.extensions?.status).toBe("EXPIRED");
     // One step cannot end the root, so the root's 50,000 stay held for this check.
-    const short = await refused("INSUFFICIENT_RESOURCES", () => server.request(AllocateDocument, { contextId: tree.id, request: credits(50_001), mode: "EXACT" }));
+    const short = await server.refused("INSUFFICIENT_RESOURCES", () => server.request(AllocateDocument, { contextId: tree.id, request: credits(50_001), mode: "EXACT" }));
     expect(short.extensions?.available).toEqual(credits(50_000));
   });
   expect(expectBoundedSteps(refusals.scripts)).toBe(0);
@@ -370,7 +366,7 @@ test("a lease that runs out over 2,000 descendants expires in steps of at most S
   const mid = await statuses(tree.id);
   expect(mid.get(numberOf(tree.root))).toBe("ACTIVE");
   expect([...mid.values()].filter((s) => s === "EXPIRED")).toHaveLength(first);
-  expect(await ledgerViolations(redis, server.config.keyPrefix, tree.id)).toEqual([]);
+  expect(await ledgerViolations(server.redis, server.config.keyPrefix, tree.id)).toEqual([]);
 
   const swept = await scriptWork(() => ledger.sweep());
   expect(expectBoundedSteps(swept.scripts)).toBe(DESCENDANTS + 1 - first);

@@ -1,7 +1,6 @@
 // Proves, with fast-check, that random sequences of allocate / reportUsage / release / renew and live changes of limits, maxShare and maxDepth leave the server's ledger equal to a plain in-memory model after every command.
 import fc from "fast-check";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, expect, inject, test } from "vitest";
+import { expect, test } from "vitest";
 import {
   AllocateDocument,
   CreateContextDocument,
@@ -11,21 +10,11 @@ import {
   RenewAllocationDocument,
   ReportUsageDocument,
 } from "../gql/graphql.js";
-import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
+import { errorCode, useTestServer, type GraphQLResponse, type ServerHandle } from "../helpers/app.js";
 import { ledgerViolations } from "../../support/ledger-invariant.js";
 
-let server: TestServer;
-let redis: Redis;
+const server = useTestServer();
 let run = 0;
-
-beforeAll(async () => {
-  server = await startTestServer();
-  redis = new Redis(inject("redisUrl"));
-});
-afterAll(async () => {
-  await server.close();
-  redis.disconnect();
-});
 
 const KINDS = ["credits", "tokens"] as const;
 type Kind = (typeof KINDS)[number];
@@ -124,7 +113,7 @@ class Model {
 }
 
 interface Real {
-  server: TestServer;
+  server: ServerHandle;
 }
 
 const asMap = (list: readonly { kind: string; amount: number }[]) => Object.fromEntries(list.map((a) => [a.kind, a.amount]));
@@ -150,7 +139,7 @@ async function expectSame(model: Model, real: Real): Promise<void> {
     }
   });
   // Limits are lowered live by PolicyCommand, so the budget itself may be over its limits.
-  expect(await ledgerViolations(redis, real.server.config.keyPrefix, model.contextId, true)).toEqual([]);
+  expect(await ledgerViolations(server.redis, real.server.config.keyPrefix, model.contextId, true)).toEqual([]);
 }
 
 const requestArb = fc
@@ -179,7 +168,7 @@ class NodeCommand implements fc.AsyncCommand<Model, Real> {
     readonly label: string,
     readonly index: number,
     readonly expect: (model: Model, node: ModelNode) => Verdict,
-    readonly send: (server: TestServer, node: ModelNode) => Promise<GraphQLResponse<unknown>>,
+    readonly send: (server: ServerHandle, node: ModelNode) => Promise<GraphQLResponse<unknown>>,
   ) {}
   check = (model: Readonly<Model>) => model.nodes.length > 0;
   async run(model: Model, real: Real) {

@@ -1,7 +1,5 @@
 // Proves the ledger's settings keys (limits, allocation policy) always equal what the document says, because the same script that writes the document writes them.
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, expect, test } from "vitest";
-import { inject } from "vitest";
+import { expect, test } from "vitest";
 import {
   CreateContextDocument,
   DeleteContextDocument,
@@ -9,23 +7,13 @@ import {
   PatchContextDocument,
   RollbackContextDocument,
 } from "../gql/graphql.js";
-import { errorCode, startTestServer, type TestServer } from "../helpers/app.js";
+import { errorCode, useTestServer } from "../helpers/app.js";
 
-let server: TestServer;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startTestServer();
-  redis = new Redis(inject("redisUrl"));
-});
-afterAll(async () => {
-  await server.close();
-  redis.disconnect();
-});
+const server = useTestServer();
 
 async function settings(id: string) {
   const base = `${server.config.keyPrefix}:{ctx:${id}}`;
-  return { limits: await redis.hgetall(`${base}:limits`), policy: await redis.hgetall(`${base}:policy`) };
+  return { limits: await server.redis.hgetall(`${base}:limits`), policy: await server.redis.hgetall(`${base}:policy`) };
 }
 
 test("settings follow create, patch, merge, rollback and delete", async () => {

@@ -1,7 +1,5 @@
 // Proves the ledger operations of API.md against real Redis: EXACT and UP_TO grants, maxShare, maxDepth, profiles, usage, cascade release with roll-up, renew, lease expiry (a refusal writes nothing even with leases overdue), live limit changes and each error code, with the invariant checked after every test.
-import { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
-import { inject } from "vitest";
+import { afterEach, describe, expect, test } from "vitest";
 import {
   AcquireLockDocument,
   AllocateDocument,
@@ -18,29 +16,19 @@ import {
   RenewLockDocument,
   ReportUsageDocument,
 } from "../gql/graphql.js";
-import { startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
+import { startTestServer, useTestServer, type GraphQLResponse } from "../helpers/app.js";
 import { ledgerViolations } from "../../support/ledger-invariant.js";
-import { expectRefusedUnchanged } from "../helpers/redis-state.js";
 import { redisTimePast } from "../helpers/redis-time.js";
 
-let server: TestServer;
-let redis: Redis;
+// No sweeper: `refused` compares every key of the prefix, and background sweeps would change
+// other tests' contexts meanwhile. The sweeper's own test starts a server with one.
+const server = useTestServer({ leaseSweepMs: 0 });
 let counter = 0;
 const touched = new Set<string>();
 
-beforeAll(async () => {
-  // No sweeper: `refused` compares every key of the prefix, and background sweeps would change
-  // other tests' contexts meanwhile. The sweeper's own test starts a server with one.
-  server = await startTestServer({ leaseSweepMs: 0 });
-  redis = new Redis(inject("redisUrl"));
-});
 afterEach(async () => {
-  for (const id of touched) expect(await ledgerViolations(redis, server.config.keyPrefix, id, id.startsWith("lowered"))).toEqual([]);
+  for (const id of touched) expect(await ledgerViolations(server.redis, server.config.keyPrefix, id, id.startsWith("lowered"))).toEqual([]);
   touched.clear();
-});
-afterAll(async () => {
-  await server.close();
-  redis.disconnect();
 });
 
 async function swarm(document: unknown, label = "ledger"): Promise<string> {
@@ -52,8 +40,6 @@ async function swarm(document: unknown, label = "ledger"): Promise<string> {
 
 const amounts = (o: Record<string, number>) => Object.entries(o).map(([kind, amount]) => ({ kind, amount }));
 const asMap = (list: readonly { kind: string; amount: number }[]) => Object.fromEntries(list.map((a) => [a.kind, a.amount]));
-
-const refused = (code: string, run: () => Promise<GraphQLResponse<unknown>>) => expectRefusedUnchanged(redis, server.config.keyPrefix, code, run);
 
 describe("allocate", () => {
   test("EXACT from the budget, then from an allocation; budget and reserved follow", async () => {
@@ -74,18 +60,18 @@ describe("allocate", () => {
 
   test("EXACT refuses what it cannot cover with INSUFFICIENT_RESOURCES and the available amounts; UP_TO grants what it can", async () => {
     const id = await swarm({ resources: { limits: { credits: 100, tokens: 5 } } });
-    const err = await refused("INSUFFICIENT_RESOURCES", () =>
+    const err = await server.refused("INSUFFICIENT_RESOURCES", () =>
       server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 50, tokens: 10 }), mode: "EXACT" }),
     );
     expect(err.extensions?.available).toEqual(amounts({ credits: 100, tokens: 5 }));
     const upTo = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50, tokens: 10 }), mode: "UP_TO" })).allocate;
     expect(asMap(upTo.granted)).toEqual({ credits: 50, tokens: 5 });
     expect(asMap(upTo.requested)).toEqual({ credits: 50, tokens: 10 });
-    await refused("INSUFFICIENT_RESOURCES", () =>
+    await server.refused("INSUFFICIENT_RESOURCES", () =>
       server.request(AllocateDocument, { contextId: id, request: amounts({ tokens: 1 }), mode: "UP_TO" }),
     );
     // A kind the budget does not have gets nothing.
-    await refused("INSUFFICIENT_RESOURCES", () => server.request(AllocateDocument, { contextId: id, request: amounts({ gpu: 1 }), mode: "EXACT" }));
+    await server.refused("INSUFFICIENT_RESOURCES", () => server.request(AllocateDocument, { contextId: id, request: amounts({ gpu: 1 }), mode: "EXACT" }));
   });
 
   test("maxShare caps each grant at a fraction of the parent's available amount, read live", async () => {
@@ -103,7 +89,7 @@ describe("allocate", () => {
     const id = await swarm({ resources: { limits: { credits: 100 } }, policy: { allocation: { maxDepth: 3 } } });
     const t2 = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50 }), mode: "EXACT" })).allocate;
     const t3 = (await server.data(AllocateDocument, { contextId: id, parentId: t2.id, request: amounts({ credits: 20 }), mode: "EXACT" })).allocate;
-    const err = await refused("LIMIT_EXCEEDED", () =>
+    const err = await server.refused("LIMIT_EXCEEDED", () =>
       server.request(AllocateDocument, { contextId: id, parentId: t3.id, request: amounts({ credits: 5 }), mode: "EXACT" }),
     );
     expect(err.extensions).toMatchObject({ limit: "maxDepth", max: 3 });
@@ -124,22 +110,22 @@ describe("allocate", () => {
     const b = (await server.data(AllocateDocument, { contextId: id, profile: "llm", request: amounts({ credits: 7 }), mode: "EXACT", leaseMs: 1000 })).allocate;
     expect(asMap(b.granted)).toEqual({ credits: 7, tokens: 20000 });
     expect(Date.parse(b.expiresAt!) - Date.parse(b.createdAt)).toBe(1000);
-    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, profile: "nope", mode: "EXACT" }));
+    await server.refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, profile: "nope", mode: "EXACT" }));
   });
 
   test("NOT_FOUND, ALLOCATION_ENDED and VALIDATION_FAILED change nothing", async () => {
-    await refused("NOT_FOUND", () => server.request(AllocateDocument, { contextId: "no-such-swarm", request: amounts({ credits: 1 }), mode: "EXACT" }));
+    await server.refused("NOT_FOUND", () => server.request(AllocateDocument, { contextId: "no-such-swarm", request: amounts({ credits: 1 }), mode: "EXACT" }));
     const id = await swarm({ resources: { limits: { credits: 100 } } });
-    await refused("NOT_FOUND", () => server.request(AllocateDocument, { contextId: id, parentId: `${id}#99`, request: amounts({ credits: 1 }), mode: "EXACT" }));
+    await server.refused("NOT_FOUND", () => server.request(AllocateDocument, { contextId: id, parentId: `${id}#99`, request: amounts({ credits: 1 }), mode: "EXACT" }));
     const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 10 }), mode: "EXACT" })).allocate;
     await server.data(ReleaseDocument, { allocationId: a.id });
-    await refused("ALLOCATION_ENDED", () => server.request(AllocateDocument, { contextId: id, parentId: a.id, request: amounts({ credits: 1 }), mode: "EXACT" }));
-    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, mode: "EXACT" }));
-    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: -1 }), mode: "EXACT" }));
-    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ "bad kind": 1 }), mode: "EXACT" }));
-    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 1 }), mode: "EXACT", leaseMs: 0 }));
-    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 1 }), mode: "EXACT", holder: "h".repeat(201) }));
-    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 1, tokens: 1 }).concat(amounts({ credits: 2 })), mode: "EXACT" }));
+    await server.refused("ALLOCATION_ENDED", () => server.request(AllocateDocument, { contextId: id, parentId: a.id, request: amounts({ credits: 1 }), mode: "EXACT" }));
+    await server.refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, mode: "EXACT" }));
+    await server.refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: -1 }), mode: "EXACT" }));
+    await server.refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ "bad kind": 1 }), mode: "EXACT" }));
+    await server.refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 1 }), mode: "EXACT", leaseMs: 0 }));
+    await server.refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 1 }), mode: "EXACT", holder: "h".repeat(201) }));
+    await server.refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 1, tokens: 1 }).concat(amounts({ credits: 2 })), mode: "EXACT" }));
   });
 
   test("a request whose amounts are all 0 asks for nothing: VALIDATION_FAILED in either mode, through a profile too", async () => {
@@ -148,12 +134,12 @@ describe("allocate", () => {
       policy: { allocation: { profiles: { idle: { request: { credits: 0 } }, api: { request: { credits: 20 } } } } },
     });
     for (const mode of ["EXACT", "UP_TO"] as const) {
-      const err = await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 0, tokens: 0 }), mode }));
+      const err = await server.refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 0, tokens: 0 }), mode }));
       expect(err.extensions?.path).toBe("request");
     }
-    const err = await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, profile: "idle", mode: "EXACT" }));
+    const err = await server.refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, profile: "idle", mode: "EXACT" }));
     expect(err.extensions?.path).toBe("profile");
-    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, profile: "api", request: amounts({ credits: 0 }), mode: "EXACT" }));
+    await server.refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, profile: "api", request: amounts({ credits: 0 }), mode: "EXACT" }));
     // One zero among other amounts is a kind the caller wants listed, at 0.
     const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 5, tokens: 0 }), mode: "EXACT" })).allocate;
     expect(asMap(a.granted)).toEqual({ credits: 5, tokens: 0 });
@@ -161,17 +147,17 @@ describe("allocate", () => {
 
   test("EXACT refuses kinds its parent does not hold, zero amounts too, naming them (constructor and toString included)", async () => {
     const id = await swarm({ resources: { limits: { credits: 100 } } });
-    const err = await refused("INSUFFICIENT_RESOURCES", () =>
+    const err = await server.refused("INSUFFICIENT_RESOURCES", () =>
       server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 5, nonexistentkind: 0 }), mode: "EXACT" }),
     );
     expect(err.message).toContain("nonexistentkind");
     expect(err.extensions?.available).toEqual(amounts({ credits: 100, nonexistentkind: 0 }));
-    const proto = await refused("INSUFFICIENT_RESOURCES", () =>
+    const proto = await server.refused("INSUFFICIENT_RESOURCES", () =>
       server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 5, constructor: 0, toString: 0 }), mode: "EXACT" }),
     );
     expect(proto.message).toMatch(/constructor.*toString/);
     const run = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50 }), mode: "EXACT" })).allocate;
-    const under = await refused("INSUFFICIENT_RESOURCES", () =>
+    const under = await server.refused("INSUFFICIENT_RESOURCES", () =>
       server.request(AllocateDocument, { contextId: id, parentId: run.id, request: amounts({ credits: 5, tokens: 0 }), mode: "EXACT" }),
     );
     expect(under.message).toContain("tokens");
@@ -202,13 +188,13 @@ describe("usage, release, renew", () => {
     const used = (await server.data(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 25 }) })).reportUsage;
     expect(asMap(used.consumed)).toEqual({ credits: 25 });
     expect(asMap(used.available)).toEqual({ credits: 5 });
-    const err = await refused("USAGE_EXCEEDED", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 6 }) }));
+    const err = await server.refused("USAGE_EXCEEDED", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 6 }) }));
     expect(err.extensions).toMatchObject({ kind: "credits", remaining: 5 });
-    await refused("USAGE_EXCEEDED", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ tokens: 1 }) }));
-    await refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: `${id}#42`, usage: amounts({ credits: 1 }) }));
-    await refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: "not-an-id", usage: amounts({ credits: 1 }) }));
-    await refused("VALIDATION_FAILED", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: [] }));
-    await refused("VALIDATION_FAILED", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 1.5 }) }));
+    await server.refused("USAGE_EXCEEDED", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ tokens: 1 }) }));
+    await server.refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: `${id}#42`, usage: amounts({ credits: 1 }) }));
+    await server.refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: "not-an-id", usage: amounts({ credits: 1 }) }));
+    await server.refused("VALIDATION_FAILED", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: [] }));
+    await server.refused("VALIDATION_FAILED", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 1.5 }) }));
   });
 
   test("release cascades to active descendants, charges consumption up the chain and returns the rest", async () => {
@@ -232,8 +218,8 @@ describe("usage, release, renew", () => {
     expect(context!.allocations.map((a) => a.status)).toEqual(["RELEASED", "RELEASED", "RELEASED", "RELEASED"]);
     const { context: feed } = await server.data(GetHistoryDocument, { id });
     expect(feed!.history.slice(-3).map((e) => e.kind)).toEqual(["RELEASED", "RELEASED", "RELEASED"]);
-    await refused("ALLOCATION_ENDED", () => server.request(ReleaseDocument, { allocationId: sub.id }));
-    await refused("ALLOCATION_ENDED", () => server.request(ReportUsageDocument, { allocationId: step2.id, usage: amounts({ credits: 1 }) }));
+    await server.refused("ALLOCATION_ENDED", () => server.request(ReleaseDocument, { allocationId: sub.id }));
+    await server.refused("ALLOCATION_ENDED", () => server.request(ReportUsageDocument, { allocationId: step2.id, usage: amounts({ credits: 1 }) }));
   });
 
   test("final usage beyond what is left is USAGE_EXCEEDED and changes nothing", async () => {
@@ -241,7 +227,7 @@ describe("usage, release, renew", () => {
     const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50 }), mode: "EXACT" })).allocate;
     const child = (await server.data(AllocateDocument, { contextId: id, parentId: a.id, request: amounts({ credits: 30 }), mode: "EXACT" })).allocate;
     await server.data(ReportUsageDocument, { allocationId: child.id, usage: amounts({ credits: 30 }) });
-    const err = await refused("USAGE_EXCEEDED", () => server.request(ReleaseDocument, { allocationId: a.id, usage: amounts({ credits: 21 }) }));
+    const err = await server.refused("USAGE_EXCEEDED", () => server.request(ReleaseDocument, { allocationId: a.id, usage: amounts({ credits: 21 }) }));
     expect(err.extensions).toMatchObject({ kind: "credits", remaining: 20 });
     expect((await server.data(ReleaseDocument, { allocationId: a.id, usage: amounts({ credits: 20 }) })).release.consumed).toEqual(amounts({ credits: 50 }));
   });
@@ -253,7 +239,7 @@ describe("usage, release, renew", () => {
     const kept = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 40 }), mode: "EXACT", leaseMs: 50 })).allocate;
     const renewed = (await server.data(RenewAllocationDocument, { allocationId: kept.id, leaseMs: 60_000 })).renewAllocation;
     expect(Date.parse(renewed.expiresAt!)).toBeGreaterThan(Date.parse(kept.expiresAt!));
-    await redisTimePast(redis, short.expiresAt!);
+    await redisTimePast(server.redis, short.expiresAt!);
     expect((await server.data(GetAllocationDocument, { id: short.id })).allocation!.status).toBe("ACTIVE");
     const next = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50 }), mode: "EXACT" })).allocate;
     expect(asMap(next.granted)).toEqual({ credits: 50 });
@@ -267,7 +253,7 @@ describe("usage, release, renew", () => {
       ["EXPIRED", short.id, "anonymous"],
       ["ALLOCATED", next.id, "anonymous"],
     ]);
-    await refused("ALLOCATION_ENDED", () => server.request(RenewAllocationDocument, { allocationId: short.id, leaseMs: 1000 }));
+    await server.refused("ALLOCATION_ENDED", () => server.request(RenewAllocationDocument, { allocationId: short.id, leaseMs: 1000 }));
   });
 
   test("with leases overdue, a refused operation of any kind writes nothing (no EXPIRED, no seq), judged as if they had expired; the next accepted one expires them first", async () => {
@@ -289,7 +275,7 @@ describe("usage, release, renew", () => {
       await server.data(AcquireLockDocument, { contextId: id, name: "w", holder: "h1", leaseMs: 60_000 });
       await server.data(RenewAllocationDocument, { allocationId: a.id, leaseMs });
       const renewed = (await server.data(RenewAllocationDocument, { allocationId: b1.id, leaseMs })).renewAllocation;
-      await redisTimePast(redis, renewed.expiresAt!);
+      await redisTimePast(server.redis, renewed.expiresAt!);
       const { allocation } = await server.data(GetAllocationDocument, { id: a.id });
       return allocation!.status === "ACTIVE" ? { id, a, a1, b, b1 } : null;
     }
@@ -302,23 +288,23 @@ describe("usage, release, renew", () => {
     const { id, a, a1, b, b1 } = tree;
     // As if a (with a1) and b1 had expired: the budget has 100 - 30 granted to b - 4 consumed = 66,
     // b has 30 - 5 consumed by b1 = 25 (before expiry: 20 and 10).
-    const short = await refused("INSUFFICIENT_RESOURCES", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 67 }), mode: "EXACT" }));
+    const short = await server.refused("INSUFFICIENT_RESOURCES", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 67 }), mode: "EXACT" }));
     expect(short.extensions?.available).toEqual(amounts({ credits: 66 }));
     for (const parentId of [a.id, a1.id]) {
-      const ended = await refused("ALLOCATION_ENDED", () => server.request(AllocateDocument, { contextId: id, parentId, request: amounts({ credits: 1 }), mode: "EXACT" }));
+      const ended = await server.refused("ALLOCATION_ENDED", () => server.request(AllocateDocument, { contextId: id, parentId, request: amounts({ credits: 1 }), mode: "EXACT" }));
       expect(ended.extensions?.status).toBe("EXPIRED");
     }
-    await refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, profile: "nope", mode: "EXACT" }));
-    const over = await refused("USAGE_EXCEEDED", () => server.request(ReportUsageDocument, { allocationId: b.id, usage: amounts({ credits: 26 }) }));
+    await server.refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, profile: "nope", mode: "EXACT" }));
+    const over = await server.refused("USAGE_EXCEEDED", () => server.request(ReportUsageDocument, { allocationId: b.id, usage: amounts({ credits: 26 }) }));
     expect(over.extensions).toMatchObject({ kind: "credits", remaining: 25 });
-    await refused("ALLOCATION_ENDED", () => server.request(ReportUsageDocument, { allocationId: a1.id, usage: amounts({ credits: 1 }) }));
-    await refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: `${id}#99`, usage: amounts({ credits: 1 }) }));
-    await refused("USAGE_EXCEEDED", () => server.request(ReleaseDocument, { allocationId: b.id, usage: amounts({ credits: 26 }) }));
-    await refused("ALLOCATION_ENDED", () => server.request(ReleaseDocument, { allocationId: a.id }));
-    await refused("ALLOCATION_ENDED", () => server.request(RenewAllocationDocument, { allocationId: a1.id, leaseMs: 1000 }));
-    await refused("LOCK_HELD", () => server.request(AcquireLockDocument, { contextId: id, name: "w", holder: "h2", leaseMs: 1000 }));
-    await refused("STALE_FENCE", () => server.request(RenewLockDocument, { contextId: id, name: "w", token: 2, leaseMs: 1000 }));
-    await refused("STALE_FENCE", () => server.request(ReleaseLockDocument, { contextId: id, name: "w", token: 2 }));
+    await server.refused("ALLOCATION_ENDED", () => server.request(ReportUsageDocument, { allocationId: a1.id, usage: amounts({ credits: 1 }) }));
+    await server.refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: `${id}#99`, usage: amounts({ credits: 1 }) }));
+    await server.refused("USAGE_EXCEEDED", () => server.request(ReleaseDocument, { allocationId: b.id, usage: amounts({ credits: 26 }) }));
+    await server.refused("ALLOCATION_ENDED", () => server.request(ReleaseDocument, { allocationId: a.id }));
+    await server.refused("ALLOCATION_ENDED", () => server.request(RenewAllocationDocument, { allocationId: a1.id, leaseMs: 1000 }));
+    await server.refused("LOCK_HELD", () => server.request(AcquireLockDocument, { contextId: id, name: "w", holder: "h2", leaseMs: 1000 }));
+    await server.refused("STALE_FENCE", () => server.request(RenewLockDocument, { contextId: id, name: "w", token: 2, leaseMs: 1000 }));
+    await server.refused("STALE_FENCE", () => server.request(ReleaseLockDocument, { contextId: id, name: "w", token: 2 }));
 
     const { context: before } = await server.data(GetHistoryDocument, { id });
     const used = (await server.data(ReportUsageDocument, { allocationId: b.id, usage: amounts({ credits: 25 }) })).reportUsage;
@@ -343,7 +329,7 @@ describe("live limits", () => {
     await server.data(PatchContextDocument, { id, patch: [{ op: "replace", path: "/resources/limits/credits", value: 50 }] });
     const { context } = await server.data(GetLedgerDocument, { id });
     expect(asMap(context!.budget.available)).toEqual({ credits: 0 });
-    await refused("INSUFFICIENT_RESOURCES", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 1 }), mode: "UP_TO" }));
+    await server.refused("INSUFFICIENT_RESOURCES", () => server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 1 }), mode: "UP_TO" }));
     await server.data(ReleaseDocument, { allocationId: a.id, usage: amounts({ credits: 20 }) });
     const b = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 30 }), mode: "EXACT" })).allocate;
     expect(asMap(b.granted)).toEqual({ credits: 30 });
@@ -403,17 +389,17 @@ test("deleteContext ends the ledger; a context created again continues allocatio
   const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 30 }), mode: "EXACT", leaseMs: 60_000 })).allocate;
   await server.data(AllocateDocument, { contextId: id, parentId: a.id, request: amounts({ credits: 10 }), mode: "EXACT" });
   await server.data(DeleteContextDocument, { id });
-  const left = (await redis.keys(`${server.config.keyPrefix}:{ctx:${id}}:*`)).map((k) => k.split("}:")[1]!).sort();
+  const left = (await server.redis.keys(`${server.config.keyPrefix}:{ctx:${id}}:*`)).map((k) => k.split("}:")[1]!).sort();
   // Records of the writes (for resends after a reconnect) stay until they expire on their own.
   const records = left.filter((k) => k.startsWith("resend:"));
   expect(records).toHaveLength(4);
   for (const k of records) {
-    const ttl = await redis.ttl(`${server.config.keyPrefix}:{ctx:${id}}:${k}`);
+    const ttl = await server.redis.ttl(`${server.config.keyPrefix}:{ctx:${id}}:${k}`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(server.config.resendTtlSeconds);
   }
   expect(left.filter((k) => !k.startsWith("resend:"))).toEqual(["allocCount", "feed", "seq"]);
-  await refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 1 }) }));
+  await server.refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 1 }) }));
   await server.data(CreateContextDocument, { id, document: { resources: { limits: { credits: 5 } } } });
   const again = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 5 }), mode: "EXACT" })).allocate;
   expect(again.id).toBe(`${id}#3`);
@@ -439,8 +425,8 @@ test("the sweeper ends an expired allocation nobody touches, emitting EXPIRED", 
       ["EXPIRED", child.id, "lease-sweeper"],
       ["EXPIRED", a.id, "lease-sweeper"],
     ]);
-    expect(await redis.zscore(`${swept.config.keyPrefix}:leaseIndex`, id)).toBeNull();
-    expect(await ledgerViolations(redis, swept.config.keyPrefix, id)).toEqual([]);
+    expect(await server.redis.zscore(`${swept.config.keyPrefix}:leaseIndex`, id)).toBeNull();
+    expect(await ledgerViolations(server.redis, swept.config.keyPrefix, id)).toEqual([]);
   } finally {
     await swept.close();
   }

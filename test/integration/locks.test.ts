@@ -1,7 +1,5 @@
 // Proves fenced locks: tokens strictly increase per (context, name), LOCK_HELD and STALE_FENCE refusals change nothing, a fence must name a valid lock (and is checked even for a write that changes nothing), 8 clients x 50 critical sections never overlap, and a holder that stalls past its lease has its late write refused.
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, expect, test } from "vitest";
-import { inject } from "vitest";
+import { expect, test } from "vitest";
 import {
   AcquireLockDocument,
   CreateContextDocument,
@@ -13,55 +11,40 @@ import {
   ReleaseLockDocument,
   RenewLockDocument,
 } from "../gql/graphql.js";
-import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
+import { errorCode, useTestServer } from "../helpers/app.js";
 import { Backoff } from "../helpers/backoff.js";
-import { expectRefusedUnchanged } from "../helpers/redis-state.js";
 import { redisTimePast } from "../helpers/redis-time.js";
 
-let a: TestServer;
-let b: TestServer;
-let redis: Redis;
-
-beforeAll(async () => {
-  a = await startTestServer();
-  b = await startTestServer({ keyPrefix: a.config.keyPrefix });
-  redis = new Redis(inject("redisUrl"));
-});
-afterAll(async () => {
-  await a.close();
-  await b.close();
-  redis.disconnect();
-});
-
-const refused = (code: string, run: () => Promise<GraphQLResponse<unknown>>) => expectRefusedUnchanged(redis, a.config.keyPrefix, code, run);
+const a = useTestServer();
+const b = useTestServer(() => ({ keyPrefix: a.config.keyPrefix }));
 
 test("acquire, LOCK_HELD, renew, release; tokens only grow; events reach the feed", async () => {
   const id = "locks-basic";
   await a.data(CreateContextDocument, { id, document: {} });
   const first = (await a.data(AcquireLockDocument, { contextId: id, name: "writer", holder: "agent-1", leaseMs: 60_000 })).acquireLock;
   expect(first).toMatchObject({ name: "writer", holder: "agent-1", token: 1 });
-  const held = await refused("LOCK_HELD", () => b.request(AcquireLockDocument, { contextId: id, name: "writer", holder: "agent-2", leaseMs: 1000 }));
+  const held = await a.refused("LOCK_HELD", () => b.request(AcquireLockDocument, { contextId: id, name: "writer", holder: "agent-2", leaseMs: 1000 }));
   expect(held.extensions).toMatchObject({ holder: "agent-1", expiresAt: first.expiresAt });
   const renewed = (await b.data(RenewLockDocument, { contextId: id, name: "writer", token: 1, leaseMs: 120_000 })).renewLock;
   expect(Date.parse(renewed.expiresAt)).toBeGreaterThan(Date.parse(first.expiresAt));
   expect((await a.data(GetLedgerDocument, { id })).context!.locks).toEqual([{ ...first, expiresAt: renewed.expiresAt }]);
-  await refused("STALE_FENCE", () => a.request(ReleaseLockDocument, { contextId: id, name: "writer", token: 2 }));
+  await a.refused("STALE_FENCE", () => a.request(ReleaseLockDocument, { contextId: id, name: "writer", token: 2 }));
   await a.data(ReleaseLockDocument, { contextId: id, name: "writer", token: 1 });
-  await refused("STALE_FENCE", () => a.request(RenewLockDocument, { contextId: id, name: "writer", token: 1, leaseMs: 1000 }));
+  await a.refused("STALE_FENCE", () => a.request(RenewLockDocument, { contextId: id, name: "writer", token: 1, leaseMs: 1000 }));
   const second = (await b.data(AcquireLockDocument, { contextId: id, name: "writer", holder: "agent-2", leaseMs: 1000 })).acquireLock;
   expect(second.token).toBe(2);
   const other = (await b.data(AcquireLockDocument, { contextId: id, name: "other", holder: "agent-2", leaseMs: 1000 })).acquireLock;
   expect(other.token).toBe(1);
   const { context } = await a.data(GetHistoryDocument, { id });
   expect(context!.history.map((e) => e.kind)).toEqual(["CREATED", "LOCK_ACQUIRED", "LOCK_RELEASED", "LOCK_ACQUIRED", "LOCK_ACQUIRED"]);
-  await refused("NOT_FOUND", () => a.request(AcquireLockDocument, { contextId: "no-such", name: "x", holder: "h", leaseMs: 10 }));
+  await a.refused("NOT_FOUND", () => a.request(AcquireLockDocument, { contextId: "no-such", name: "x", holder: "h", leaseMs: 10 }));
   for (const name of ["", "has space", "{brace}", "x".repeat(129)]) {
-    const err = await refused("VALIDATION_FAILED", () => a.request(AcquireLockDocument, { contextId: id, name, holder: "h", leaseMs: 10 }));
+    const err = await a.refused("VALIDATION_FAILED", () => a.request(AcquireLockDocument, { contextId: id, name, holder: "h", leaseMs: 10 }));
     expect(err.extensions?.path).toBe("name");
   }
-  await refused("VALIDATION_FAILED", () => a.request(AcquireLockDocument, { contextId: id, name: "x", holder: "", leaseMs: 10 }));
-  await refused("VALIDATION_FAILED", () => a.request(AcquireLockDocument, { contextId: id, name: "x", holder: "h", leaseMs: 0 }));
-  await refused("VALIDATION_FAILED", () => a.request(ReleaseLockDocument, { contextId: id, name: "", token: 2 }));
+  await a.refused("VALIDATION_FAILED", () => a.request(AcquireLockDocument, { contextId: id, name: "x", holder: "", leaseMs: 10 }));
+  await a.refused("VALIDATION_FAILED", () => a.request(AcquireLockDocument, { contextId: id, name: "x", holder: "h", leaseMs: 0 }));
+  await a.refused("VALIDATION_FAILED", () => a.request(ReleaseLockDocument, { contextId: id, name: "", token: 2 }));
 });
 
 test("a fenced write needs the lock's current token (STALE_FENCE otherwise)", async () => {
@@ -69,11 +52,11 @@ test("a fenced write needs the lock's current token (STALE_FENCE otherwise)", as
   await a.data(CreateContextDocument, { id, document: { n: 0 } });
   const lock = (await a.data(AcquireLockDocument, { contextId: id, name: "w", holder: "h", leaseMs: 60_000 })).acquireLock;
   await a.data(FencedPatchDocument, { id, patch: [{ op: "replace", path: "/n", value: 1 }], fence: { lock: "w", token: lock.token } });
-  const err = await refused("STALE_FENCE", () =>
+  const err = await a.refused("STALE_FENCE", () =>
     b.request(FencedMergeDocument, { id, merge: { n: 2 }, fence: { lock: "w", token: lock.token + 1 } }),
   );
   expect(err.extensions).toMatchObject({ lock: "w", currentToken: lock.token });
-  await refused("STALE_FENCE", () => a.request(FencedMergeDocument, { id, merge: { n: 2 }, fence: { lock: "never-taken", token: 1 } }));
+  await a.refused("STALE_FENCE", () => a.request(FencedMergeDocument, { id, merge: { n: 2 }, fence: { lock: "never-taken", token: 1 } }));
   expect((await a.data(GetContextDocument, { id })).context).toMatchObject({ version: 2, document: { n: 1 } });
 });
 
@@ -82,9 +65,9 @@ test("a fence whose lock name is not a lock name is VALIDATION_FAILED on fence.l
   await a.data(CreateContextDocument, { id, document: { n: 0 } });
   for (const lock of ["", "has space", "{brace}", "x".repeat(129)]) {
     const fence = { lock, token: 999 };
-    const patched = await refused("VALIDATION_FAILED", () => a.request(FencedPatchDocument, { id, patch: [{ op: "replace", path: "/n", value: 1 }], fence }));
+    const patched = await a.refused("VALIDATION_FAILED", () => a.request(FencedPatchDocument, { id, patch: [{ op: "replace", path: "/n", value: 1 }], fence }));
     expect(patched.extensions?.path).toBe("fence.lock");
-    const merged = await refused("VALIDATION_FAILED", () => a.request(FencedMergeDocument, { id, merge: { n: 1 }, fence }));
+    const merged = await a.refused("VALIDATION_FAILED", () => a.request(FencedMergeDocument, { id, merge: { n: 1 }, fence }));
     expect(merged.extensions?.path).toBe("fence.lock");
   }
 });
@@ -93,7 +76,7 @@ test("a fenced write that changes nothing still needs the current token", async 
   const id = "locks-fence-idle";
   await a.data(CreateContextDocument, { id, document: { n: 0 } });
   const lock = (await a.data(AcquireLockDocument, { contextId: id, name: "w", holder: "h", leaseMs: 60_000 })).acquireLock;
-  await refused("STALE_FENCE", () => a.request(FencedMergeDocument, { id, merge: { n: 0 }, fence: { lock: "w", token: lock.token + 1 } }));
+  await a.refused("STALE_FENCE", () => a.request(FencedMergeDocument, { id, merge: { n: 0 }, fence: { lock: "w", token: lock.token + 1 } }));
   const idle = await a.data(FencedPatchDocument, { id, patch: [{ op: "test", path: "/n", value: 0 }], fence: { lock: "w", token: lock.token } });
   expect(idle.patchContext.version).toBe(1);
   expect((await a.data(GetHistoryDocument, { id })).context!.history.map((e) => e.kind)).toEqual(["CREATED", "LOCK_ACQUIRED"]);
@@ -103,14 +86,14 @@ test("a holder that stalls past its lease has its late write refused", async () 
   const id = "locks-stall";
   await a.data(CreateContextDocument, { id, document: { owner: null } });
   const slow = (await a.data(AcquireLockDocument, { contextId: id, name: "w", holder: "slow", leaseMs: 100 })).acquireLock;
-  await redisTimePast(redis, slow.expiresAt);
+  await redisTimePast(a.redis, slow.expiresAt);
   // Past its lease the old token is refused even before anyone else takes the lock.
-  await refused("STALE_FENCE", () => a.request(FencedMergeDocument, { id, merge: { owner: "slow" }, fence: { lock: "w", token: slow.token } }));
+  await a.refused("STALE_FENCE", () => a.request(FencedMergeDocument, { id, merge: { owner: "slow" }, fence: { lock: "w", token: slow.token } }));
   const fast = (await b.data(AcquireLockDocument, { contextId: id, name: "w", holder: "fast", leaseMs: 60_000 })).acquireLock;
   expect(fast.token).toBe(slow.token + 1);
   await b.data(FencedMergeDocument, { id, merge: { owner: "fast" }, fence: { lock: "w", token: fast.token } });
-  await refused("STALE_FENCE", () => a.request(FencedMergeDocument, { id, merge: { owner: "slow" }, fence: { lock: "w", token: slow.token } }));
-  await refused("STALE_FENCE", () => a.request(ReleaseLockDocument, { contextId: id, name: "w", token: slow.token }));
+  await a.refused("STALE_FENCE", () => a.request(FencedMergeDocument, { id, merge: { owner: "slow" }, fence: { lock: "w", token: slow.token } }));
+  await a.refused("STALE_FENCE", () => a.request(ReleaseLockDocument, { contextId: id, name: "w", token: slow.token }));
   expect((await a.data(GetContextDocument, { id })).context?.document).toEqual({ owner: "fast" });
   const kinds = (await a.data(GetHistoryDocument, { id })).context!.history.map((e) => e.kind);
   expect(kinds).toEqual(["CREATED", "LOCK_ACQUIRED", "LOCK_RELEASED", "LOCK_ACQUIRED", "UPDATED"]);

@@ -1,24 +1,20 @@
 // Proves what operators get: /health, /ready and /metrics, one JSON log line per request with its request id (and never a key), masked faults traceable by request id, a per-key rate limit shared by instances, and open mode kept to loopback.
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { beforeAll, expect, test } from "vitest";
 import { createApp } from "../../src/server/app.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { AllocateDocument, ContextChangesDocument, CreateContextDocument, PatchContextHeadDocument } from "../gql/graphql.js";
-import { startTestServer, testConfig, type TestServer } from "../helpers/app.js";
+import { startTestServer, testConfig, useTestServer } from "../helpers/app.js";
 import { subscribe } from "../helpers/feed-client.js";
 import { testKeys } from "../helpers/keys.js";
 
 const lines: Record<string, unknown>[] = [];
 const log = createLogger("info", (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
-let server: TestServer;
+const server = useTestServer({ stateCheckMs: 50 }, log);
 let origin: string;
 
-beforeAll(async () => {
-  server = await startTestServer({ stateCheckMs: 50 }, log);
+beforeAll(() => {
   origin = new URL(server.url).origin;
-});
-afterAll(async () => {
-  await server.close();
 });
 
 async function post(url: string, body: unknown, headers: Record<string, string> = {}) {

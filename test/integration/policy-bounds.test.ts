@@ -1,9 +1,7 @@
 // Proves the allocation policy is bounded as the arguments it stands in for (leases to LEASE_MS_MAX, amounts to safe integers), so a write that would poison a swarm is refused with nothing written, and that every field of every entry the extreme allowed values store reads back unchanged through history, the ledger queries and the feed.
 import { parse } from "graphql";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, expect, test } from "vitest";
-import { inject } from "vitest";
+import { expect, test } from "vitest";
 import {
   AcquireLockDocument,
   AllocateDocument,
@@ -18,26 +16,15 @@ import {
   ReportUsageDocument,
   type AllocationFieldsFragment,
 } from "../gql/graphql.js";
-import { errorCode, startTestServer, type TestServer } from "../helpers/app.js";
+import { errorCode, useTestServer } from "../helpers/app.js";
 import { subscribe, TRANSPORTS } from "../helpers/feed-client.js";
-import { expectRefusedUnchanged } from "../helpers/redis-state.js";
 import { LEASE_MS_MAX } from "../../src/model/identifiers.js";
 
 const MAX = Number.MAX_SAFE_INTEGER;
 /** The largest GraphQL Int: maxDepth's bound, and the longest lease a `leaseMs` argument can carry. */
 const INT_MAX = 2 ** 31 - 1;
 
-let server: TestServer;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startTestServer();
-  redis = new Redis(inject("redisUrl"));
-});
-afterAll(async () => {
-  await server.close();
-  redis.disconnect();
-});
+const server = useTestServer();
 
 const ALLOCATION = `id contextId parentId tier path status requested { kind amount } granted { kind amount }
   consumed { kind amount } reserved { kind amount } available { kind amount } holder purpose createdAt expiresAt endedAt`;
@@ -74,7 +61,7 @@ test.each([
 ])("%s is refused with its path and nothing written; the swarm still allocates", async (_what, allocation, path) => {
   const id = `bounds-${path.replace(/\W+/g, "-")}-${Object.keys(allocation)[0]}-${Math.random().toString(36).slice(2, 8)}`;
   await server.data(CreateContextDocument, { id, document: { resources: { limits: { credits: 100 } } } });
-  const refusal = await expectRefusedUnchanged(redis, server.config.keyPrefix, "VALIDATION_FAILED", () =>
+  const refusal = await server.refused("VALIDATION_FAILED", () =>
     server.request(MergeContextDocument, { id, merge: { policy: { allocation } } }),
   );
   expect(refusal.extensions?.path).toBe(path);

@@ -1,8 +1,6 @@
 // Proves that member names Object.prototype also has (__proto__, constructor, prototype, toString) are plain data end to end against real Redis: documents, every write, reads, history, the feed and its path filter, and resource kinds and profiles of the ledger.
-import { Redis } from "ioredis";
 import { parse, type DocumentNode } from "graphql";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { inject } from "vitest";
+import { describe, expect, test } from "vitest";
 import {
   AllocateDocument,
   ContextChangesDocument,
@@ -18,24 +16,13 @@ import {
   ReportUsageDocument,
   RollbackContextDocument,
 } from "../gql/graphql.js";
-import { errorCode, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
+import { errorCode, useTestServer } from "../helpers/app.js";
 import { subscribe, TRANSPORTS } from "../helpers/feed-client.js";
-import { expectRefusedUnchanged } from "../helpers/redis-state.js";
 import { jsonEqual, type JsonValue } from "../../src/json/types.js";
 
-let server: TestServer;
-let redis: Redis;
+const server = useTestServer();
 let counter = 0;
 const freshId = (label: string) => `${label}-${++counter}`;
-
-beforeAll(async () => {
-  server = await startTestServer();
-  redis = new Redis(inject("redisUrl"));
-});
-afterAll(async () => {
-  await server.close();
-  redis.disconnect();
-});
 
 /**
  * JSON text parsed as a client's request is: a "__proto__" member is own data. (An object
@@ -58,8 +45,6 @@ async function create(text = DOCUMENT): Promise<string> {
 async function documentOf(id: string): Promise<unknown> {
   return (await server.data(GetContextDocument, { id })).context!.document;
 }
-
-const refused = (code: string, run: () => Promise<GraphQLResponse<unknown>>) => expectRefusedUnchanged(redis, server.config.keyPrefix, code, run);
 
 describe("documents", () => {
   test("createContext keeps such members at every depth; value, slice and snapshot read them", async () => {
@@ -100,7 +85,7 @@ describe("documents", () => {
       '{"resources":{"limits":{"__proto__":{"credits":5}}}}',
       '{"policy":{"allocation":{"profiles":{"__proto__":{"request":{"credits":1}}}}}}',
     ]) {
-      const err = await refused("VALIDATION_FAILED", () => server.request(MergeContextDocument, { id, merge: json(merge) }));
+      const err = await server.refused("VALIDATION_FAILED", () => server.request(MergeContextDocument, { id, merge: json(merge) }));
       expect(err.extensions?.path).toMatch(/\/__proto__$/);
     }
   });

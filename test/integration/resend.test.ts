@@ -1,5 +1,4 @@
 // Proves that a write without an opId whose reply is lost when the connection drops, and which ioredis resends after reconnecting, is applied once and answered with its first outcome (DESIGN.md Redis rule 3).
-import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, inject, test } from "vitest";
 import {
   AcquireLockDocument,
@@ -18,25 +17,19 @@ import {
   ReportUsageDocument,
   RollbackContextDocument,
 } from "../gql/graphql.js";
-import { startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
+import { useTestServer, type GraphQLResponse } from "../helpers/app.js";
 import { ledgerViolations } from "../../support/ledger-invariant.js";
 import { startReplyDroppingProxy, type ReplyDroppingProxy } from "../helpers/reply-dropping-proxy.js";
 
 let proxy: ReplyDroppingProxy;
-let server: TestServer;
-let redis: Redis;
-
 beforeAll(async () => {
   proxy = await startReplyDroppingProxy(Number(new URL(inject("redisUrl")).port));
-  // No sweeper: its commands would share the connection whose reply the proxy drops.
-  server = await startTestServer({ redisUrl: proxy.url, leaseSweepMs: 0 });
-  redis = new Redis(inject("redisUrl"));
 });
 afterAll(async () => {
-  await server.close();
   await proxy.close();
-  redis.disconnect();
 });
+// No sweeper: its commands would share the connection whose reply the proxy drops.
+const server = useTestServer(() => ({ redisUrl: proxy.url, leaseSweepMs: 0 }));
 
 /** Sends a mutation while the proxy loses the reply of the script that applies it. */
 async function withLostReply<T>(send: () => Promise<GraphQLResponse<T>>): Promise<T> {
@@ -78,7 +71,7 @@ test("ledger writes: allocate, reportUsage, renew and release apply once", async
   expect(context!.allocations.map((x) => x.id)).toEqual([a.id]);
   expect(context!.budget.consumed).toEqual(credits(20));
   expect(await kinds(id)).toEqual(["CREATED", "ALLOCATED", "USAGE_REPORTED", "RENEWED", "RELEASED"]);
-  expect(await ledgerViolations(redis, server.config.keyPrefix, id)).toEqual([]);
+  expect(await ledgerViolations(server.redis, server.config.keyPrefix, id)).toEqual([]);
 });
 
 test("locks: acquire, renew and release apply once", async () => {

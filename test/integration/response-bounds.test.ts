@@ -1,25 +1,13 @@
 // Proves what one request may load and carry: a context's allocations are read from Redis once per response however many fields ask (not once per parent), the bytes one response reads are bounded by SWARM_MAX_RESPONSE_BYTES and refused with LIMIT_EXCEEDED naming it, history gives a shorter page rather than pass the bound, and each subscription event is a response of its own.
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { parse } from "graphql";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { inject } from "vitest";
-import { startTestServer, type GraphQLResponse, type TestServer } from "../helpers/app.js";
+import { describe, expect, test } from "vitest";
+import { startTestServer, useTestServer, type GraphQLResponse } from "../helpers/app.js";
 import { subscribe, TRANSPORTS } from "../helpers/feed-client.js";
 
 const MAX_RESPONSE_BYTES = 65_536;
 
-let server: TestServer;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startTestServer({ maxResponseBytes: MAX_RESPONSE_BYTES });
-  redis = new Redis(inject("redisUrl"));
-});
-afterAll(async () => {
-  await server.close();
-  redis.disconnect();
-});
+const server = useTestServer({ maxResponseBytes: MAX_RESPONSE_BYTES });
 
 type Data = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const doc = (query: string) => parse(query) as TypedDocumentNode<Data, Record<string, unknown>>;
@@ -48,7 +36,7 @@ async function allocateMany(contextId: string, count: number, parentId: string |
 
 /** Calls of one Redis command so far (INFO commandstats). */
 async function calls(command: string): Promise<number> {
-  const info = await redis.info("commandstats");
+  const info = await server.redis.info("commandstats");
   return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
 }
 
@@ -178,13 +166,7 @@ describe("the bytes of one response", () => {
 describe("reading a feed of large entries", () => {
   /** Small bounds, so that a few entries fill a response. */
   const LIMITS = { maxResponseBytes: 1_048_576, maxDocumentBytes: 262_144, maxRequestBytes: 262_144 };
-  let small: TestServer;
-  beforeAll(async () => {
-    small = await startTestServer(LIMITS);
-  });
-  afterAll(async () => {
-    await small.close();
-  });
+  const small = useTestServer(LIMITS);
 
   test("one history field reads at most 4 MiB of entries past its first", async () => {
     const roomy = await startTestServer();
@@ -217,13 +199,13 @@ describe("reading a feed of large entries", () => {
       });
     }
     // MONITOR shows the commands a script runs: each XRANGE's COUNT, and what it read.
-    const monitor = await redis.monitor();
+    const monitor = await server.redis.monitor();
     const counts: number[] = [];
     monitor.on("monitor", (_time: string, args: string[]) => {
       if (args[0]?.toUpperCase() === "XRANGE" && args[1]?.endsWith(`{ctx:${id}}:feed`) && args[4]?.toUpperCase() === "COUNT") counts.push(Number(args[5]));
     });
     const history = (await small.data(doc("query($id: ID!) { context(id: $id) { history(limit: 1000) { seq } } }"), { id })).context.history;
-    await redis.ping(); // the monitor has seen the read's commands once a later command is answered
+    await server.redis.ping(); // the monitor has seen the read's commands once a later command is answered
     monitor.disconnect();
     // CREATED and five of the 200 KB patches fit in 1 MiB; an entry may be up to 589,824 bytes here.
     expect(history.map((e: { seq: number }) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);

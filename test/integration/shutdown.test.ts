@@ -1,22 +1,14 @@
 // Proves a graceful shutdown of a server process (SIGTERM) ends its feed subscribers, over both transports, with UNAVAILABLE and the cursors to resume from: resumed on another instance, each sees every change exactly once, and the process exits 0.
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { expect, test } from "vitest";
 import { ContextChangesDocument, CreateContextDocument, PatchContextHeadDocument } from "../gql/graphql.js";
-import { startTestServer, type TestServer } from "../helpers/app.js";
+import { useTestServer } from "../helpers/app.js";
 import { range, resumeAfterShutdown, seqsOf, subscribe, TRANSPORTS } from "../helpers/feed-client.js";
 import { spawnServer } from "../helpers/server-process.js";
 
-let survivor: TestServer;
-
-beforeAll(async () => {
-  survivor = await startTestServer();
-});
-afterAll(async () => {
-  await survivor.close();
-});
+const survivor = useTestServer();
 
 /** A server process on the test Redis with the survivor's key prefix. */
 const startProcess = () => spawnServer(["--port", "0", "--key-prefix", survivor.config.keyPrefix], { ...process.env, REDIS_URL: survivor.config.redisUrl });
-
 
 test("SIGTERM ends feed subscribers with UNAVAILABLE and cursors; resumed elsewhere they miss nothing and see nothing twice", async () => {
   const id = "shutdown";
