@@ -1,5 +1,5 @@
 import { createRequire } from "node:module";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 const require = createRequire(import.meta.url);
 
@@ -8,12 +8,23 @@ export default defineConfig({
   // or graphql's instanceof checks see two realms.
   resolve: { alias: { graphql: require.resolve("graphql") } },
   test: {
-    include: ["test/**/*.test.ts"],
-    globalSetup: ["test/global-setup.ts"],
     // Test files share one worker's modules instead of loading graphql, yoga and the schema again
     // for each (55 s of a 290 s run on this 2-core machine). Every file starts its own servers.
     isolate: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    projects: [
+      // No Redis: `npm run test:unit` runs these alone, without starting a redis-server.
+      { extends: true, test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
+      {
+        extends: true,
+        test: {
+          name: "integration",
+          include: ["test/**/*.test.ts"],
+          exclude: [...configDefaults.exclude, "test/unit/**"],
+          globalSetup: ["test/global-setup.ts"],
+        },
+      },
+    ],
   },
 });
