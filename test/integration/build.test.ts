@@ -42,7 +42,9 @@ test("the built server starts with plain node, creates and reads a context, and 
   });
   let stderr = "";
   child.stderr.on("data", (chunk) => (stderr += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  // "close": the process has exited and its output has been read to the end (its last log line
+  // may arrive after "exit").
+  const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
   const logs: Record<string, unknown>[] = [];
   const url = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout }).on("line", (line) => {
