@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { scriptsOf } from "./scripts.js";
 
 /**
  * Opens a command connection to `target`: a `redis://` / `rediss://` URL or a unix socket path.
@@ -33,6 +34,10 @@ export async function connectRedis(target: string, name: string, waitMs?: number
   redis.on("error", () => {
     // Reconnects are ioredis's job; errors reach callers through the commands that fail.
   });
+  // The scripts are defined before the first command: defining a command while an auto-pipeline
+  // of the same tick is open leaves that pipeline without it, and ioredis 5.9 then throws
+  // "results[i] is not iterable" outside any caller's reach (redis/ioredis#1931), ending the process.
+  scriptsOf(redis);
   try {
     await redis.connect();
     await redis.ping();

@@ -166,7 +166,8 @@ type Command = (...keysAndArgs: Arg[]) => Promise<unknown>;
 
 /**
  * The scripts as typed functions running on `redis`, defined on it as commands (ioredis
- * defineCommand) on first use: ioredis sends a script's source once per connection (EVAL), its
+ * defineCommand) on first use, which must come before its first command (connectRedis does so;
+ * see the reason there): ioredis sends a script's source once per connection (EVAL), its
  * hash after (EVALSHA), and the source again when Redis answers NOSCRIPT (restarted or flushed).
  * On Redis Cluster, auto-pipelining groups a defined command by its first key's slot (raw EVALSHA
  * calls by their hash). Each function takes its script's KEYS, then its ARGV.

@@ -1,8 +1,9 @@
-// Proves that the scripts stay in the slot of the keys they declare (a script handed a key base or key of another context's hash tag fails before it reads or writes anything), and that they run again after Redis forgot them.
+// Proves that the scripts stay in the slot of the keys they declare (a script handed a key base or key of another context's hash tag fails before it reads or writes anything), that they run again after Redis forgot them, and that a server's client can call a script first in the same tick as another command.
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { loadConfig } from "../../src/config.js";
+import { connectRedis } from "../../src/redis/clients.js";
 import { Keys } from "../../src/redis/keys.js";
 import { scriptsOf } from "../../src/redis/scripts.js";
 import { ContextStore } from "../../src/store/contexts.js";
@@ -83,3 +84,16 @@ test("script commands run again after Redis forgets its scripts", async () => {
   expect((await contexts.patch(id, [{ op: "replace", path: "/n", value: 2 }], actor)).version).toBe(2);
   expect((await contexts.history(id, null, 10, 1_000_000)).map((e) => e.kind)).toEqual(["CREATED", "UPDATED"]);
 });
+
+test("a server's client calls a script for the first time in the same tick as another command", async () => {
+  // Defining the script commands then, with an auto-pipeline of that tick open, made ioredis throw
+  // outside any caller (results[i] is not iterable) and ended the server process.
+  const client = await connectRedis(server.url, "script-keys-test");
+  try {
+    const [value, entries] = await Promise.all([client.get(`t-${randomUUID()}`), scriptsOf(client).readFeed(`t-${randomUUID()}`, "-", 10, 1_000, 10, 1_000)]);
+    expect([value, entries]).toEqual([null, []]);
+  } finally {
+    client.disconnect();
+  }
+});
+
