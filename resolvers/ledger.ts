@@ -13,17 +13,19 @@ function options(args: LedgerArgs, ctx: RequestContext) {
   return { actor: ctx.principal.name, opId: args.opId, reason: args.reason };
 }
 
-export async function allocation(args: { id: string }, ctx: RequestContext): Promise<Allocation | null> {
-  const found = await ctx.ledger.allocation(args.id);
+/** An allocation by id, or null, counted against the response's bound. */
+async function readAllocation(id: string, ctx: RequestContext): Promise<Allocation | null> {
+  const found = await ctx.ledger.allocation(id);
   ctx.reads.charge(jsonSize(found), "allocations");
   return found;
 }
 
+export function allocation(args: { id: string }, ctx: RequestContext): Promise<Allocation | null> {
+  return readAllocation(args.id, ctx);
+}
+
 export async function parent(allocation: Allocation, ctx: RequestContext): Promise<Allocation | null> {
-  return allocation.parentId === null ? null : ctx.ledger.allocation(allocation.parentId).then((found) => {
-    ctx.reads.charge(jsonSize(found), "allocations");
-    return found;
-  });
+  return allocation.parentId === null ? null : readAllocation(allocation.parentId, ctx);
 }
 
 /** Read with every allocation of the context, once per response (ResponseReads). */

@@ -51,6 +51,9 @@ export interface QueryLimits {
 }
 
 
+/** The arguments that say how many items a list (or a connection's edges) may return. */
+const SIZE_ARGUMENTS = new Set(["first", "limit"]);
+
 /** Items a list field is assumed to return when nothing says how many (no `first` or `limit`). */
 const DEFAULT_LIST_FACTOR = 10;
 
@@ -191,7 +194,7 @@ function aliasRule(max: number): ValidationRule {
 
 /**
  * The rule for `maxCost` (see QueryLimits.maxCost), measuring list sizes given as variables by
- * `variables`, the request's raw values (null or absent: the variable's default applies).
+ * `variables`, the request's values (null or absent: the variable's default applies).
  */
 export function costRule(max: number, variables: Readonly<Record<string, unknown>> = {}): ValidationRule {
   return (context) => {
@@ -237,7 +240,7 @@ export function sizesFromVariables(document: DocumentNode): boolean {
   let found = false;
   visit(document, {
     Argument(arg) {
-      if ((arg.name.value === "first" || arg.name.value === "limit") && arg.value.kind === Kind.VARIABLE) found = true;
+      if (SIZE_ARGUMENTS.has(arg.name.value) && arg.value.kind === Kind.VARIABLE) found = true;
       return found ? BREAK : undefined;
     },
   });
@@ -263,7 +266,7 @@ function sizeArgument(
   operation: OperationDefinitionNode | undefined,
   variables: Readonly<Record<string, unknown>>,
 ): number | undefined {
-  const arg = def.args.find((a) => a.name === "first" || a.name === "limit");
+  const arg = def.args.find((a) => SIZE_ARGUMENTS.has(a.name));
   if (!arg) return undefined;
   let value: unknown = arg.defaultValue;
   const node = field.arguments?.find((a) => a.name.value === arg.name)?.value;

@@ -1,4 +1,4 @@
-import { GraphQLError, validate, type DocumentNode, type ExecutionArgs, type ExecutionResult } from "graphql";
+import { GraphQLError, validate, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLSchema } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import type { Principal } from "../security/auth.js";
 import { AppError, ErrorCode } from "../errors.js";
@@ -64,14 +64,20 @@ export function withoutSuggestions(message: string): string {
 export function useSecurity(gate: Gate, limits: QueryLimits): { plugin: Plugin; principalOf(request: Request): Principal | undefined } {
   const principals = new WeakMap<Request, Principal>();
   const rules = documentLimitRules(limits);
-  /** Per document: the errors of the limits that do not depend on the variables. */
-  const measured = new WeakMap<DocumentNode, readonly GraphQLError[]>();
-  /** Per document: whether its cost depends on the variables (sizesFromVariables). */
-  const variableCost = new WeakMap<DocumentNode, boolean>();
-  const costByVariables = (document: DocumentNode) => {
-    let depends = variableCost.get(document);
-    if (depends === undefined) variableCost.set(document, (depends = sizesFromVariables(document)));
-    return depends;
+  /**
+   * Per document, measured once (yoga's parser cache hands out the same document object for the
+   * same query): the errors of the limits that do not depend on the variables, and whether its
+   * cost does (a list size given as a variable), in which case the cost is measured at execution.
+   */
+  const measured = new WeakMap<DocumentNode, { errors: readonly GraphQLError[]; costByVariables: boolean }>();
+  const measure = (schema: GraphQLSchema, document: DocumentNode) => {
+    let known = measured.get(document);
+    if (!known) {
+      const costByVariables = sizesFromVariables(document);
+      known = { errors: validate(schema, document, costByVariables ? rules : [...rules, costRule(limits.maxCost)]), costByVariables };
+      measured.set(document, known);
+    }
+    return known;
   };
   /**
    * The cost refusal of a query or mutation whose list sizes are variables, measured with their
@@ -79,7 +85,7 @@ export function useSecurity(gate: Gate, limits: QueryLimits): { plugin: Plugin; 
    * Nothing a subscription delivers takes a size argument.
    */
   const costWithVariables = (args: ExecutionArgs): ExecutionResult | undefined => {
-    if (!costByVariables(args.document)) return undefined;
+    if (!measure(args.schema, args.document).costByVariables) return undefined;
     const errors = validate(args.schema, args.document, [costRule(limits.maxCost, args.variableValues ?? {})]);
     return errors.length > 0 ? { errors } : undefined;
   };
@@ -128,18 +134,10 @@ export function useSecurity(gate: Gate, limits: QueryLimits): { plugin: Plugin; 
     },
     onValidate({ params, setResult }) {
       // The limits first, alone and linear: a document past them never reaches graphql's own
-      // rules, one of which takes time quadratic in a selection's size. yoga's parser cache
-      // hands out the same document object for the same query, so each is measured once; the
-      // cost of one whose list sizes are variables is measured at execution, with their values.
-      const document = params.documentAST;
-      let errors = measured.get(document);
-      if (!errors) {
-        errors = validate(params.schema, document, costByVariables(document) ? rules : [...rules, costRule(limits.maxCost)]);
-        measured.set(document, errors);
-      }
+      // rules, one of which takes time quadratic in a selection's size.
+      const { errors } = measure(params.schema, params.documentAST);
       if (errors.length > 0) setResult(errors);
     },
-
     onExecute({ args, setResultAndStopExecution }) {
       const refused = costWithVariables(args);
       if (refused) return setResultAndStopExecution(refused);
