@@ -113,9 +113,8 @@ export class LedgerStore {
   async release(allocationId: string, usage: readonly Amount[] | null, options: LedgerOptions): Promise<Allocation> {
     const { contextId, n } = parseAllocationId(allocationId);
     const args = [n, flatAmounts(usage ?? [], "usage")];
-    checkOpId(options.opId);
     // Every call of one release goes under the same record: a later call continues the release.
-    const record = opRecord(this.keys, contextId, options.opId, ["release", contextId, allocationId, usage, options.reason ?? null], this.config);
+    const record = this.recordOf("release", contextId, [allocationId, usage], options);
     let reply = await this.call("release", contextId, record, options, args);
     if ("pending" in reply) {
       await this.redis.zadd(this.keys.leaseIndex, "LT", 0, contextId);
@@ -295,9 +294,14 @@ export class LedgerStore {
     options: LedgerOptions,
     args: readonly (string | number)[],
   ): Promise<Record<string, unknown>> {
-    checkOpId(options.opId);
-    const record = opRecord(this.keys, contextId, options.opId, [script, contextId, ...request, options.reason ?? null], this.config);
+    const record = this.recordOf(script, contextId, request, options);
     return settle<Record<string, unknown>>(await this.call(script, contextId, record, options, args)).outcome;
+  }
+
+  /** The opId record of an operation: its key, and the fingerprint of the script's name and request. */
+  private recordOf(script: LedgerScript, contextId: string, request: readonly unknown[], options: LedgerOptions): OpRecord {
+    checkOpId(options.opId);
+    return opRecord(this.keys, contextId, options.opId, [script, contextId, ...request, options.reason ?? null], this.config);
   }
 
   /** Runs a ledger script with the common KEYS and ARGV (lua/_2-ledger.lua) under `record`. */
