@@ -1,3 +1,5 @@
+import type { AllocationStatus } from "../model/allocation.js";
+
 /**
  * The only place Redis key and channel strings are built. Every key of one swarm carries the hash
  * tag `{ctx:<id>}`, so each script touches one Cluster slot; the prefix isolates deployments/tests.
@@ -25,10 +27,30 @@ export interface ContextKeys {
   readonly allocs: string;
   /** Set: names of the locks held (or whose lease ran out but was not yet released). */
   readonly locks: string;
+  /**
+   * Set of every read index key the ledger scripts have created for this context (the keys of
+   * allocationIndex and childIndex), so that deleting the context finds them all.
+   */
+  readonly indexes: string;
   /** Hash of allocation `n` (fields: lua/_2-ledger.lua). */
   alloc(n: string): string;
+  /**
+   * Sorted set of the numbers (score: the number) of the allocations that match `filter`
+   * (status, tier, holder; each absent = any): a read index kept by the ledger scripts, which
+   * spell the same names in Lua (lua/_2-ledger.lua).
+   */
+  allocationIndex(filter: AllocationFilter): string;
+  /** Sorted set of the numbers of the children of allocation `parent` ('' = the budget), of one status or (absent) any. */
+  childIndex(parent: string, status?: AllocationStatus): string;
   /** Hash of the lock `name`: holder, token, expiresAt. */
   lock(name: string): string;
+}
+
+/** What an allocation index selects; an absent field matches any value. */
+export interface AllocationFilter {
+  readonly status?: AllocationStatus;
+  readonly tier?: number;
+  readonly holder?: string;
 }
 
 export class Keys {
@@ -56,7 +78,11 @@ export class Keys {
       leases: `${base}:leases`,
       allocs: `${base}:allocs`,
       locks: `${base}:locks`,
+      indexes: `${base}:indexes`,
       alloc: (n) => `${base}:alloc:${n}`,
+      allocationIndex: ({ status, tier, holder }) =>
+        `${base}:ix:${status ?? "*"}:${tier ?? "*"}:${holder === undefined ? "*" : `h=${holder}`}`,
+      childIndex: (parent, status) => `${base}:kids:${parent === "" ? "root" : parent}:${status ?? "*"}`,
       lock: (name) => `${base}:lock:${name}`,
     };
   }
