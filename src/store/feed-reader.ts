@@ -79,7 +79,7 @@ export class FeedReader {
   async read(contextId: string, afterSeq: number | null, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<FeedRead> {
     const feed = this.keys.context(contextId).feed;
     const start = afterSeq == null ? "-" : `(${afterSeq}-0`;
-    const raw = await scriptsOf(this.redis).readFeed(feed, start, limit, maxBytes, SCRIPT_CHUNK, this.largestEntry);
+    const raw = await scriptsOf(this.redis).readFeed(feed, start, limit, maxBytes, SCRIPT_CHUNK, this.largestEntry, "");
     const entries = raw.map(([entryId, fields]) => toFeedEntry(contextId, entryId, fields));
     let trimmedTo: number | null = null;
     if (afterSeq != null && afterSeq > 0 && entries[0]?.seq !== afterSeq + 1) {
@@ -88,6 +88,17 @@ export class FeedReader {
       if (oldestSeq !== null && oldestSeq > afterSeq + 1) trimmedTo = oldestSeq;
     }
     return { entries, trimmedTo };
+  }
+
+  /**
+   * Entries of `contextId` before `beforeSeq` (null: from the newest), newest first, bounded as
+   * `read`. Nothing tells of trimmed entries: a backward read ends where retention ends.
+   */
+  async readBack(contextId: string, beforeSeq: number | null, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<FeedEntry[]> {
+    const feed = this.keys.context(contextId).feed;
+    const start = beforeSeq == null ? "+" : `(${beforeSeq}-0`;
+    const raw = await scriptsOf(this.redis).readFeed(feed, start, limit, maxBytes, SCRIPT_CHUNK, this.largestEntry, "rev");
+    return raw.map(([entryId, fields]) => toFeedEntry(contextId, entryId, fields));
   }
 
   /**
