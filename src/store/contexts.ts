@@ -225,6 +225,13 @@ export class ContextStore {
         if (!read.matches || read.matches(entry)) entries.push(entry);
         if (entries.length === read.limit || scanned === read.scanLimit) return { entries, scannedTo: cursor, hasMore: true };
       }
+      // A short batch ended at the bytes or at the end of the feed: reading on would read (and
+      // hold) an entry more than is returned, so ask where the feed ends instead.
+      if (batch.length < want) {
+        const { oldest, newest } = await this.feed.retained(id);
+        const more = read.direction === "backward" ? cursor! > oldest : cursor! < newest;
+        return { entries, scannedTo: cursor, hasMore: more };
+      }
     }
   }
 

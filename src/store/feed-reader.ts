@@ -113,6 +113,20 @@ export class FeedReader {
     return { seq: Number(seq ?? 0), version: Number(version ?? 0) };
   }
 
+  /**
+   * The seqs of the oldest and newest retained entries, without reading any entry: seqs are
+   * gap-free and the stream is trimmed from its oldest end, so the oldest is the last seq less
+   * the stream's length, plus one. Both 0 while there are none.
+   */
+  async retained(contextId: string): Promise<{ oldest: number; newest: number }> {
+    const ctx = this.keys.context(contextId);
+    const replies = (await this.redis.multi().get(ctx.seq).xlen(ctx.feed).exec())!;
+    for (const [err] of replies) if (err) throw err;
+    const [[, seq], [, length]] = replies as [[null, string | null], [null, number]];
+    const newest = Number(seq ?? 0);
+    return length === 0 ? { oldest: 0, newest: 0 } : { oldest: newest - length + 1, newest };
+  }
+
   /** The last seq of each context (0 for one that never had a change). */
   async seqs(contextIds: readonly string[]): Promise<number[]> {
     return Promise.all(contextIds.map(async (id) => Number((await this.redis.get(this.keys.context(id).seq)) ?? 0)));
