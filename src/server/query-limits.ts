@@ -55,6 +55,9 @@ export interface QueryLimits {
 /** The arguments that say how many items a list (or a connection's edges) may return. */
 const SIZE_ARGUMENTS = new Set(["first", "limit", "last"]);
 
+/** The list fields of a page object that its field's size argument counts: a connection's edges, HistoryPage's changes. */
+const PAGE_ITEMS = new Set(["edges", "changes"]);
+
 /** Items a list field is assumed to return when nothing says how many (no `first` or `limit`). */
 const DEFAULT_LIST_FACTOR = 10;
 
@@ -218,7 +221,7 @@ export function costRule(max: number, variables: Readonly<Record<string, unknown
       const size = sizeArgument(field, def, operation, variables);
       const type = getNamedType(def.type);
       if (!isListType(getNullableType(def.type))) return 1 + cost(field.selectionSet, type, size);
-      const items = size ?? (field.name.value === "edges" ? pageSize : undefined) ?? DEFAULT_LIST_FACTOR;
+      const items = size ?? (PAGE_ITEMS.has(field.name.value) ? pageSize : undefined) ?? DEFAULT_LIST_FACTOR;
       return 1 + items * cost(field.selectionSet, type);
     };
     // Fragments are measured once, outside any connection: a fragment's edges count 10 per item.
