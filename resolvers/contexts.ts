@@ -1,5 +1,7 @@
 import { mayAccess } from "../src/security/auth.js";
-import { AppError, ErrorCode } from "../src/errors.js";
+import { AppError, checkAll, ErrorCode } from "../src/errors.js";
+import { matchesChange, type ChangeFilter } from "../src/feed/change-filter.js";
+import { diffDocuments } from "../src/json/diff.js";
 import type { PatchOperation } from "../src/json/patch.js";
 import { valueAt } from "../src/json/pointer.js";
 import type { JsonObject, JsonValue } from "../src/json/types.js";
@@ -11,6 +13,9 @@ import { jsonSize } from "./response-reads.js";
 
 export const MAX_PAGE_SIZE = 500;
 export const MAX_HISTORY_LIMIT = 1000;
+export const DEFAULT_HISTORY_LIMIT = 100;
+/** Longest kinds, actors or paths list of a history read. */
+export const MAX_FILTER_LIST = 1000;
 /**
  * Bytes of feed entries one `history` field reads (past its first entry): one read is one Redis
  * script, which holds Redis for about 5 ms per MiB it returns.
@@ -22,10 +27,18 @@ interface WriteArgs {
   readonly reason?: string | null;
   readonly expectedVersion?: number | null;
   readonly fence?: Fence | null;
+  readonly dryRun?: boolean | null;
 }
 
 function writeOptions(args: WriteArgs, ctx: RequestContext) {
-  return { actor: ctx.principal.name, opId: args.opId, reason: args.reason, expectedVersion: args.expectedVersion, fence: args.fence };
+  return {
+    actor: ctx.principal.name,
+    opId: args.opId,
+    reason: args.reason,
+    expectedVersion: args.expectedVersion,
+    fence: args.fence,
+    dryRun: args.dryRun,
+  };
 }
 
 export function context(args: { id: string }, ctx: RequestContext): Promise<ContextView | null> {
@@ -86,21 +99,94 @@ export async function snapshot(view: ContextView, args: { version: number }, ctx
   });
 }
 
+/** How many entries a filtered history read may read per entry it may return. */
+export const HISTORY_SCAN_FACTOR = 10;
+
+export interface HistoryArgs {
+  readonly afterSeq?: number | null;
+  readonly limit?: number | null;
+  readonly beforeSeq?: number | null;
+  readonly last?: number | null;
+  readonly kinds?: readonly string[] | null;
+  readonly actors?: readonly string[] | null;
+  readonly paths?: readonly string[] | null;
+}
+
+export interface HistoryPageResult {
+  readonly changes: ChangeEntry[];
+  readonly scannedTo: number | null;
+  readonly hasMore: boolean;
+}
+
 /**
- * At most `limit` entries, and fewer when theirs would be more than HISTORY_READ_BYTES or than the
- * response may still carry: the caller continues after the last seq it got. The first entry is
- * always read, and refused (LIMIT_EXCEEDED) if the response cannot carry it.
+ * A page of the change feed: forward (afterSeq, limit; default) or backward (beforeSeq, last),
+ * filtered by kinds, actors and paths as the subscription filters. It reads at most
+ * HISTORY_READ_BYTES (or what the response may still carry) and, with a filter, at most
+ * HISTORY_SCAN_FACTOR x the page size entries, matching or not; `scannedTo` says where it
+ * stopped. The first entry is always read, and refused (LIMIT_EXCEEDED) if the response cannot
+ * carry it. Throws VALIDATION_FAILED listing every bad argument.
  */
-export async function history(
-  view: ContextView,
-  args: { afterSeq?: number | null; limit: number },
-  ctx: RequestContext,
-): Promise<ChangeEntry[]> {
-  const limit = inRange(args.limit, 1, MAX_HISTORY_LIMIT, "limit");
+export async function historyPage(view: ContextView, args: HistoryArgs, ctx: RequestContext): Promise<HistoryPageResult> {
+  const backward = args.beforeSeq != null || args.last != null;
+  const size = (backward ? args.last : args.limit) ?? DEFAULT_HISTORY_LIMIT;
+  checkAll(
+    () => {
+      if (backward && (args.afterSeq != null || args.limit != null)) {
+        throw new AppError(ErrorCode.VALIDATION_FAILED, "give afterSeq and limit (oldest first) or beforeSeq and last (newest first), not both", {
+          path: args.afterSeq != null ? "afterSeq" : "limit",
+        });
+      }
+    },
+    () => inRange(size, 1, MAX_HISTORY_LIMIT, backward ? "last" : "limit"),
+    () => args.beforeSeq != null && inRange(args.beforeSeq, 1, Number.MAX_SAFE_INTEGER, "beforeSeq"),
+    () => inRange(args.kinds?.length ?? 0, 0, MAX_FILTER_LIST, "kinds"),
+    () => inRange(args.actors?.length ?? 0, 0, MAX_FILTER_LIST, "actors"),
+    () => inRange(args.paths?.length ?? 0, 0, MAX_FILTER_LIST, "paths"),
+    ...(args.paths ?? []).slice(0, MAX_FILTER_LIST).map((path) => () => segmentsOf(path)),
+  );
+  const filtered = args.kinds != null || args.actors != null || args.paths != null;
+  const filter: ChangeFilter = {
+    contextIds: null,
+    idPrefix: null,
+    kinds: args.kinds ?? null,
+    actors: args.actors ?? null,
+    paths: args.paths ?? null,
+    excludeActors: null,
+    scope: null,
+  };
   return ctx.reads.serially(async () => {
-    const entries = await ctx.contexts.history(view.id, args.afterSeq ?? null, limit, Math.min(HISTORY_READ_BYTES, ctx.reads.remaining));
-    ctx.reads.charge(entries.reduce((sum, entry) => sum + entry.bytes, 0), "history entries");
-    return entries;
+    const page = await ctx.contexts.history(view.id, {
+      direction: backward ? "backward" : "forward",
+      from: (backward ? args.beforeSeq : args.afterSeq) ?? null,
+      limit: size,
+      scanLimit: filtered ? HISTORY_SCAN_FACTOR * size : size,
+      maxBytes: Math.min(HISTORY_READ_BYTES, ctx.reads.remaining),
+      matches: filtered ? (entry) => matchesChange(filter, entry) : null,
+    });
+    ctx.reads.charge(page.entries.reduce((sum, entry) => sum + entry.bytes, 0), "history entries");
+    return { changes: page.entries, scannedTo: page.scannedTo, hasMore: page.hasMore };
+  });
+}
+
+/** The changes of historyPage. */
+export async function history(view: ContextView, args: HistoryArgs, ctx: RequestContext): Promise<ChangeEntry[]> {
+  return (await historyPage(view, args, ctx)).changes;
+}
+
+/**
+ * The JSON Patch from the retained document of `fromVersion` to that of `toVersion` (src/json/diff.ts).
+ * Throws NOT_FOUND (with oldestRetainedVersion) when either is not retained.
+ */
+export async function diff(
+  view: ContextView,
+  args: { fromVersion: number; toVersion: number },
+  ctx: RequestContext,
+): Promise<readonly PatchOperation[]> {
+  return ctx.reads.serially(async () => {
+    const [from, to] = await Promise.all([ctx.contexts.snapshot(view.id, args.fromVersion), ctx.contexts.snapshot(view.id, args.toVersion)]);
+    const ops = diffDocuments(from, to).patch;
+    ctx.reads.charge(jsonSize(ops), "diff");
+    return ops;
   });
 }
 

@@ -6,7 +6,8 @@ const DESCRIPTIONS: Record<ErrorCode, string> = {
   ALREADY_EXISTS: "A context with this id exists already.",
   VERSION_CONFLICT: "expectedVersion is not the current version; extensions.currentVersion tells it.",
   INVALID_PATCH: "A JSON Patch operation failed (bad path, missing value, failed test); extensions.operationIndex names it.",
-  VALIDATION_FAILED: "An argument or the resulting document breaks a rule; extensions.path names where.",
+  VALIDATION_FAILED:
+    "An argument or the resulting document breaks a rule. extensions.problems lists every problem found in the input, `[{path, message}]` (at least one, at most 100); extensions.path and the error's message are the first problem's. A path is a JSON Pointer into the document for document rules, an argument name otherwise.",
   INSUFFICIENT_RESOURCES: "The budget cannot cover the request; extensions.available gives what can be had per kind.",
   USAGE_EXCEEDED: "Reported usage would exceed what the allocation may still spend.",
   ALLOCATION_ENDED: "The allocation was released or expired (its lease, or an ancestor's, ran out); extensions.status tells which.",

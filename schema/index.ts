@@ -7,6 +7,7 @@ import "./errors.js";
 import "./change.js";
 import "./health.js";
 import "./swarm-context.js";
+import "./history.js";
 import "./ledger.js";
 import "./feed.js";
 

@@ -2,7 +2,7 @@ import * as resolve from "../resolvers/contexts.js";
 import type { ContextView, DeletedContext } from "../src/store/contexts.js";
 import { LOCK_NAME } from "../src/model/identifiers.js";
 import { builder } from "./builder.js";
-import { ContextChangeRef, SwarmContextRef } from "./refs.js";
+import { SwarmContextRef } from "./refs.js";
 
 const POINTER = "A JSON Pointer (RFC 6901); \"\" is the whole document.";
 const IDLE_WRITE =
@@ -47,16 +47,6 @@ SwarmContextRef.implement({
       args: { version: t.arg.int({ required: true }) },
       resolve: (c, args, ctx) => resolve.snapshot(c, args, ctx),
     }),
-    history: t.field({
-      type: [ContextChangeRef],
-      description:
-        "Change-feed entries after `afterSeq` (default: the oldest retained), oldest first: at most `limit`, and fewer when their bytes would pass 4 MiB or what the response may still carry (SWARM_MAX_RESPONSE_BYTES): continue after the last seq returned (LIMIT_EXCEEDED when not even the first fits). If entries right after `afterSeq` are no longer retained the answer is RESYNC_REQUIRED, never a silent gap.",
-      args: {
-        afterSeq: t.arg.int(),
-        limit: t.arg.int({ defaultValue: 100, description: `At most this many entries (1 to ${resolve.MAX_HISTORY_LIMIT}).` }),
-      },
-      resolve: (c, args, ctx) => resolve.history(c, { afterSeq: args.afterSeq, limit: args.limit ?? 100 }, ctx),
-    }),
   }),
 });
 
@@ -95,7 +85,7 @@ const DeletedContextRef = builder.objectRef<DeletedContext>("DeletedContext").im
   }),
 });
 
-const JSONPatchOp = builder.enumType("JSONPatchOp", {
+export const JSONPatchOp = builder.enumType("JSONPatchOp", {
   description: "RFC 6902 operation names, lower-case as in JSON Patch documents.",
   values: ["add", "remove", "replace", "move", "copy", "test"] as const,
 });
@@ -146,6 +136,12 @@ const writeArgs = (t: Parameters<Parameters<typeof builder.mutationFields>[0]>[0
   reason: t.arg.string({ description: "Why; recorded on the change-feed entry." }),
 });
 
+const dryRunArg = (t: Parameters<Parameters<typeof builder.mutationFields>[0]>[0]) =>
+  t.arg.boolean({
+    description:
+      "Preview: run every check the write runs (arguments, document rules, authorization, expectedVersion, fence, ALREADY_EXISTS), against the state now, and answer with the SwarmContext the write would produce (its document, the version and seq it would get were it the next write, updatedAt now), writing nothing: no version, no change-feed entry, no opId record. Nothing is reserved: a real write after it may get another version or be refused. With an opId already recorded, the answer is that recorded outcome, as the real retry's would be; otherwise the opId is checked but not recorded, so the same call without dryRun applies it. Without id (createContext), the id shown is generated for this answer only unless opId names it.",
+  });
+
 const expectedVersionArg = (t: Parameters<Parameters<typeof builder.mutationFields>[0]>[0]) =>
   t.arg.int({ description: "Compare-and-set: refused with VERSION_CONFLICT unless this is the current version." });
 
@@ -154,7 +150,7 @@ builder.mutationFields((t) => ({
     type: SwarmContextRef,
     description:
       "Creates a context at version 1. Without `id`, one is generated (derived from opId when given, so retries land on the same context).",
-    args: { id: t.arg.id(), document: t.arg({ type: "JSON", required: true }), ...writeArgs(t) },
+    args: { id: t.arg.id(), document: t.arg({ type: "JSON", required: true }), ...writeArgs(t), dryRun: dryRunArg(t) },
     resolve: (_root, args, ctx) => resolve.createContext({ ...args, document: args.document!, id: args.id == null ? null : String(args.id) }, ctx),
   }),
   patchContext: t.field({
@@ -166,6 +162,7 @@ builder.mutationFields((t) => ({
       expectedVersion: expectedVersionArg(t),
       fence: t.arg({ type: FenceInput }),
       ...writeArgs(t),
+      dryRun: dryRunArg(t),
     },
     resolve: (_root, args, ctx) => resolve.patchContext({ ...args, id: String(args.id) }, ctx),
   }),
@@ -178,6 +175,7 @@ builder.mutationFields((t) => ({
       expectedVersion: expectedVersionArg(t),
       fence: t.arg({ type: FenceInput }),
       ...writeArgs(t),
+      dryRun: dryRunArg(t),
     },
     resolve: (_root, args, ctx) => resolve.mergeContext({ ...args, merge: args.merge!, id: String(args.id) }, ctx),
   }),
@@ -189,6 +187,7 @@ builder.mutationFields((t) => ({
       toVersion: t.arg.int({ required: true }),
       expectedVersion: expectedVersionArg(t),
       ...writeArgs(t),
+      dryRun: dryRunArg(t),
     },
     resolve: (_root, args, ctx) => resolve.rollbackContext({ ...args, id: String(args.id) }, ctx),
   }),

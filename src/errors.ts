@@ -24,6 +24,53 @@ export enum ErrorCode {
 /** Extra facts a client needs to act on a refusal, sent as `extensions` beside `code`. */
 export type ErrorDetails = Readonly<Record<string, unknown>>;
 
+/**
+ * `extensions` as sent: a VALIDATION_FAILED without `problems` (one raised with a single path by
+ * an argument check, a Lua reply, a malformed request) gets itself as its only problem, so that
+ * every VALIDATION_FAILED lists at least one.
+ */
+export function withProblems(message: string, extensions: Record<string, unknown>): Record<string, unknown> {
+  if (extensions.code !== ErrorCode.VALIDATION_FAILED || Array.isArray(extensions.problems)) return extensions;
+  const path = typeof extensions.path === "string" ? extensions.path : "";
+  return { ...extensions, problems: [{ path, message }] };
+}
+
+/** One thing wrong with an input: where (a JSON Pointer into a document, or an argument name) and what. */
+export interface Problem {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Most problems one VALIDATION_FAILED lists: past this, checking stops. */
+export const MAX_PROBLEMS = 100;
+
+/**
+ * A VALIDATION_FAILED listing every problem found (at least one): `path` and the message are the
+ * first problem's, `problems` lists them all (at most MAX_PROBLEMS).
+ */
+export function validationFailed(problems: readonly Problem[], details: ErrorDetails = {}): AppError {
+  const [first] = problems;
+  if (!first) throw new Error("validationFailed needs at least one problem");
+  return new AppError(ErrorCode.VALIDATION_FAILED, first.message, { ...details, path: first.path, problems: problems.slice(0, MAX_PROBLEMS) });
+}
+
+/**
+ * Runs every check of one input, even after one fails, and throws one VALIDATION_FAILED listing
+ * the problems of every check that threw one (in order). Any other error is thrown as it is.
+ */
+export function checkAll(...checks: (() => unknown)[]): void {
+  const problems: Problem[] = [];
+  for (const check of checks) {
+    try {
+      check();
+    } catch (err) {
+      if (!(err instanceof AppError) || err.code !== ErrorCode.VALIDATION_FAILED) throw err;
+      problems.push(...(err.extensions.problems as Problem[]));
+    }
+  }
+  if (problems.length > 0) throw validationFailed(problems);
+}
+
 /** A refusal the client caused or can act on; anything else is masked as an internal error. */
 export class AppError extends Error {
   constructor(
@@ -37,7 +84,9 @@ export class AppError extends Error {
 
   /** graphql-js copies an original error's `extensions` onto the GraphQL error it reports. */
   get extensions(): Record<string, unknown> {
-    return { ...this.details, code: this.code };
+    // Every VALIDATION_FAILED lists its problems; one raised with a single path (argument checks,
+    // Lua replies) is its own only problem.
+    return withProblems(this.message, { ...this.details, code: this.code });
   }
 }
 
@@ -65,5 +114,5 @@ export function refusalToError(refusal: ScriptRefusal): AppError {
  * shaped like GraphQL's errors so that clients read one format.
  */
 export function refusalBody(message: string, extensions: Record<string, unknown>): string {
-  return JSON.stringify({ errors: [{ message, extensions }] });
+  return JSON.stringify({ errors: [{ message, extensions: withProblems(message, extensions) }] });
 }

@@ -70,6 +70,7 @@ export interface ScriptCommands extends LedgerCommands {
       head: string,
       limits: string,
       policy: string,
+      dryRun: "1" | "",
     ]
   ): Promise<string>;
   updateContext(
@@ -96,6 +97,7 @@ export interface ScriptCommands extends LedgerCommands {
       fenceLock: string,
       fenceToken: number | "",
       fenceLockKey: string,
+      dryRun: "1" | "",
     ]
   ): Promise<string>;
   deleteContext(
@@ -128,6 +130,7 @@ export interface ScriptCommands extends LedgerCommands {
     maxBytes: number,
     chunk: number,
     largestEntry: number,
+    direction: "rev" | "",
   ): Promise<[id: string, fields: string[]][]>;
   /** [1, 0] allowed, or [0, ms until the window ends]. */
   rateLimit(counter: string, limit: number, windowMs: number): Promise<[number, number]>;

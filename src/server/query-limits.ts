@@ -1,6 +1,7 @@
 import {
   type ASTVisitor,
   type DocumentNode,
+  type GraphQLArgument,
   type FieldNode,
   type FragmentDefinitionNode,
   type GraphQLField,
@@ -52,7 +53,10 @@ export interface QueryLimits {
 
 
 /** The arguments that say how many items a list (or a connection's edges) may return. */
-const SIZE_ARGUMENTS = new Set(["first", "limit"]);
+const SIZE_ARGUMENTS = new Set(["first", "limit", "last"]);
+
+/** The list fields of a page object that its field's size argument counts: a connection's edges, HistoryPage's changes. */
+const PAGE_ITEMS = new Set(["edges", "changes"]);
 
 /** Items a list field is assumed to return when nothing says how many (no `first` or `limit`). */
 const DEFAULT_LIST_FACTOR = 10;
@@ -217,7 +221,7 @@ export function costRule(max: number, variables: Readonly<Record<string, unknown
       const size = sizeArgument(field, def, operation, variables);
       const type = getNamedType(def.type);
       if (!isListType(getNullableType(def.type))) return 1 + cost(field.selectionSet, type, size);
-      const items = size ?? (field.name.value === "edges" ? pageSize : undefined) ?? DEFAULT_LIST_FACTOR;
+      const items = size ?? (PAGE_ITEMS.has(field.name.value) ? pageSize : undefined) ?? DEFAULT_LIST_FACTOR;
       return 1 + items * cost(field.selectionSet, type);
     };
     // Fragments are measured once, outside any connection: a fragment's edges count 10 per item.
@@ -255,10 +259,10 @@ function fieldDef(schema: GraphQLSchema, parent: GraphQLNamedType, name: string)
 }
 
 /**
- * The items a field's `first` or `limit` argument asks for (negative as 0), or undefined when it has
- * neither or its value is not an integer: a literal; a variable's value, or when it is absent the
- * variable's default; otherwise (left out, or null, which the resolvers read as left out) the
- * argument's default in the schema.
+ * The items a field's `first`, `limit` or `last` arguments ask for (the largest; negative as 0),
+ * or undefined when it has none or no value is an integer: a literal; a variable's value, or when
+ * it is absent the variable's default; otherwise (left out, or null, which the resolvers read as
+ * left out) the argument's default in the schema.
  */
 function sizeArgument(
   field: FieldNode,
@@ -266,8 +270,22 @@ function sizeArgument(
   operation: OperationDefinitionNode | undefined,
   variables: Readonly<Record<string, unknown>>,
 ): number | undefined {
-  const arg = def.args.find((a) => SIZE_ARGUMENTS.has(a.name));
-  if (!arg) return undefined;
+  // A field with several (history: limit, last) may return as many as the largest says.
+  let largest: number | undefined;
+  for (const arg of def.args) {
+    if (!SIZE_ARGUMENTS.has(arg.name)) continue;
+    const size = sizeOf(arg, field, operation, variables);
+    if (size !== undefined) largest = Math.max(largest ?? 0, size);
+  }
+  return largest;
+}
+
+function sizeOf(
+  arg: GraphQLArgument,
+  field: FieldNode,
+  operation: OperationDefinitionNode | undefined,
+  variables: Readonly<Record<string, unknown>>,
+): number | undefined {
   let value: unknown = arg.defaultValue;
   const node = field.arguments?.find((a) => a.name.value === arg.name)?.value;
   if (node?.kind === Kind.INT) value = Number(node.value);

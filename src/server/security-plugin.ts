@@ -1,7 +1,7 @@
 import { GraphQLError, validate, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLSchema } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import type { Principal } from "../security/auth.js";
-import { AppError, ErrorCode } from "../errors.js";
+import { AppError, ErrorCode, withProblems } from "../errors.js";
 import type { Gate } from "../security/gate.js";
 import { isJsonObject } from "../json/types.js";
 import { selectsIntrospection } from "./operation-info.js";
@@ -21,7 +21,7 @@ export function refusal(err: AppError): GraphQLError {
 
 /** An error about the request itself, with its HTTP status. */
 function requestError(message: string, status: number): GraphQLError {
-  return new GraphQLError(message, { extensions: { code: ErrorCode.VALIDATION_FAILED, http: { status } } });
+  return new GraphQLError(message, { extensions: withProblems(message, { code: ErrorCode.VALIDATION_FAILED, http: { status } }) });
 }
 
 /**

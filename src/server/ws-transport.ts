@@ -6,7 +6,7 @@ import { WebSocketServer, type WebSocket } from "ws";
 import type { RequestContext } from "../../resolvers/request-context.js";
 import type { Principal } from "../security/auth.js";
 import { maskError } from "./error-masking.js";
-import { AppError, ErrorCode, refusalBody } from "../errors.js";
+import { AppError, ErrorCode, refusalBody, withProblems } from "../errors.js";
 import type { ReportFault } from "../observability/faults.js";
 import type { Gate } from "../security/gate.js";
 import type { Observability } from "./observability-plugin.js";
@@ -144,11 +144,8 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
       const errors = enveloped.validate(enveloped.schema, document);
       if (errors.length > 0) return refuse(errors);
       if (!getOperationAST(document, params.operationName)) {
-        return refuse([
-          new GraphQLError(params.operationName ? `no operation named ${params.operationName}` : "name the operation to run (operationName)", {
-            extensions: { code: ErrorCode.VALIDATION_FAILED },
-          }),
-        ]);
+        const message = params.operationName ? `no operation named ${params.operationName}` : "name the operation to run (operationName)";
+        return refuse([new GraphQLError(message, { extensions: withProblems(message, { code: ErrorCode.VALIDATION_FAILED, path: "operationName" }) })]);
       }
       op.operation = operationLabel(document, params.operationName);
       const args: ExecutionArgs = {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
-import { AppError, ErrorCode } from "../errors.js";
+import { AppError, checkAll, ErrorCode } from "../errors.js";
 import { diffDocuments } from "../json/diff.js";
 import { applyMergePatch } from "../json/merge.js";
 import { applyPatch, type AppliedChange, type PatchOperation } from "../json/patch.js";
@@ -36,6 +36,11 @@ export interface WriteOptions {
   readonly expectedVersion?: number | null;
   readonly reason?: string | null;
   readonly fence?: Fence | null;
+  /**
+   * Check everything the write checks (in its script, against the state now) and answer what it
+   * would answer, writing nothing: no version, no feed entry, no opId record, no index entry.
+   */
+  readonly dryRun?: boolean | null;
 }
 
 /** A context as of one version. `document` is absent when it was not loaded (lists, replays). */
@@ -78,6 +83,33 @@ interface WriteReply {
  * past the others a bounded stretch per request.
  */
 export const LIST_SCAN_LIMIT = 2000;
+
+/** A read of a context's change feed, one way, with an optional filter. */
+export interface HistoryRead {
+  /** forward: oldest first, after `from` (null: from the oldest retained); backward: newest first, before `from` (null: from the newest). */
+  readonly direction: "forward" | "backward";
+  readonly from: number | null;
+  /** Most entries returned. */
+  readonly limit: number;
+  /** Most entries read, matching or not (at least `limit`): what bounds a filter that matches little. */
+  readonly scanLimit: number;
+  /** Most bytes (FeedEntry.bytes) read, matching or not, past the first entry. */
+  readonly maxBytes: number;
+  /** Which entries to return; null: all. */
+  readonly matches: ((entry: FeedEntry) => boolean) | null;
+}
+
+/** What a history read found, and where it stopped. */
+export interface HistoryPage {
+  readonly entries: FeedEntry[];
+  /** The seq of the last entry read, matching or not (the read's `from` when it read none): where the next read continues. */
+  readonly scannedTo: number | null;
+  /** The read stopped at a bound (limit, scanLimit, maxBytes) rather than at the end of the retained feed. */
+  readonly hasMore: boolean;
+}
+
+/** Most feed entries one script call of a history read takes (a few ms of Redis at most; bytes bound it too). */
+export const HISTORY_SCAN_STEP = 1000;
 
 /** Attempts of one write whose base keeps moving under it before we call it a server fault. */
 const MAX_WRITE_ATTEMPTS = 1000;
@@ -155,19 +187,52 @@ export class ContextStore {
   }
 
   /**
-   * Feed entries after `afterSeq`, oldest first, at most `limit`, and past the first only while
-   * their bytes (FeedEntry.bytes) add up to at most `maxBytes`. Throws RESYNC_REQUIRED when
-   * entries right after `afterSeq` are no longer retained, rather than skip them silently.
+   * A page of feed entries (see HistoryRead), read one script call of at most HISTORY_SCAN_STEP
+   * entries at a time. Throws RESYNC_REQUIRED when a forward read's entries right after `from`
+   * are no longer retained, rather than skip them silently; if entries are trimmed under a scan
+   * that has already read some, the page ends there (hasMore), and the next read is refused so.
    */
-  async history(id: string, afterSeq: number | null, limit: number, maxBytes: number): Promise<FeedEntry[]> {
-    const { entries, trimmedTo } = await this.feed.read(id, afterSeq, limit, maxBytes);
-    if (trimmedTo !== null) {
-      throw new AppError(ErrorCode.RESYNC_REQUIRED, `changes after seq ${afterSeq} are no longer retained`, {
-        id,
-        oldestRetainedSeq: trimmedTo,
-      });
+  async history(id: string, read: HistoryRead): Promise<HistoryPage> {
+    const entries: FeedEntry[] = [];
+    let scanned = 0;
+    let bytes = 0;
+    let cursor = read.from;
+    for (;;) {
+      const want = Math.min(HISTORY_SCAN_STEP, read.scanLimit - scanned, read.matches ? Number.MAX_SAFE_INTEGER : read.limit - entries.length);
+      const room = Math.max(0, read.maxBytes - bytes);
+      let batch: FeedEntry[];
+      if (read.direction === "backward") {
+        batch = await this.feed.readBack(id, cursor, want, room);
+      } else {
+        const got = await this.feed.read(id, cursor, want, room);
+        if (got.trimmedTo !== null && scanned === 0) {
+          throw new AppError(ErrorCode.RESYNC_REQUIRED, `changes after seq ${cursor} are no longer retained`, {
+            id,
+            oldestRetainedSeq: got.trimmedTo,
+          });
+        }
+        if (got.trimmedTo !== null) return { entries, scannedTo: cursor, hasMore: true };
+        batch = got.entries;
+      }
+      if (batch.length === 0) return { entries, scannedTo: cursor, hasMore: false };
+      for (const entry of batch) {
+        // Every call returns its first entry whatever its size: past the first of the page, one
+        // that does not fit ends the page before it.
+        if (scanned > 0 && bytes + entry.bytes > read.maxBytes) return { entries, scannedTo: cursor, hasMore: true };
+        bytes += entry.bytes;
+        scanned++;
+        cursor = entry.seq;
+        if (!read.matches || read.matches(entry)) entries.push(entry);
+        if (entries.length === read.limit || scanned === read.scanLimit) return { entries, scannedTo: cursor, hasMore: true };
+      }
+      // A short batch ended at the bytes or at the end of the feed: reading on would read (and
+      // hold) an entry more than is returned, so ask where the feed ends instead.
+      if (batch.length < want) {
+        const { oldest, newest } = await this.feed.retained(id);
+        const more = read.direction === "backward" ? cursor! > oldest : cursor! < newest;
+        return { entries, scannedTo: cursor, hasMore: more };
+      }
     }
-    return entries;
   }
 
   /**
@@ -219,20 +284,26 @@ export class ContextStore {
 
   /** Creates a context at version 1. Throws ALREADY_EXISTS, VALIDATION_FAILED, LIMIT_EXCEEDED. */
   async create(id: string | null, document: JsonValue, options: WriteOptions): Promise<ContextView> {
-    checkOpId(options.opId);
     // Without an id, an opId names the context, so a retry lands on the same one.
     const contextId = id ?? (options.opId ? `ctx-${fingerprintOf([options.opId]).slice(0, 22)}` : `ctx-${randomUUID()}`);
-    checkContextId(contextId);
-    const json = checkDocument(document, this.config);
+    let json = "";
+    checkAll(
+      () => checkOpId(options.opId),
+      () => checkContextId(contextId),
+      () => (json = checkDocument(document, this.config)),
+    );
     const record = this.opRecord(contextId, ["create", json], options);
     const head = uniqueToken();
+    const dryRun = options.dryRun === true;
     // Index before and after the script: a crash leaves the index a superset, never missing a
     // context, and a delete racing this create cannot leave it out (see delete).
-    await Promise.all([
-      this.redis.zadd(this.keys.contextIndex, 0, contextId),
-      // Before the first change, so that a feed subscriber's scan (store/feed-reader.ts) finds it.
-      this.redis.zadd(this.keys.feedIndex, 0, contextId),
-    ]);
+    if (!dryRun) {
+      await Promise.all([
+        this.redis.zadd(this.keys.contextIndex, 0, contextId),
+        // Before the first change, so that a feed subscriber's scan (store/feed-reader.ts) finds it.
+        this.redis.zadd(this.keys.feedIndex, 0, contextId),
+      ]);
+    }
     const settings = ledgerSettings(document as JsonObject);
     const reply = parseWriteReply(
       await scriptsOf(this.redis).createContext(
@@ -251,12 +322,17 @@ export class ContextStore {
         head,
         settings.limits,
         settings.policy,
+        dryRun ? "1" : "",
       ),
       record,
     );
     const { outcome, replayed } = settle<WriteReply>(reply);
+    if (replayed) {
+      if (!dryRun) await this.redis.zadd(this.keys.contextIndex, 0, contextId);
+      return { id: contextId, ...outcome };
+    }
+    if (dryRun) return { id: contextId, ...outcome, document: document as JsonObject };
     await this.redis.zadd(this.keys.contextIndex, 0, contextId);
-    if (replayed) return { id: contextId, ...outcome };
     this.cache.set(contextId, { version: outcome.version, head, document: document as JsonObject }, json.length);
     return { id: contextId, ...outcome, document: document as JsonObject };
   }
@@ -341,8 +417,10 @@ export class ContextStore {
     options: WriteOptions,
     compute: (doc: JsonObject) => AppliedChange,
   ): Promise<ContextView> {
-    checkOpId(options.opId);
-    if (options.fence) checkLockName(options.fence.lock, "fence.lock");
+    checkAll(
+      () => checkOpId(options.opId),
+      () => options.fence && checkLockName(options.fence.lock, "fence.lock"),
+    );
     const clientRecord = options.opId ? this.opRecord(id, request, options) : null;
     let base: Head | undefined = this.predicted.get(id) ?? this.cache.get(id);
     let fresh = false;
@@ -379,7 +457,8 @@ export class ContextStore {
       const next: Head = idle ? base : { version: base.version + 1, head: uniqueToken(), document: change.document as JsonObject };
       const record = clientRecord ?? this.opRecord(id, request, options);
       const settings = !idle && touchesLedgerSettings(change.paths) ? ledgerSettings(next.document) : { limits: "-", policy: "-" };
-      const reply = await this.inFlightWrite(id, next, () =>
+      const dryRun = options.dryRun === true;
+      const send = () =>
         scriptsOf(this.redis)
           .updateContext(
             ...this.writeKeys(id, record),
@@ -404,14 +483,19 @@ export class ContextStore {
             options.fence?.lock ?? "",
             options.fence?.token ?? "",
             options.fence ? this.keys.context(id).lock(options.fence.lock) : "",
+            dryRun ? "1" : "",
           )
-          .then((raw) => {
-            const reply = parseWriteReply(raw, record);
-            if ("ok" in reply) this.cache.set(id, next, json.length);
-            else this.predicted.delete(id);
-            return reply;
-          }),
-      );
+          .then((raw) => parseWriteReply(raw, record));
+      // A dry run produces no version: nothing may be predicted or cached from it.
+      const reply = dryRun
+        ? await send()
+        : await this.inFlightWrite(id, next, () =>
+            send().then((reply) => {
+              if ("ok" in reply) this.cache.set(id, next, json.length);
+              else this.predicted.delete(id);
+              return reply;
+            }),
+          );
       if ("retry" in reply) {
         base = undefined;
         fresh = false;

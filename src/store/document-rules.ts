@@ -1,4 +1,4 @@
-import { AppError, ErrorCode } from "../errors.js";
+import { AppError, ErrorCode, MAX_PROBLEMS, validationFailed, type Problem } from "../errors.js";
 import { isJsonObject, jsonDepth, type JsonValue } from "../json/types.js";
 import { LEASE_MS_MAX, PROFILE_NAME, RESOURCE_KIND } from "../model/identifiers.js";
 
@@ -7,8 +7,18 @@ export interface DocumentLimits {
   readonly maxDocumentDepth: number;
 }
 
-function invalid(path: string, message: string): AppError {
-  return new AppError(ErrorCode.VALIDATION_FAILED, `${path || "document"}: ${message}`, { path });
+/** Where the checks of one input note what they find; past MAX_PROBLEMS they note nothing more. */
+class Problems {
+  readonly list: Problem[] = [];
+
+  add(path: string, message: string): void {
+    if (this.list.length < MAX_PROBLEMS) this.list.push({ path, message: `${path || "document"}: ${message}` });
+  }
+
+  /** VALIDATION_FAILED listing every problem noted, if any. */
+  throwIfAny(): void {
+    if (this.list.length > 0) throw validationFailed(this.list);
+  }
 }
 
 /** Throws LIMIT_EXCEEDED when a value given by a client nests deeper than the document may. */
@@ -21,13 +31,13 @@ export function checkDepth(value: JsonValue, limits: DocumentLimits, what: strin
   }
 }
 
-function checkAmounts(value: JsonValue | undefined, path: string): void {
+function checkAmounts(value: JsonValue | undefined, path: string, problems: Problems): void {
   if (value === undefined) return;
-  if (!isJsonObject(value)) throw invalid(path, "must be an object of resource kind to amount");
+  if (!isJsonObject(value)) return problems.add(path, "must be an object of resource kind to amount");
   for (const [kind, amount] of Object.entries(value)) {
-    if (!RESOURCE_KIND.test(kind)) throw invalid(`${path}/${kind}`, `resource kind must match ${RESOURCE_KIND.source}`);
+    if (!RESOURCE_KIND.test(kind)) problems.add(`${path}/${kind}`, `resource kind must match ${RESOURCE_KIND.source}`);
     if (typeof amount !== "number" || !Number.isSafeInteger(amount) || amount < 0) {
-      throw invalid(`${path}/${kind}`, "amount must be an integer from 0 to 2^53 - 1");
+      problems.add(`${path}/${kind}`, "amount must be an integer from 0 to 2^53 - 1");
     }
   }
 }
@@ -35,54 +45,60 @@ function checkAmounts(value: JsonValue | undefined, path: string): void {
 /** The deepest `policy.allocation.maxDepth`: the largest GraphQL Int, the type of `tier`. */
 const MAX_DEPTH_MAX = 2 ** 31 - 1;
 
-function checkInteger(value: JsonValue | undefined, path: string, max: number): void {
+function checkInteger(value: JsonValue | undefined, path: string, max: number, problems: Problems): void {
   if (value === undefined) return;
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1 || value > max) {
-    throw invalid(path, `must be an integer from 1 to ${max}`);
+    problems.add(path, `must be an integer from 1 to ${max}`);
   }
 }
 
-function checkAllocationPolicy(policy: JsonValue | undefined): void {
+function checkAllocationPolicy(policy: JsonValue | undefined, problems: Problems): void {
   const base = "/policy/allocation";
   if (policy === undefined) return;
-  if (!isJsonObject(policy)) throw invalid(base, "must be an object");
+  if (!isJsonObject(policy)) return problems.add(base, "must be an object");
   const { maxShare, defaultLeaseMs, maxDepth, profiles } = policy;
   if (maxShare !== undefined && (typeof maxShare !== "number" || !(maxShare > 0 && maxShare <= 1))) {
-    throw invalid(`${base}/maxShare`, "must be a number with 0 < maxShare <= 1");
+    problems.add(`${base}/maxShare`, "must be a number with 0 < maxShare <= 1");
   }
   // Bounded as the arguments they stand in for: a value every reader can format later.
-  checkInteger(defaultLeaseMs, `${base}/defaultLeaseMs`, LEASE_MS_MAX);
-  checkInteger(maxDepth, `${base}/maxDepth`, MAX_DEPTH_MAX);
+  checkInteger(defaultLeaseMs, `${base}/defaultLeaseMs`, LEASE_MS_MAX, problems);
+  checkInteger(maxDepth, `${base}/maxDepth`, MAX_DEPTH_MAX, problems);
   if (profiles === undefined) return;
-  if (!isJsonObject(profiles)) throw invalid(`${base}/profiles`, "must be an object of profile name to profile");
+  if (!isJsonObject(profiles)) return problems.add(`${base}/profiles`, "must be an object of profile name to profile");
   for (const [name, profile] of Object.entries(profiles)) {
     const at = `${base}/profiles/${name}`;
-    if (!PROFILE_NAME.test(name)) throw invalid(at, `profile name must match ${PROFILE_NAME.source}`);
-    if (!isJsonObject(profile)) throw invalid(at, "must be an object with request and optional leaseMs");
-    if (profile.request === undefined) throw invalid(`${at}/request`, "is required");
-    checkAmounts(profile.request, `${at}/request`);
-    checkInteger(profile.leaseMs, `${at}/leaseMs`, LEASE_MS_MAX);
+    if (!PROFILE_NAME.test(name)) problems.add(at, `profile name must match ${PROFILE_NAME.source}`);
+    if (!isJsonObject(profile)) {
+      problems.add(at, "must be an object with request and optional leaseMs");
+      continue;
+    }
+    if (profile.request === undefined) problems.add(`${at}/request`, "is required");
+    checkAmounts(profile.request, `${at}/request`, problems);
+    checkInteger(profile.leaseMs, `${at}/leaseMs`, LEASE_MS_MAX, problems);
   }
 }
 
 /**
  * Checks a whole document against API.md's rules and the configured bounds, and returns its
- * serialization (the bytes to store). Throws VALIDATION_FAILED with the failing `path`, or
- * LIMIT_EXCEEDED with `limit` "size" or "depth".
+ * serialization (the bytes to store). Throws VALIDATION_FAILED listing every rule the document
+ * breaks (extensions.problems, at most MAX_PROBLEMS; `path` is the first's), or LIMIT_EXCEEDED
+ * with `limit` "size" or "depth".
  */
 export function checkDocument(document: JsonValue, limits: DocumentLimits): string {
-  if (!isJsonObject(document)) throw invalid("", "must be a JSON object");
+  if (!isJsonObject(document)) throw validationFailed([{ path: "", message: "document: must be a JSON object" }]);
+  const problems = new Problems();
   checkDepth(document, limits, "document");
   const resources = document.resources;
   if (resources !== undefined) {
-    if (!isJsonObject(resources)) throw invalid("/resources", "must be an object");
-    checkAmounts(resources.limits, "/resources/limits");
+    if (!isJsonObject(resources)) problems.add("/resources", "must be an object");
+    else checkAmounts(resources.limits, "/resources/limits", problems);
   }
   const policy = document.policy;
   if (policy !== undefined) {
-    if (!isJsonObject(policy)) throw invalid("/policy", "must be an object");
-    checkAllocationPolicy(policy.allocation);
+    if (!isJsonObject(policy)) problems.add("/policy", "must be an object");
+    else checkAllocationPolicy(policy.allocation, problems);
   }
+  problems.throwIfAny();
   const json = JSON.stringify(document);
   const bytes = Buffer.byteLength(json);
   if (bytes > limits.maxDocumentBytes) {

@@ -79,7 +79,7 @@ export class FeedReader {
   async read(contextId: string, afterSeq: number | null, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<FeedRead> {
     const feed = this.keys.context(contextId).feed;
     const start = afterSeq == null ? "-" : `(${afterSeq}-0`;
-    const raw = await scriptsOf(this.redis).readFeed(feed, start, limit, maxBytes, SCRIPT_CHUNK, this.largestEntry);
+    const raw = await scriptsOf(this.redis).readFeed(feed, start, limit, maxBytes, SCRIPT_CHUNK, this.largestEntry, "");
     const entries = raw.map(([entryId, fields]) => toFeedEntry(contextId, entryId, fields));
     let trimmedTo: number | null = null;
     if (afterSeq != null && afterSeq > 0 && entries[0]?.seq !== afterSeq + 1) {
@@ -88,6 +88,17 @@ export class FeedReader {
       if (oldestSeq !== null && oldestSeq > afterSeq + 1) trimmedTo = oldestSeq;
     }
     return { entries, trimmedTo };
+  }
+
+  /**
+   * Entries of `contextId` before `beforeSeq` (null: from the newest), newest first, bounded as
+   * `read`. Nothing tells of trimmed entries: a backward read ends where retention ends.
+   */
+  async readBack(contextId: string, beforeSeq: number | null, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<FeedEntry[]> {
+    const feed = this.keys.context(contextId).feed;
+    const start = beforeSeq == null ? "+" : `(${beforeSeq}-0`;
+    const raw = await scriptsOf(this.redis).readFeed(feed, start, limit, maxBytes, SCRIPT_CHUNK, this.largestEntry, "rev");
+    return raw.map(([entryId, fields]) => toFeedEntry(contextId, entryId, fields));
   }
 
   /**
@@ -100,6 +111,20 @@ export class FeedReader {
     for (const [err] of replies) if (err) throw err;
     const [[, seq], [, version]] = replies as [[null, string | null], [null, string | null]];
     return { seq: Number(seq ?? 0), version: Number(version ?? 0) };
+  }
+
+  /**
+   * The seqs of the oldest and newest retained entries, without reading any entry: seqs are
+   * gap-free and the stream is trimmed from its oldest end, so the oldest is the last seq less
+   * the stream's length, plus one. Both 0 while there are none.
+   */
+  async retained(contextId: string): Promise<{ oldest: number; newest: number }> {
+    const ctx = this.keys.context(contextId);
+    const replies = (await this.redis.multi().get(ctx.seq).xlen(ctx.feed).exec())!;
+    for (const [err] of replies) if (err) throw err;
+    const [[, seq], [, length]] = replies as [[null, string | null], [null, number]];
+    const newest = Number(seq ?? 0);
+    return length === 0 ? { oldest: 0, newest: 0 } : { oldest: newest - length + 1, newest };
   }
 
   /** The last seq of each context (0 for one that never had a change). */

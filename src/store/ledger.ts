@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { AppError, ErrorCode } from "../errors.js";
+import { AppError, checkAll, ErrorCode, validationFailed, type Problem } from "../errors.js";
 import type { Keys } from "../redis/keys.js";
 import { scriptsOf, type LedgerScript } from "../redis/scripts.js";
 import { parseAllocationId, toAllocation, type Allocation, type AllocationMode, type AllocationStatus, type Amount, type Budget, type RawAllocation } from "../model/allocation.js";
@@ -30,15 +30,18 @@ function invalid(path: string, message: string): AppError {
 /** Amounts flattened for a script, "kind amount ..."; throws VALIDATION_FAILED on bad input. */
 function flatAmounts(amounts: readonly Amount[], path: string): string {
   const seen = new Set<string>();
-  return amounts
+  const problems: Problem[] = [];
+  const flat = amounts
     .map(({ kind, amount }) => {
-      if (!RESOURCE_KIND.test(kind)) throw invalid(path, `resource kind ${JSON.stringify(kind)} must match ${RESOURCE_KIND.source}`);
-      if (!Number.isSafeInteger(amount) || amount < 0) throw invalid(path, `amount of ${kind} must be a non-negative integer`);
-      if (seen.has(kind)) throw invalid(path, `resource kind ${kind} is named twice`);
+      if (!RESOURCE_KIND.test(kind)) problems.push({ path, message: `resource kind ${JSON.stringify(kind)} must match ${RESOURCE_KIND.source}` });
+      if (!Number.isSafeInteger(amount) || amount < 0) problems.push({ path, message: `amount of ${kind} must be a non-negative integer` });
+      if (seen.has(kind)) problems.push({ path, message: `resource kind ${kind} is named twice` });
       seen.add(kind);
       return `${kind} ${amount}`;
     })
     .join(" ");
+  if (problems.length > 0) throw validationFailed(problems);
+  return flat;
 }
 
 function checkHolder(holder: string | null | undefined): void {
@@ -74,13 +77,18 @@ export class LedgerStore {
   /** Grants an allocation; see allocate-9.lua for the rules and refusals. */
   async allocate(contextId: string, req: AllocateRequest, options: LedgerOptions): Promise<Allocation> {
     const parent = req.parentId == null ? "" : parseAllocationId(req.parentId);
-    if (parent !== "" && parent.contextId !== contextId) {
-      throw invalid("parentId", `allocation ${req.parentId} belongs to another context`);
-    }
-    if (req.request == null && req.profile == null) throw invalid("request", "give request, profile, or both");
-    checkLease(req.leaseMs, "leaseMs");
-    checkHolder(req.holder);
-    const request = flatAmounts(req.request ?? [], "request");
+    let request = "";
+    checkAll(
+      () => {
+        if (parent !== "" && parent.contextId !== contextId) throw invalid("parentId", `allocation ${req.parentId} belongs to another context`);
+      },
+      () => {
+        if (req.request == null && req.profile == null) throw invalid("request", "give request, profile, or both");
+      },
+      () => checkLease(req.leaseMs, "leaseMs"),
+      () => checkHolder(req.holder),
+      () => (request = flatAmounts(req.request ?? [], "request")),
+    );
     const reply = await this.run("allocate", contextId, [req], options, [
       parent === "" ? "" : parent.n,
       request,
@@ -132,16 +140,20 @@ export class LedgerStore {
   }
 
   async acquireLock(contextId: string, name: string, holder: string, leaseMs: number, options: LedgerOptions): Promise<Lock> {
-    checkLockName(name, "name");
-    checkHolder(holder);
-    checkLease(leaseMs, "leaseMs");
+    checkAll(
+      () => checkLockName(name, "name"),
+      () => checkHolder(holder),
+      () => checkLease(leaseMs, "leaseMs"),
+    );
     const reply = await this.run("acquireLock", contextId, [name, holder, leaseMs], options, [name, holder, leaseMs]);
     return toLock((reply as { lock: RawLock }).lock);
   }
 
   async renewLock(contextId: string, name: string, token: number, leaseMs: number, options: LedgerOptions): Promise<Lock> {
-    checkLockName(name, "name");
-    checkLease(leaseMs, "leaseMs");
+    checkAll(
+      () => checkLockName(name, "name"),
+      () => checkLease(leaseMs, "leaseMs"),
+    );
     const reply = await this.run("renewLock", contextId, [name, token, leaseMs], options, [name, token, leaseMs]);
     return toLock((reply as { lock: RawLock }).lock);
   }

@@ -1,4 +1,4 @@
-// Proves what one request may load and carry: a context's allocations are read from Redis once per response however many fields ask (not once per parent), the bytes one response reads are bounded by SWARM_MAX_RESPONSE_BYTES and refused with LIMIT_EXCEEDED naming it, history gives a shorter page rather than pass the bound, and each subscription event is a response of its own.
+// Proves what one request may load and carry: a context's allocations are read from Redis once per response however many fields ask (not once per parent), the bytes one response reads are bounded by SWARM_MAX_RESPONSE_BYTES and refused with LIMIT_EXCEEDED naming it, history (both ways, filtered or not) gives a shorter page rather than pass the bound, and each subscription event is a response of its own.
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { parse } from "graphql";
 import { describe, expect, test } from "vitest";
@@ -129,6 +129,13 @@ describe("the bytes of one response", () => {
     expect(page.map((e: { seq: number }) => e.seq)).toEqual([1, 2, 3, 4]);
     const next = (await data(`query($id: ID!, $after: Int) { context(id: $id) { history(afterSeq: $after, limit: 1000) { seq } } }`, { id, after: 4 })).context.history;
     expect(next.map((e: { seq: number }) => e.seq)).toEqual([5, 6, 7]);
+    // Newest first alike; a filter's scan counts the bytes of what it reads, matching or not,
+    // and says where it stopped.
+    const newest = (await data(`query($id: ID!) { context(id: $id) { history(last: 1000) { seq } } }`, { id })).context.history;
+    expect(newest.map((e: { seq: number }) => e.seq)).toEqual([11, 10, 9]);
+    const scan = `query($id: ID!, $before: Int) { context(id: $id) { historyPage(beforeSeq: $before, last: 1000, kinds: [CREATED]) { changes { seq } scannedTo hasMore } } }`;
+    expect((await data(scan, { id })).context.historyPage).toEqual({ changes: [], scannedTo: 9, hasMore: true });
+    expect((await data(scan, { id, before: 3 })).context.historyPage).toEqual({ changes: [{ seq: 1 }], scannedTo: 1, hasMore: false });
     // Aliases read one after another, each with what the response may still carry: the second
     // gets the small CREATED entry only; a third, whose first entry no longer fits, is refused.
     const two = (await data(`query($id: ID!) { context(id: $id) { a: history(limit: 1000) { seq } b: history(limit: 1000) { seq } } }`, { id })).context;

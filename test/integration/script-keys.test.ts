@@ -61,7 +61,7 @@ const misplaced: [string, (a: string, b: string) => Promise<unknown>][] = [
       return scriptsOf(redis).updateContext(
         k.meta, k.seq, k.snapshots, k.feed, keys.op(a, "x"), k.limits, k.policy,
         "fp", "head", "", "{}", "UPDATED", "[]", "[]", actor.actor, "", new Date().toISOString(), 10, 100, 60,
-        keys.changesChannel, a, "head2", "-", "-", "l", 1, keys.context(b).lock("l"),
+        keys.changesChannel, a, "head2", "-", "-", "l", 1, keys.context(b).lock("l"), "",
       );
     },
   ],
@@ -82,7 +82,7 @@ test("script commands run again after Redis forgets its scripts", async () => {
   await contexts.create(id, { n: 1 }, actor);
   await redis.script("FLUSH");
   expect((await contexts.patch(id, [{ op: "replace", path: "/n", value: 2 }], actor)).version).toBe(2);
-  expect((await contexts.history(id, null, 10, 1_000_000)).map((e) => e.kind)).toEqual(["CREATED", "UPDATED"]);
+  expect((await contexts.history(id, { direction: "forward", from: null, limit: 10, scanLimit: 10, maxBytes: 1_000_000, matches: null })).entries.map((e) => e.kind)).toEqual(["CREATED", "UPDATED"]);
 });
 
 test("a server's client calls a script for the first time in the same tick as another command", async () => {
@@ -90,7 +90,7 @@ test("a server's client calls a script for the first time in the same tick as an
   // outside any caller (results[i] is not iterable) and ended the server process.
   const client = await connectRedis(server.url, "script-keys-test");
   try {
-    const [value, entries] = await Promise.all([client.get(`t-${randomUUID()}`), scriptsOf(client).readFeed(`t-${randomUUID()}`, "-", 10, 1_000, 10, 1_000)]);
+    const [value, entries] = await Promise.all([client.get(`t-${randomUUID()}`), scriptsOf(client).readFeed(`t-${randomUUID()}`, "-", 10, 1_000, 10, 1_000, "")]);
     expect([value, entries]).toEqual([null, []]);
   } finally {
     client.disconnect();

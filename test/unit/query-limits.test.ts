@@ -132,6 +132,14 @@ describe("cost", () => {
     expect(at(101, variable)).toEqual(exceeded("cost", 101, 102));
     expect(at(101, variable, { n: null })).toEqual(exceeded("cost", 101, 102));
     expect(at(101, `{ context(id: "c") { history { seq } } }`)).toEqual(exceeded("cost", 101, 102));
+    // A newest-first read counts by its last (history and historyPage: the larger of limit's default and last).
+    const newest = `query ($n: Int) { context(id: "c") { history(last: $n) { seq } } }`;
+    expect(at(502, newest, { n: 500 })).toEqual([]);
+    expect(at(501, newest, { n: 500 })).toEqual(exceeded("cost", 501, 502));
+    // historyPage's changes count by its size, as a connection's edges by first: 1 + 1 + 1 + 500 x 1 + 1.
+    const page = `query ($n: Int) { context(id: "c") { historyPage(last: $n) { changes { seq } scannedTo } } }`;
+    expect(at(504, page, { n: 500 })).toEqual([]);
+    expect(at(503, page, { n: 500 })).toEqual(exceeded("cost", 503, 504));
     const declared = `query ($n: Int = 7) { context(id: "c") { history(limit: $n) { seq } } }`;
     expect(at(8, declared)).toEqual(exceeded("cost", 8, 9));
     expect(at(8, declared, { n: 3 })).toEqual([]);

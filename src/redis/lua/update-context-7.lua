@@ -11,10 +11,11 @@
 --       11 history limit, 12 feed retention, 13 seconds to keep the opId's record, 14 channel, 15 context id,
 --       16 head token of the new version, 17 limits, 18 policy (flat settings, '-' = unchanged),
 --       19 fence lock name ('' = no fence), 20 fence token, 21 the fence lock's key (keys.ts
---       lock; '' = no fence), checked to carry KEYS[1]'s hash tag
--- Returns: ok {version, seq, createdAt, updatedAt, updatedBy} | retry {currentVersion}
+--       lock; '' = no fence), checked to carry KEYS[1]'s hash tag, 22 dry run ('1': check
+--       everything, write nothing, record nothing, and answer with what the write would answer)
+-- Returns: ok {version, seq, createdAt, updatedAt, updatedBy} (dry run: also dryRun = true) | retry {currentVersion}
 --          | NOT_FOUND | STALE_FENCE | VERSION_CONFLICT {currentVersion} | VALIDATION_FAILED (opId reuse)
--- Emits: the kind given (UPDATED or ROLLED_BACK)
+-- Emits: the kind given (UPDATED or ROLLED_BACK); nothing on a dry run
 if ARGV[21] ~= '' then check_key_base(ARGV[21]) end
 local previous = recorded_reply(KEYS[5], ARGV[1])
 if previous then return previous end
@@ -37,14 +38,19 @@ end
 if ARGV[2] ~= meta[4] then
   return cjson.encode({ retry = true, currentVersion = current })
 end
+local dry_run = ARGV[22] == '1'
 if ARGV[4] == '' then
   local reply = cjson.encode({ ok = true, version = current, seq = tonumber(redis.call('GET', KEYS[2])),
-    createdAt = meta[2], updatedAt = meta[5], updatedBy = meta[6] })
-  if ARGV[1] ~= '' then record_reply(KEYS[5], ARGV[1], reply, ARGV[13]) end
+    createdAt = meta[2], updatedAt = meta[5], updatedBy = meta[6], dryRun = dry_run or nil })
+  if ARGV[1] ~= '' and not dry_run then record_reply(KEYS[5], ARGV[1], reply, ARGV[13]) end
   return reply
 end
 
 local version, now, actor = current + 1, ARGV[10], ARGV[8]
+if dry_run then
+  return cjson.encode({ ok = true, dryRun = true, version = version, seq = tonumber(redis.call('GET', KEYS[2])) + 1,
+    createdAt = meta[2], updatedAt = now, updatedBy = actor })
+end
 local oldest, keep_from = tonumber(meta[3]), version - tonumber(ARGV[11]) + 1
 while oldest < keep_from do
   redis.call('HDEL', KEYS[3], oldest)
