@@ -35,6 +35,7 @@ async function walk(vars: { first: number; idPrefix?: string; updatedAfter?: str
     ids.push(...contexts.edges.map((e) => e.node.id));
     pages++;
     if (!contexts.pageInfo.hasNextPage) return { ids, pages };
+    if (pages > 200) throw new Error(`the walk did not end after 200 pages: ${ids.slice(-10)}`);
     after = contexts.pageInfo.endCursor!;
     await between?.();
   }
