@@ -9,6 +9,7 @@ import {
   PatchContextDocument,
   ServerInstancesDocument,
   type ContextOrder,
+  type OverviewQuery,
 } from "../gql/graphql.js";
 import { errorCode, startTestServer, useTestServer } from "../helpers/app.js";
 import { Backoff } from "../helpers/backoff.js";
@@ -31,7 +32,7 @@ async function walk(vars: { first: number; idPrefix?: string; updatedAfter?: str
   let after: string | null = null;
   let pages = 0;
   for (;;) {
-    const { contexts } = await server.data(OverviewDocument, { ...vars, after });
+    const { contexts }: OverviewQuery = await server.data(OverviewDocument, { ...vars, after });
     ids.push(...contexts.edges.map((e) => e.node.id));
     pages++;
     if (!contexts.pageInfo.hasNextPage) return { ids, pages };
