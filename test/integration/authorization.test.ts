@@ -524,6 +524,10 @@ describe("scope on delivery, and actors", () => {
     for (const role of ["viewer", "agent"] as const) {
       expect(idsOf(await walkContexts(KEY[role], 50)), role).toEqual(all.filter((id) => id.startsWith("in-")));
     }
+    // totalCount counts the same: the scope's prefixes, not every id.
+    const total = async (authorization: string) => (await http(authorization, { query: "{ contexts(first: 1) { totalCount } }" })).result.data!.contexts as { totalCount: number };
+    expect((await total(KEY.admin)).totalCount).toBe(all.length);
+    for (const role of ["viewer", "agent"] as const) expect((await total(KEY[role])).totalCount, role).toBe(all.filter((id) => id.startsWith("in-")).length);
   });
 
   test("the contexts list's cursors and hasNextPage show nothing outside the scope, and a page reads a bounded part of the index", async () => {
