@@ -1,10 +1,11 @@
-// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed (BENCH_ONLY=fanout runs just that).
+// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed (BENCH_ONLY=fanout or BENCH_ONLY=overview runs just that).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
 import { fanout, idleSubscriptionMemory, type FanoutResult, type MemoryResult } from "./fanout.js";
+import { seedContexts } from "./overview.js";
 import { ledgerViolations } from "../support/ledger-invariant.js";
 import { startRedisServer } from "../support/redis-server.js";
 
@@ -12,6 +13,10 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const FANOUT_ONLY = process.env.BENCH_ONLY === "fanout";
+const OVERVIEW_ONLY = process.env.BENCH_ONLY === "overview";
+/** Contexts in each overview deployment; the first is the baseline of the ratios. */
+const OVERVIEW_CONTEXTS = (process.env.BENCH_OVERVIEW_CONTEXTS ?? "100,100000").split(",").map(Number);
+const OVERVIEW_QUERY = "{ contexts(first: 50) { totalCount edges { node { id updatedAt activeAllocations } } } }";
 const FANOUT_UPDATES = Number(process.env.BENCH_FANOUT_UPDATES ?? 200);
 const FANOUT_SUBSCRIBERS = (process.env.BENCH_FANOUT_SUBSCRIBERS ?? "1,100,1000").split(",").map(Number);
 const IDLE_SUBSCRIPTIONS = Number(process.env.BENCH_IDLE_SUBSCRIPTIONS ?? 5000);
@@ -255,8 +260,64 @@ function printFanout(report: FanoutReport): void {
   writeFileSync(".bench/fanout.json", JSON.stringify({ at: new Date().toISOString(), updates: FANOUT_UPDATES, ...report }, null, 2));
 }
 
+interface OverviewRow {
+  contexts: number;
+  seedSeconds: number;
+  runs: Row[];
+}
+
+/**
+ * The overview query on deployments of OVERVIEW_CONTEXTS contexts (one server and key prefix
+ * each, seeded through the store), measured back to back in each round.
+ */
+async function overviewScenario(redisUrl: string): Promise<OverviewRow[]> {
+  const rows: (OverviewRow & { url: string })[] = [];
+  for (const contexts of OVERVIEW_CONTEXTS) {
+    const prefix = `overview${contexts}`;
+    // The server first: it writes the deployment's epoch into the empty keyspace.
+    const { url } = await serveScript("bench/serve.ts", ["app"], { BENCH_REDIS_URL: redisUrl, BENCH_KEY_PREFIX: prefix });
+    rows.push({ contexts, url, seedSeconds: await seedContexts(redisUrl, prefix, contexts), runs: [] });
+  }
+  for (const row of rows) {
+    const check = await post(row.url, OVERVIEW_QUERY);
+    if (check.errors || check.data.contexts.totalCount !== row.contexts) throw new Error(`overview among ${row.contexts}: ${JSON.stringify(check).slice(0, 300)}`);
+  }
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const row of rows) row.runs.push(await load(`overview among ${row.contexts}`, row.url, [{ query: OVERVIEW_QUERY }]));
+  }
+  return rows.map(({ url: _url, ...row }) => row);
+}
+
+function printOverview(rows: OverviewRow[]): void {
+  console.log(`\noverview: ${OVERVIEW_QUERY}`);
+  console.log(`${CONNECTIONS} connections, ${DURATION_S} s each, medians of ${ROUNDS} rounds; one server per deployment, same Redis; ratio = p50 / p50 among ${rows[0]!.contexts}, per round\n`);
+  console.log("| contexts | seeded in s | req/s | p50 ms | p99 ms | failures | p50 ratio (median; per round) | goal |");
+  console.log("|---:|---:|---:|---:|---:|---:|---:|---|");
+  const base = rows[0]!;
+  for (const row of rows) {
+    const ratios = row.runs.map((r, i) => r.p50 / base.runs[i]!.p50);
+    const ratio = median(ratios);
+    const goal = row === base ? "" : `<= 1.5 ${ratio <= 1.5 ? "PASS" : "MISS"}`;
+    const failures = row.runs.reduce((sum, r) => sum + r.failures, 0);
+    console.log(
+      `| ${row.contexts} | ${row.seedSeconds.toFixed(1)} | ${median(row.runs.map((r) => r.rps)).toFixed(0)} | ${median(row.runs.map((r) => r.p50))} | ${median(row.runs.map((r) => r.p99))} | ${failures} | ${ratio.toFixed(2)} (${ratios.map((r) => r.toFixed(2)).join(", ")}) | ${goal} |`,
+    );
+  }
+  mkdirSync(".bench", { recursive: true });
+  writeFileSync(".bench/overview.json", JSON.stringify({ at: new Date().toISOString(), query: OVERVIEW_QUERY, rows }, null, 2));
+}
+
 async function main(): Promise<void> {
   const redis = await startRedisServer();
+  if (OVERVIEW_ONLY) {
+    try {
+      printOverview(await overviewScenario(redis.url));
+    } finally {
+      stopAll();
+      await redis.stop();
+    }
+    return;
+  }
   if (FANOUT_ONLY) {
     try {
       const appUrl = await serve("app", { BENCH_REDIS_URL: redis.url });
@@ -268,6 +329,7 @@ async function main(): Promise<void> {
     return;
   }
   let fanoutReport: FanoutReport;
+  let overviewRows: OverviewRow[];
   // Both servers stay up; each round measures every scenario right after its ceiling, and the
   // medians over rounds are reported, because this machine's speed drifts from minute to minute.
   const samples = new Map<string, Row[]>();
@@ -334,6 +396,7 @@ async function main(): Promise<void> {
     console.log(
       `ledger: ${releases} acknowledged releases, ${consumed} credits consumed, ${data.context.allocations.length} allocations left active, invariant ${violations.length ? `BROKEN: ${violations.join("; ")}` : "holds"}: ${ledgerSound ? "sound" : "NOT SOUND"}`,
     );
+    overviewRows = await overviewScenario(redis.url);
     fanoutReport = await fanoutScenarios(appUrl, redis.url);
   } finally {
     stopAll();
@@ -361,6 +424,7 @@ async function main(): Promise<void> {
   }
   mkdirSync(".bench", { recursive: true });
   writeFileSync(".bench/results.json", JSON.stringify({ at: new Date().toISOString(), connections: CONNECTIONS, durationS: DURATION_S, rounds: ROUNDS, rows }, null, 2));
+  printOverview(overviewRows);
   printFanout(fanoutReport);
 }
 

@@ -23,7 +23,7 @@ if (mode === "ceiling") {
   // The rate limit counts every request (its cost is measured) but is set out of the bench's reach.
   const env = { SWARM_RATE_LIMIT: "1000000000", ...process.env };
   const { redisUrl: _url, dataDir: _dir, apiKeysFile: _file, apiKeys: _keys, ...defaults } = loadConfig([], env);
-  const app = await createApp({ ...defaults, port: 0, redisUrl: process.env.BENCH_REDIS_URL!, keyPrefix: "bench", keys: null });
+  const app = await createApp({ ...defaults, port: 0, redisUrl: process.env.BENCH_REDIS_URL!, keyPrefix: process.env.BENCH_KEY_PREFIX ?? "bench", keys: null });
   console.log(await app.start());
 } else {
   console.error("usage: serve.ts ceiling|app");

@@ -1,4 +1,4 @@
-import { mayAccess } from "../src/security/auth.js";
+import { mayAccess, scopeRanges } from "../src/security/auth.js";
 import { AppError, checkAll, ErrorCode } from "../src/errors.js";
 import { matchesChange, type ChangeFilter } from "../src/feed/change-filter.js";
 import { diffDocuments } from "../src/json/diff.js";
@@ -6,7 +6,7 @@ import type { PatchOperation } from "../src/json/patch.js";
 import { valueAt } from "../src/json/pointer.js";
 import type { JsonObject, JsonValue } from "../src/json/types.js";
 import type { ChangeEntry } from "../src/model/change.js";
-import type { ContextView, DeletedContext, Fence } from "../src/store/contexts.js";
+import type { ContextOrder, ContextView, DeletedContext, Fence, ListQuery } from "../src/store/contexts.js";
 import { inRange, segmentsOf } from "./arguments.js";
 import type { RequestContext } from "./request-context.js";
 import { jsonSize } from "./response-reads.js";
@@ -45,21 +45,41 @@ export function context(args: { id: string }, ctx: RequestContext): Promise<Cont
   return ctx.contexts.get(args.id);
 }
 
+/** A page of the contexts list; `totalCount` is counted only when asked for. */
+export interface ContextConnection {
+  readonly edges: { cursor: string; node: ContextView }[];
+  readonly pageInfo: { hasNextPage: boolean; endCursor: string | null };
+  readonly query: ListQuery;
+}
+
 export async function contexts(
-  args: { first: number; after?: string | null; idPrefix?: string | null },
+  args: { first: number; after?: string | null; idPrefix?: string | null; updatedAfter?: string | null; orderBy?: ContextOrder | null },
   ctx: RequestContext,
-) {
+): Promise<ContextConnection> {
   const first = inRange(args.first, 1, MAX_PAGE_SIZE, "first");
+  const order = args.orderBy ?? "ID";
   // Cursors are sealed (ListCursors): a scoped caller's page may end on an id outside its scope.
   const cursors = await ctx.contexts.listCursors();
   const after = args.after == null ? null : cursors.open(args.after);
-  if (after === null && args.after != null) {
-    throw new AppError(ErrorCode.VALIDATION_FAILED, "after is not a cursor this server gave (or it is from before a reinitialize)", { path: "after" });
+  if (args.after != null && (after === null || (after.at !== undefined) !== (order === "UPDATED_AT_DESC"))) {
+    throw new AppError(ErrorCode.VALIDATION_FAILED, "after is not a cursor this server gave for this order (or it is from before a reinitialize)", {
+      path: "after",
+    });
   }
-  const page = await ctx.contexts.list(first, after, args.idPrefix ?? null, (id) => mayAccess(ctx.principal, id));
-  const edges = page.contexts.map((node) => ({ cursor: cursors.seal(node.id), node }));
+  const query: ListQuery = {
+    idPrefix: args.idPrefix ?? null,
+    updatedAfter: args.updatedAfter == null ? null : Date.parse(args.updatedAfter),
+    visible: (id) => mayAccess(ctx.principal, id),
+  };
+  const page = await ctx.contexts.list(first, after, order, query);
+  const edges = page.contexts.map((node, i) => ({ cursor: cursors.seal(page.positions[i]!), node }));
   const endCursor = page.resumeAfter === null ? null : cursors.seal(page.resumeAfter);
-  return { edges, pageInfo: { hasNextPage: page.hasNextPage, endCursor } };
+  return { edges, pageInfo: { hasNextPage: page.hasNextPage, endCursor }, query };
+}
+
+/** How many contexts the list's filters and the caller's scope select, or null when that cannot be counted within bounds (ContextStore.count). */
+export function contextsTotal(connection: ContextConnection, ctx: RequestContext): Promise<number | null> {
+  return ctx.contexts.count(connection.query, scopeRanges(ctx.principal));
 }
 
 /**
@@ -217,4 +237,9 @@ export function rollbackContext(
 
 export function deleteContext(args: { id: string } & WriteArgs, ctx: RequestContext): Promise<DeletedContext> {
   return ctx.contexts.delete(args.id, writeOptions(args, ctx));
+}
+
+// --- activeAllocations stand-in (see schema/swarm-context.ts): replaced by helper A's at merge.
+export function activeAllocations(view: ContextView, ctx: RequestContext): Promise<number> {
+  return ctx.contexts.activeAllocations(view.id);
 }

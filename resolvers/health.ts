@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from "../src/errors.js";
 import type { StateStatus } from "../src/redis/state-guard.js";
+import type { ServerInstance } from "../src/store/instances.js";
 import type { RequestContext } from "./request-context.js";
 
 export interface HealthReport {
@@ -38,4 +39,9 @@ export async function reinitialize(args: { confirm: string }, ctx: RequestContex
   }
   await ctx.state.reinitialize();
   return ctx.state.current;
+}
+
+/** Every running server instance, from the heartbeats in Redis. */
+export function serverInstances(ctx: RequestContext): Promise<ServerInstance[]> {
+  return ctx.serverInstances();
 }

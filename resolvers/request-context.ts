@@ -3,6 +3,7 @@ import type { FeedHub } from "../src/feed/feed-hub.js";
 import type { StateGuard } from "../src/redis/state-guard.js";
 import type { ContextStore } from "../src/store/contexts.js";
 import type { LedgerStore } from "../src/store/ledger.js";
+import type { ServerInstance } from "../src/store/instances.js";
 import type { ResponseReads } from "./response-reads.js";
 
 /** What every resolver gets besides its arguments: the stores and who is asking. */
@@ -19,4 +20,6 @@ export interface RequestContext {
   readonly reads: ResponseReads;
   /** Round-trip time to Redis in milliseconds, or throws when Redis is unreachable. */
   readonly pingRedis: () => Promise<number>;
+  /** The running server instances, from their heartbeats (store/instances.ts readInstances). */
+  readonly serverInstances: () => Promise<ServerInstance[]>;
 }

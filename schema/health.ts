@@ -1,4 +1,5 @@
-import { health, reinitialize, type HealthReport } from "../resolvers/health.js";
+import { health, reinitialize, serverInstances, type HealthReport } from "../resolvers/health.js";
+import type { ServerInstance } from "../src/store/instances.js";
 import { builder } from "./builder.js";
 
 const StoreState = builder.enumType("StoreState", {
@@ -36,5 +37,25 @@ builder.mutationField("reinitialize", (t) =>
       'Admins only: after Redis lost its state (health.state LOST), declares what Redis holds now the deployment\'s state, so that every instance serves again. What was lost stays lost: re-create contexts and budgets. `confirm` must be "the state is lost".',
     args: { confirm: t.arg.string({ required: true }) },
     resolve: (_root, args, ctx) => reinitialize(args, ctx),
+  }),
+);
+
+const ServerInstanceRef = builder.objectRef<ServerInstance>("ServerInstance").implement({
+  description: "A running server instance, as its last heartbeat recorded it.",
+  fields: (t) => ({
+    id: t.exposeID("id", { description: "host:pid:random, new at every start." }),
+    version: t.exposeString("version", { description: "The server's package version." }),
+    startedAt: t.field({ type: "DateTime", resolve: (i) => i.startedAt }),
+    heartbeat: t.field({ type: "DateTime", description: "When its last heartbeat was written (Redis's clock).", resolve: (i) => i.heartbeat }),
+    subscriptions: t.exposeInt("subscriptions", { description: "Subscriptions (contextChanges, watchSlice) open on it at its last heartbeat." }),
+  }),
+});
+
+builder.queryField("serverInstances", (t) =>
+  t.field({
+    type: [ServerInstanceRef],
+    description:
+      "Admins only: every running server instance of this deployment (its key prefix), oldest start first. Each writes a heartbeat every SWARM_HEARTBEAT_MS (default 5 s); one that stops leaves at once, one that is killed within SWARM_HEARTBEAT_TTL_MS (default 15 s).",
+    resolve: (_root, _args, ctx) => serverInstances(ctx),
   }),
 );

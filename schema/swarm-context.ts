@@ -66,16 +66,29 @@ const ContextEdge = builder.objectRef<{ cursor: string; node: ContextView }>("Co
   }),
 });
 
-const ContextConnection = builder
-  .objectRef<{ edges: { cursor: string; node: ContextView }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } }>(
-    "ContextConnection",
-  )
-  .implement({
-    fields: (t) => ({
-      edges: t.field({ type: [ContextEdge], resolve: (c) => c.edges }),
-      pageInfo: t.field({ type: PageInfo, resolve: (c) => c.pageInfo }),
+const ContextConnection = builder.objectRef<resolve.ContextConnection>("ContextConnection").implement({
+  fields: (t) => ({
+    edges: t.field({ type: [ContextEdge], resolve: (c) => c.edges }),
+    pageInfo: t.field({ type: PageInfo, resolve: (c) => c.pageInfo }),
+    totalCount: t.int({
+      nullable: true,
+      description:
+        "How many contexts the filters (idPrefix, updatedAfter) and the key's scope select, all pages together; counted from the indexes, so a context being created or deleted meanwhile may or may not be in it. Null only when counting would read more than 2,000 index entries: both idPrefix and updatedAfter given and each selecting more than 2,000 contexts, or a key scope with a `*` before its end.",
+      resolve: (c, _args, ctx) => resolve.contextsTotal(c, ctx),
     }),
-  });
+  }),
+});
+
+const ContextOrder = builder.enumType("ContextOrder", {
+  description: "The order of the contexts list.",
+  values: {
+    ID: { description: "Ascending ids (byte order)." },
+    UPDATED_AT_DESC: {
+      description:
+        "Most recently updated first (updatedAt, then descending ids). A context written while a client walks the pages moves to the front: the walk does not see it again, and every context not written during the walk is seen exactly once.",
+    },
+  } as const,
+});
 
 const DeletedContextRef = builder.objectRef<DeletedContext>("DeletedContext").implement({
   fields: (t) => ({
@@ -110,11 +123,14 @@ builder.queryFields((t) => ({
   }),
   contexts: t.field({
     type: ContextConnection,
-    description: "Contexts ordered by id, a page at a time.",
+    description:
+      "Contexts the key's scope holds, a page at a time, in `orderBy` order. A page reads only its contexts' heads (no document unless `document` or a path of it is selected) and at most 2,000 index entries: a page can end short of `first` with hasNextPage true; continue from endCursor.",
     args: {
       first: t.arg.int({ defaultValue: 50, description: `Page size, 1 to ${resolve.MAX_PAGE_SIZE}.` }),
-      after: t.arg.string({ description: "endCursor of the previous page." }),
+      after: t.arg.string({ description: "endCursor (or an edge's cursor) of a page of the same orderBy." }),
       idPrefix: t.arg.string({ description: "Only ids starting with this." }),
+      updatedAfter: t.arg({ type: "DateTime", description: "Only contexts whose updatedAt is later than this." }),
+      orderBy: t.arg({ type: ContextOrder, defaultValue: "ID" }),
     },
     resolve: (_root, args, ctx) => resolve.contexts({ ...args, first: args.first ?? 50 }, ctx),
   }),
@@ -198,3 +214,14 @@ builder.mutationFields((t) => ({
     resolve: (_root, args, ctx) => resolve.deleteContext({ ...args, id: String(args.id) }, ctx),
   }),
 }));
+
+// --- activeAllocations: a minimal stand-in for helper A's field (issue 14), to be replaced by A's
+// definition at merge: the number of the context's ACTIVE allocations, ZCARD of keys.ts
+// allocationIndex({status: "ACTIVE"}), which the ledger scripts keep (on A's branch).
+builder.objectFields(SwarmContextRef, (t) => ({
+  activeAllocations: t.int({
+    description: "How many of the context's allocations are ACTIVE (one Redis read; no document read).",
+    resolve: (c, _args, ctx) => resolve.activeAllocations(c, ctx),
+  }),
+}));
+// --- end of activeAllocations stand-in

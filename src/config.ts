@@ -79,6 +79,10 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** How often Redis is checked for lost state (its epoch), in ms. */
   readonly stateCheckMs: number;
+  /** How often this instance writes its heartbeat (serverInstances), in ms. */
+  readonly heartbeatMs: number;
+  /** How long a heartbeat counts (its key's TTL), in ms: an instance that stopped beating leaves serverInstances within it; at least twice heartbeatMs. */
+  readonly heartbeatTtlMs: number;
   /**
    * How long an operation waits for the answer to one Redis command, in ms, before it gets
    * UNAVAILABLE (see redis/clients.ts): a write's outcome is then unknown, as after a dropped connection.
@@ -134,6 +138,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: "maxBatch", env: "SWARM_MAX_BATCH", flag: "max-batch", kind: "int", fallback: 0 },
   { key: "shutdownGraceMs", env: "SWARM_SHUTDOWN_GRACE_MS", flag: "shutdown-grace-ms", kind: "int", fallback: 5_000 },
   { key: "stateCheckMs", env: "SWARM_STATE_CHECK_MS", flag: "state-check-ms", kind: "int", fallback: 1_000 },
+  { key: "heartbeatMs", env: "SWARM_HEARTBEAT_MS", flag: "heartbeat-ms", kind: "int", fallback: 5_000 },
+  { key: "heartbeatTtlMs", env: "SWARM_HEARTBEAT_TTL_MS", flag: "heartbeat-ttl-ms", kind: "int", fallback: 15_000 },
   { key: "redisTimeoutMs", env: "SWARM_REDIS_TIMEOUT_MS", flag: "redis-timeout-ms", kind: "int", fallback: 3_000 },
   { key: "logLevel", env: "SWARM_LOG_LEVEL", flag: "log-level", kind: "string", fallback: "info", values: ["debug", "info", "warn", "error"] },
 ];
@@ -159,6 +165,8 @@ const MINIMUMS: Partial<Record<keyof Config, number>> = {
   maxFieldRepeats: 1,
   maxResponseBytes: 1_024,
   stateCheckMs: 10,
+  heartbeatMs: 10,
+  heartbeatTtlMs: 20,
   redisTimeoutMs: 10,
 };
 
@@ -192,6 +200,9 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
   }
   if (out.apiKeysFile !== null && out.apiKeys !== null) {
     throw new Error("give API keys either in a file (--api-keys-file / SWARM_API_KEYS_FILE) or inline (--api-keys / SWARM_API_KEYS), not both");
+  }
+  if ((out.heartbeatTtlMs as number) < 2 * (out.heartbeatMs as number)) {
+    throw new Error("--heartbeat-ttl-ms / SWARM_HEARTBEAT_TTL_MS must be at least twice --heartbeat-ms / SWARM_HEARTBEAT_MS");
   }
   out.dataDir = path.resolve(out.dataDir as string);
   out.allowedOrigins = parseOrigins(out.allowedOrigins as string, "--allowed-origins / SWARM_ALLOWED_ORIGINS");

@@ -106,6 +106,29 @@ export class Keys {
   }
 
   /**
+   * Sorted set of context ids by their meta's updatedAt (score: ms since the epoch), for listing
+   * newest first. Kept outside the contexts' slots, so Node writes it around the document
+   * scripts (store/contexts.ts) and it is only a hint: the truth is each context's meta.
+   */
+  get contextsByUpdate(): string {
+    return `${this.prefix}:contextsByUpdate`;
+  }
+
+  /**
+   * Sorted set of running server instance ids by their last heartbeat (ms, Redis time); entries
+   * older than the heartbeat TTL are pruned by every heartbeat and read. Shares its hash tag with
+   * instance(), so one script writes both.
+   */
+  get instanceIndex(): string {
+    return `${this.prefix}:{instances}`;
+  }
+
+  /** Hash of one running server instance (id, version, startedAt, heartbeat, subscriptions), expiring after the heartbeat TTL. */
+  instance(id: string): string {
+    return `${this.prefix}:{instances}:${id}`;
+  }
+
+  /**
    * Sorted set of every context id that ever had a feed (all scores 0, ordered by id), added before
    * a context's first change and never removed: where feed subscribers find the ids of a prefix.
    */

@@ -132,6 +132,19 @@ export interface ScriptCommands extends LedgerCommands {
     largestEntry: number,
     direction: "rev" | "",
   ): Promise<[id: string, fields: string[]][]>;
+  /** Flat [id, score, id, score, ...], newest first, after the position (score '' = from the newest). */
+  readByUpdate(contextsByUpdate: string, afterScore: string, afterId: string, count: number): Promise<string[]>;
+  /** The heartbeat's time, ms (Redis TIME). */
+  heartbeat(
+    instance: string,
+    instanceIndex: string,
+    id: string,
+    version: string,
+    startedAt: string,
+    subscriptions: number,
+    ttlMs: number,
+    mode: "beat" | "stop",
+  ): Promise<number>;
   /** [1, 0] allowed, or [0, ms until the window ends]. */
   rateLimit(counter: string, limit: number, windowMs: number): Promise<[number, number]>;
   markEpochLost(epoch: string, judged: string, lost: string): Promise<string | null>;

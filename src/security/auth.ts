@@ -52,6 +52,29 @@ export function inScope(scope: readonly string[], contextId: string): boolean {
   return false;
 }
 
+/** Ids starting with `prefix`, or (exact) the id `prefix` alone. */
+export interface IdRange {
+  readonly prefix: string;
+  readonly exact: boolean;
+}
+
+/**
+ * The ids `principal` may see, as id ranges: "all" for an admin or a `*` pattern; the ranges of
+ * its patterns when each is an id or ends in its only `*`; null when a pattern has a `*` elsewhere
+ * (the scope is then no union of prefixes). Ranges may overlap.
+ */
+export function scopeRanges(principal: Principal): readonly IdRange[] | "all" | null {
+  if (principal.role === "admin") return "all";
+  const ranges: IdRange[] = [];
+  for (const pattern of principal.scope) {
+    const star = pattern.indexOf("*");
+    if (star === -1) ranges.push({ prefix: pattern, exact: true });
+    else if (star === pattern.length - 1) ranges.push({ prefix: pattern.slice(0, -1), exact: false });
+    else return null;
+  }
+  return ranges.some((r) => r.prefix === "" && !r.exact) ? "all" : ranges;
+}
+
 /** Whether `principal` may touch context `contextId` at all (its role decides what it may do there). */
 export function mayAccess(principal: Principal, contextId: string): boolean {
   return principal.role === "admin" || inScope(principal.scope, contextId);

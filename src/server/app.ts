@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from "node:fs";
 import type { IncomingMessage, Server } from "node:http";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import type { RequestContext } from "../../resolvers/request-context.js";
@@ -20,6 +21,7 @@ import { useSecurity } from "./security-plugin.js";
 import { sharedSubscribe, useSubscribe } from "./shared-execution.js";
 import { StateGuard } from "../redis/state-guard.js";
 import { ContextStore } from "../store/contexts.js";
+import { Heartbeat, readInstances } from "../store/instances.js";
 import { LeaseSweeper } from "../store/lease-sweeper.js";
 import { LedgerStore } from "../store/ledger.js";
 import { listen } from "./listen.js";
@@ -49,6 +51,15 @@ export interface App {
    * connections) even when Redis is down or stalled.
    */
   close(): Promise<void>;
+}
+
+/** The package's version, from the nearest package.json above this file (src/server or dist/src/server). */
+function packageVersion(): string {
+  for (const up of ["../../package.json", "../../../package.json"]) {
+    const file = new URL(up, import.meta.url);
+    if (existsSync(file)) return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
+  }
+  return "unknown";
 }
 
 /** How long a health check waits for Redis's PONG, in ms. */
@@ -88,6 +99,8 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
   const contexts = new ContextStore(redis, keys, config);
   const ledger = new LedgerStore(redis, keys, config);
   const sweeper = config.leaseSweepMs > 0 ? new LeaseSweeper(() => ledger.sweep(), config.leaseSweepMs, (err) => fault("lease-sweeper", "lease sweep failed", err)) : undefined;
+  const heartbeat = new Heartbeat(redis, keys, config, packageVersion(), () => feed!.subscriberCount, (err) => fault("heartbeat", "heartbeat failed", err));
+  await heartbeat.start();
   // Answers at once while the connection is down, and within PING_TIMEOUT_MS otherwise: health
   // checks must not wait in the client's offline queue for its reconnect attempts.
   const pingRedis = async () => {
@@ -132,6 +145,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
       feed: hub,
       state: guard,
       pingRedis,
+      serverInstances: () => readInstances(redis, keys, config.heartbeatTtlMs),
       reads: new ResponseReads(config.maxResponseBytes),
       // WebSocket operations bring their connection's principal; HTTP ones passed useSecurity.
       principal: (initial.principal as Principal | undefined) ?? security.principalOf(initial.request) ?? OPEN_PRINCIPAL,
@@ -157,7 +171,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
     close: async () => {
       // From now on every answer closes its connection (routeRequests) and /ready says 503.
       closing = true;
-      await shutdown({ server, ws, feed: hub, sweeper, state: guard, contexts, redis, log }, config.shutdownGraceMs);
+      await shutdown({ server, ws, feed: hub, sweeper, heartbeat, state: guard, contexts, redis, log }, config.shutdownGraceMs);
     },
   };
 }

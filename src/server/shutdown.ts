@@ -5,6 +5,7 @@ import type { Logger } from "../observability/logger.js";
 import { closeRedis } from "../redis/clients.js";
 import type { StateGuard } from "../redis/state-guard.js";
 import type { ContextStore } from "../store/contexts.js";
+import type { Heartbeat } from "../store/instances.js";
 import type { LeaseSweeper } from "../store/lease-sweeper.js";
 
 /** `work`, or a rejection once `ms` have passed. */
@@ -22,6 +23,7 @@ export interface RunningParts {
   readonly ws: { close(graceMs: number): Promise<void> } | undefined;
   readonly feed: FeedHub;
   readonly sweeper: LeaseSweeper | undefined;
+  readonly heartbeat: Heartbeat;
   readonly state: StateGuard;
   readonly contexts: ContextStore;
   readonly redis: Redis;
@@ -35,7 +37,7 @@ export interface RunningParts {
  * is down or stalled). The caller has already made answers close their connections.
  */
 export async function shutdown(parts: RunningParts, graceMs: number): Promise<void> {
-  const { server, ws, feed, sweeper, state, contexts, redis, log } = parts;
+  const { server, ws, feed, sweeper, heartbeat, state, contexts, redis, log } = parts;
   const deadline = performance.now() + graceMs;
   const remaining = () => Math.max(0, deadline - performance.now());
   // Stop taking connections. Connections that fall idle are closed, so that busy ones end with
@@ -57,10 +59,14 @@ export async function shutdown(parts: RunningParts, graceMs: number): Promise<vo
   state.close();
   // Writes whose replies are pending get what is left of the grace (at least a second); with
   // Redis down they would wait for every reconnect attempt, so then the connections are dropped.
-  const drained = await withTimeout(contexts.drain(), Math.max(remaining(), 1_000)).then(
-    () => true,
-    () => false,
-  );
+  // Leaving serverInstances shares that time: a stop that does not land is undone by the TTL.
+  const [drained] = await Promise.all([
+    withTimeout(contexts.drain(), Math.max(remaining(), 1_000)).then(
+      () => true,
+      () => false,
+    ),
+    withTimeout(heartbeat.stop(), Math.max(remaining(), 1_000)).catch(() => undefined),
+  ]);
   // Redis may be stalled: QUIT waits at most what is left of the grace (at least a second).
   const quitWaitMs = Math.max(remaining(), 1_000);
   await Promise.all([feed.close(drained, quitWaitMs), drained ? closeRedis(redis, quitWaitMs) : redis.disconnect()]);

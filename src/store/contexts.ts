@@ -12,7 +12,8 @@ import { checkDepth, checkDocument, type DocumentLimits } from "./document-rules
 import { CONTEXT_ID, checkLockName } from "../model/identifiers.js";
 import { FeedReader, largestEntryBytes, type FeedEntry } from "./feed-reader.js";
 import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
-import { ListCursors } from "./list-cursors.js";
+import { ListCursors, type ListPosition } from "./list-cursors.js";
+import type { IdRange } from "../security/auth.js";
 import { checkOpId, fingerprintOf, opRecord, parseReply, parseWriteReply, settle, uniqueToken, type OpRecord, type ScriptReply } from "./script-replies.js";
 
 export interface ContextStoreConfig extends DocumentLimits {
@@ -65,9 +66,23 @@ export type ChangeKind = "CREATED" | "UPDATED" | "ROLLED_BACK" | "DELETED";
 
 export interface ContextPage {
   readonly contexts: readonly ContextView[];
+  /** Where each of `contexts` stands in the list's order (its index entry), for its cursor. */
+  readonly positions: readonly ListPosition[];
   readonly hasNextPage: boolean;
-  /** The id the next page starts after (not always one of `contexts`); null when nothing was found and nothing is left. */
-  readonly resumeAfter: string | null;
+  /** The position the next page starts after (not always one of `contexts`); null when nothing was found and nothing is left. */
+  readonly resumeAfter: ListPosition | null;
+}
+
+/** ID: ascending ids. UPDATED_AT_DESC: newest updatedAt first, then descending ids. */
+export type ContextOrder = "ID" | "UPDATED_AT_DESC";
+
+/** What a contexts list selects. */
+export interface ListQuery {
+  readonly idPrefix: string | null;
+  /** Only contexts whose updatedAt is later than this (ms since the epoch). */
+  readonly updatedAfter: number | null;
+  /** The ids the caller may see (its scope). */
+  readonly visible: (id: string) => boolean;
 }
 
 interface WriteReply {
@@ -111,6 +126,15 @@ export interface HistoryPage {
 /** Most feed entries one script call of a history read takes (a few ms of Redis at most; bytes bound it too). */
 export const HISTORY_SCAN_STEP = 1000;
 
+/**
+ * Index entries a totalCount reads at most when no Redis count answers it (both idPrefix and
+ * updatedAfter, or a scope that is no union of prefixes): beyond it the count is null.
+ */
+export const COUNT_SCAN_LIMIT = 2000;
+
+/** Rounds of one write's update-index reconciliation (see indexUpdate) before it leaves the rest to the writers still racing it. */
+const INDEX_RECONCILE_ROUNDS = 10;
+
 /** Attempts of one write whose base keeps moving under it before we call it a server fault. */
 const MAX_WRITE_ATTEMPTS = 1000;
 
@@ -122,6 +146,27 @@ function checkContextId(id: string): void {
   if (!CONTEXT_ID.test(id)) {
     throw new AppError(ErrorCode.VALIDATION_FAILED, `context id must match ${CONTEXT_ID.source}`, { path: "id" });
   }
+}
+
+/**
+ * The id ranges of `scope` within `prefix`, without overlaps: each range narrowed to the ids
+ * starting with `prefix`, and a range dropped when another covers it.
+ */
+export function rangesWithin(scope: readonly IdRange[], prefix: string): IdRange[] {
+  const narrowed: IdRange[] = [];
+  for (const r of scope) {
+    if (r.prefix.startsWith(prefix)) narrowed.push(r);
+    else if (!r.exact && prefix.startsWith(r.prefix)) narrowed.push({ prefix, exact: false });
+  }
+  // Whether `a` holds every id of `b` and more.
+  const covers = (a: IdRange, b: IdRange) => !a.exact && b.prefix.startsWith(a.prefix) && (b.exact || b.prefix !== a.prefix);
+  const kept: IdRange[] = [];
+  for (const r of narrowed) {
+    if (kept.some((k) => covers(k, r) || (k.exact === r.exact && k.prefix === r.prefix))) continue;
+    for (let i = kept.length - 1; i >= 0; i--) if (covers(r, kept[i]!)) kept.splice(i, 1);
+    kept.push(r);
+  }
+  return kept;
 }
 
 /**
@@ -236,37 +281,130 @@ export class ContextStore {
   }
 
   /**
-   * A page of at most `first` contexts ordered by id, after the id `after`, restricted to
-   * `idPrefix` and to the ids `visible` accepts (the caller's scope). Reads at most
-   * LIST_SCAN_LIMIT index entries: when they run out before the page is full it ends early, with
-   * hasNextPage and `resumeAfter` the last entry read, which may be an id the caller may not see.
+   * A page of at most `first` contexts in `order`, after the position `after`, restricted by
+   * `query`. Reads at most LIST_SCAN_LIMIT index entries: when they run out before the page is
+   * full it ends early, with hasNextPage and `resumeAfter` the last entry read, which may be an id
+   * the caller may not see. Reads each context's meta (version, seq, times), never its document.
+   *
+   * By update time the order comes from the contextsByUpdate index, which Node updates right
+   * after each write's script (indexUpdate): for that instant a context shows its new updatedAt
+   * at its old position. A walk goes strictly down the order by (index time, id), so a context
+   * that exists and is not written during the whole walk is returned exactly once; one written
+   * during the walk moves to the front and is not seen again by this walk.
    */
-  async list(first: number, after: string | null, idPrefix: string | null, visible: (id: string) => boolean): Promise<ContextPage> {
-    const prefix = idPrefix ?? "";
-    let start = prefix ? `[${prefix}` : "-";
-    if (after != null && (!prefix || after >= prefix)) start = `(${after}`;
-    const end = prefix ? `[${prefix}\xff` : "+";
-    const found: ContextView[] = [];
+  async list(first: number, after: ListPosition | null, order: ContextOrder, query: ListQuery): Promise<ContextPage> {
+    const byUpdate = order === "UPDATED_AT_DESC";
+    const prefix = query.idPrefix ?? "";
+    const found: { view: ContextView; at: ListPosition }[] = [];
+    const done = (hasNextPage: boolean, resumeAfter: ListPosition | null): ContextPage => ({
+      contexts: found.slice(0, first).map((f) => f.view),
+      positions: found.slice(0, first).map((f) => f.at),
+      hasNextPage,
+      resumeAfter,
+    });
+    let position = after;
     let scanned = 0;
     // Batches double from about a page: few round trips past many ids the caller may not see.
     let batch = Math.max(first + 1, 16);
     for (;;) {
       const asked = Math.min(batch, LIST_SCAN_LIMIT - scanned);
-      const ids = await this.redis.zrangebylex(this.keys.contextIndex, start, end, "LIMIT", 0, asked);
-      scanned += ids.length;
-      const candidates = ids.filter(visible);
-      // Heads are read only as far as the page needs: the index is a superset of what exists
+      const { entries, exhausted } = byUpdate
+        ? await this.entriesByUpdate(position, asked, query.updatedAfter)
+        : await this.entriesById(position?.id ?? null, prefix, asked);
+      scanned += entries.length;
+      let candidates = entries.filter((e) => query.visible(e.id) && e.id.startsWith(prefix));
+      if (!byUpdate && query.updatedAfter !== null && candidates.length > 0) {
+        const scores = await this.redis.zmscore(this.keys.contextsByUpdate, ...candidates.map((e) => e.id));
+        candidates = candidates.filter((_, i) => scores[i] != null && Number(scores[i]) > query.updatedAfter!);
+      }
+      // Heads are read only as far as the page needs: the indexes are supersets of what exists
       // (see delete), so ids whose context is gone are skipped and more are read.
       while (candidates.length > 0 && found.length <= first) {
-        const heads = await Promise.all(candidates.splice(0, first + 1 - found.length).map((id) => this.readHead(id, "head", "")));
-        for (const head of heads) if (head.view) found.push(head.view);
+        const taken = candidates.splice(0, first + 1 - found.length);
+        const heads = await Promise.all(taken.map((e) => this.readHead(e.id, "head", "")));
+        heads.forEach(({ view }, i) => {
+          if (view && (query.updatedAfter === null || Date.parse(view.updatedAt) > query.updatedAfter)) found.push({ view, at: taken[i]! });
+        });
       }
-      if (found.length > first) return { contexts: found.slice(0, first), hasNextPage: true, resumeAfter: found[first - 1]!.id };
-      if (ids.length < asked) return { contexts: found, hasNextPage: false, resumeAfter: found.at(-1)?.id ?? null };
-      if (scanned === LIST_SCAN_LIMIT) return { contexts: found, hasNextPage: true, resumeAfter: ids.at(-1)! };
-      start = `(${ids.at(-1)}`;
+      if (found.length > first) return done(true, found[first - 1]!.at);
+      if (exhausted) return done(false, found.at(-1)?.at ?? null);
+      if (scanned === LIST_SCAN_LIMIT) return done(true, entries.at(-1)!);
+      position = entries.at(-1)!;
       batch = Math.min(batch * 2, 1000);
     }
+  }
+
+  /** Up to `count` entries of the id index after id `after` within `prefix`; exhausted when fewer were left. */
+  private async entriesById(after: string | null, prefix: string, count: number): Promise<{ entries: ListPosition[]; exhausted: boolean }> {
+    let start = prefix ? `[${prefix}` : "-";
+    if (after != null && (!prefix || after >= prefix)) start = `(${after}`;
+    const end = prefix ? `[${prefix}\xff` : "+";
+    const ids = await this.redis.zrangebylex(this.keys.contextIndex, start, end, "LIMIT", 0, count);
+    return { entries: ids.map((id) => ({ id })), exhausted: ids.length < count };
+  }
+
+  /**
+   * Up to `count` entries of the update-time index after `after`, newest first, stopping at the
+   * first not later than `updatedAfter` (ms); exhausted when no more can follow.
+   */
+  private async entriesByUpdate(
+    after: ListPosition | null,
+    count: number,
+    updatedAfter: number | null,
+  ): Promise<{ entries: ListPosition[]; exhausted: boolean }> {
+    const flat = await scriptsOf(this.redis).readByUpdate(this.keys.contextsByUpdate, after?.at === undefined ? "" : String(after.at), after?.id ?? "", count);
+    const entries: ListPosition[] = [];
+    for (let i = 0; i < flat.length; i += 2) {
+      const at = Number(flat[i + 1]);
+      if (updatedAfter !== null && at <= updatedAfter) return { entries, exhausted: true };
+      entries.push({ id: flat[i]!, at });
+    }
+    return { entries, exhausted: flat.length < 2 * count };
+  }
+
+  /**
+   * How many contexts the list would walk through for `query`, with `scope` the caller's scope as
+   * id ranges (auth.ts scopeRanges). Counts index entries, so a context being created or deleted
+   * at that moment may or may not be counted. Answered by ZLEXCOUNT (id ranges) or ZCOUNT
+   * (updatedAfter) when one suffices; otherwise by reading at most COUNT_SCAN_LIMIT entries of
+   * the smaller of the two, and null when both are larger.
+   */
+  async count(query: ListQuery, scope: readonly IdRange[] | "all" | null): Promise<number | null> {
+    const prefix = query.idPrefix ?? "";
+    const ranges = scope === null ? null : rangesWithin(scope === "all" ? [{ prefix: "", exact: false }] : scope, prefix);
+    const lexCount = async (r: IdRange) =>
+      r.exact
+        ? Number((await this.redis.zscore(this.keys.contextIndex, r.prefix)) !== null)
+        : r.prefix === ""
+          ? this.redis.zcard(this.keys.contextIndex)
+          : this.redis.zlexcount(this.keys.contextIndex, `[${r.prefix}`, `[${r.prefix}\xff`);
+    const inRanges = ranges === null ? null : (await Promise.all(ranges.map(lexCount))).reduce((a, b) => a + b, 0);
+    if (query.updatedAfter === null) {
+      if (inRanges !== null) return inRanges;
+      // A scope of patterns: count the visible ids of the prefix's range, if few enough.
+      const all = await lexCount({ prefix, exact: false });
+      if (all > COUNT_SCAN_LIMIT) return null;
+      const ids = await this.redis.zrangebylex(this.keys.contextIndex, prefix ? `[${prefix}` : "-", prefix ? `[${prefix}\xff` : "+");
+      return ids.filter(query.visible).length;
+    }
+    const since = `(${query.updatedAfter}`;
+    const recent = await this.redis.zcount(this.keys.contextsByUpdate, since, "+inf");
+    if (scope === "all" && prefix === "") return recent;
+    if (recent <= COUNT_SCAN_LIMIT) {
+      const ids = await this.redis.zrangebyscore(this.keys.contextsByUpdate, since, "+inf");
+      return ids.filter((id) => id.startsWith(prefix) && query.visible(id)).length;
+    }
+    if (inRanges === null || inRanges > COUNT_SCAN_LIMIT) return null;
+    const ids = (
+      await Promise.all(
+        ranges!.map((r) =>
+          r.exact ? [r.prefix] : this.redis.zrangebylex(this.keys.contextIndex, r.prefix ? `[${r.prefix}` : "-", r.prefix ? `[${r.prefix}\xff` : "+"),
+        ),
+      )
+    ).flat();
+    if (ids.length === 0) return 0;
+    const scores = await this.redis.zmscore(this.keys.contextsByUpdate, ...ids);
+    return scores.filter((score) => score != null && Number(score) > query.updatedAfter!).length;
   }
 
   /**
@@ -328,11 +466,11 @@ export class ContextStore {
     );
     const { outcome, replayed } = settle<WriteReply>(reply);
     if (replayed) {
-      if (!dryRun) await this.redis.zadd(this.keys.contextIndex, 0, contextId);
+      if (!dryRun) await Promise.all([this.redis.zadd(this.keys.contextIndex, 0, contextId), this.indexUpdate(contextId, Date.parse(outcome.updatedAt))]);
       return { id: contextId, ...outcome };
     }
     if (dryRun) return { id: contextId, ...outcome, document: document as JsonObject };
-    await this.redis.zadd(this.keys.contextIndex, 0, contextId);
+    await Promise.all([this.redis.zadd(this.keys.contextIndex, 0, contextId), this.indexUpdate(contextId, Date.parse(outcome.updatedAt))]);
     this.cache.set(contextId, { version: outcome.version, head, document: document as JsonObject }, json.length);
     return { id: contextId, ...outcome, document: document as JsonObject };
   }
@@ -396,7 +534,7 @@ export class ContextStore {
     );
     const { outcome } = settle<{ version: number; seq: number }>(reply);
     this.cache.delete(id);
-    await this.redis.zrem(this.keys.contextIndex, id);
+    await Promise.all([this.redis.zrem(this.keys.contextIndex, id), this.indexUpdate(id, null)]);
     // A create of the same id may have indexed itself between our script and ZREM: put it back.
     if ((await this.redis.exists(k.meta)) === 1) await this.redis.zadd(this.keys.contextIndex, 0, id);
     return { id, version: outcome.version, seq: outcome.seq };
@@ -502,10 +640,32 @@ export class ContextStore {
         continue;
       }
       const { outcome, replayed } = settle<WriteReply>(reply);
+      if (!idle && !dryRun) await this.indexUpdate(id, Date.parse(outcome.updatedAt));
       if (replayed) return { id, ...outcome };
       return { id, ...outcome, document: next.document };
     }
     throw new Error(`write to context ${id} kept losing the race after ${MAX_WRITE_ATTEMPTS} attempts`);
+  }
+
+  /**
+   * Brings the update-time index entry of `id` to its meta's updatedAt (ms; absent: no entry),
+   * after a script wrote `at` (null: deleted). The index lies outside the context's slot, so no
+   * script can write it with the meta: every writer, after its script, writes what it knows, then
+   * reads the meta and writes again until what it read is what it last wrote. The last index write
+   * of all then follows the last meta change, so the entry ends equal to the meta once writers
+   * stop; a writer that crashes between its script and here leaves the entry behind the meta
+   * until the context's next write.
+   */
+  private async indexUpdate(id: string, at: number | null): Promise<void> {
+    const index = this.keys.contextsByUpdate;
+    let wrote = at;
+    for (let round = 0; round < INDEX_RECONCILE_ROUNDS; round++) {
+      const write = wrote === null ? this.redis.zrem(index, id) : this.redis.zadd(index, wrote, id);
+      const [, updatedAt] = await Promise.all([write, this.redis.hget(this.keys.context(id).meta, "updatedAt")]);
+      const now = updatedAt === null ? null : Date.parse(updatedAt);
+      if (now === wrote) return;
+      wrote = now;
+    }
   }
 
   /**
@@ -576,6 +736,12 @@ export class ContextStore {
     }
     const view = { id, version, seq, createdAt, updatedAt, updatedBy, document: head?.document };
     return { view, head, recorded: recordedReply };
+  }
+
+  // --- activeAllocations stand-in (schema/swarm-context.ts): replaced by helper A's at merge.
+  /** How many allocations of context `id` are ACTIVE: the size of their read index. */
+  activeAllocations(id: string): Promise<number> {
+    return this.redis.zcard(this.keys.context(id).allocationIndex({ status: "ACTIVE" }));
   }
 
   /** Resolves once every write this process has sent has been answered. */

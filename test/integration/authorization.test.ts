@@ -210,7 +210,9 @@ async function fingerprint(...fixtures: Fixture[]) {
     const context = await redisState(server.redis, redisKeys.contextBase(fx.id));
     contexts.push({ context, created: await redisState(server.redis, redisKeys.contextBase(fx.newId)) });
   }
-  return { contexts, epoch: await server.redis.get(redisKeys.epoch), index: await server.redis.zrange(redisKeys.contextIndex, 0, -1) };
+  return { contexts, epoch: await server.redis.get(redisKeys.epoch), index: await server.redis.zrange(redisKeys.contextIndex, 0, -1),
+    byUpdate: await server.redis.zrange(redisKeys.contextsByUpdate, 0, -1, "WITHSCORES"),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,6 +240,7 @@ const EXPECTED: Readonly<Record<string, Expectation>> = {
   "Query.contexts": anywhere(EVERYONE, () => ({ query: `{ contexts(first: 5) { edges { node { id } } } }` })),
   "Query.allocation": onContext(EVERYONE, (fx) => ({ query: `query($id: ID!) { allocation(id: $id) { id status } }`, variables: { id: fx.allocationId } })),
   "Query.health": anywhere(EVERYONE, () => ({ query: `{ health { ok state } }` })),
+  "Query.serverInstances": anywhere(ADMINS, () => ({ query: `{ serverInstances { id version subscriptions } }` })),
   "Mutation.createContext": anywhere(ADMINS, (fx) => ({
     query: `mutation($id: ID!) { createContext(id: $id, document: { blackboard: {} }) { id } }`,
     variables: { id: fx.newId },
@@ -521,6 +524,10 @@ describe("scope on delivery, and actors", () => {
     for (const role of ["viewer", "agent"] as const) {
       expect(idsOf(await walkContexts(KEY[role], 50)), role).toEqual(all.filter((id) => id.startsWith("in-")));
     }
+    // totalCount counts the same: the scope's prefixes, not every id.
+    const total = async (authorization: string) => (await http(authorization, { query: "{ contexts(first: 1) { totalCount } }" })).result.data!.contexts as { totalCount: number };
+    expect((await total(KEY.admin)).totalCount).toBe(all.length);
+    for (const role of ["viewer", "agent"] as const) expect((await total(KEY[role])).totalCount, role).toBe(all.filter((id) => id.startsWith("in-")).length);
   });
 
   test("the contexts list's cursors and hasNextPage show nothing outside the scope, and a page reads a bounded part of the index", async () => {

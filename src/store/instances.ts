@@ -1,0 +1,122 @@
+import { hostname } from "node:os";
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+import { isConnectionFailure } from "../redis/clients.js";
+import type { Keys } from "../redis/keys.js";
+import { scriptsOf } from "../redis/scripts.js";
+
+/** A running server instance as its last heartbeat recorded it. */
+export interface ServerInstance {
+  readonly id: string;
+  /** The server's package version. */
+  readonly version: string;
+  readonly startedAt: string;
+  /** When its last heartbeat was written (Redis time), ISO 8601. */
+  readonly heartbeat: string;
+  /** Feed subscriptions open on it at its last heartbeat. */
+  readonly subscriptions: number;
+}
+
+/** Instances one read returns at most. */
+export const MAX_INSTANCES = 1000;
+
+export interface HeartbeatSettings {
+  /** How often the heartbeat is written, ms. */
+  readonly heartbeatMs: number;
+  /** How long one counts (its key's TTL), ms. */
+  readonly heartbeatTtlMs: number;
+}
+
+/**
+ * This instance's heartbeat: written at once and then `heartbeatMs` after the previous one ended
+ * (one at a time however long Redis takes), each one a script (lua/heartbeat-2.lua) that sets the
+ * instance's hash with a TTL of `heartbeatTtlMs` and its entry in the instances index, and prunes
+ * the index of instances whose heartbeat ran out. A killed instance thus leaves within the TTL;
+ * a stopped one (stop()) at once. A beat that fails because Redis is unreachable is dropped
+ * silently (the next one tries again); any other failure goes to `report`, once per failing run.
+ */
+export class Heartbeat {
+  readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  readonly startedAt = new Date().toISOString();
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private failing = false;
+  private beating: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly settings: HeartbeatSettings,
+    private readonly version: string,
+    private readonly subscriptions: () => number,
+    private readonly report: (err: unknown) => void,
+  ) {}
+
+  /** Writes the first heartbeat and starts the timer; resolves when the first one was answered (or failed). */
+  start(): Promise<void> {
+    this.beating = this.beat();
+    return this.beating;
+  }
+
+  /** Stops the timer and removes this instance from serverInstances (after a beat in flight). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.beating;
+    await this.send("stop");
+  }
+
+  private send(mode: "beat" | "stop"): Promise<number> {
+    return scriptsOf(this.redis).heartbeat(
+      this.keys.instance(this.id),
+      this.keys.instanceIndex,
+      this.id,
+      this.version,
+      this.startedAt,
+      this.subscriptions(),
+      this.settings.heartbeatTtlMs,
+      mode,
+    );
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      await this.send("beat");
+      this.failing = false;
+    } catch (err) {
+      if (!isConnectionFailure(err)) {
+        if (!this.failing) this.report(err);
+        this.failing = true;
+      }
+    }
+    if (!this.stopped) {
+      this.timer = setTimeout(() => {
+        this.beating = this.beat();
+      }, this.settings.heartbeatMs);
+      this.timer.unref();
+    }
+  }
+}
+
+/**
+ * The running server instances, oldest start first: those whose heartbeat is at most `ttlMs` old
+ * by Redis's clock, at most MAX_INSTANCES. Reads the index (one ZRANGEBYSCORE) and each
+ * instance's hash (pipelined); an instance whose hash expired meanwhile is left out.
+ */
+export async function readInstances(redis: Redis, keys: Keys, ttlMs: number): Promise<ServerInstance[]> {
+  const [seconds, micros] = await redis.time();
+  const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  const ids = await redis.zrangebyscore(keys.instanceIndex, now - ttlMs, "+inf", "LIMIT", 0, MAX_INSTANCES);
+  const hashes = await Promise.all(ids.map((id) => redis.hgetall(keys.instance(id))));
+  return hashes
+    .filter((h) => h.id !== undefined)
+    .map((h) => ({
+      id: h.id!,
+      version: h.version!,
+      startedAt: h.startedAt!,
+      heartbeat: new Date(Number(h.heartbeat)).toISOString(),
+      subscriptions: Number(h.subscriptions),
+    }))
+    .sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.id.localeCompare(b.id));
+}
