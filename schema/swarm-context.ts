@@ -60,7 +60,7 @@ SwarmContextRef.implement({
   }),
 });
 
-const PageInfo = builder
+export const PageInfo = builder
   .objectRef<{ hasNextPage: boolean; endCursor: string | null }>("PageInfo")
   .implement({
     fields: (t) => ({

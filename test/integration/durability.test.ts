@@ -225,8 +225,8 @@ test("kill -9 of redis-server (appendfsync always) under write load: no acknowle
 
   expect(await ledgerViolations(admin, prefix, "budget")).toEqual([]);
   const ledger = (await app.data(GetLedgerDocument, { id: "budget" })).context!;
-  expect(ledger.allocations.map((a) => a.id).sort()).toEqual([...allocations].sort());
-  expect(ledger.allocations.every((a) => a.status === "RELEASED")).toBe(true);
+  expect(ledger.allocations.edges.map(({ node: a }) => a).map((a) => a.id).sort()).toEqual([...allocations].sort());
+  expect(ledger.allocations.edges.map(({ node: a }) => a).every((a) => a.status === "RELEASED")).toBe(true);
   expect(ledger.budget.consumed).toEqual(credits(USAGE * allocations.length));
   expect(ledger.budget.available).toEqual(credits(1_000_000 - USAGE * allocations.length));
 
