@@ -127,12 +127,10 @@ local function index_keys(base, status, tier, holder, parent, only_status)
   return out
 end
 
--- Adds allocation n to the read indexes `keys`, filing each in <base>:indexes.
+-- Adds allocation n to the read indexes `keys`, filing them in <base>:indexes (one SADD).
 local function index_add(base, n, keys)
-  for _, k in ipairs(keys) do
-    redis.call('ZADD', k, n, n)
-    redis.call('SADD', base .. ':indexes', k)
-  end
+  for _, k in ipairs(keys) do redis.call('ZADD', k, n, n) end
+  redis.call('SADD', base .. ':indexes', unpack(keys))
 end
 
 -- Removes allocation n from the read indexes `keys`; one left empty (so gone) leaves <base>:indexes.
