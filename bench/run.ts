@@ -1,4 +1,4 @@
-// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed (BENCH_ONLY=fanout or BENCH_ONLY=overview runs just that).
+// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations (BENCH_ONLY=fanout, overview or ledger-page runs just that one).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -6,6 +6,7 @@ import autocannon from "autocannon";
 import { Redis } from "ioredis";
 import { fanout, idleSubscriptionMemory, type FanoutResult, type MemoryResult } from "./fanout.js";
 import { seedContexts } from "./overview.js";
+import { ledgerPageScenario, LEDGER_PAGE_QUERY, type LedgerPageRow } from "./ledger-page.js";
 import { ledgerViolations } from "../support/ledger-invariant.js";
 import { startRedisServer } from "../support/redis-server.js";
 
@@ -17,6 +18,10 @@ const OVERVIEW_ONLY = process.env.BENCH_ONLY === "overview";
 /** Contexts in each overview deployment; the first is the baseline of the ratios. */
 const OVERVIEW_CONTEXTS = (process.env.BENCH_OVERVIEW_CONTEXTS ?? "100,100000").split(",").map(Number);
 const OVERVIEW_QUERY = "{ contexts(first: 50) { totalCount edges { node { id updatedAt activeAllocations } } } }";
+const LEDGER_PAGE_ONLY = process.env.BENCH_ONLY === "ledger-page";
+/** Ended allocations in the two swarms of the ledger page benchmark: a short and a long history. */
+const LEDGER_PAGE_HISTORIES = (process.env.BENCH_LEDGER_PAGE_HISTORIES ?? "100,100000").split(",").map(Number);
+const LEDGER_PAGE_REQUESTS = Number(process.env.BENCH_LEDGER_PAGE_REQUESTS ?? 200);
 const FANOUT_UPDATES = Number(process.env.BENCH_FANOUT_UPDATES ?? 200);
 const FANOUT_SUBSCRIBERS = (process.env.BENCH_FANOUT_SUBSCRIBERS ?? "1,100,1000").split(",").map(Number);
 const IDLE_SUBSCRIPTIONS = Number(process.env.BENCH_IDLE_SUBSCRIPTIONS ?? 5000);
@@ -307,11 +312,40 @@ function printOverview(rows: OverviewRow[]): void {
   writeFileSync(".bench/overview.json", JSON.stringify({ at: new Date().toISOString(), query: OVERVIEW_QUERY, rows }, null, 2));
 }
 
+/** The ledger page benchmark on a fresh app server of its own (bench/ledger-page.ts), printed. */
+async function ledgerPage(redisUrl: string): Promise<void> {
+  const served = await serveScript("bench/serve.ts", ["app"], { BENCH_REDIS_URL: redisUrl });
+  let rows: LedgerPageRow[];
+  try {
+    rows = await ledgerPageScenario(served.url, redisUrl, "bench", LEDGER_PAGE_HISTORIES, ROUNDS, LEDGER_PAGE_REQUESTS);
+  } finally {
+    served.stop();
+  }
+  const [short, long] = [rows[0]!, rows.at(-1)!];
+  const ratios = short.p50s.map((p, i) => long.p50s[i]! / p);
+  const ratio = median(long.p50s) / median(short.p50s);
+  console.log(`\nledger page: ${LEDGER_PAGE_QUERY.replace(/\s+/g, " ")}`);
+  console.log(`50 active allocations (5 with 2 children), p50 of ${LEDGER_PAGE_REQUESTS} sequential requests per round, medians of ${ROUNDS} rounds, swarms alternated\n`);
+  console.log("| ended allocations | p50 ms (median; per round) | seeded in s |");
+  console.log("|---:|---:|---:|");
+  for (const r of rows) console.log(`| ${r.ended} | ${median(r.p50s).toFixed(2)} (${r.p50s.map((p) => p.toFixed(2)).join(", ")}) | ${r.seedSeconds.toFixed(1)} |`);
+  console.log(`\np50 ratio ${long.ended} / ${short.ended} ended: ${ratio.toFixed(2)} (per round ${ratios.map((r) => r.toFixed(2)).join(", ")}); goal <= 1.25 ${ratio <= 1.25 ? "PASS" : "MISS"}`);
+}
+
 async function main(): Promise<void> {
   const redis = await startRedisServer();
   if (OVERVIEW_ONLY) {
     try {
       printOverview(await overviewScenario(redis.url));
+    } finally {
+      stopAll();
+      await redis.stop();
+    }
+    return;
+  }
+  if (LEDGER_PAGE_ONLY) {
+    try {
+      await ledgerPage(redis.url);
     } finally {
       stopAll();
       await redis.stop();
@@ -387,17 +421,18 @@ async function main(): Promise<void> {
       console.log(`${label}: version ${after.data.context.version} after ${acknowledged.get(label)} acknowledged patches: ${verdict}`);
     }
     // Each acknowledged release charged 1 credit; releases cut off in flight may have landed too.
-    const { data } = await post(appUrl, '{ context(id: "bench-ledger") { budget { consumed { kind amount } } allocations(status: ACTIVE) { id } } }');
+    const { data } = await post(appUrl, '{ context(id: "bench-ledger") { budget { consumed { kind amount } } activeAllocations } }');
     const consumed = data.context.budget.consumed.find((a: { kind: string }) => a.kind === "credits")?.amount ?? 0;
     const direct = new Redis(redis.url);
     const violations = await ledgerViolations(direct, "bench", "bench-ledger");
     direct.disconnect();
     const ledgerSound = consumed >= releases && consumed - releases <= 2 * ROUNDS * CONNECTIONS && violations.length === 0;
     console.log(
-      `ledger: ${releases} acknowledged releases, ${consumed} credits consumed, ${data.context.allocations.length} allocations left active, invariant ${violations.length ? `BROKEN: ${violations.join("; ")}` : "holds"}: ${ledgerSound ? "sound" : "NOT SOUND"}`,
+      `ledger: ${releases} acknowledged releases, ${consumed} credits consumed, ${data.context.activeAllocations} allocations left active, invariant ${violations.length ? `BROKEN: ${violations.join("; ")}` : "holds"}: ${ledgerSound ? "sound" : "NOT SOUND"}`,
     );
     overviewRows = await overviewScenario(redis.url);
     fanoutReport = await fanoutScenarios(appUrl, redis.url);
+    await ledgerPage(redis.url);
   } finally {
     stopAll();
     await redis.stop();

@@ -239,7 +239,3 @@ export function deleteContext(args: { id: string } & WriteArgs, ctx: RequestCont
   return ctx.contexts.delete(args.id, writeOptions(args, ctx));
 }
 
-// --- activeAllocations stand-in (see schema/swarm-context.ts): replaced by helper A's at merge.
-export function activeAllocations(view: ContextView, ctx: RequestContext): Promise<number> {
-  return ctx.contexts.activeAllocations(view.id);
-}

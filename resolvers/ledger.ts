@@ -1,8 +1,9 @@
-import type { AllocateRequest } from "../src/store/ledger.js";
+import { AppError, ErrorCode } from "../src/errors.js";
+import type { AllocateRequest, PageRequest } from "../src/store/ledger.js";
 import type { Allocation, Amount, AllocationStatus, Budget } from "../src/model/allocation.js";
 import type { Lock } from "../src/model/lock.js";
 import type { RequestContext } from "./request-context.js";
-import { jsonSize } from "./response-reads.js";
+import { inRange } from "./arguments.js";
 
 interface LedgerArgs {
   readonly opId?: string | null;
@@ -13,38 +14,95 @@ function options(args: LedgerArgs, ctx: RequestContext) {
   return { actor: ctx.principal.name, opId: args.opId, reason: args.reason };
 }
 
-/** An allocation by id, or null, counted against the response's bound. */
-async function readAllocation(id: string, ctx: RequestContext): Promise<Allocation | null> {
-  const found = await ctx.ledger.allocation(id);
-  ctx.reads.charge(jsonSize(found), "allocations");
-  return found;
-}
-
 export function allocation(args: { id: string }, ctx: RequestContext): Promise<Allocation | null> {
-  return readAllocation(args.id, ctx);
+  return ctx.reads.allocation(ctx.ledger, args.id);
 }
 
+/** The parent, read with the other parents of the response's level (a DataLoader); null when there is none or retention pruned it. */
 export async function parent(allocation: Allocation, ctx: RequestContext): Promise<Allocation | null> {
-  return allocation.parentId === null ? null : readAllocation(allocation.parentId, ctx);
+  return allocation.parentId === null ? null : ctx.reads.allocation(ctx.ledger, allocation.parentId);
 }
 
-/** Read with every allocation of the context, once per response (ResponseReads). */
-export async function children(allocation: Allocation, ctx: RequestContext): Promise<readonly Allocation[]> {
-  return ctx.reads.chargeEach(await ctx.reads.children(ctx.ledger, allocation), "allocations");
+/** Page size of the allocation connections when `first` is not given, and its bounds. */
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 500;
+
+const CURSOR = /^alloc:(\d{1,15})$/;
+
+/** The opaque cursor of the position right after allocation number `n`. */
+export function cursorOf(n: number): string {
+  return Buffer.from(`alloc:${n}`).toString("base64url");
+}
+
+/** The allocation number a cursor stands for; VALIDATION_FAILED (path `after`) when it is not a cursor. */
+function numberOf(cursor: string): number {
+  const match = CURSOR.exec(Buffer.from(cursor, "base64url").toString("latin1"));
+  if (!match || cursorOf(Number(match[1])) !== cursor) {
+    throw new AppError(ErrorCode.VALIDATION_FAILED, "after is not a cursor of this connection (pass a cursor or endCursor it returned)", { path: "after" });
+  }
+  return Number(match[1]);
+}
+
+/** What an AllocationConnection's fields read: one page request (LedgerStore.allocationPages). */
+export interface AllocationConnectionSource {
+  readonly request: PageRequest;
+}
+
+export interface ConnectionArgs {
+  readonly first?: number | null;
+  readonly after?: string | null;
+  readonly status?: AllocationStatus | null;
+}
+
+function connection(request: Omit<PageRequest, "first" | "after">, args: ConnectionArgs): AllocationConnectionSource {
+  const first = inRange(args.first ?? DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE, "first");
+  const after = args.after == null ? null : numberOf(args.after);
+  return { request: { ...request, first, after } };
+}
+
+/** A context's allocations, oldest first, a page at a time from the read index of the filter. */
+export function allocations(
+  contextId: string,
+  args: ConnectionArgs & { tier?: number | null; holder?: string | null },
+  _ctx: RequestContext,
+): AllocationConnectionSource {
+  return connection(
+    { contextId, ...(args.status != null && { status: args.status }), ...(args.tier != null && { tier: args.tier }), ...(args.holder != null && { holder: args.holder }) },
+    args,
+  );
+}
+
+/** An allocation's children, oldest first, a page at a time (read with the other pages of the response's level). */
+export function children(allocation: Allocation, args: ConnectionArgs, _ctx: RequestContext): AllocationConnectionSource {
+  const n = allocation.id.slice(allocation.contextId.length + 1);
+  return connection({ contextId: allocation.contextId, parent: n, ...(args.status != null && { status: args.status }) }, args);
+}
+
+export async function edges(source: AllocationConnectionSource, ctx: RequestContext): Promise<{ cursor: string; node: Allocation }[]> {
+  const page = await ctx.reads.page(ctx.ledger, source.request, true);
+  return page.allocations.map((node) => ({ cursor: cursorOf(Number(node.id.slice(node.contextId.length + 1))), node }));
+}
+
+export async function pageInfo(source: AllocationConnectionSource, ctx: RequestContext): Promise<{ hasNextPage: boolean; endCursor: string | null }> {
+  const page = await ctx.reads.page(ctx.ledger, source.request, false);
+  return { hasNextPage: page.hasNextPage, endCursor: page.endCursor === null ? null : cursorOf(page.endCursor) };
+}
+
+export function totalCount(source: AllocationConnectionSource, ctx: RequestContext): Promise<number> {
+  const { first: _first, after: _after, ...index } = source.request;
+  return ctx.reads.count(ctx.ledger, index);
+}
+
+export function activeAllocations(contextId: string, ctx: RequestContext): Promise<number> {
+  return ctx.ledger.activeAllocations(contextId);
+}
+
+export function heldLocks(contextId: string, ctx: RequestContext): Promise<number> {
+  return ctx.ledger.heldLocks(contextId);
 }
 
 export function budget(contextId: string, ctx: RequestContext): Promise<Budget> {
   return ctx.ledger.budget(contextId);
-}
-
-export async function allocations(
-  contextId: string,
-  args: { status?: AllocationStatus | null; tier?: number | null },
-  ctx: RequestContext,
-): Promise<readonly Allocation[]> {
-  const all = await ctx.reads.allocations(ctx.ledger, contextId);
-  const { status, tier } = args;
-  return ctx.reads.chargeEach(all.filter((a) => (status == null || a.status === status) && (tier == null || a.tier === tier)), "allocations");
 }
 
 export async function locks(contextId: string, ctx: RequestContext): Promise<readonly Lock[]> {

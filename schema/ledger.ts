@@ -1,8 +1,10 @@
+import type { ArgBuilder } from "@pothos/core";
 import * as resolve from "../resolvers/ledger.js";
 import { HOLDER_MAX_LENGTH, LOCK_NAME } from "../src/model/identifiers.js";
-import type { Amount, Budget } from "../src/model/allocation.js";
+import type { Allocation, Amount, Budget } from "../src/model/allocation.js";
 import { builder } from "./builder.js";
 import { AllocationRef, LockRef, SwarmContextRef } from "./refs.js";
+import { PageInfo } from "./swarm-context.js";
 
 export const ResourceAmount = builder.objectRef<Amount>("ResourceAmount").implement({
   description: "An amount of one resource kind (kinds are data, e.g. credits, tokens, durationMs).",
@@ -29,6 +31,36 @@ const AllocationMode = builder.enumType("AllocationMode", {
     EXACT: { description: "All of the request or nothing." },
     UP_TO: { description: "min(request, allowed) per kind; refused only if every kind would get 0." },
   } as const,
+});
+
+const AllocationEdge = builder.objectRef<{ cursor: string; node: Allocation }>("AllocationEdge").implement({
+  fields: (t) => ({
+    cursor: t.exposeString("cursor", { description: "Pass as `after` to continue after this allocation." }),
+    node: t.field({ type: AllocationRef, resolve: (e) => e.node }),
+  }),
+});
+
+const AllocationConnection = builder.objectRef<resolve.AllocationConnectionSource>("AllocationConnection").implement({
+  description:
+    "A page of allocations, oldest (lowest number) first. A walk with `after` never returns an allocation twice, and never skips one that existed and matched the filter for the whole walk; one whose status changes during the walk may be seen or not.",
+  fields: (t) => ({
+    edges: t.field({ type: [AllocationEdge], resolve: (c, _args, ctx) => resolve.edges(c, ctx) }),
+    pageInfo: t.field({ type: PageInfo, resolve: (c, _args, ctx) => resolve.pageInfo(c, ctx) }),
+    totalCount: t.int({
+      description: "How many allocations match the filter (all pages), as of this read.",
+      resolve: (c, _args, ctx) => resolve.totalCount(c, ctx),
+    }),
+  }),
+});
+
+type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
+const connectionArgs = (t: { arg: ArgBuilder<Types> }) => ({
+  first: t.arg.int({
+    defaultValue: resolve.DEFAULT_PAGE_SIZE,
+    description: `Page size, 1 to ${resolve.MAX_PAGE_SIZE} (VALIDATION_FAILED otherwise).`,
+  }),
+  after: t.arg.string({ description: "A cursor or endCursor from this connection: the page starts after it." }),
+  status: t.arg({ type: AllocationStatus, description: "Only allocations of this status." }),
 });
 
 AllocationRef.implement({
@@ -61,11 +93,19 @@ AllocationRef.implement({
       resolve: (a) => a.expiresAt,
     }),
     endedAt: t.field({ type: "DateTime", nullable: true, resolve: (a) => a.endedAt }),
-    parent: t.field({ type: AllocationRef, nullable: true, resolve: (a, _args, ctx) => resolve.parent(a, ctx) }),
+    parent: t.field({
+      type: AllocationRef,
+      nullable: true,
+      description:
+        "The allocation this one was carved from; null for tier 2, and once retention pruned the parent (parentId stays).",
+      resolve: (a, _args, ctx) => resolve.parent(a, ctx),
+    }),
     children: t.field({
-      type: [AllocationRef],
-      description: "Every allocation carved from this one, active or ended, oldest first.",
-      resolve: (a, _args, ctx) => resolve.children(a, ctx),
+      type: AllocationConnection,
+      description:
+        "The allocations carved from this one, active or ended (until retention prunes them), oldest first, a page at a time. Reads only the page.",
+      args: connectionArgs(t),
+      resolve: (a, args, ctx) => resolve.children(a, args, ctx),
     }),
   }),
 });
@@ -97,12 +137,30 @@ const BudgetRef = builder.objectRef<Budget>("Budget").implement({
 builder.objectFields(SwarmContextRef, (t) => ({
   budget: t.field({ type: BudgetRef, resolve: (c, _args, ctx) => resolve.budget(c.id, ctx) }),
   allocations: t.field({
-    type: [AllocationRef],
-    description: "Allocations of this swarm, oldest first.",
-    args: { status: t.arg({ type: AllocationStatus }), tier: t.arg.int() },
+    type: AllocationConnection,
+    description:
+      "Allocations of this swarm, active or ended (until retention prunes them, SWARM_ENDED_ALLOCATION_RETENTION_MS), oldest first, a page at a time; filters combine. Reads only the page.",
+    args: {
+      ...connectionArgs(t),
+      tier: t.arg.int({ description: "Only allocations of this tier." }),
+      holder: t.arg.string({ description: "Only allocations of this holder." }),
+    },
     resolve: (c, args, ctx) => resolve.allocations(c.id, args, ctx),
   }),
   locks: t.field({ type: [LockRef], description: "Locks currently held.", resolve: (c, _args, ctx) => resolve.locks(c.id, ctx) }),
+}));
+
+// Ledger summary fields of SwarmContext (issue 14): cheap counts, no allocation or lock read.
+builder.objectFields(SwarmContextRef, (t) => ({
+  activeAllocations: t.int({
+    description: "How many allocations are ACTIVE (one count, whatever their number).",
+    resolve: (c, _args, ctx) => resolve.activeAllocations(c.id, ctx),
+  }),
+  heldLocks: t.int({
+    description:
+      "How many locks no operation has released: the held ones, plus any whose lease ran out that no lock operation on that name has cleaned up since (`locks` lists only the ones whose lease runs). One count, no lock read.",
+    resolve: (c, _args, ctx) => resolve.heldLocks(c.id, ctx),
+  }),
 }));
 
 builder.queryField("allocation", (t) =>

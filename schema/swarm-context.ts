@@ -50,7 +50,7 @@ SwarmContextRef.implement({
   }),
 });
 
-const PageInfo = builder
+export const PageInfo = builder
   .objectRef<{ hasNextPage: boolean; endCursor: string | null }>("PageInfo")
   .implement({
     fields: (t) => ({
@@ -215,13 +215,3 @@ builder.mutationFields((t) => ({
   }),
 }));
 
-// --- activeAllocations: a minimal stand-in for helper A's field (issue 14), to be replaced by A's
-// definition at merge: the number of the context's ACTIVE allocations, ZCARD of keys.ts
-// allocationIndex({status: "ACTIVE"}), which the ledger scripts keep (on A's branch).
-builder.objectFields(SwarmContextRef, (t) => ({
-  activeAllocations: t.int({
-    description: "How many of the context's allocations are ACTIVE (one Redis read; no document read).",
-    resolve: (c, _args, ctx) => resolve.activeAllocations(c, ctx),
-  }),
-}));
-// --- end of activeAllocations stand-in

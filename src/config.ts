@@ -29,6 +29,11 @@ export interface Config {
    * outlast the Redis client's resend of a command whose reply was lost (see redis/clients.ts).
    */
   readonly resendTtlSeconds: number;
+  /**
+   * How long an ended (RELEASED or EXPIRED) allocation is kept, in ms after it ended; then the
+   * lease sweeper prunes it (allocation(id) is null; its feed entries stay, under feed retention).
+   */
+  readonly endedAllocationRetentionMs: number;
   /** Pause between the lease sweeper's passes (one runs at a time), in ms; 0 turns it off (accepted ledger operations still expire overdue leases). */
   readonly leaseSweepMs: number;
   /** Changes a feed subscriber may have waiting before it is ended with a resync (its memory bound, in changes). */
@@ -115,6 +120,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "maxDocumentDepth", env: "SWARM_MAX_DOCUMENT_DEPTH", flag: "max-document-depth", kind: "int", fallback: 32 },
   { key: "opIdTtlSeconds", env: "SWARM_OPID_TTL_SECONDS", flag: "opid-ttl-seconds", kind: "int", fallback: 86_400 },
   { key: "resendTtlSeconds", env: "SWARM_RESEND_TTL_SECONDS", flag: "resend-ttl-seconds", kind: "int", fallback: 300 },
+  { key: "endedAllocationRetentionMs", env: "SWARM_ENDED_ALLOCATION_RETENTION_MS", flag: "ended-allocation-retention-ms", kind: "int", fallback: 86_400_000 },
   { key: "leaseSweepMs", env: "SWARM_LEASE_SWEEP_MS", flag: "lease-sweep-ms", kind: "int", fallback: 500 },
   { key: "subscriberBuffer", env: "SWARM_SUBSCRIBER_BUFFER", flag: "subscriber-buffer", kind: "int", fallback: 10_000 },
   { key: "subscriberBufferBytes", env: "SWARM_SUBSCRIBER_BUFFER_BYTES", flag: "subscriber-buffer-bytes", kind: "int", fallback: 4_194_304 },
@@ -152,6 +158,7 @@ const MINIMUMS: Partial<Record<keyof Config, number>> = {
   maxDocumentDepth: 1,
   opIdTtlSeconds: 1,
   resendTtlSeconds: 1,
+  endedAllocationRetentionMs: 0,
   subscriberBuffer: 1,
   subscriberBufferBytes: 1,
   subscriberStallMs: 1,

@@ -1,4 +1,6 @@
 import type { Redis } from "ioredis";
+import type { AllocationStatus } from "../src/model/allocation.js";
+import { Keys } from "../src/redis/keys.js";
 
 /**
  * Reads a swarm's whole ledger straight from Redis (not through the server's code) and returns
@@ -7,13 +9,15 @@ import type { Redis } from "ioredis";
  *   skipped for the budget when `limitsLowered`, since lowering limits live is allowed);
  * - reserved = sum of granted of the node's active children;
  * - an active allocation's parent is active (or the budget); amounts are never negative;
+ * - the read indexes and the ended set agree with the hashes (indexViolations);
  * - an allocation's d:<kind> (what ending its active subtree will still charge to it) is the sum of
  *   its active children's consumed + d:, plus, while it is released in steps, its final usage
  *   (so at least that sum); 0 once it has ended.
  */
 export async function ledgerViolations(redis: Redis, prefix: string, contextId: string, limitsLowered = false): Promise<string[]> {
-  const { nodes, limits } = await ledgerSnapshot(redis, prefix, contextId);
-  const problems: string[] = [];
+  const snapshot = await ledgerSnapshot(redis, prefix, contextId);
+  const { nodes, limits } = snapshot;
+  const problems: string[] = indexViolations(prefix, contextId, snapshot);
   const kindsOf = (node: Record<string, string>) =>
     new Set(Object.keys(node).filter((f) => /^[gcrq]:/.test(f)).map((f) => f.slice(2)));
   // Active children by parent, in one pass: a snapshot of thousands of allocations is checked
@@ -72,7 +76,13 @@ function record(flat: string[]): Record<string, string> {
 /** Reads the budget, limits and every allocation hash in one atomic step (a read-only script), so the snapshot is consistent even while writers race. */
 const SNAPSHOT = `
 local base = ARGV[1]
-local out = { redis.call('HGETALL', base .. ':limits'), redis.call('HGETALL', base .. ':root') }
+local indexes = {}
+for _, k in ipairs(redis.call('SMEMBERS', base .. ':indexes')) do
+  indexes[#indexes + 1] = k
+  indexes[#indexes + 1] = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
+end
+local out = { redis.call('HGETALL', base .. ':limits'), redis.call('HGETALL', base .. ':root'), indexes,
+  redis.call('ZRANGE', base .. ':ended', 0, -1, 'WITHSCORES') }
 for _, n in ipairs(redis.call('ZRANGE', base .. ':allocs', 0, -1)) do
   out[#out + 1] = n
   out[#out + 1] = redis.call('HGETALL', base .. ':alloc:' .. n)
@@ -83,11 +93,74 @@ export interface LedgerSnapshot {
   /** "" is the budget; others are allocation numbers. */
   readonly nodes: Map<string, Record<string, string>>;
   readonly limits: Record<string, string>;
+  /** Each read index key listed in the context's set of indexes -> its members and their scores. */
+  readonly indexes: Map<string, Record<string, string>>;
+  /** The ended allocations' set: number -> score (endedAt). */
+  readonly ended: Record<string, string>;
 }
 
 export async function ledgerSnapshot(redis: Redis, prefix: string, contextId: string): Promise<LedgerSnapshot> {
-  const reply = (await redis.eval(SNAPSHOT, 0, `${prefix}:{ctx:${contextId}}`)) as (string | string[])[];
+  const reply = (await redis.eval(SNAPSHOT, 0, new Keys(prefix).contextBase(contextId))) as (string | string[])[];
   const nodes = new Map<string, Record<string, string>>([["", record(reply[1] as string[])]]);
-  for (let i = 2; i < reply.length; i += 2) nodes.set(reply[i] as string, record(reply[i + 1] as string[]));
-  return { nodes, limits: record(reply[0] as string[]) };
+  const flatIndexes = reply[2] as unknown as (string | string[])[];
+  const indexes = new Map<string, Record<string, string>>();
+  for (let i = 0; i < flatIndexes.length; i += 2) indexes.set(flatIndexes[i] as string, record(flatIndexes[i + 1] as string[]));
+  for (let i = 4; i < reply.length; i += 2) nodes.set(reply[i] as string, record(reply[i + 1] as string[]));
+  return { nodes, limits: record(reply[0] as string[]), indexes, ended: record(reply[3] as string[]) };
+}
+
+/**
+ * The read index keys (keys.ts allocationIndex, childIndex) an allocation hash must be in: every
+ * combination of (status|any) x (tier|any) x (holder|any; any only without a holder), and its
+ * parent's children of (status|any).
+ */
+export function expectedIndexKeys(keys: Keys, contextId: string, node: Record<string, string>): string[] {
+  const k = keys.context(contextId);
+  const status = node.status as AllocationStatus;
+  const out: string[] = [];
+  for (const s of [status, undefined]) {
+    for (const tier of [Number(node.tier), undefined]) {
+      for (const holder of node.holder ? [node.holder, undefined] : [undefined]) out.push(k.allocationIndex({ status: s, tier, holder }));
+    }
+    out.push(k.childIndex(node.parent ?? "", s));
+  }
+  return out;
+}
+
+/**
+ * Every way the read indexes disagree with the allocation hashes, or []: each allocation is in
+ * exactly its expected index keys (score = its number) and in no other, the set of indexes lists
+ * exactly the index keys that exist, and the ended set holds exactly the ended allocations, each
+ * scored by its endedAt.
+ */
+function indexViolations(prefix: string, contextId: string, snapshot: LedgerSnapshot): string[] {
+  const keys = new Keys(prefix);
+  const problems: string[] = [];
+  const expected = new Map<string, Set<string>>();
+  for (const [n, node] of snapshot.nodes) {
+    if (n === "") continue;
+    for (const key of expectedIndexKeys(keys, contextId, node)) {
+      const members = expected.get(key) ?? new Set<string>();
+      members.add(n);
+      expected.set(key, members);
+    }
+    const ended = snapshot.ended[n];
+    if (node.status === "ACTIVE" && ended !== undefined) problems.push(`#${n} is ACTIVE but in the ended set`);
+    if (node.status !== "ACTIVE" && ended !== node.endedAt) problems.push(`#${n} is ${node.status} at ${node.endedAt} but scored ${ended} in the ended set`);
+  }
+  for (const n of Object.keys(snapshot.ended)) if (!snapshot.nodes.has(n)) problems.push(`#${n} is in the ended set but has no hash`);
+  for (const [key, members] of expected) {
+    const actual = snapshot.indexes.get(key);
+    if (!actual) {
+      problems.push(`${key} is not listed in the set of indexes (or is empty)`);
+      continue;
+    }
+    for (const n of members) if (actual[n] !== n) problems.push(`${key} lacks #${n} (score ${actual[n]})`);
+  }
+  for (const [key, actual] of snapshot.indexes) {
+    const members = expected.get(key);
+    if (Object.keys(actual).length === 0) problems.push(`${key} is listed in the set of indexes but does not exist`);
+    for (const n of Object.keys(actual)) if (!members?.has(n)) problems.push(`${key} holds #${n}, which does not belong there`);
+  }
+  return problems;
 }

@@ -25,6 +25,11 @@ export interface ContextKeys {
   readonly leases: string;
   /** Sorted set: every allocation number, active or ended. */
   readonly allocs: string;
+  /**
+   * Sorted set: ended (RELEASED or EXPIRED) allocation numbers by endedAt (ms), what retention
+   * prunes (SWARM_ENDED_ALLOCATION_RETENTION_MS).
+   */
+  readonly ended: string;
   /** Set: names of the locks held (or whose lease ran out but was not yet released). */
   readonly locks: string;
   /**
@@ -77,6 +82,7 @@ export class Keys {
       root: `${base}:root`,
       leases: `${base}:leases`,
       allocs: `${base}:allocs`,
+      ended: `${base}:ended`,
       locks: `${base}:locks`,
       indexes: `${base}:indexes`,
       alloc: (n) => `${base}:alloc:${n}`,

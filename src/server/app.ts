@@ -99,7 +99,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
   const contexts = new ContextStore(redis, keys, config);
   const ledger = new LedgerStore(redis, keys, config);
   const sweeper = config.leaseSweepMs > 0 ? new LeaseSweeper(() => ledger.sweep(), config.leaseSweepMs, (err) => fault("lease-sweeper", "lease sweep failed", err)) : undefined;
-  const heartbeat = new Heartbeat(redis, keys, config, packageVersion(), () => feed!.subscriberCount, (err) => fault("heartbeat", "heartbeat failed", err));
+  const heartbeat = new Heartbeat(redis, keys, config, packageVersion(), () => feed!.subscriberCount, () => state!.current === "intact", (err) => fault("heartbeat", "heartbeat failed", err));
   await heartbeat.start();
   // Answers at once while the connection is down, and within PING_TIMEOUT_MS otherwise: health
   // checks must not wait in the client's offline queue for its reconnect attempts.

@@ -738,12 +738,6 @@ export class ContextStore {
     return { view, head, recorded: recordedReply };
   }
 
-  // --- activeAllocations stand-in (schema/swarm-context.ts): replaced by helper A's at merge.
-  /** How many allocations of context `id` are ACTIVE: the size of their read index. */
-  activeAllocations(id: string): Promise<number> {
-    return this.redis.zcard(this.keys.context(id).allocationIndex({ status: "ACTIVE" }));
-  }
-
   /** Resolves once every write this process has sent has been answered. */
   async drain(): Promise<void> {
     while (this.writesInFlight.size > 0) await Promise.allSettled([...this.writesInFlight]);

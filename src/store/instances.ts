@@ -32,8 +32,10 @@ export interface HeartbeatSettings {
  * (one at a time however long Redis takes), each one a script (lua/heartbeat-2.lua) that sets the
  * instance's hash with a TTL of `heartbeatTtlMs` and its entry in the instances index, and prunes
  * the index of instances whose heartbeat ran out. A killed instance thus leaves within the TTL;
- * a stopped one (stop()) at once. A beat that fails because Redis is unreachable is dropped
- * silently (the next one tries again); any other failure goes to `report`, once per failing run.
+ * a stopped one (stop()) at once. No beat is written while `intact()` is false: a keyspace whose
+ * state is lost or unverified gets nothing written into it (docs/operations.md, Lost state). A beat
+ * that fails because Redis is unreachable is dropped silently (the next one tries again); any other
+ * failure goes to `report`, once per failing run.
  */
 export class Heartbeat {
   readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -49,6 +51,7 @@ export class Heartbeat {
     private readonly settings: HeartbeatSettings,
     private readonly version: string,
     private readonly subscriptions: () => number,
+    private readonly intact: () => boolean,
     private readonly report: (err: unknown) => void,
   ) {}
 
@@ -67,8 +70,9 @@ export class Heartbeat {
     await this.send("stop");
   }
 
-  private send(mode: "beat" | "stop"): Promise<number> {
-    return scriptsOf(this.redis).heartbeat(
+  private async send(mode: "beat" | "stop"): Promise<void> {
+    if (!this.intact()) return;
+    await scriptsOf(this.redis).heartbeat(
       this.keys.instance(this.id),
       this.keys.instanceIndex,
       this.id,

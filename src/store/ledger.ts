@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { ChainableCommander, Redis } from "ioredis";
 import { AppError, checkAll, ErrorCode, validationFailed, type Problem } from "../errors.js";
 import type { Keys } from "../redis/keys.js";
 import { scriptsOf, type LedgerScript } from "../redis/scripts.js";
@@ -62,6 +62,82 @@ function amountsOf(hash: Record<string, string>, prefix: string): Map<string, nu
   return out;
 }
 
+/** What one step of ledger upkeep did (lua/expire-due-9.lua). */
+export interface UpkeepStep {
+  /** Something is still due: call again. */
+  readonly more: boolean;
+  /** When something next falls due (a lease or an ended allocation's retention), ms since the epoch, or null. */
+  readonly nextDue: number | null;
+  /** Allocations it ended. */
+  readonly ended: number;
+  /** Ended allocations it pruned. */
+  readonly pruned: number;
+}
+
+/**
+ * A page of allocations from one read index: a context's allocations of a status, tier and holder
+ * (each absent = any), or with `parent` (an allocation number) that allocation's children of a
+ * status (tier and holder then ignored).
+ */
+export interface PageRequest {
+  readonly contextId: string;
+  readonly parent?: string;
+  readonly status?: AllocationStatus;
+  readonly tier?: number;
+  readonly holder?: string;
+  /** The number the page starts after (exclusive); null: from the first. */
+  readonly after: number | null;
+  /** Rows at most (1 to 500, checked by the caller). */
+  readonly first: number;
+}
+
+export interface Page {
+  readonly allocations: Allocation[];
+  readonly hasNextPage: boolean;
+  /** The last number of the page's index range (the walk continues after it), or `after` for an empty page. */
+  readonly endCursor: number | null;
+}
+
+/** Whether `a` (read after the index) still matches what its page request selects. */
+function matches(a: Allocation, r: PageRequest): boolean {
+  if (r.status !== undefined && a.status !== r.status) return false;
+  if (r.parent !== undefined) return a.parentId === `${a.contextId}#${r.parent}`;
+  return (r.tier === undefined || a.tier === r.tier) && (r.holder === undefined || a.holder === r.holder);
+}
+
+/** Runs a pipeline: its replies, or throws the first command's error. */
+async function exec(pipeline: ChainableCommander): Promise<unknown[]> {
+  const results = (await pipeline.exec()) ?? [];
+  return results.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}
+
+/** An allocation from its hash (HGETALL), or null when there is none. */
+function fromHash(contextId: string, n: string, h: Record<string, string>): Allocation | null {
+  if (!h.status) return null;
+  const kinds = h.kinds ? h.kinds.split(" ") : [];
+  const list = (prefix: string) => kinds.map((kind) => ({ kind, amount: Number(h[prefix + kind] ?? 0) }));
+  return toAllocation({
+    n: Number(n),
+    contextId,
+    parent: h.parent ? Number(h.parent) : null,
+    tier: Number(h.tier),
+    path: h.path ? h.path.split(" ").map(Number) : [],
+    status: h.status as AllocationStatus,
+    requested: list("q:"),
+    granted: list("g:"),
+    consumed: list("c:"),
+    reserved: list("r:"),
+    holder: h.holder || null,
+    purpose: h.purpose || null,
+    createdAt: Number(h.createdAt),
+    expiresAt: h.expiresAt ? Number(h.expiresAt) : null,
+    endedAt: h.endedAt ? Number(h.endedAt) : null,
+  });
+}
+
 /**
  * The resource ledger and locks of every context: each change is one Lua script that checks
  * the invariant (consumed + reserved <= granted at every node, per kind) before it writes, and
@@ -71,7 +147,12 @@ export class LedgerStore {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
-    private readonly config: { readonly feedRetention: number; readonly opIdTtlSeconds: number; readonly resendTtlSeconds: number },
+    private readonly config: {
+      readonly feedRetention: number;
+      readonly opIdTtlSeconds: number;
+      readonly resendTtlSeconds: number;
+      readonly endedAllocationRetentionMs: number;
+    },
   ) {}
 
   /** Grants an allocation; see allocate-9.lua for the rules and refusals. */
@@ -128,7 +209,12 @@ export class LedgerStore {
       await this.redis.zadd(this.keys.leaseIndex, "LT", 0, contextId);
       while ("pending" in reply) reply = await this.call("release", contextId, record, options, args);
     }
-    return toAllocation(settle<{ allocation: RawAllocation }>(reply).outcome.allocation);
+    const released = toAllocation(settle<{ allocation: RawAllocation }>(reply).outcome.allocation);
+    // The sweeper prunes it (and any descendant this ended with it) once its retention runs out.
+    if (released.endedAt !== null) {
+      await this.redis.zadd(this.keys.leaseIndex, "LT", Date.parse(released.endedAt) + this.config.endedAllocationRetentionMs, contextId);
+    }
+    return released;
   }
 
   /** Sets an allocation's lease to end `leaseMs` from now. */
@@ -166,11 +252,12 @@ export class LedgerStore {
 
   /**
    * One pass of the lease sweeper: in every context the lease index says has something due (by
-   * Redis's clock), ends what is due, a step (one script) at a time until nothing is: overdue
-   * leases and releases left unfinished by their server. Then files each context under its next
-   * expiry. Returns how many contexts it swept. Every accepted ledger or lock operation also takes
-   * a step first (a refused one writes nothing), so this only bounds how long an allocation
-   * nobody changes shows ACTIVE past its lease.
+   * Redis's clock), does the ledger's upkeep, a step (one script, lua/expire-due-9.lua) at a time
+   * until nothing is due: ends overdue leases and releases left unfinished by their server, and
+   * prunes ended allocations whose retention (endedAllocationRetentionMs) ran out. Then files each
+   * context under when something next falls due. Returns how many contexts it swept. Every
+   * accepted ledger or lock operation also ends what is due first (a refused one writes nothing),
+   * so this only bounds how long an allocation nobody changes shows ACTIVE past its lease.
    */
   async sweep(maxContexts = 200): Promise<number> {
     const [seconds, micros] = await this.redis.time();
@@ -179,10 +266,10 @@ export class LedgerStore {
     for (const contextId of due) {
       let next: number | null = null;
       try {
-        let step: { more: boolean; nextExpiry: number | null };
-        do step = (await this.run("expireDue", contextId, [], { actor: "lease-sweeper" }, [])) as typeof step;
+        let step: UpkeepStep;
+        do step = await this.upkeepStep(contextId);
         while (step.more);
-        next = step.nextExpiry;
+        next = step.nextDue;
       } catch (err) {
         if (!(err instanceof AppError && err.code === ErrorCode.NOT_FOUND)) throw err;
       }
@@ -190,6 +277,15 @@ export class LedgerStore {
       else await this.redis.zadd(this.keys.leaseIndex, next, contextId);
     }
     return due.length;
+  }
+
+  /**
+   * One step of a context's ledger upkeep (lua/expire-due-9.lua): ends what is due, then prunes
+   * ended allocations past retention, at most STEP (50) allocations in all. Throws NOT_FOUND for
+   * a context that does not exist.
+   */
+  async upkeepStep(contextId: string): Promise<UpkeepStep> {
+    return (await this.run("expireDue", contextId, [], { actor: "lease-sweeper" }, [this.config.endedAllocationRetentionMs])) as unknown as UpkeepStep;
   }
 
   /** Files the allocation's context under its expiry in the lease index if that is earlier. */
@@ -200,29 +296,96 @@ export class LedgerStore {
     return allocation;
   }
 
-  /** An allocation by id, or null. */
+  /** An allocation by id, or null (also once retention pruned it). */
   async allocation(allocationId: string): Promise<Allocation | null> {
-    let parsed: { contextId: string; n: string };
-    try {
-      parsed = parseAllocationId(allocationId);
-    } catch {
-      return null;
-    }
-    return (await this.allocationsByNumber(parsed.contextId, [parsed.n]))[0] ?? null;
+    return (await this.allocationsById([allocationId]))[0] ?? null;
   }
 
   /**
-   * Every allocation of a context (active or ended), oldest first, `batchSize` at a time, so that a
-   * reader can stop (by throwing) before it has read more than it may hold.
+   * Allocations by id, in one round trip whatever their number and context: null for an id that
+   * does not parse or names no allocation (pruned included).
    */
-  async *allocationBatches(contextId: string, batchSize: number): AsyncGenerator<Allocation[]> {
-    const key = this.keys.context(contextId).allocs;
-    // Numbers only grow and are never removed, so pages by rank neither skip nor repeat.
-    for (let start = 0; ; start += batchSize) {
-      const numbers = await this.redis.zrange(key, start, start + batchSize - 1);
-      if (numbers.length > 0) yield await this.allocationsByNumber(contextId, numbers);
-      if (numbers.length < batchSize) return;
-    }
+  async allocationsById(ids: readonly string[]): Promise<(Allocation | null)[]> {
+    const parsed = ids.map((id) => {
+      try {
+        return parseAllocationId(id);
+      } catch {
+        return null;
+      }
+    });
+    const wanted = parsed.filter((p) => p !== null);
+    const hashes = await this.hashes(wanted);
+    let at = 0;
+    return parsed.map((p) => (p === null ? null : fromHash(p.contextId, p.n, hashes[at++]!)));
+  }
+
+  /**
+   * Pages of allocations, each from the read index its request selects (keys.ts allocationIndex,
+   * or childIndex with `parent`), oldest (lowest number) first after the number `after`: two
+   * round trips for any number of requests, each reading its `first` + 1 index entries and the
+   * page's hashes. A row whose hash no longer matches the request (its status changed, or
+   * retention pruned it, between the two reads) is left out: it did not match for the whole walk.
+   * `endCursor` is the last number of the page read from the index, so a walk goes on after it.
+   */
+  async allocationPages(requests: readonly PageRequest[]): Promise<Page[]> {
+    if (requests.length === 0) return [];
+    const ranges = await exec(
+      requests.reduce(
+        (p, r) => p.zrangebyscore(this.indexKey(r), r.after === null ? "-inf" : `(${r.after}`, "+inf", "LIMIT", 0, r.first + 1),
+        this.redis.pipeline(),
+      ),
+    );
+    const numbers = ranges.map((found, i) => (found as string[]).slice(0, requests[i]!.first));
+    const hashes = await this.hashes(numbers.flatMap((ns, i) => ns.map((n) => ({ contextId: requests[i]!.contextId, n }))));
+    let at = 0;
+    return requests.map((r, i) => {
+      const page = numbers[i]!;
+      const allocations: Allocation[] = [];
+      for (const n of page) {
+        const a = fromHash(r.contextId, n, hashes[at++]!);
+        if (a && matches(a, r)) allocations.push(a);
+      }
+      return {
+        allocations,
+        hasNextPage: (ranges[i] as string[]).length > r.first,
+        endCursor: page.length > 0 ? Number(page[page.length - 1]) : r.after,
+      };
+    });
+  }
+
+  /** How many allocations each request's read index holds (its `after` and `first` aside), in one round trip. */
+  async allocationCounts(requests: readonly Omit<PageRequest, "after" | "first">[]): Promise<number[]> {
+    if (requests.length === 0) return [];
+    return (await exec(requests.reduce((p, r) => p.zcard(this.indexKey(r)), this.redis.pipeline()))) as number[];
+  }
+
+  /** Active allocations of a context (one ZCARD). */
+  async activeAllocations(contextId: string): Promise<number> {
+    return this.redis.zcard(this.keys.context(contextId).allocationIndex({ status: "ACTIVE" }));
+  }
+
+  /**
+   * Locks of a context that no operation has released (one SCARD, no lock read): the held ones,
+   * and ones whose lease ran out that no lock operation on that name has cleaned up yet.
+   */
+  async heldLocks(contextId: string): Promise<number> {
+    return this.redis.scard(this.keys.context(contextId).locks);
+  }
+
+  private indexKey(r: Omit<PageRequest, "after" | "first">): string {
+    const k = this.keys.context(r.contextId);
+    return r.parent !== undefined
+      ? k.childIndex(r.parent, r.status)
+      : k.allocationIndex({ status: r.status, tier: r.tier, holder: r.holder });
+  }
+
+  /** The hashes of allocations, in one round trip. */
+  private async hashes(of: readonly { contextId: string; n: string }[]): Promise<Record<string, string>[]> {
+    if (of.length === 0) return [];
+    return (await exec(of.reduce((p, { contextId, n }) => p.hgetall(this.keys.context(contextId).alloc(n)), this.redis.pipeline()))) as Record<
+      string,
+      string
+    >[];
   }
 
   /**
@@ -264,38 +427,6 @@ export class LedgerStore {
       .map((name, i) => ({ name, hash: hashes[i] as Record<string, string> }))
       .filter(({ hash }) => hash.token !== undefined && Number(hash.expiresAt) > now)
       .map(({ name, hash }) => toLock({ name, holder: hash.holder!, token: Number(hash.token), expiresAt: Number(hash.expiresAt) }));
-  }
-
-  private async allocationsByNumber(contextId: string, numbers: readonly string[]): Promise<Allocation[]> {
-    const k = this.keys.context(contextId);
-    const hashes = await Promise.all(numbers.map((n) => this.redis.hgetall(k.alloc(n))));
-    const out: Allocation[] = [];
-    numbers.forEach((n, i) => {
-      const h = hashes[i]!;
-      if (!h.status) return;
-      const kinds = h.kinds ? h.kinds.split(" ") : [];
-      const list = (prefix: string) => kinds.map((kind) => ({ kind, amount: Number(h[prefix + kind] ?? 0) }));
-      out.push(
-        toAllocation({
-          n: Number(n),
-          contextId,
-          parent: h.parent ? Number(h.parent) : null,
-          tier: Number(h.tier),
-          path: h.path ? h.path.split(" ").map(Number) : [],
-          status: h.status as AllocationStatus,
-          requested: list("q:"),
-          granted: list("g:"),
-          consumed: list("c:"),
-          reserved: list("r:"),
-          holder: h.holder || null,
-          purpose: h.purpose || null,
-          createdAt: Number(h.createdAt),
-          expiresAt: h.expiresAt ? Number(h.expiresAt) : null,
-          endedAt: h.endedAt ? Number(h.endedAt) : null,
-        }),
-      );
-    });
-    return out;
   }
 
   /** Runs a ledger script under a record of its own (fingerprinted with the script's name) and settles its reply. */

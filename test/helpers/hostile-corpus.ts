@@ -161,7 +161,7 @@ export function hostileCorpus(limits: CorpusLimits, scoped: string, allocation: 
   for (const n of [100, 1_000, 1_600]) {
     op("deep nesting", `object literal nested ${n} deep`, `mutation { mergeContext(id: "${scoped}", merge: { x: ${"{a: ".repeat(n)}1${"}".repeat(n)} }) { version } }`, LIMIT);
   }
-  op("deep nesting", "deep children lists", `{ allocation(id: "${allocation}") { ${"children { ".repeat(depth + 2)}id${" }".repeat(depth + 2)} } }`, LIMIT);
+  op("deep nesting", "deep children lists", `{ allocation(id: "${allocation}") { ${"children { edges { node { ".repeat(depth + 2)}id${" } } }".repeat(depth + 2)} } }`, LIMIT);
   op("deep nesting", "a deep operation beside the one selected", `query A { __typename } query Q { allocation(id: "${allocation}") { ${parents(depth + 3)} } }`, LIMIT, { operationName: "A" });
 
   // Alias floods.
@@ -209,19 +209,19 @@ export function hostileCorpus(limits: CorpusLimits, scoped: string, allocation: 
   op("fragment cycle", "fragment on an unknown type", "{ ...X } fragment X on Nope { a }", INVALID);
 
   // Fragment bombs: each level spreads the previous one under two fields, so the expanded
-  // operation grows as 2^n (and as 10^n through the children lists); the smallest is just past
-  // maxCost (level k costs 2 + 11 x level k-1, where parent counts once and children 10 times).
+  // operation grows as 2^n (and as 10^n through the children pages); the smallest is just past
+  // maxCost (level k costs 13 + 11 x level k-1: parent 1 + it, children(first: 10) 3 + 10 x (1 + it)).
   let smallest = 1;
-  for (let cost = 1; 1 + cost <= limits.maxCost; smallest++) cost = 2 + 11 * cost;
+  for (let cost = 1; 1 + cost <= limits.maxCost; smallest++) cost = 13 + 11 * cost;
   for (const n of [smallest, 10, 20, 40, 80]) {
     const fragments = range(n).map((i) =>
-      i === 0 ? "fragment B0 on Allocation { id }" : `fragment B${i} on Allocation { parent { ...B${i - 1} } children { ...B${i - 1} } }`,
+      i === 0 ? "fragment B0 on Allocation { id }" : `fragment B${i} on Allocation { parent { ...B${i - 1} } children(first: 10) { edges { node { ...B${i - 1} } } } }`,
     );
     op("fragment bomb", `binary bomb of ${n} levels`, `{ allocation(id: "${allocation}") { ...B${n - 1} } } ${fragments.join(" ")}`, LIMIT);
   }
   for (const n of [4, 8, 16]) {
     const fragments = range(n).map((i) =>
-      i === 0 ? "fragment W0 on SwarmContext { id }" : `fragment W${i} on SwarmContext { ...W${i - 1} history(limit: 1000) { allocation { children { contextId } } } }`,
+      i === 0 ? "fragment W0 on SwarmContext { id }" : `fragment W${i} on SwarmContext { ...W${i - 1} history(limit: 1000) { allocation { children { edges { node { contextId } } } } } }`,
     );
     op("fragment bomb", `cost bomb of ${n} levels`, `{ contexts(first: 500) { edges { node { ...W${n - 1} } } } } ${fragments.join(" ")}`, LIMIT);
   }
@@ -300,7 +300,7 @@ export function hostileCorpus(limits: CorpusLimits, scoped: string, allocation: 
   ] as const) {
     op("wrong variable types", name, `query Q($n: Int) { context(id: "${scoped}") { snapshot(version: $n) } }`, INVALID, { variables: { n: value } });
   }
-  op("wrong variable types", "enum given an unknown value", `query Q($s: AllocationStatus) { context(id: "${scoped}") { allocations(status: $s) { id } } }`, INVALID, { variables: { s: "ALL" } });
+  op("wrong variable types", "enum given an unknown value", `query Q($s: AllocationStatus) { context(id: "${scoped}") { allocations(status: $s) { edges { node { id } } } } }`, INVALID, { variables: { s: "ALL" } });
   op("wrong variable types", "input object with unknown fields", `mutation P($p: [JSONPatchOperation!]!) { patchContext(id: "${scoped}", patch: $p) { version } }`, INVALID, {
     variables: { p: [{ op: "add", path: "/a", value: 1, evil: true }] },
   });
@@ -359,8 +359,8 @@ export function hostileCorpus(limits: CorpusLimits, scoped: string, allocation: 
   // What one key holder could do to every tenant: load a swarm's whole ledger once per
   // allocation, get past the cost limit with variables, carry hundreds of megabytes in one
   // response, poison or uncap a swarm's policy, allocate nothing or kinds that are not there.
-  op("tenant abuse", "every allocation's children, by a viewer", `{ context(id: "${big}") { allocations { id children { id } } } }`, LIMIT, { role: "viewer" });
-  op("tenant abuse", "the allocations of a big ledger, aliased", `{ ${range(4).map((i) => `c${i}: context(id: "${big}") { allocations { id } }`).join(" ")} }`, LIMIT, { role: "viewer" });
+  op("tenant abuse", "every allocation's children, by a viewer", `{ context(id: "${big}") { allocations(first: 500) { edges { node { id children { edges { node { id } } } } } } } }`, LIMIT, { role: "viewer" });
+  op("tenant abuse", "the allocations of a big ledger, aliased", `{ ${range(4).map((i) => `c${i}: context(id: "${big}") { allocations { edges { node { id } } } }`).join(" ")} }`, LIMIT, { role: "viewer" });
   op("tenant abuse", "list sizes as variables past the cost limit", "query Q($f: Int, $l: Int) { contexts(first: $f) { edges { node { id history(limit: $l) { seq } } } } }", LIMIT, {
     variables: { f: 500, l: 1000 },
   });

@@ -225,8 +225,8 @@ test("kill -9 of redis-server (appendfsync always) under write load: no acknowle
 
   expect(await ledgerViolations(admin, prefix, "budget")).toEqual([]);
   const ledger = (await app.data(GetLedgerDocument, { id: "budget" })).context!;
-  expect(ledger.allocations.map((a) => a.id).sort()).toEqual([...allocations].sort());
-  expect(ledger.allocations.every((a) => a.status === "RELEASED")).toBe(true);
+  expect(ledger.allocations.edges.map(({ node: a }) => a).map((a) => a.id).sort()).toEqual([...allocations].sort());
+  expect(ledger.allocations.edges.map(({ node: a }) => a).every((a) => a.status === "RELEASED")).toBe(true);
   expect(ledger.budget.consumed).toEqual(credits(USAGE * allocations.length));
   expect(ledger.budget.available).toEqual(credits(1_000_000 - USAGE * allocations.length));
 
@@ -401,6 +401,12 @@ test("FLUSHALL, then a new instance initialises the blank keyspace: the instance
   expect(fresh).toMatch(/^[0-9a-f-]{36}$/);
   expect(fresh).not.toBe(epoch);
   expect(await stateOf(b.url)).toBe("INTACT");
+  // B's heartbeat (serverInstances), written while B found the keyspace intact: the only keys
+  // besides the epoch that may be there once the loss is seen, and not written again after it.
+  const heartbeatKeys = (await admin.keys(`${prefix}:{instances}*`)).sort();
+  expect(heartbeatKeys).toHaveLength(2);
+  const beats = async () => Promise.all(heartbeatKeys.map((key) => admin.type(key).then((type) => (type === "hash" ? admin.hget(key, "heartbeat") : admin.zrange(key, 0, -1, "WITHSCORES")))));
+  const beatsBefore = await beats();
 
   // Every connection drops (the admin's own is skipped): A checks the epoch on its reconnect.
   let from = aStates.seen.length;
@@ -413,7 +419,8 @@ test("FLUSHALL, then a new instance initialises the blank keyspace: the instance
     expect(codeOf(await instance.request(CreateContextDocument, { id: "blank", document: {} }))).toBe("UNAVAILABLE");
     expect(await statusOf(instance.url, "/ready")).toBe(503);
   }
-  expect(await admin.keys("*")).toEqual([epochKey]);
+  expect((await admin.keys("*")).sort()).toEqual([epochKey, ...heartbeatKeys].sort());
+  expect(await beats()).toEqual(beatsBefore);
 
   // Re-initialised on B, the instance that started on the blank keyspace: A adopts the new epoch.
   expect((await call(b.url, REINITIALIZE, { confirm: "the state is lost" })).body).toEqual({ data: { reinitialize: "INTACT" } });

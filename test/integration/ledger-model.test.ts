@@ -127,8 +127,8 @@ async function expectSame(model: Model, real: Real): Promise<void> {
     expect(asMap(budget.granted)[k] ?? 0).toBe(model.root.reserved[k]);
     expect(asMap(budget.consumed)[k] ?? 0).toBe(model.root.consumed[k]);
   }
-  expect(context!.allocations.map((a) => a.id)).toEqual(model.nodes.map((n) => n.id));
-  context!.allocations.forEach((a, i) => {
+  expect(context!.allocations.edges.map(({ node }) => node).map((a) => a.id)).toEqual(model.nodes.map((n) => n.id));
+  context!.allocations.edges.map(({ node }) => node).forEach((a, i) => {
     const n = model.nodes[i]!;
     expect(a.status).toBe(n.status);
     expect(a.tier).toBe(n.tier);

@@ -118,8 +118,8 @@ test("the extreme allowed values read back unchanged through every reader", asyn
   const ledger = (await server.data(GetLedgerDocument, { id })).context!;
   expect(ledger.budget.consumed).toEqual([{ kind: "credits", amount: MAX }, { kind: "tokens", amount: 0 }]);
   expect(ledger.budget.granted).toEqual([{ kind: "credits", amount: 0 }, { kind: "tokens", amount: MAX }]);
-  expect(ledger.allocations.map((a) => a.id)).toEqual([run.id, step.id, tokens.id]);
-  for (const a of ledger.allocations) {
+  expect(ledger.allocations.edges.map(({ node: a }) => a).map((a) => a.id)).toEqual([run.id, step.id, tokens.id]);
+  for (const { node: a } of ledger.allocations.edges) {
     const last = history.filter((e) => e.allocation?.id === a.id).at(-1)!.allocation;
     expect(last).toEqual(a);
     const { parent: _parent, children: _children, ...byId } = (await server.data(GetAllocationDocument, { id: a.id })).allocation!;

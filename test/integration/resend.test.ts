@@ -68,7 +68,7 @@ test("ledger writes: allocate, reportUsage, renew and release apply once", async
   const released = (await withLostReply(() => server.request(ReleaseDocument, { allocationId: a.id, usage: credits(5) }))).release;
   expect(released).toMatchObject({ status: "RELEASED", consumed: credits(20) });
   const { context } = await server.data(GetLedgerDocument, { id });
-  expect(context!.allocations.map((x) => x.id)).toEqual([a.id]);
+  expect(context!.allocations.edges.map(({ node }) => node).map((x) => x.id)).toEqual([a.id]);
   expect(context!.budget.consumed).toEqual(credits(20));
   expect(await kinds(id)).toEqual(["CREATED", "ALLOCATED", "USAGE_REPORTED", "RENEWED", "RELEASED"]);
   expect(await ledgerViolations(server.redis, server.config.keyPrefix, id)).toEqual([]);

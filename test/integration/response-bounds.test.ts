@@ -1,4 +1,4 @@
-// Proves what one request may load and carry: a context's allocations are read from Redis once per response however many fields ask (not once per parent), the bytes one response reads are bounded by SWARM_MAX_RESPONSE_BYTES and refused with LIMIT_EXCEEDED naming it, history (both ways, filtered or not) gives a shorter page rather than pass the bound, and each subscription event is a response of its own.
+// Proves what one request may load and carry: a context's allocations are read a page at a time, each row once per page that shows it (not the ledger once per parent), the bytes one response reads are bounded by SWARM_MAX_RESPONSE_BYTES and refused with LIMIT_EXCEEDED naming it, history (both ways, filtered or not) gives a shorter page rather than pass the bound, and each subscription event is a response of its own.
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { parse } from "graphql";
 import { describe, expect, test } from "vitest";
@@ -49,23 +49,30 @@ function expectResponseBytesExceeded(result: GraphQLResponse<unknown>): void {
 }
 
 describe("a context's allocations", () => {
-  test("are read from Redis once per response, however many parents ask for their children", async () => {
+  test("are read a page at a time: each allocation once per page that shows it, however many parents ask for their children", async () => {
     const id = await createContext({ resources: { limits: { credits: 1_000_000 } } });
     const parents = await allocateMany(id, 10, null, 1000);
     const children = await allocateMany(id, 20, parents[0], 10);
     const grandchildren = await allocateMany(id, 10, children[3]);
-    const total = parents.length + children.length + grandchildren.length;
     const before = await calls("hgetall");
-    const { context } = await data(`query($id: ID!) { context(id: $id) { allocations { id children { id children { id } } } } }`, { id });
+    const { context } = await data(
+      `query($id: ID!) { context(id: $id) { allocations(first: 50) { edges { node { id children(first: 20) { edges { node { id children(first: 10) { edges { node { id } } } } } } } } } } }`,
+      { id },
+    );
     const hgetalls = (await calls("hgetall")) - before;
-    // One read per allocation (one response); reading them for each parent would be 40 x 41.
-    expect(hgetalls).toBeGreaterThanOrEqual(total);
-    expect(hgetalls).toBeLessThanOrEqual(total + 5);
-    const byId = new Map<string, { children: { id: string; children: { id: string }[] }[] }>(context.allocations.map((a: { id: string }) => [a.id, a]));
-    expect(context.allocations.map((a: { id: string }) => a.id)).toEqual([...parents, ...children, ...grandchildren]);
-    expect(byId.get(parents[0]!)!.children.map((c) => c.id)).toEqual(children);
-    expect(byId.get(parents[0]!)!.children[3]!.children.map((c) => c.id)).toEqual(grandchildren);
-    expect(byId.get(parents[1]!)!.children).toEqual([]);
+    type Node = { id: string; children: { edges: { node: Node }[] } };
+    const nodes = (c: { edges: { node: Node }[] }) => c.edges.map((e) => e.node);
+    const all = nodes(context.allocations);
+    // 40 on the first page, 30 children pages' rows (parents[0]'s 20, children[3]'s 10), and
+    // children[3]'s 10 again one level down: one read per row shown, not the ledger per parent.
+    const shown = all.length + all.reduce((sum, a) => sum + nodes(a.children).length + nodes(a.children).reduce((s2, c) => s2 + nodes(c.children).length, 0), 0);
+    expect(shown).toBe(80);
+    expect(hgetalls).toBe(shown);
+    const byId = new Map(all.map((a) => [a.id, a]));
+    expect(all.map((a) => a.id)).toEqual([...parents, ...children, ...grandchildren]);
+    expect(nodes(byId.get(parents[0]!)!.children).map((c) => c.id)).toEqual(children);
+    expect(nodes(nodes(byId.get(parents[0]!)!.children)[3]!.children).map((c) => c.id)).toEqual(grandchildren);
+    expect(nodes(byId.get(parents[1]!)!.children)).toEqual([]);
   });
 
   test("a mutation after a read sees what the one before it wrote", async () => {
@@ -73,23 +80,25 @@ describe("a context's allocations", () => {
     const [parent] = await allocateMany(id, 1, null, 10);
     const { first, second } = await data(
       `mutation($id: ID!, $p: ID!) {
-        first: allocate(contextId: $id, parentId: $p, request: [{ kind: "credits", amount: 1 }], mode: EXACT) { parent { children { id } } }
-        second: allocate(contextId: $id, parentId: $p, request: [{ kind: "credits", amount: 1 }], mode: EXACT) { id parent { children { id } } }
+        first: allocate(contextId: $id, parentId: $p, request: [{ kind: "credits", amount: 1 }], mode: EXACT) { parent { children { totalCount edges { node { id } } } } }
+        second: allocate(contextId: $id, parentId: $p, request: [{ kind: "credits", amount: 1 }], mode: EXACT) { id parent { children { totalCount edges { node { id } } } } }
       }`,
       { id, p: parent },
     );
-    expect(first.parent.children).toHaveLength(1);
-    expect(second.parent.children.map((c: { id: string }) => c.id)).toContain(second.id);
-    expect(second.parent.children).toHaveLength(2);
+    expect(first.parent.children.edges).toHaveLength(1);
+    expect(first.parent.children.totalCount).toBe(1);
+    expect(second.parent.children.edges.map((e: { node: { id: string } }) => e.node.id)).toContain(second.id);
+    expect(second.parent.children.edges).toHaveLength(2);
+    expect(second.parent.children.totalCount).toBe(2);
   });
 
-  test("a ledger that weighs more than the bound is refused while it is read, not after", async () => {
+  test("a page that weighs more than the bound is refused when it is read, before anything under it", async () => {
     const id = await createContext({ resources: { limits: { credits: 1_000_000 } } });
     await allocateMany(id, 240); // about 400 bytes each
     const before = await calls("hgetall");
-    const result = await request(`query($id: ID!) { context(id: $id) { allocations { id children { id } } } }`, { id });
+    const result = await request(`query($id: ID!) { context(id: $id) { allocations(first: 240) { edges { node { id children { edges { node { id } } } } } } } }`, { id });
     expectResponseBytesExceeded(result);
-    // Reading stops at the batch that passes the bound (batches of 500): not one read per parent.
+    // Reading stops at the page that passes the bound: its children are never read.
     expect((await calls("hgetall")) - before).toBeLessThanOrEqual(240);
   });
 });
@@ -147,14 +156,15 @@ describe("the bytes of one response", () => {
 
   test.each(TRANSPORTS)("each subscription event is a response of its own (%s)", async (transport) => {
     const id = await createContext({ resources: { limits: { credits: 1_000_000 } } });
-    const [parent] = await allocateMany(id, 100, null, 10); // a ledger of about 40 KB
+    const [parent] = await allocateMany(id, 1, null, 1000);
+    await allocateMany(id, 100, parent); // children of about 40 KB
     const { context } = await data(`query($id: ID!) { context(id: $id) { seq } }`, { id });
-    // Each event reads the whole ledger for `children`, as it is then (one allocation more each
-    // time); three together pass the bound.
+    // Each event reads the parent's children, as they are then (one allocation more each time):
+    // three together pass the bound.
     const feed = subscribe(
       transport,
       server.url,
-      doc(`subscription($after: [CursorInput!]) { contextChanges(after: $after, batch: { maxSize: 1 }) { changes { seq allocation { parent { children { id } } } } } }`),
+      doc(`subscription($after: [CursorInput!]) { contextChanges(after: $after, batch: { maxSize: 1 }) { changes { seq allocation { parent { children(first: 200) { edges { node { id } } } } } } } }`),
       { after: [{ contextId: id, seq: context.seq }] },
     );
     const seqs = () => feed.values.flatMap((v) => v.contextChanges.changes.map((c: { seq: number }) => c.seq));
@@ -164,8 +174,10 @@ describe("the bytes of one response", () => {
     }
     expect(feed.errors).toEqual([]);
     expect(seqs()).toEqual([context.seq + 1, context.seq + 2, context.seq + 3]);
-    const siblings = feed.values.flatMap((v) => v.contextChanges.changes.map((c: { allocation: { parent: { children: unknown[] } } }) => c.allocation.parent.children.length));
-    expect(siblings).toEqual([1, 2, 3]);
+    const siblings = feed.values.flatMap((v) =>
+      v.contextChanges.changes.map((c: { allocation: { parent: { children: { edges: unknown[] } } } }) => c.allocation.parent.children.edges.length),
+    );
+    expect(siblings).toEqual([101, 102, 103]);
     feed.close();
   });
 });

@@ -69,7 +69,7 @@ describe("fragment cycles and undefined fragments", () => {
     const src = `
       query { allocation(id: "a") { ...A } }
       fragment A on Allocation { parent { ...B } }
-      fragment B on Allocation { children { ...A } }
+      fragment B on Allocation { children { edges { node { ...A } } } }
       fragment C on Allocation { ...C }`;
     expect(errors(src).map((e) => e.message)).toEqual([
       'Cannot spread fragment "A" within itself via "B".',
@@ -115,12 +115,13 @@ describe("cost", () => {
     const at = (maxCost: number, src: string) => errors(src, { ...L, maxCost });
     expect(at(4, history(2))).toEqual([]);
     expect(at(3, history(2))).toEqual(exceeded("cost", 3, 4));
-    // context 1 + allocations (1 + 10 x (granted 1 + 10 x 2)) + budget (1 + limits (1 + 10 x 1)).
+    // context 1 + locks (1 + 10 x (name 1 + holder 1)) + budget (1 + limits (1 + 10 x 1)): lists
+    // without a size argument count 10 items.
     const nested = `
-      { context(id: "c") { allocations { ...G } budget { limits { kind } } } }
-      fragment G on Allocation { granted { kind amount } }`;
-    expect(at(224, nested)).toEqual([]);
-    expect(at(223, nested)).toEqual(exceeded("cost", 223, 224));
+      { context(id: "c") { locks { ...G } budget { limits { kind } } } }
+      fragment G on Lock { name holder }`;
+    expect(at(34, nested)).toEqual([]);
+    expect(at(33, nested)).toEqual(exceeded("cost", 33, 34));
   });
 
   test("a size given as a variable counts with the variable's value, else its default, else the argument's", () => {
@@ -162,6 +163,22 @@ describe("cost", () => {
     // The query that passed as 10 x 10 before: 2 + 500 x (node 1 + id 1 + history (1 + 1000)).
     const both = `query ($f: Int, $l: Int) { contexts(first: $f) { edges { node { id history(limit: $l) { seq } } } } }`;
     expect(errors(both, L, schema, { f: 500, l: 1000 })).toEqual(exceeded("cost", L.maxCost, 501_502));
+  });
+
+  test("allocation connections are charged by first, nested ones multiplying; totalCount and pageInfo cost 1 each", () => {
+    const at = (maxCost: number, src: string) => errors(src, { ...L, maxCost });
+    // context 1 + allocations (1 + totalCount 1 + pageInfo (1 + 2) + edges (1 + 5 x node (1 + id 1
+    // + children (1 + totalCount 1 + edges (1 + 3 x node (1 + id 1)))))): children 9, node 11, 62 in all.
+    const tree = `{ context(id: "c") { allocations(first: 5) { totalCount pageInfo { hasNextPage endCursor } edges { node { id children(first: 3) { totalCount edges { node { id } } } } } } } }`;
+    expect(at(62, tree)).toEqual([]);
+    expect(at(61, tree)).toEqual(exceeded("cost", 61, 62));
+    // first left out: the default, 50, for both: 1 + 1 + (1 + 50 x (1 + 1 + (1 + 1 + 50 x 2))) = 5,203.
+    const defaults = `{ context(id: "c") { allocations { edges { node { id children { edges { node { id } } } } } } } }`;
+    expect(at(5_203, defaults)).toEqual([]);
+    expect(at(5_202, defaults)).toEqual(exceeded("cost", 5_202, 5_203));
+    // The console tree that cost 2,025 as lists: one page of 500, each with a page of 500 children.
+    const big = `{ context(id: "c") { allocations(first: 500) { edges { node { id children(first: 500) { edges { node { id } } } } } } } }`;
+    expect(errors(big)).toEqual(exceeded("cost", L.maxCost, 1 + 1 + 1 + 500 * (1 + 1 + 1 + 1 + 500 * 2)));
   });
 
   test("first counts like limit; a non-list field is not multiplied", () => {
@@ -258,7 +275,8 @@ describe("legitimate documents pass the defaults", () => {
         context(id: $id) {
           id version seq updatedAt updatedBy document
           budget { limits { kind amount } granted { kind amount } consumed { kind amount } available { kind amount } }
-          allocations { id status holder purpose granted { kind amount } consumed { kind amount } children { id status children { id } } }
+          activeAllocations heldLocks
+          allocations { totalCount pageInfo { hasNextPage endCursor } edges { node { id status holder purpose granted { kind amount } consumed { kind amount } children(first: 10) { totalCount edges { node { id status children { totalCount } } } } } } }
           locks { name holder token expiresAt }
           history { seq kind actor at paths reason allocation { id status } lock { name token } }
         }

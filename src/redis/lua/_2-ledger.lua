@@ -16,7 +16,18 @@
 --   <base>:children:<n>   set of the active children of n ('root' for the budget)
 --   <base>:leases         zset of active leased allocations by expiresAt
 --   <base>:releasing      zset of allocations being released in steps, by when the release began
---   <base>:allocs         zset of every allocation number
+--   <base>:allocs         zset of every allocation number (until retention prunes it)
+--   <base>:ended          zset of the ended (RELEASED|EXPIRED) allocations by endedAt, which
+--                         retention prunes (prune_ended)
+--   <base>:ix:<status|*>:<tier|*>:<h=holder|*>
+--                         read index (keys.ts allocationIndex): zset of the numbers (score: the
+--                         number) of the allocations of that status, tier and holder ('*': any);
+--                         an allocation without a holder is only in the holder '*' ones
+--   <base>:kids:<parent|root>:<status|*>
+--                         read index (keys.ts childIndex): zset of the numbers of parent's
+--                         children (active or ended) of that status ('*': any)
+--   <base>:indexes        set of the read index keys (ix, kids) the scripts created: a key joins
+--                         it when a script adds to it, and leaves it when a script empties it
 --   <base>:allocCount     counter of allocation numbers
 --   <base>:lock:<name>    hash holder, token, expiresAt; <base>:lockToken:<name> its token counter
 --                         (never deleted, so tokens only grow); <base>:locks the set of names
@@ -98,6 +109,63 @@ end
 local function holds(base, n, kind)
   if n == '' then return redis.call('HEXISTS', KEYS[5], kind) == 1 end
   return redis.call('HEXISTS', node_key(base, n), 'g:' .. kind) == 1
+end
+
+-- The read indexes (keys.ts allocationIndex, childIndex) an allocation of `tier`, `holder` ('' =
+-- none) and `parent` ('' = the budget) is in while it has `status`: the allocationIndex of every
+-- combination of (status|*) x (tier|*) x (holder|*) (holder * only without one) and the
+-- childIndex of (status|*) under its parent; with only_status, just the ones naming the status.
+local function index_keys(base, status, tier, holder, parent, only_status)
+  local out, holders = {}, { '*' }
+  if holder and holder ~= '' then holders[2] = 'h=' .. holder end
+  for _, s in ipairs(only_status and { status } or { status, '*' }) do
+    for _, t in ipairs({ tier, '*' }) do
+      for _, h in ipairs(holders) do out[#out + 1] = base .. ':ix:' .. s .. ':' .. t .. ':' .. h end
+    end
+    out[#out + 1] = base .. ':kids:' .. (parent == '' and 'root' or parent) .. ':' .. s
+  end
+  return out
+end
+
+-- Adds allocation n to the read indexes `keys`, filing them in <base>:indexes (one SADD).
+local function index_add(base, n, keys)
+  for _, k in ipairs(keys) do redis.call('ZADD', k, n, n) end
+  redis.call('SADD', base .. ':indexes', unpack(keys))
+end
+
+-- Removes allocation n from the read indexes `keys`; one left empty (so gone) leaves <base>:indexes.
+local function index_remove(base, n, keys)
+  for _, k in ipairs(keys) do
+    redis.call('ZREM', k, n)
+    if redis.call('EXISTS', k) == 0 then redis.call('SREM', base .. ':indexes', k) end
+  end
+end
+
+-- Moves allocation n (hash fields a: tier, holder, parent) from the indexes of status `from` to those of `to`.
+local function index_move(base, n, a, from, to)
+  index_remove(base, n, index_keys(base, from, a.tier, a.holder, a.parent, true))
+  index_add(base, n, index_keys(base, to, a.tier, a.holder, a.parent, true))
+end
+
+-- Prunes at most `limit` ended allocations whose endedAt is before `cutoff` (ms), oldest first:
+-- each one's hash, read index entries, number in <base>:allocs and children set. Its feed
+-- entries stay. Never an ACTIVE one (only numbers of <base>:ended, each checked). Returns how
+-- many it pruned.
+local function prune_ended(base, cutoff, limit)
+  if limit <= 0 then return 0 end
+  local pruned = 0
+  for _, n in ipairs(redis.call('ZRANGEBYSCORE', base .. ':ended', '-inf', '(' .. int(cutoff), 'LIMIT', 0, limit)) do
+    local key = node_key(base, n)
+    local a = redis.call('HMGET', key, 'status', 'tier', 'holder', 'parent')
+    if a[1] and a[1] ~= 'ACTIVE' then
+      index_remove(base, n, index_keys(base, a[1], a[2], a[3], a[4], false))
+      redis.call('DEL', key, children_key(base, n))
+      redis.call('ZREM', KEYS[9], n)
+      pruned = pruned + 1
+    end
+    redis.call('ZREM', base .. ':ended', n)
+  end
+  return pruned
 end
 
 -- Adds usage ("kind amount ...") to n's `field`: 'c:' for reported usage, 'd:' for a release's
@@ -252,7 +320,7 @@ end
 -- done: its reply is recorded under the release's op record (unless that holds another one).
 local function end_one(ctx, n, status)
   local key = node_key(ctx.base, n)
-  local a = redis.call('HMGET', key, 'parent', 'kinds', 'releaseOp', 'releaseFingerprint', 'releaseTtl')
+  local a = redis.call('HMGET', key, 'parent', 'kinds', 'releaseOp', 'releaseFingerprint', 'releaseTtl', 'tier', 'holder')
   local parent_key = node_key(ctx.base, a[1])
   for _, kind in ipairs(words(a[2])) do
     local v = redis.call('HMGET', key, 'g:' .. kind, 'c:' .. kind, 'd:' .. kind)
@@ -266,6 +334,8 @@ local function end_one(ctx, n, status)
   redis.call('SREM', children_key(ctx.base, a[1]), n)
   redis.call('ZREM', KEYS[8], n)
   redis.call('HSET', key, 'status', status, 'endedAt', int(ctx.now))
+  index_move(ctx.base, n, { tier = a[6], holder = a[7], parent = a[1] }, 'ACTIVE', status)
+  redis.call('ZADD', ctx.base .. ':ended', int(ctx.now), n)
   local json = allocation_json(ctx.base, n, ctx.id)
   ledger_change(ctx, status, 'allocation', json)
   if a[3] then

@@ -96,6 +96,7 @@ end
 redis.call('HSET', key, unpack(fields))
 redis.call('SADD', children_key(ctx.base, parent), n)
 redis.call('ZADD', KEYS[9], n, n)
+index_add(ctx.base, n, index_keys(ctx.base, 'ACTIVE', int(tier), ARGV[14], parent, false))
 if expires ~= '' then redis.call('ZADD', KEYS[8], expires, n) end
 local json = allocation_json(ctx.base, n, ctx.id)
 ledger_change(ctx, 'ALLOCATED', 'allocation', json)

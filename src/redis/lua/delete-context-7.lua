@@ -26,6 +26,8 @@ for _, n in ipairs(redis.call('ZRANGE', base .. ':allocs', 0, -1)) do
   redis.call('DEL', base .. ':alloc:' .. n, base .. ':children:' .. n)
 end
 for _, name in ipairs(redis.call('SMEMBERS', base .. ':locks')) do redis.call('DEL', base .. ':lock:' .. name) end
+for _, k in ipairs(redis.call('SMEMBERS', base .. ':indexes')) do redis.call('DEL', k) end
+redis.call('DEL', base .. ':indexes', base .. ':ended')
 redis.call('DEL', base .. ':root', base .. ':children:root', base .. ':leases', base .. ':releasing', base .. ':allocs', base .. ':locks')
 local seq = append_change(KEYS[2], KEYS[4], ARGV[6], ARGV[8], ARGV[9], {
   'kind', 'DELETED', 'version', current, 'paths', '[""]', 'patch', '[]', 'actor', ARGV[3],
