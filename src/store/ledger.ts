@@ -196,7 +196,10 @@ export class LedgerStore {
     } catch {
       return null;
     }
-    return (await this.allocationsByNumber(parsed.contextId, [parsed.n]))[0] ?? null;
+    const found = (await this.allocationsByNumber(parsed.contextId, [parsed.n]))[0] ?? null;
+    // A deleted context's allocations are ended at once, though their keys go in steps.
+    if (found && (await this.redis.exists(this.keys.context(parsed.contextId).meta)) === 0) return null;
+    return found;
   }
 
   /**
