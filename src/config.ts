@@ -158,7 +158,7 @@ const MINIMUMS: Partial<Record<keyof Config, number>> = {
   maxDocumentDepth: 1,
   opIdTtlSeconds: 1,
   resendTtlSeconds: 1,
-  // A create must read the counter floor within half of it (create-context-7.lua).
+  // A create must read the counter floor within a quarter of it (create-context-7.lua).
   deletedContextRetentionMs: 1_000,
   subscriberBuffer: 1,
   subscriberBufferBytes: 1,

@@ -43,8 +43,9 @@ export interface ContextKeys {
   /**
    * Hash, while a deleted context has leftovers: seq (of its DELETED entry), deletedAt (ms),
    * purge ('1' while its ledger keys and read indexes are still being removed, in steps),
-   * raisedAt (ms: when counterFloor was seen at or above seq) and pruning ('1' once the prune of
-   * its feed and counters began). Written by lua/delete-context-7.lua, read and ended by
+   * raisedAt (ms: when counterFloor was seen at or above seq, half a retention after the
+   * deletion) and pruning ('1' once the prune of its feed and counters, half a retention after
+   * that, began). Written by lua/delete-context-7.lua, read and ended by
    * lua/purge-step-2.lua, removed by a create of the id.
    */
   readonly tombstone: string;
@@ -155,9 +156,10 @@ export class Keys {
   }
 
   /**
-   * Counter: at least the last seq of every deleted context whose tombstone recorded the raise.
-   * Every allocation number and lock token of a context is at most its seq, so a context created
-   * where no seq counter is left starts its seq, allocation numbers and lock tokens above it.
+   * Counter: at least the last seq of every deleted context whose feed is pruned or about to be
+   * (0 until one is). Every allocation number and lock token of a context is at most its seq, so
+   * a context created where no seq counter is left starts its seq, allocation numbers and lock
+   * tokens above it.
    */
   get counterFloor(): string {
     return `${this.prefix}:counterFloor`;

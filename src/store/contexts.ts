@@ -264,7 +264,7 @@ export class ContextStore {
           this.keys.contextBase(contextId),
           floor,
           readAtMs,
-          Math.floor(this.config.deletedContextRetentionMs / 2),
+          Math.floor(this.config.deletedContextRetentionMs / 4),
         ),
         record,
       );

@@ -3,8 +3,9 @@
 -- (a new id, or a pruned one) they start at the counter floor F: the first seq, allocation
 -- number and lock token are F + 1 (F is kept in meta `floor` for lock names used later), so no
 -- cursor, allocation id or fencing token of an earlier context of the id matches this one. F
--- must have been read at most the given age ago (a prune runs at least a retention after the
--- floor covered it, so a read that recent saw it): an older read is answered pending.
+-- must have been read at most the given age ago (a quarter of the retention: a prune runs at
+-- least half a retention after the floor covered it, purge-step-2.lua, so a read that recent saw
+-- it): an older read is answered pending.
 -- KEYS: 1 meta, 2 seq, 3 snapshots, 4 feed, 5 op (the opId's record), 6 limits, 7 policy
 -- ARGV: 1 fingerprint, 2 document JSON, 3 actor, 4 reason, 5 now (ISO),
 --       6 feed retention, 7 seconds to keep the opId's record, 8 channel, 9 context id, 10 paths JSON, 11 patch JSON,

@@ -3,21 +3,25 @@
 --   purge   its ledger's keys: STEP allocation hashes and their children sets, then STEP locks,
 --           then INDEX_STEP read index keys listed in <base>:indexes, then the fixed ledger keys
 --           (root, children:root, leases, releasing, allocs, locks, indexes);
---   raise   counterFloor (a key of another slot, raised by raise-floor-1.lua) must be at least
---           the tombstone's seq: answered as {"raise":seq} until a call passes a floor that is,
---           which records raisedAt (Redis time);
---   prune   once raisedAt is a retention old: STEP lock token counters (<base>:lockNames), then
+--   raise   half a retention after the deletion, counterFloor (a key of another slot, raised by
+--           raise-floor-1.lua) must reach the tombstone's seq: answered {"raise":seq} until a
+--           call passes a floor that does, which records raisedAt (Redis time);
+--   prune   half a retention after raisedAt: STEP lock token counters (<base>:lockNames), then
 --           the seq counter, the feed stream (UNLINK: freed off the main thread), the allocation
 --           counter, <base>:lockNames and the tombstone.
+-- The prune thus comes at least a retention after the deletion and half a retention after the
+-- floor covered the context: a create that read the floor less than that long before it runs
+-- (create-context-7.lua checks) saw the raise. The floor is raised only for contexts about to be
+-- pruned, so where none ever is, new contexts start at seq 1.
 -- A context that exists again (its meta is back) has nothing left to do: the tombstone goes.
 -- KEYS: 1 meta, 2 tombstone
 -- ARGV: 1 the key base (keys.ts contextBase), checked to carry KEYS[1]'s hash tag: the script
 --       builds the keys listed above from it (_2-ledger.lua lays them out), 2 deleted-context
---       retention (ms), 3 '1' = may begin a prune that is due ('0': only go on with one begun),
---       4 a value counterFloor is known to have reached ('' = none)
+--       retention (ms), 3 '1' = may raise and prune when due ('0': only purge, and go on with a
+--       prune already begun), 4 a value counterFloor is known to have reached ('' = none)
 -- Returns: {"pending":true} (a step was taken: call again) | {"raise":seq} | {"wait":ms} (the
---          prune is due at ms, or was not allowed to begin) | {"done":true,"gone":bool} (nothing
---          left; gone: neither the context nor its seq counter exists, as after a prune)
+--          raise or the prune is due at ms, or was not allowed) | {"done":true,"gone":bool}
+--          (nothing left; gone: neither the context nor its seq counter exists, as after a prune)
 -- Bounded: at most STEP (50) allocations, STEP lock names or INDEX_STEP index keys per call; every
 -- key is removed with UNLINK, so a large one (a stream, an index) is freed off the main thread.
 -- Emits: nothing
@@ -34,7 +38,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('DEL', KEYS[2])
   return '{"done":true,"gone":false}'
 end
-local t = redis.call('HMGET', KEYS[2], 'seq', 'purge', 'raisedAt', 'pruning')
+local t = redis.call('HMGET', KEYS[2], 'seq', 'purge', 'raisedAt', 'pruning', 'deletedAt')
 if not t[1] then return done() end
 
 if t[2] then
@@ -63,15 +67,21 @@ if t[2] then
   return PENDING
 end
 
+local half = math.floor(tonumber(ARGV[2]) / 2)
+local function wait(at) return '{"wait":' .. int(at) .. '}' end
 if not t[3] then
-  if ARGV[4] == '' or tonumber(ARGV[4]) < tonumber(t[1]) then return '{"raise":' .. t[1] .. '}' end
-  redis.call('HSET', KEYS[2], 'raisedAt', int(now_ms()))
-  return PENDING
+  if ARGV[4] ~= '' and tonumber(ARGV[4]) >= tonumber(t[1]) then
+    redis.call('HSET', KEYS[2], 'raisedAt', int(now_ms()))
+    return PENDING
+  end
+  local raise_at = tonumber(t[5]) + half
+  if ARGV[3] ~= '1' or now_ms() < raise_at then return wait(raise_at) end
+  return '{"raise":' .. t[1] .. '}'
 end
 
 if not t[4] then
-  local due = tonumber(t[3]) + tonumber(ARGV[2])
-  if ARGV[3] ~= '1' or now_ms() < due then return '{"wait":' .. int(due) .. '}' end
+  local due = tonumber(t[3]) + half
+  if ARGV[3] ~= '1' or now_ms() < due then return wait(due) end
   redis.call('HSET', KEYS[2], 'pruning', '1')
 end
 local names = redis.call('SPOP', base .. ':lockNames', STEP)
