@@ -1,9 +1,10 @@
-// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed (BENCH_ONLY=fanout runs just that).
+// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed (BENCH_ONLY=fanout runs just that); then the longest Redis command of deleteContext on a swarm of 100,000 allocations, in steps against the one script it replaced (BENCH_ONLY=deletion runs just that).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
+import { deletionBench, printDeletion, type DeletionResult } from "./deletion.js";
 import { fanout, idleSubscriptionMemory, type FanoutResult, type MemoryResult } from "./fanout.js";
 import { ledgerViolations } from "../support/ledger-invariant.js";
 import { startRedisServer } from "../support/redis-server.js";
@@ -12,6 +13,8 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const FANOUT_ONLY = process.env.BENCH_ONLY === "fanout";
+const DELETION_ONLY = process.env.BENCH_ONLY === "deletion";
+const DELETION_ALLOCATIONS = Number(process.env.BENCH_DELETION_ALLOCATIONS ?? 100_000);
 const FANOUT_UPDATES = Number(process.env.BENCH_FANOUT_UPDATES ?? 200);
 const FANOUT_SUBSCRIBERS = (process.env.BENCH_FANOUT_SUBSCRIBERS ?? "1,100,1000").split(",").map(Number);
 const IDLE_SUBSCRIPTIONS = Number(process.env.BENCH_IDLE_SUBSCRIPTIONS ?? 5000);
@@ -257,6 +260,14 @@ function printFanout(report: FanoutReport): void {
 
 async function main(): Promise<void> {
   const redis = await startRedisServer();
+  if (DELETION_ONLY) {
+    try {
+      printDeletion(await deletionBench(redis.url, DELETION_ALLOCATIONS));
+    } finally {
+      await redis.stop();
+    }
+    return;
+  }
   if (FANOUT_ONLY) {
     try {
       const appUrl = await serve("app", { BENCH_REDIS_URL: redis.url });
@@ -268,6 +279,7 @@ async function main(): Promise<void> {
     return;
   }
   let fanoutReport: FanoutReport;
+  let deletion: DeletionResult;
   // Both servers stay up; each round measures every scenario right after its ceiling, and the
   // medians over rounds are reported, because this machine's speed drifts from minute to minute.
   const samples = new Map<string, Row[]>();
@@ -335,6 +347,8 @@ async function main(): Promise<void> {
       `ledger: ${releases} acknowledged releases, ${consumed} credits consumed, ${data.context.allocations.length} allocations left active, invariant ${violations.length ? `BROKEN: ${violations.join("; ")}` : "holds"}: ${ledgerSound ? "sound" : "NOT SOUND"}`,
     );
     fanoutReport = await fanoutScenarios(appUrl, redis.url);
+    stopAll();
+    deletion = await deletionBench(redis.url, DELETION_ALLOCATIONS);
   } finally {
     stopAll();
     await redis.stop();
@@ -362,6 +376,7 @@ async function main(): Promise<void> {
   mkdirSync(".bench", { recursive: true });
   writeFileSync(".bench/results.json", JSON.stringify({ at: new Date().toISOString(), connections: CONNECTIONS, durationS: DURATION_S, rounds: ROUNDS, rows }, null, 2));
   printFanout(fanoutReport);
+  printDeletion(deletion);
 }
 
 main().catch((err) => {
