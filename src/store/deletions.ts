@@ -91,7 +91,7 @@ export class Deletions {
 
   /**
    * Files `id` under when its prune is due, or, with nothing left, takes it out of the deleted
-   * index and, once its feed is pruned, out of the contexts and feed indexes. Each removal is
+   * index and, once its feed is pruned, out of the contexts, feed and lease indexes. Each removal is
    * checked after: an id created again meanwhile goes back (into the contexts index if it exists, the
    * feed index if it has a feed), and one deleted again (a tombstone) back into the deleted index.
    */
@@ -102,10 +102,12 @@ export class Deletions {
     }
     const k = this.keys.context(id);
     if (outcome.gone) {
-      await Promise.all([this.redis.zrem(this.keys.contextIndex, id), this.redis.zrem(this.keys.feedIndex, id)]);
+      const { contextIndex, feedIndex, leaseIndex } = this.keys;
+      await Promise.all([this.redis.zrem(contextIndex, id), this.redis.zrem(feedIndex, id), this.redis.zrem(leaseIndex, id)]);
       const [meta, seq] = await Promise.all([this.redis.exists(k.meta), this.redis.exists(k.seq)]);
-      if (meta === 1) await this.redis.zadd(this.keys.contextIndex, 0, id);
-      if (seq === 1) await this.redis.zadd(this.keys.feedIndex, 0, id);
+      // A context created meanwhile is filed as due in the lease index: the sweeper files it anew.
+      if (meta === 1) await Promise.all([this.redis.zadd(contextIndex, 0, id), this.redis.zadd(leaseIndex, "LT", 0, id)]);
+      if (seq === 1) await this.redis.zadd(feedIndex, 0, id);
     }
     await this.redis.zrem(this.keys.deletedIndex, id);
     if ((await this.redis.exists(k.tombstone)) === 1) await this.redis.zadd(this.keys.deletedIndex, 0, id);

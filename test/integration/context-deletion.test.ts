@@ -175,16 +175,19 @@ test("a create of an id whose purge is unfinished finishes it first: no allocati
 
 test("after the retention the feed, counters and index entries of a deleted context are pruned, and a cursor into the pruned feed gets a resync", async () => {
   const id = "pruned";
-  await short.data(CreateContextDocument, { id, document: { n: 0 } });
+  await short.data(CreateContextDocument, { id, document: { n: 0, resources: { limits: { credits: 10 } } } });
   await short.data(MergeContextDocument, { id, merge: { n: 1 } });
   await short.data(AcquireLockDocument, { contextId: id, name: "w", holder: "a", leaseMs: 60_000 });
+  await short.data(AllocateDocument, { contextId: id, request: credits(1), mode: "UP_TO", leaseMs: 60_000 });
   const { deleteContext } = await short.data(DeleteContextDocument, { id });
   const keys = new Keys(short.config.keyPrefix);
+  expect(await short.redis.zscore(keys.leaseIndex, id)).not.toBeNull();
   await until(async () => (await short.redis.exists(`${base(short, id)}:seq`)) === 0);
   await until(async () => (await short.redis.zscore(keys.deletedIndex, id)) === null);
   expect(await keysOf(short, id)).toEqual([]);
   expect(await short.redis.zscore(keys.feedIndex, id)).toBeNull();
   expect(await short.redis.zscore(keys.contextIndex, id)).toBeNull();
+  expect(await short.redis.zscore(keys.leaseIndex, id)).toBeNull();
   const feed = watch(short, id, deleteContext.seq - 1);
   await feed.until((c) => c.values.length > 0, "the resync");
   expect(batches(feed)[0]).toEqual({ changes: [], resync: [{ contextId: id, seq: 0, version: 0 }] });
