@@ -21,10 +21,14 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/**/*.test.ts"],
-          exclude: [...configDefaults.exclude, "test/unit/**"],
+          exclude: [...configDefaults.exclude, "test/unit/**", "test/soak/**"],
           globalSetup: ["test/global-setup.ts"],
         },
       },
+      // Long runs, not part of `npm test`: `npm run test:soak` (SOAK=1) runs them alone, each on a redis-server of its own.
+      ...(process.env.SOAK === "1"
+        ? [{ extends: true as const, test: { name: "soak", include: ["test/soak/**/*.test.ts"], testTimeout: 300_000 } }]
+        : []),
     ],
   },
 });

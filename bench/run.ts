@@ -1,9 +1,10 @@
-// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations (BENCH_ONLY=fanout, overview or ledger-page runs just that one).
+// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations (BENCH_ONLY=fanout, overview, ledger-page or deletion runs just that one).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
+import { deletionBench, printDeletion, type DeletionResult } from "./deletion.js";
 import { fanout, idleSubscriptionMemory, type FanoutResult, type MemoryResult } from "./fanout.js";
 import { seedContexts } from "./overview.js";
 import { ledgerPageScenario, LEDGER_PAGE_QUERY, type LedgerPageRow } from "./ledger-page.js";
@@ -22,6 +23,8 @@ const LEDGER_PAGE_ONLY = process.env.BENCH_ONLY === "ledger-page";
 /** Ended allocations in the two swarms of the ledger page benchmark: a short and a long history. */
 const LEDGER_PAGE_HISTORIES = (process.env.BENCH_LEDGER_PAGE_HISTORIES ?? "100,100000").split(",").map(Number);
 const LEDGER_PAGE_REQUESTS = Number(process.env.BENCH_LEDGER_PAGE_REQUESTS ?? 200);
+const DELETION_ONLY = process.env.BENCH_ONLY === "deletion";
+const DELETION_ALLOCATIONS = Number(process.env.BENCH_DELETION_ALLOCATIONS ?? 100_000);
 const FANOUT_UPDATES = Number(process.env.BENCH_FANOUT_UPDATES ?? 200);
 const FANOUT_SUBSCRIBERS = (process.env.BENCH_FANOUT_SUBSCRIBERS ?? "1,100,1000").split(",").map(Number);
 const IDLE_SUBSCRIPTIONS = Number(process.env.BENCH_IDLE_SUBSCRIPTIONS ?? 5000);
@@ -352,6 +355,15 @@ async function main(): Promise<void> {
     }
     return;
   }
+  if (DELETION_ONLY) {
+    try {
+      printDeletion(await deletionBench(redis.url, DELETION_ALLOCATIONS));
+    } finally {
+      stopAll();
+      await redis.stop();
+    }
+    return;
+  }
   if (FANOUT_ONLY) {
     try {
       const appUrl = await serve("app", { BENCH_REDIS_URL: redis.url });
@@ -364,6 +376,7 @@ async function main(): Promise<void> {
   }
   let fanoutReport: FanoutReport;
   let overviewRows: OverviewRow[];
+  let deletion: DeletionResult;
   // Both servers stay up; each round measures every scenario right after its ceiling, and the
   // medians over rounds are reported, because this machine's speed drifts from minute to minute.
   const samples = new Map<string, Row[]>();
@@ -433,6 +446,8 @@ async function main(): Promise<void> {
     overviewRows = await overviewScenario(redis.url);
     fanoutReport = await fanoutScenarios(appUrl, redis.url);
     await ledgerPage(redis.url);
+    stopAll();
+    deletion = await deletionBench(redis.url, DELETION_ALLOCATIONS);
   } finally {
     stopAll();
     await redis.stop();
@@ -461,6 +476,7 @@ async function main(): Promise<void> {
   writeFileSync(".bench/results.json", JSON.stringify({ at: new Date().toISOString(), connections: CONNECTIONS, durationS: DURATION_S, rounds: ROUNDS, rows }, null, 2));
   printOverview(overviewRows);
   printFanout(fanoutReport);
+  printDeletion(deletion);
 }
 
 main().catch((err) => {

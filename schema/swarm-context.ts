@@ -17,7 +17,8 @@ SwarmContextRef.implement({
       description: "1 at creation, +1 on every document change (patch, merge, rollback); a write that changes nothing leaves it.",
     }),
     seq: t.exposeInt("seq", {
-      description: "Position of the context's latest change-feed entry (any kind of change); cursors are seqs.",
+      description:
+        "Position of the context's latest change-feed entry (any kind of change); cursors are seqs. A context starts at the deployment's counter floor + 1 (0 + 1 until a deleted context has been pruned; see deleteContext), or after the seqs of a deleted context of the same id that are still kept.",
     }),
     createdAt: t.field({ type: "DateTime", resolve: (c) => c.createdAt }),
     updatedAt: t.field({ type: "DateTime", resolve: (c) => c.updatedAt }),
@@ -209,7 +210,8 @@ builder.mutationFields((t) => ({
   }),
   deleteContext: t.field({
     type: DeletedContextRef,
-    description: "Deletes a context and its history; the change feed records DELETED.",
+    description:
+      "Deletes a context, its history, allocations and locks (ledger operations on it are NOT_FOUND from then on); the change feed records DELETED. The feed and the counters of seqs, allocation numbers and lock tokens are kept for SWARM_DELETED_CONTEXT_RETENTION_MS: a context created again under the id within it continues them; after it they are pruned, and a new context of the id starts above the deployment's counter floor, so that no earlier cursor, allocation id or fencing token matches it.",
     args: { id: t.arg.id({ required: true }), expectedVersion: expectedVersionArg(t), ...writeArgs(t) },
     resolve: (_root, args, ctx) => resolve.deleteContext({ ...args, id: String(args.id) }, ctx),
   }),

@@ -34,7 +34,18 @@ export interface Config {
    * lease sweeper prunes it (allocation(id) is null; its feed entries stay, under feed retention).
    */
   readonly endedAllocationRetentionMs: number;
-  /** Pause between the lease sweeper's passes (one runs at a time), in ms; 0 turns it off (accepted ledger operations still expire overdue leases). */
+  /**
+   * How long a deleted context's feed and counters are kept, in ms: a subscriber resuming within
+   * it gets the rest of the feed, DELETED included, and a context created again under the id
+   * continues its seqs. After it they are pruned, and a new context of the id starts its seqs,
+   * allocation numbers and lock tokens above every deleted context's (see keys.ts counterFloor).
+   */
+  readonly deletedContextRetentionMs: number;
+  /**
+   * Pause between the lease sweeper's passes (one runs at a time), in ms, and between the deletion
+   * sweeper's; 0 turns both off (accepted ledger operations still expire overdue leases; deleted
+   * contexts are then never pruned).
+   */
   readonly leaseSweepMs: number;
   /** Changes a feed subscriber may have waiting before it is ended with a resync (its memory bound, in changes). */
   readonly subscriberBuffer: number;
@@ -121,6 +132,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "opIdTtlSeconds", env: "SWARM_OPID_TTL_SECONDS", flag: "opid-ttl-seconds", kind: "int", fallback: 86_400 },
   { key: "resendTtlSeconds", env: "SWARM_RESEND_TTL_SECONDS", flag: "resend-ttl-seconds", kind: "int", fallback: 300 },
   { key: "endedAllocationRetentionMs", env: "SWARM_ENDED_ALLOCATION_RETENTION_MS", flag: "ended-allocation-retention-ms", kind: "int", fallback: 86_400_000 },
+  { key: "deletedContextRetentionMs", env: "SWARM_DELETED_CONTEXT_RETENTION_MS", flag: "deleted-context-retention-ms", kind: "int", fallback: 86_400_000 },
   { key: "leaseSweepMs", env: "SWARM_LEASE_SWEEP_MS", flag: "lease-sweep-ms", kind: "int", fallback: 500 },
   { key: "subscriberBuffer", env: "SWARM_SUBSCRIBER_BUFFER", flag: "subscriber-buffer", kind: "int", fallback: 10_000 },
   { key: "subscriberBufferBytes", env: "SWARM_SUBSCRIBER_BUFFER_BYTES", flag: "subscriber-buffer-bytes", kind: "int", fallback: 4_194_304 },
@@ -159,6 +171,8 @@ const MINIMUMS: Partial<Record<keyof Config, number>> = {
   opIdTtlSeconds: 1,
   resendTtlSeconds: 1,
   endedAllocationRetentionMs: 0,
+  // A create must read the counter floor within a quarter of it (create-context-7.lua).
+  deletedContextRetentionMs: 1_000,
   subscriberBuffer: 1,
   subscriberBufferBytes: 1,
   subscriberStallMs: 1,

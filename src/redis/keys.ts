@@ -9,7 +9,11 @@ import type { AllocationStatus } from "../model/allocation.js";
 export interface ContextKeys {
   /** Hash: doc, version, createdAt, updatedAt, updatedBy, oldestSnapshot. */
   readonly meta: string;
-  /** Counter: last seq of the change feed; outlives deletion so seqs stay gap-free per id. */
+  /**
+   * Counter: last seq of the change feed. It outlives deletion for the deleted-context retention,
+   * so that a context created again within it continues the seqs; after that it is pruned and a
+   * new context of the id starts above the deployment's counterFloor.
+   */
   readonly seq: string;
   /** Hash: version -> document JSON, the retained history. */
   readonly snapshots: string;
@@ -37,6 +41,19 @@ export interface ContextKeys {
    * allocationIndex and childIndex), so that deleting the context finds them all.
    */
   readonly indexes: string;
+  /** Counter of allocation numbers; kept and pruned with `seq`. */
+  readonly allocCount: string;
+  /** Set of the lock names that have a token counter (lockToken), so that the prune finds them. */
+  readonly lockNames: string;
+  /**
+   * Hash, while a deleted context has leftovers: seq (of its DELETED entry), deletedAt (ms),
+   * purge ('1' while its ledger keys and read indexes are still being removed, in steps),
+   * raisedAt (ms: when counterFloor was seen at or above seq, half a retention after the
+   * deletion) and pruning ('1' once the prune of its feed and counters, half a retention after
+   * that, began). Written by lua/delete-context-7.lua, read and ended by
+   * lua/purge-step-2.lua, removed by a create of the id.
+   */
+  readonly tombstone: string;
   /** Hash of allocation `n` (fields: lua/_2-ledger.lua). */
   alloc(n: string): string;
   /**
@@ -49,6 +66,8 @@ export interface ContextKeys {
   childIndex(parent: string, status?: AllocationStatus): string;
   /** Hash of the lock `name`: holder, token, expiresAt. */
   lock(name: string): string;
+  /** Counter of the fencing tokens of lock `name`: only grows while the context's counters are kept. */
+  lockToken(name: string): string;
 }
 
 /** What an allocation index selects; an absent field matches any value. */
@@ -85,11 +104,15 @@ export class Keys {
       ended: `${base}:ended`,
       locks: `${base}:locks`,
       indexes: `${base}:indexes`,
+      allocCount: `${base}:allocCount`,
+      lockNames: `${base}:lockNames`,
+      tombstone: `${base}:tomb`,
       alloc: (n) => `${base}:alloc:${n}`,
       allocationIndex: ({ status, tier, holder }) =>
         `${base}:ix:${status ?? "*"}:${tier ?? "*"}:${holder === undefined ? "*" : `h=${holder}`}`,
       childIndex: (parent, status) => `${base}:kids:${parent === "" ? "root" : parent}:${status ?? "*"}`,
       lock: (name) => `${base}:lock:${name}`,
+      lockToken: (name) => `${base}:lockToken:${name}`,
     };
   }
 
@@ -135,8 +158,9 @@ export class Keys {
   }
 
   /**
-   * Sorted set of every context id that ever had a feed (all scores 0, ordered by id), added before
-   * a context's first change and never removed: where feed subscribers find the ids of a prefix.
+   * Sorted set of every context id that has a feed (all scores 0, ordered by id), added before a
+   * context's first change and removed only when a deleted context's feed is pruned (after the
+   * deleted-context retention): where feed subscribers find the ids of a prefix.
    */
   get feedIndex(): string {
     return `${this.prefix}:feedIndex`;
@@ -148,6 +172,26 @@ export class Keys {
    */
   get leaseIndex(): string {
     return `${this.prefix}:leaseIndex`;
+  }
+
+  /**
+   * Sorted set of deleted context ids by when the deletion sweeper should look at them next (ms):
+   * to finish a purge whose server stopped, raise counterFloor if that was not recorded, and prune
+   * the feed and counters once the retention has passed. A hint, like leaseIndex: the context's
+   * tombstone says what is left.
+   */
+  get deletedIndex(): string {
+    return `${this.prefix}:deletedIndex`;
+  }
+
+  /**
+   * Counter: at least the last seq of every deleted context whose feed is pruned or about to be
+   * (0 until one is). Every allocation number and lock token of a context is at most its seq, so
+   * a context created where no seq counter is left starts its seq, allocation numbers and lock
+   * tokens above it.
+   */
+  get counterFloor(): string {
+    return `${this.prefix}:counterFloor`;
   }
 
   /**

@@ -71,8 +71,16 @@ export interface ScriptCommands extends LedgerCommands {
       limits: string,
       policy: string,
       dryRun: "1" | "",
+      keyBase: string,
+      counterFloor: number,
+      floorReadAtMs: number,
+      floorMaxAgeMs: number,
     ]
   ): Promise<string>;
+  /** JSON: pending | raise | wait | done (see the script's header). */
+  purgeStep(meta: string, tombstone: string, keyBase: string, retentionMs: number, mayPrune: "1" | "0", floorReached: number | ""): Promise<string>;
+  /** The floor after raising it to at least `seq`. */
+  raiseFloor(counterFloor: string, seq: number): Promise<number>;
   updateContext(
     ...keysAndArgs: [
       ...DocumentKeys,

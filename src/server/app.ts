@@ -98,7 +98,15 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
   }
   const contexts = new ContextStore(redis, keys, config);
   const ledger = new LedgerStore(redis, keys, config);
-  const sweeper = config.leaseSweepMs > 0 ? new LeaseSweeper(() => ledger.sweep(), config.leaseSweepMs, (err) => fault("lease-sweeper", "lease sweep failed", err)) : undefined;
+  // Beside the lease sweeper, the deletion sweeper: it finishes purges whose server stopped and
+  // prunes deleted contexts' feeds and counters after their retention (store/deletions.ts).
+  const sweepers =
+    config.leaseSweepMs > 0
+      ? [
+          new LeaseSweeper(() => ledger.sweep(), config.leaseSweepMs, (err) => fault("lease-sweeper", "lease sweep failed", err)),
+          new LeaseSweeper(() => contexts.deletions.sweep(), config.leaseSweepMs, (err) => fault("deletion-sweeper", "deletion sweep failed", err)),
+        ]
+      : [];
   const heartbeat = new Heartbeat(redis, keys, config, packageVersion(), () => feed!.subscriberCount, () => state!.current === "intact", (err) => fault("heartbeat", "heartbeat failed", err));
   await heartbeat.start();
   // Answers at once while the connection is down, and within PING_TIMEOUT_MS otherwise: health
@@ -171,7 +179,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
     close: async () => {
       // From now on every answer closes its connection (routeRequests) and /ready says 503.
       closing = true;
-      await shutdown({ server, ws, feed: hub, sweeper, heartbeat, state: guard, contexts, redis, log }, config.shutdownGraceMs);
+      await shutdown({ server, ws, feed: hub, sweepers, heartbeat, state: guard, contexts, redis, log }, config.shutdownGraceMs);
     },
   };
 }

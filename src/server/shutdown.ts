@@ -22,7 +22,8 @@ export interface RunningParts {
   readonly server: Server | undefined;
   readonly ws: { close(graceMs: number): Promise<void> } | undefined;
   readonly feed: FeedHub;
-  readonly sweeper: LeaseSweeper | undefined;
+  /** The lease sweeper and the deletion sweeper (none when leaseSweepMs is 0). */
+  readonly sweepers: readonly LeaseSweeper[];
   readonly heartbeat: Heartbeat;
   readonly state: StateGuard;
   readonly contexts: ContextStore;
@@ -37,7 +38,7 @@ export interface RunningParts {
  * is down or stalled). The caller has already made answers close their connections.
  */
 export async function shutdown(parts: RunningParts, graceMs: number): Promise<void> {
-  const { server, ws, feed, sweeper, heartbeat, state, contexts, redis, log } = parts;
+  const { server, ws, feed, sweepers, heartbeat, state, contexts, redis, log } = parts;
   const deadline = performance.now() + graceMs;
   const remaining = () => Math.max(0, deadline - performance.now());
   // Stop taking connections. Connections that fall idle are closed, so that busy ones end with
@@ -55,7 +56,7 @@ export async function shutdown(parts: RunningParts, graceMs: number): Promise<vo
     clearTimeout(timer);
   }
   clearInterval(closeIdle);
-  sweeper?.stop();
+  for (const sweeper of sweepers) sweeper.stop();
   state.close();
   // Writes whose replies are pending get what is left of the grace (at least a second); with
   // Redis down they would wait for every reconnect attempt, so then the connections are dropped.

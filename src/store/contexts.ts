@@ -7,6 +7,7 @@ import { applyPatch, type AppliedChange, type PatchOperation } from "../json/pat
 import { jsonEqual, type JsonObject, type JsonValue } from "../json/types.js";
 import type { Keys } from "../redis/keys.js";
 import { scriptsOf, type DocumentKeys } from "../redis/scripts.js";
+import { Deletions } from "./deletions.js";
 import { DocumentCache, type Head } from "./document-cache.js";
 import { checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
 import { CONTEXT_ID, checkLockName } from "../model/identifiers.js";
@@ -22,6 +23,7 @@ export interface ContextStoreConfig extends DocumentLimits {
   readonly feedRetention: number;
   readonly opIdTtlSeconds: number;
   readonly resendTtlSeconds: number;
+  readonly deletedContextRetentionMs: number;
 }
 
 /** A fencing token of a lock: the write is refused (STALE_FENCE) unless it is the lock's current one. */
@@ -186,6 +188,8 @@ export class ContextStore {
   private readonly inFlight = new Map<string, number>();
   private readonly writesInFlight = new Set<Promise<unknown>>();
   private readonly feed: FeedReader;
+  /** What deleted contexts leave, removed in steps; its sweep is the deletion sweeper's pass. */
+  readonly deletions: Deletions;
 
   constructor(
     private readonly redis: Redis,
@@ -193,6 +197,7 @@ export class ContextStore {
     private readonly config: ContextStoreConfig,
   ) {
     this.feed = new FeedReader(redis, keys, largestEntryBytes(config));
+    this.deletions = new Deletions(redis, keys, config);
   }
 
   /** The current context, or null when it does not exist. */
@@ -443,34 +448,47 @@ export class ContextStore {
       ]);
     }
     const settings = ledgerSettings(document as JsonObject);
-    const reply = parseWriteReply(
-      await scriptsOf(this.redis).createContext(
-        ...this.writeKeys(contextId, record),
-        record.fingerprint,
-        json,
-        options.actor,
-        options.reason ?? "",
-        new Date().toISOString(),
-        this.config.feedRetention,
-        record.ttlSeconds,
-        this.keys.changesChannel,
-        contextId,
-        '[""]',
-        `[{"op":"add","path":"","value":${json}}]`,
-        head,
-        settings.limits,
-        settings.policy,
-        dryRun ? "1" : "",
-      ),
-      record,
-    );
-    const { outcome, replayed } = settle<WriteReply>(reply);
-    if (replayed) {
-      if (!dryRun) await Promise.all([this.redis.zadd(this.keys.contextIndex, 0, contextId), this.indexUpdate(contextId, Date.parse(outcome.updatedAt))]);
-      return { id: contextId, ...outcome };
+    let reply: ScriptReply | undefined;
+    // Pending: a deletion of this id left something to finish, or the floor was read too long ago.
+    for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS && (!reply || "pending" in reply); attempt++) {
+      await this.deletions.finish(contextId);
+      const { floor, readAtMs } = await this.deletions.floor();
+      reply = parseWriteReply(
+        await scriptsOf(this.redis).createContext(
+          ...this.writeKeys(contextId, record),
+          record.fingerprint,
+          json,
+          options.actor,
+          options.reason ?? "",
+          new Date().toISOString(),
+          this.config.feedRetention,
+          record.ttlSeconds,
+          this.keys.changesChannel,
+          contextId,
+          '[""]',
+          `[{"op":"add","path":"","value":${json}}]`,
+          head,
+          settings.limits,
+          settings.policy,
+          dryRun ? "1" : "",
+          this.keys.contextBase(contextId),
+          floor,
+          readAtMs,
+          Math.floor(this.config.deletedContextRetentionMs / 4),
+        ),
+        record,
+      );
     }
-    if (dryRun) return { id: contextId, ...outcome, document: document as JsonObject };
-    await Promise.all([this.redis.zadd(this.keys.contextIndex, 0, contextId), this.indexUpdate(contextId, Date.parse(outcome.updatedAt))]);
+    if ("pending" in reply!) throw new Error(`create of context ${contextId} kept finding its deletion unfinished after ${MAX_WRITE_ATTEMPTS} attempts`);
+    const { outcome, replayed } = settle<WriteReply>(reply!);
+    if (dryRun) return replayed ? { id: contextId, ...outcome } : { id: contextId, ...outcome, document: document as JsonObject };
+    // Again after the script: a prune of an earlier context of this id may have taken it out meanwhile (store/deletions.ts).
+    await Promise.all([
+      this.redis.zadd(this.keys.contextIndex, 0, contextId),
+      this.redis.zadd(this.keys.feedIndex, 0, contextId),
+      this.indexUpdate(contextId, Date.parse(outcome.updatedAt)),
+    ]);
+    if (replayed) return { id: contextId, ...outcome };
     this.cache.set(contextId, { version: outcome.version, head, document: document as JsonObject }, json.length);
     return { id: contextId, ...outcome, document: document as JsonObject };
   }
@@ -511,11 +529,18 @@ export class ContextStore {
     return this.update(id, "ROLLED_BACK", request, options, (doc) => diffDocuments(doc, target));
   }
 
-  /** Deletes a context (its document and history); its feed records DELETED. */
+  /**
+   * Deletes a context: its document and history at once, its allocations and locks ended (the
+   * ledger scripts find no context) and their keys removed in bounded steps, back to back, before
+   * this answers; its feed records DELETED and is kept for the deleted-context retention
+   * (store/deletions.ts).
+   */
   async delete(id: string, options: WriteOptions): Promise<DeletedContext> {
     checkOpId(options.opId);
     const k = this.keys.context(id);
     const record = this.opRecord(id, ["delete"], options);
+    // Filed first: if this server stops before the purge is done, the sweeper finishes it.
+    await this.deletions.fileForPurge(id);
     const reply = parseWriteReply(
       await scriptsOf(this.redis).deleteContext(
         ...this.writeKeys(id, record),
@@ -532,6 +557,7 @@ export class ContextStore {
       ),
       record,
     );
+    await this.deletions.purge(id);
     const { outcome } = settle<{ version: number; seq: number }>(reply);
     this.cache.delete(id);
     await Promise.all([this.redis.zrem(this.keys.contextIndex, id), this.indexUpdate(id, null)]);

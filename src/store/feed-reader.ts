@@ -134,8 +134,9 @@ export class FeedReader {
 
   /**
    * Every id that has (or is about to get) a feed and starts with `prefix`, in id order. Create
-   * indexes an id before its first change is committed, and nothing removes it, so an id missing
-   * here had no change committed before this call.
+   * indexes an id before its first change is committed, and only the prune of a deleted context's
+   * feed removes it (store/deletions.ts), so an id missing here has no change committed before
+   * this call that is still kept.
    */
   async idsWithPrefix(prefix: string): Promise<string[]> {
     const end = prefix ? `[${prefix}\xff` : "+";

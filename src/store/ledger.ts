@@ -303,7 +303,8 @@ export class LedgerStore {
 
   /**
    * Allocations by id, in one round trip whatever their number and context: null for an id that
-   * does not parse or names no allocation (pruned included).
+   * does not parse or names no allocation (pruned included), and for every allocation of a
+   * deleted context (they end with it, though their keys are removed in steps).
    */
   async allocationsById(ids: readonly string[]): Promise<(Allocation | null)[]> {
     const parsed = ids.map((id) => {
@@ -314,9 +315,18 @@ export class LedgerStore {
       }
     });
     const wanted = parsed.filter((p) => p !== null);
-    const hashes = await this.hashes(wanted);
+    if (wanted.length === 0) return parsed.map(() => null);
+    const contextIds = [...new Set(wanted.map((p) => p.contextId))];
+    const pipeline = wanted.reduce((p, { contextId, n }) => p.hgetall(this.keys.context(contextId).alloc(n)), this.redis.pipeline());
+    for (const id of contextIds) pipeline.exists(this.keys.context(id).meta);
+    const replies = await exec(pipeline);
+    const live = new Set(contextIds.filter((_, i) => replies[wanted.length + i] === 1));
     let at = 0;
-    return parsed.map((p) => (p === null ? null : fromHash(p.contextId, p.n, hashes[at++]!)));
+    return parsed.map((p) => {
+      if (p === null) return null;
+      const hash = replies[at++] as Record<string, string>;
+      return live.has(p.contextId) ? fromHash(p.contextId, p.n, hash) : null;
+    });
   }
 
   /**

@@ -398,7 +398,8 @@ test("deleteContext ends the ledger; a context created again continues allocatio
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(server.config.resendTtlSeconds);
   }
-  expect(left.filter((k) => !k.startsWith("resend:"))).toEqual(["allocCount", "feed", "seq"]);
+  // The feed, the counters and the tombstone that says so stay for the deleted-context retention.
+  expect(left.filter((k) => !k.startsWith("resend:"))).toEqual(["allocCount", "feed", "seq", "tomb"]);
   await server.refused("NOT_FOUND", () => server.request(ReportUsageDocument, { allocationId: a.id, usage: amounts({ credits: 1 }) }));
   await server.data(CreateContextDocument, { id, document: { resources: { limits: { credits: 5 } } } });
   const again = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 5 }), mode: "EXACT" })).allocate;

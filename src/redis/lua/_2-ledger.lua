@@ -30,7 +30,12 @@
 --                         it when a script adds to it, and leaves it when a script empties it
 --   <base>:allocCount     counter of allocation numbers
 --   <base>:lock:<name>    hash holder, token, expiresAt; <base>:lockToken:<name> its token counter
---                         (never deleted, so tokens only grow); <base>:locks the set of names
+--                         (kept with the seq counter, so tokens only grow; it starts at meta
+--                         `floor` when there is one); <base>:locks the set of names held;
+--                         <base>:lockNames the set of names that have a token counter
+--   <base>:tomb           hash, what is left of a deleted context (keys.ts tombstone)
+-- Every allocation number and lock token is taken in a script that also appends a feed entry,
+-- and all three counters start equal, so neither exceeds the context's seq (keys.ts counterFloor).
 -- Invariant, per kind at every node: consumed + reserved <= granted.
 -- Ledger scripts take KEYS 1 meta, 2 seq, 3 feed, 4 op, 5 limits, 6 policy, 7 root, 8 leases,
 -- 9 allocs and ARGV 1 fingerprint, 2 context id, 3 key base (of KEYS[1]'s hash tag), 4 actor,

@@ -19,7 +19,14 @@ if lock[1] then
   redis.call('SREM', ctx.base .. ':locks', name)
   ledger_change(ctx, 'LOCK_RELEASED', 'lock', lock_json(name, lock[1], lock[2], lock[3]))
 end
-local token = redis.call('INCR', ctx.base .. ':lockToken:' .. name)
+-- A name's first token counter starts at the context's counter floor (create-context-7.lua).
+local token_key = ctx.base .. ':lockToken:' .. name
+if redis.call('EXISTS', token_key) == 0 then
+  local floor = redis.call('HGET', KEYS[1], 'floor')
+  if floor then redis.call('SET', token_key, floor) end
+end
+redis.call('SADD', ctx.base .. ':lockNames', name)
+local token = redis.call('INCR', token_key)
 local expires = int(ctx.now + tonumber(ARGV[11]))
 redis.call('HSET', lock_key, 'holder', ARGV[10], 'token', token, 'expiresAt', expires)
 redis.call('SADD', ctx.base .. ':locks', name)

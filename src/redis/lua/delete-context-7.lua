@@ -1,12 +1,17 @@
--- Deletes a context's document, history, allocations and locks. The feed and the counters of
--- seqs, allocation numbers and lock tokens stay, so that a context created again under the same
--- id continues them (no seq gap, no reused allocation id, no smaller fencing token). Emits DELETED.
+-- Deletes a context: its document, history, limits and policy at once, and emits DELETED. From
+-- then on every ledger script answers NOT_FOUND (its meta is gone), so its allocations and locks
+-- are ended; their keys, and the ledger's read indexes, are removed afterwards in bounded steps
+-- by purge-step-2.lua, which the tombstone written here drives. The feed and the counters of
+-- seqs, allocation numbers and lock tokens stay for the deleted-context retention, so that a
+-- context created again under the same id within it continues them; after it they are pruned.
 -- KEYS: 1 meta, 2 seq, 3 snapshots, 4 feed, 5 op, 6 limits, 7 policy
 -- ARGV: 1 fingerprint, 2 expected version ('' = none), 3 actor, 4 reason,
 --       5 now (ISO), 6 feed retention, 7 seconds to keep the opId's record, 8 channel, 9 context id,
 --       10 the key base (keys.ts contextBase), checked to carry KEYS[1]'s hash tag: the script
---       builds the ledger's keys from it (_2-ledger.lua lists them) to delete them
+--       builds the tombstone's key from it (<base>:tomb, keys.ts tombstone)
 -- Returns: ok {version, seq} | NOT_FOUND | VERSION_CONFLICT {currentVersion} | VALIDATION_FAILED
+-- Bounded: the snapshots are at most SWARM_HISTORY_LIMIT (UNLINK frees large values off the
+-- main thread); the ledger's keys are left to purge-step-2.lua.
 -- Emits: DELETED
 check_key_base(ARGV[10])
 local previous = recorded_reply(KEYS[5], ARGV[1])
@@ -20,18 +25,13 @@ if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then
     { currentVersion = current })
 end
 
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[6], KEYS[7])
-local base = ARGV[10]
-for _, n in ipairs(redis.call('ZRANGE', base .. ':allocs', 0, -1)) do
-  redis.call('DEL', base .. ':alloc:' .. n, base .. ':children:' .. n)
-end
-for _, name in ipairs(redis.call('SMEMBERS', base .. ':locks')) do redis.call('DEL', base .. ':lock:' .. name) end
-for _, k in ipairs(redis.call('SMEMBERS', base .. ':indexes')) do redis.call('DEL', k) end
-redis.call('DEL', base .. ':indexes', base .. ':ended')
-redis.call('DEL', base .. ':root', base .. ':children:root', base .. ':leases', base .. ':releasing', base .. ':allocs', base .. ':locks')
+redis.call('UNLINK', KEYS[1], KEYS[3], KEYS[6], KEYS[7])
 local seq = append_change(KEYS[2], KEYS[4], ARGV[6], ARGV[8], ARGV[9], {
   'kind', 'DELETED', 'version', current, 'paths', '[""]', 'patch', '[]', 'actor', ARGV[3],
   'reason', ARGV[4], 'at', ARGV[5] })
+local tomb = ARGV[10] .. ':tomb'
+redis.call('DEL', tomb)
+redis.call('HSET', tomb, 'seq', seq, 'deletedAt', int(now_ms()), 'purge', '1')
 local reply = cjson.encode({ ok = true, version = current, seq = seq })
 record_reply(KEYS[5], ARGV[1], reply, ARGV[7])
 return reply

@@ -1,0 +1,12 @@
+-- Raises the deployment's counter floor to at least a deleted context's last seq (never lowers it).
+-- KEYS: 1 counterFloor (keys.ts)
+-- ARGV: 1 the seq
+-- Returns: the floor after the raise (integer)
+-- Emits: nothing
+local floor = tonumber(redis.call('GET', KEYS[1]) or '0')
+local seq = tonumber(ARGV[1])
+if seq > floor then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return seq
+end
+return floor
