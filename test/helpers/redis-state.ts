@@ -1,15 +1,18 @@
 import type { Redis } from "ioredis";
+import { Keys } from "../../src/redis/keys.js";
 
 /**
  * Every key under `prefix` with its type and full value, to prove that a refused operation
- * changed nothing. TTLs are left out: they tick on their own.
+ * changed nothing. TTLs are left out, and so are the server instances' heartbeats
+ * (serverInstances): they change on their own.
  */
 export async function redisState(redis: Redis, prefix: string): Promise<Record<string, unknown>> {
+  const heartbeats = new Keys(prefix).instanceIndex;
   const keys: string[] = [];
   let cursor = "0";
   do {
     const [next, batch] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    keys.push(...batch);
+    keys.push(...batch.filter((key) => !key.startsWith(heartbeats)));
     cursor = next;
   } while (cursor !== "0");
   const state: Record<string, unknown> = {};
