@@ -167,11 +167,21 @@ export class Keys {
   }
 
   /**
-   * Sorted set of context ids by their earliest lease expiry (ms), for the lease sweeper. Kept
-   * outside the contexts' slots, so it is only a hint: every accepted ledger operation expires overdue leases on its own.
+   * Sorted set of context ids by when their ledger upkeep is next due (ms): a lease running out, a
+   * release to finish, an ended allocation to prune. Kept outside the contexts' slots, so it is
+   * only a hint: every accepted ledger operation expires overdue leases on its own. While a lease
+   * sweeper works on a context, the context is in leaseClaims instead (lua/take-due-2.lua).
    */
   get leaseIndex(): string {
-    return `${this.prefix}:leaseIndex`;
+    return `${this.prefix}:{upkeep}:due`;
+  }
+
+  /**
+   * Sorted set of the context ids lease sweepers are working on, by when each claim runs out (ms);
+   * it shares leaseIndex's hash tag, so one script moves a context between the two.
+   */
+  get leaseClaims(): string {
+    return `${this.prefix}:{upkeep}:claimed`;
   }
 
   /**

@@ -153,6 +153,10 @@ export interface ScriptCommands extends LedgerCommands {
     ttlMs: number,
     mode: "beat" | "stop",
   ): Promise<number>;
+  /** The ids of the contexts due by `nowMs`, at most `most`, now claimed until `untilMs`. */
+  takeDue(leaseIndex: string, leaseClaims: string, nowMs: number, untilMs: number, most: number): Promise<string[]>;
+  /** Ends the claim on `contextId` and files it under `nextMs` ('' = nothing due) unless it is filed earlier. */
+  settleDue(leaseIndex: string, leaseClaims: string, contextId: string, nextMs: number | ""): Promise<number>;
   /** [1, 0] allowed, or [0, ms until the window ends]. */
   rateLimit(counter: string, limit: number, windowMs: number): Promise<[number, number]>;
   markEpochLost(epoch: string, judged: string, lost: string): Promise<string | null>;

@@ -138,6 +138,9 @@ function fromHash(contextId: string, n: string, h: Record<string, string>): Allo
   });
 }
 
+/** How long a lease sweeper's claim on a context lasts (ms): should it stop mid-way, the context is due again then. */
+const SWEEP_CLAIM_MS = 60_000;
+
 /**
  * The resource ledger and locks of every context: each change is one Lua script that checks
  * the invariant (consumed + reserved <= granted at every node, per kind) before it writes, and
@@ -254,15 +257,19 @@ export class LedgerStore {
    * One pass of the lease sweeper: in every context the lease index says has something due (by
    * Redis's clock), does the ledger's upkeep, a step (one script, lua/expire-due-9.lua) at a time
    * until nothing is due: ends overdue leases and releases left unfinished by their server, and
-   * prunes ended allocations whose retention (endedAllocationRetentionMs) ran out. Then files each
-   * context under when something next falls due. Returns how many contexts it swept. Every
+   * prunes ended allocations whose retention (endedAllocationRetentionMs) ran out. The contexts are
+   * claimed first (lua/take-due-2.lua: other instances' sweepers pass them by) and each is then
+   * filed under when something next falls due (lua/settle-due-2.lua), keeping an earlier time a
+   * writer filed meanwhile, such as a release's prune. Returns how many contexts it swept. Every
    * accepted ledger or lock operation also ends what is due first (a refused one writes nothing),
    * so this only bounds how long an allocation nobody changes shows ACTIVE past its lease.
    */
   async sweep(maxContexts = 200): Promise<number> {
     const [seconds, micros] = await this.redis.time();
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    const due = await this.redis.zrangebyscore(this.keys.leaseIndex, "-inf", now, "LIMIT", 0, maxContexts);
+    const scripts = scriptsOf(this.redis);
+    const { leaseIndex, leaseClaims } = this.keys;
+    const due = await scripts.takeDue(leaseIndex, leaseClaims, now, now + SWEEP_CLAIM_MS, maxContexts);
     for (const contextId of due) {
       let next: number | null = null;
       try {
@@ -273,8 +280,7 @@ export class LedgerStore {
       } catch (err) {
         if (!(err instanceof AppError && err.code === ErrorCode.NOT_FOUND)) throw err;
       }
-      if (next === null) await this.redis.zrem(this.keys.leaseIndex, contextId);
-      else await this.redis.zadd(this.keys.leaseIndex, next, contextId);
+      await scripts.settleDue(leaseIndex, leaseClaims, contextId, next ?? "");
     }
     return due.length;
   }

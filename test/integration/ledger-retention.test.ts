@@ -5,6 +5,7 @@ import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
 import { connectRedis } from "../../src/redis/clients.js";
 import { Keys } from "../../src/redis/keys.js";
+import { scriptsOf } from "../../src/redis/scripts.js";
 import { LedgerStore, type UpkeepStep } from "../../src/store/ledger.js";
 import { ledgerViolations } from "../../support/ledger-invariant.js";
 import { startTestServer, useTestServer } from "../helpers/app.js";
@@ -190,4 +191,34 @@ test("the sweeper prunes what a release ended, filed in the lease index under wh
   } finally {
     await swept.close();
   }
+});
+
+test("a sweeper claims what it works on: another passes it by, a release filed meanwhile stays filed, and a claim that runs out is due again", async () => {
+  const id = await swarm();
+  const a = await allocate(id);
+  const scripts = scriptsOf(redis);
+  const store = storeWith(60_000);
+  await store.sweep(); // what earlier tests left due
+  const now = await redisNow();
+  // Due now, and claimed by a sweeper that is working on it.
+  await redis.zadd(keys.leaseIndex, now - 1, id);
+  expect(await scripts.takeDue(keys.leaseIndex, keys.leaseClaims, now, now + 60_000, 10)).toEqual([id]);
+  expect(await store.sweep(), "another sweeper passes a claimed context by").toBe(0);
+  // A release lands while the claim is held: the server files the context under its prune time.
+  const ended = await release(a.id);
+  const filed = ended + server.config.endedAllocationRetentionMs;
+  expect(Number(await redis.zscore(keys.leaseIndex, id))).toBe(filed);
+  // The claiming sweeper found nothing due before the release: that does not unfile it.
+  await scripts.settleDue(keys.leaseIndex, keys.leaseClaims, id, "");
+  expect(Number(await redis.zscore(keys.leaseIndex, id))).toBe(filed);
+  expect(await redis.zscore(keys.leaseClaims, id)).toBeNull();
+
+  // A claim whose sweeper stopped runs out: the context is due again from then.
+  await redis.zadd(keys.leaseIndex, now - 1, id);
+  expect(await scripts.takeDue(keys.leaseIndex, keys.leaseClaims, now, now + 1, 10)).toEqual([id]);
+  expect(await redis.zscore(keys.leaseIndex, id)).toBeNull();
+  expect(await scripts.takeDue(keys.leaseIndex, keys.leaseClaims, now + 1, now + 60_000, 10)).toEqual([id]);
+  expect(Number(await redis.zscore(keys.leaseClaims, id))).toBe(now + 60_000);
+  await scripts.settleDue(keys.leaseIndex, keys.leaseClaims, id, filed);
+  expect(Number(await redis.zscore(keys.leaseIndex, id))).toBe(filed);
 });
