@@ -22,12 +22,12 @@
 -- Returns: {"pending":true} (a step was taken: call again) | {"raise":seq} | {"wait":ms} (the
 --          raise or the prune is due at ms, or was not allowed) | {"done":true,"gone":bool}
 --          (nothing left; gone: neither the context nor its seq counter exists, as after a prune)
--- Bounded: at most STEP (50) allocations, STEP lock names or INDEX_STEP index keys per call; every
+-- Bounded: at most STEP (50) allocations, STEP lock names or INDEX_STEP (100) index keys per call; every
 -- key is removed with UNLINK, so a large one (a stream, an index) is freed off the main thread.
 -- Emits: nothing
 check_key_base(ARGV[1])
 local base = ARGV[1]
-local INDEX_STEP = 10
+local INDEX_STEP = 100
 local PENDING = '{"pending":true}'
 local function done()
   local gone = redis.call('EXISTS', base .. ':seq') == 0
