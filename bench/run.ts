@@ -14,6 +14,8 @@ import { startRedisServer } from "../support/redis-server.js";
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+/** The value the next patch of the patch scenarios writes: each one changes the document. */
+let patchValue = 0;
 const FANOUT_ONLY = process.env.BENCH_ONLY === "fanout";
 const OVERVIEW_ONLY = process.env.BENCH_ONLY === "overview";
 /** Contexts in each overview deployment; the first is the baseline of the ratios. */
@@ -417,7 +419,11 @@ async function main(): Promise<void> {
       record(echo);
       for (const [label, bytes] of sizes) {
         const patch = await load(`patchContext ${label}`, appUrl, [
-          { query: 'mutation($id: ID!) { patchContext(id: $id, patch: [{op: replace, path: "/execution/counter", value: 1}]) { version } }', variables: { id: `bench-${bytes}` } },
+          // A new value every time: a patch that leaves the document as it is writes nothing.
+          {
+            query: 'mutation($id: ID!, $v: JSON) { patchContext(id: $id, patch: [{op: replace, path: "/execution/counter", value: $v}]) { version } }',
+            variablesFrom: () => ({ id: `bench-${bytes}`, v: ++patchValue }),
+          },
         ]);
         record({ ...patch, ratio: patch.rps / echo.rps, goal: label === "1 KiB" ? 0.6 : undefined });
         acknowledged.set(label, acknowledged.get(label)! + patch.acknowledged);
