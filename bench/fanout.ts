@@ -205,10 +205,11 @@ export async function fanout(url: string, subscribers: number, updates: number):
     // subscriber has seen one, so that no measured update finds a subscription not yet live.
     warmingFrom = version + 1;
     const warmDeadline = performance.now() + 30_000;
-    while (live < subscribers) {
+    // Each with a value of its own: a patch that leaves the document as it is writes no change.
+    for (let attempt = 1; live < subscribers; attempt++) {
       if (performance.now() > warmDeadline) throw new Error(`${url}: only ${live} of ${subscribers} subscriptions live after 30 s`);
       const everyone = new Promise<void>((resolve) => (allReceived = resolve));
-      version = await Promise.race([patch(id, 0), subs.fault]);
+      version = await Promise.race([patch(id, -(WARM_UP_UPDATES + attempt)), subs.fault]);
       await Promise.race([everyone, timeout(500), subs.fault]);
     }
     warmingFrom = Number.POSITIVE_INFINITY;
