@@ -22,7 +22,7 @@ import { sharedSubscribe, useSubscribe } from "./shared-execution.js";
 import { StateGuard } from "../redis/state-guard.js";
 import { ContextStore } from "../store/contexts.js";
 import { Heartbeat, readInstances } from "../store/instances.js";
-import { LeaseSweeper } from "../store/lease-sweeper.js";
+import { PeriodicPass } from "../store/periodic-pass.js";
 import { LedgerStore } from "../store/ledger.js";
 import { listen } from "./listen.js";
 import { routeRequests } from "./routes.js";
@@ -103,8 +103,8 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
   const sweepers =
     config.leaseSweepMs > 0
       ? [
-          new LeaseSweeper(() => ledger.sweep(), config.leaseSweepMs, (err) => fault("lease-sweeper", "lease sweep failed", err)),
-          new LeaseSweeper(() => contexts.deletions.sweep(), config.leaseSweepMs, (err) => fault("deletion-sweeper", "deletion sweep failed", err)),
+          new PeriodicPass(() => ledger.sweep(), config.leaseSweepMs, (err) => fault("lease-sweeper", "lease sweep failed", err)),
+          new PeriodicPass(() => contexts.deletions.sweep(), config.leaseSweepMs, (err) => fault("deletion-sweeper", "deletion sweep failed", err)),
         ]
       : [];
   const heartbeat = new Heartbeat(redis, keys, config, packageVersion(), () => feed!.subscriberCount, () => state!.current === "intact", (err) => fault("heartbeat", "heartbeat failed", err));

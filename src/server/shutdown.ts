@@ -6,7 +6,7 @@ import { closeRedis } from "../redis/clients.js";
 import type { StateGuard } from "../redis/state-guard.js";
 import type { ContextStore } from "../store/contexts.js";
 import type { Heartbeat } from "../store/instances.js";
-import type { LeaseSweeper } from "../store/lease-sweeper.js";
+import type { PeriodicPass } from "../store/periodic-pass.js";
 
 /** `work`, or a rejection once `ms` have passed. */
 export function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
@@ -23,7 +23,7 @@ export interface RunningParts {
   readonly ws: { close(graceMs: number): Promise<void> } | undefined;
   readonly feed: FeedHub;
   /** The lease sweeper and the deletion sweeper (none when leaseSweepMs is 0). */
-  readonly sweepers: readonly LeaseSweeper[];
+  readonly sweepers: readonly PeriodicPass[];
   readonly heartbeat: Heartbeat;
   readonly state: StateGuard;
   readonly contexts: ContextStore;

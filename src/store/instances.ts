@@ -1,9 +1,9 @@
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
-import { isConnectionFailure } from "../redis/clients.js";
 import type { Keys } from "../redis/keys.js";
 import { scriptsOf } from "../redis/scripts.js";
+import { PeriodicPass } from "./periodic-pass.js";
 
 /** A running server instance as its last heartbeat recorded it. */
 export interface ServerInstance {
@@ -33,17 +33,13 @@ export interface HeartbeatSettings {
  * instance's hash with a TTL of `heartbeatTtlMs` and its entry in the instances index, and prunes
  * the index of instances whose heartbeat ran out. A killed instance thus leaves within the TTL;
  * a stopped one (stop()) at once. No beat is written while `intact()` is false: a keyspace whose
- * state is lost or unverified gets nothing written into it (docs/operations.md, Lost state). A beat
- * that fails because Redis is unreachable is dropped silently (the next one tries again); any other
- * failure goes to `report`, once per failing run.
+ * state is lost or unverified gets nothing written into it (docs/operations.md, Lost state). Beats
+ * run as a PeriodicPass: a failed one is reported as its failures are.
  */
 export class Heartbeat {
   readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   readonly startedAt = new Date().toISOString();
-  private timer: NodeJS.Timeout | null = null;
-  private stopped = false;
-  private failing = false;
-  private beating: Promise<void> = Promise.resolve();
+  private beats: PeriodicPass | null = null;
 
   constructor(
     private readonly redis: Redis,
@@ -57,16 +53,13 @@ export class Heartbeat {
 
   /** Writes the first heartbeat and starts the timer; resolves when the first one was answered (or failed). */
   start(): Promise<void> {
-    this.beating = this.beat();
-    return this.beating;
+    this.beats = new PeriodicPass(() => this.send("beat"), this.settings.heartbeatMs, this.report, true);
+    return this.beats.settled();
   }
 
   /** Stops the timer and removes this instance from serverInstances (after a beat in flight). */
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.beating;
+    await this.beats?.stop();
     await this.send("stop");
   }
 
@@ -82,24 +75,6 @@ export class Heartbeat {
       this.settings.heartbeatTtlMs,
       mode,
     );
-  }
-
-  private async beat(): Promise<void> {
-    try {
-      await this.send("beat");
-      this.failing = false;
-    } catch (err) {
-      if (!isConnectionFailure(err)) {
-        if (!this.failing) this.report(err);
-        this.failing = true;
-      }
-    }
-    if (!this.stopped) {
-      this.timer = setTimeout(() => {
-        this.beating = this.beat();
-      }, this.settings.heartbeatMs);
-      this.timer.unref();
-    }
   }
 }
 

@@ -6,7 +6,7 @@ import { loadConfig } from "../../src/config.js";
 import { connectRedis } from "../../src/redis/clients.js";
 import { Keys } from "../../src/redis/keys.js";
 import { LedgerStore } from "../../src/store/ledger.js";
-import { LeaseSweeper } from "../../src/store/lease-sweeper.js";
+import { PeriodicPass } from "../../src/store/periodic-pass.js";
 import { startRedisServer, type RedisServer } from "../../support/redis-server.js";
 
 let server: RedisServer;
@@ -52,7 +52,7 @@ test("while Redis answers nothing, passes do not pile up: one runs at a time, an
   // Only the timers: Redis and the sockets stay real.
   vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
   const reports: unknown[] = [];
-  const sweeper = new LeaseSweeper(sweep, 100, (err) => reports.push(err));
+  const sweeper = new PeriodicPass(sweep, 100, (err) => reports.push(err));
   try {
     await vi.waitFor(() => expect(counts.ended).toBe(1));
     server.process.kill("SIGSTOP");
@@ -76,7 +76,7 @@ test("a pass that fails other than by a lost connection is reported with its cau
   const reports: Error[] = [];
   // The lease index holds the wrong type: every pass fails on it until it is removed.
   await redis.set(keys.leaseIndex, "not a sorted set");
-  const sweeper = new LeaseSweeper(sweep, 5, (err) => reports.push(err as Error));
+  const sweeper = new PeriodicPass(sweep, 5, (err) => reports.push(err as Error));
   try {
     await vi.waitFor(() => expect(counts.failed).toBeGreaterThanOrEqual(3), { timeout: 10_000 });
     expect(reports.map((e) => e.message)).toEqual([expect.stringContaining("WRONGTYPE")]);

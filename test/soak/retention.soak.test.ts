@@ -5,7 +5,7 @@ import { loadConfig, type Config } from "../../src/config.js";
 import { connectRedis } from "../../src/redis/clients.js";
 import { Keys } from "../../src/redis/keys.js";
 import { ContextStore } from "../../src/store/contexts.js";
-import { LeaseSweeper } from "../../src/store/lease-sweeper.js";
+import { PeriodicPass } from "../../src/store/periodic-pass.js";
 import { LedgerStore } from "../../src/store/ledger.js";
 import { Backoff } from "../helpers/backoff.js";
 import { startRedisServer, type RedisServer } from "../../support/redis-server.js";
@@ -24,7 +24,7 @@ let config: Config;
 let keys: Keys;
 let contexts: ContextStore;
 let ledger: LedgerStore;
-const sweepers: LeaseSweeper[] = [];
+const sweepers: PeriodicPass[] = [];
 
 beforeAll(async () => {
   // A Redis of its own: its used_memory is this file's alone.
@@ -46,7 +46,7 @@ beforeAll(async () => {
   const fail = (err: unknown) => {
     throw err;
   };
-  sweepers.push(new LeaseSweeper(() => ledger.sweep(), 20, fail), new LeaseSweeper(() => contexts.deletions.sweep(), 20, fail));
+  sweepers.push(new PeriodicPass(() => ledger.sweep(), 20, fail), new PeriodicPass(() => contexts.deletions.sweep(), 20, fail));
 });
 afterAll(async () => {
   for (const sweeper of sweepers) sweeper.stop();
