@@ -29,6 +29,19 @@ check_key_base(ARGV[1])
 local base = ARGV[1]
 local INDEX_STEP = 100
 local PENDING = '{"pending":true}'
+-- Pops at most `count` members of the set `set` and unlinks the key `prefix .. member` of each
+-- (a member that is a whole key, with prefix '', must lie in this context's slot). Returns whether
+-- it popped any.
+local function unlink_popped(set, prefix, count)
+  local members = redis.call('SPOP', set, count)
+  for _, member in ipairs(members) do
+    local key = prefix .. member
+    if prefix == '' then check_key_base(key) end
+    redis.call('UNLINK', key)
+  end
+  return #members > 0
+end
+
 local function done()
   local gone = redis.call('EXISTS', base .. ':seq') == 0
   return '{"done":true,"gone":' .. tostring(gone) .. '}'
@@ -48,19 +61,8 @@ if t[2] then
     redis.call('ZREM', base .. ':allocs', unpack(numbers))
     return PENDING
   end
-  local names = redis.call('SPOP', base .. ':locks', STEP)
-  if #names > 0 then
-    for _, name in ipairs(names) do redis.call('UNLINK', base .. ':lock:' .. name) end
-    return PENDING
-  end
-  local indexes = redis.call('SPOP', base .. ':indexes', INDEX_STEP)
-  if #indexes > 0 then
-    for _, key in ipairs(indexes) do
-      check_key_base(key)
-      redis.call('UNLINK', key)
-    end
-    return PENDING
-  end
+  if unlink_popped(base .. ':locks', base .. ':lock:', STEP) then return PENDING end
+  if unlink_popped(base .. ':indexes', '', INDEX_STEP) then return PENDING end
   redis.call('UNLINK', base .. ':root', base .. ':children:root', base .. ':leases', base .. ':releasing', base .. ':allocs',
     base .. ':locks', base .. ':indexes', base .. ':ended')
   redis.call('HDEL', KEYS[2], 'purge')
@@ -84,10 +86,6 @@ if not t[4] then
   if ARGV[3] ~= '1' or now_ms() < due then return wait(due) end
   redis.call('HSET', KEYS[2], 'pruning', '1')
 end
-local names = redis.call('SPOP', base .. ':lockNames', STEP)
-if #names > 0 then
-  for _, name in ipairs(names) do redis.call('UNLINK', base .. ':lockToken:' .. name) end
-  return PENDING
-end
+if unlink_popped(base .. ':lockNames', base .. ':lockToken:', STEP) then return PENDING end
 redis.call('UNLINK', base .. ':seq', base .. ':feed', base .. ':allocCount', base .. ':lockNames', KEYS[2])
 return '{"done":true,"gone":true}'
