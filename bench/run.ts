@@ -16,16 +16,12 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 /** The value the next patch of the patch scenarios writes: each one changes the document. */
 let patchValue = 0;
-const FANOUT_ONLY = process.env.BENCH_ONLY === "fanout";
-const OVERVIEW_ONLY = process.env.BENCH_ONLY === "overview";
 /** Contexts in each overview deployment; the first is the baseline of the ratios. */
 const OVERVIEW_CONTEXTS = (process.env.BENCH_OVERVIEW_CONTEXTS ?? "100,100000").split(",").map(Number);
 const OVERVIEW_QUERY = "{ contexts(first: 50) { totalCount edges { node { id updatedAt activeAllocations } } } }";
-const LEDGER_PAGE_ONLY = process.env.BENCH_ONLY === "ledger-page";
 /** Ended allocations in the two swarms of the ledger page benchmark: a short and a long history. */
 const LEDGER_PAGE_HISTORIES = (process.env.BENCH_LEDGER_PAGE_HISTORIES ?? "100,100000").split(",").map(Number);
 const LEDGER_PAGE_REQUESTS = Number(process.env.BENCH_LEDGER_PAGE_REQUESTS ?? 200);
-const DELETION_ONLY = process.env.BENCH_ONLY === "deletion";
 const DELETION_ALLOCATIONS = Number(process.env.BENCH_DELETION_ALLOCATIONS ?? 100_000);
 const FANOUT_UPDATES = Number(process.env.BENCH_FANOUT_UPDATES ?? 200);
 const FANOUT_SUBSCRIBERS = (process.env.BENCH_FANOUT_SUBSCRIBERS ?? "1,100,1000").split(",").map(Number);
@@ -339,37 +335,18 @@ async function ledgerPage(redisUrl: string): Promise<void> {
 
 async function main(): Promise<void> {
   const redis = await startRedisServer();
-  if (OVERVIEW_ONLY) {
+  // BENCH_ONLY names one part to run alone.
+  const only: Record<string, () => Promise<void>> = {
+    overview: async () => printOverview(await overviewScenario(redis.url)),
+    "ledger-page": () => ledgerPage(redis.url),
+    deletion: async () => printDeletion(await deletionBench(redis.url, DELETION_ALLOCATIONS)),
+    fanout: async () => printFanout(await fanoutScenarios(await serve("app", { BENCH_REDIS_URL: redis.url }), redis.url)),
+  };
+  const part = process.env.BENCH_ONLY;
+  if (part !== undefined) {
     try {
-      printOverview(await overviewScenario(redis.url));
-    } finally {
-      stopAll();
-      await redis.stop();
-    }
-    return;
-  }
-  if (LEDGER_PAGE_ONLY) {
-    try {
-      await ledgerPage(redis.url);
-    } finally {
-      stopAll();
-      await redis.stop();
-    }
-    return;
-  }
-  if (DELETION_ONLY) {
-    try {
-      printDeletion(await deletionBench(redis.url, DELETION_ALLOCATIONS));
-    } finally {
-      stopAll();
-      await redis.stop();
-    }
-    return;
-  }
-  if (FANOUT_ONLY) {
-    try {
-      const appUrl = await serve("app", { BENCH_REDIS_URL: redis.url });
-      printFanout(await fanoutScenarios(appUrl, redis.url));
+      if (!(part in only)) throw new Error(`BENCH_ONLY=${part}: not one of ${Object.keys(only).join(", ")}`);
+      await only[part]!();
     } finally {
       stopAll();
       await redis.stop();
