@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, inject } from "vitest";
 import { createApp, type App, type AppConfig } from "../../src/server/app.js";
 import { loadConfig } from "../../src/config.js";
 import type { Logger } from "../../src/observability/logger.js";
+import { startRedisServer, type RedisServer } from "../../support/redis-server.js";
 import { redisState } from "./redis-state.js";
 
 export interface GraphQLResponse<T> {
@@ -85,6 +86,25 @@ export interface ServerFixture extends ServerHandle {
 }
 
 type ResponseError = NonNullable<GraphQLResponse<unknown>["errors"]>[number];
+
+/**
+ * A redis-server of the calling file's own (so that what it sees, MONITOR say, is that file's
+ * alone), started in beforeAll and stopped in afterAll: call it before the useTestServer calls
+ * that use it, so that their servers close first. The function gives the server once started.
+ */
+export function useRedisServer(): () => RedisServer {
+  let server: RedisServer | undefined;
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  return () => {
+    if (!server) throw new Error("useRedisServer: the redis-server starts in beforeAll; use it from a test or a later hook");
+    return server;
+  };
+}
 
 /**
  * Starts a server before the tests of the enclosing file or describe block (beforeAll) and closes

@@ -21,10 +21,9 @@ import {
   ReportUsageDocument,
   type ContextChangesSubscription,
 } from "../gql/graphql.js";
-import { useTestServer, type ServerFixture } from "../helpers/app.js";
+import { useRedisServer, useTestServer, type ServerFixture } from "../helpers/app.js";
 import { Backoff } from "../helpers/backoff.js";
 import { subscribe, type FeedClient } from "../helpers/feed-client.js";
-import { startRedisServer, type RedisServer } from "../../support/redis-server.js";
 
 /** The most allocations or locks one purge step removes: STEP in src/redis/lua/_2-ledger.lua. */
 const STEP = 50;
@@ -32,22 +31,16 @@ const STEP = 50;
 const COMMANDS_PER_SCRIPT = 3 * STEP;
 
 // A Redis of its own: MONITOR must see this file's commands only.
-let redisServer: RedisServer;
-beforeAll(async () => {
-  redisServer = await startRedisServer();
-});
-afterAll(async () => {
-  await redisServer.stop();
-});
+const redisServer = useRedisServer();
 /** Retention long enough that nothing is pruned during a test; no sweeper, so that a purge left unfinished stays so until a test runs one. */
-const server = useTestServer(() => ({ redisUrl: redisServer.url, leaseSweepMs: 0 }));
+const server = useTestServer(() => ({ redisUrl: redisServer().url, leaseSweepMs: 0 }));
 /** The shortest retention, and a busy sweeper: prunes happen within a test. Each a key prefix of its own, so a counter floor of its own. */
-const short = useTestServer(() => ({ redisUrl: redisServer.url, leaseSweepMs: 20, deletedContextRetentionMs: 1_000 }));
-const fresh = useTestServer(() => ({ redisUrl: redisServer.url, leaseSweepMs: 20, deletedContextRetentionMs: 1_000 }));
+const short = useTestServer(() => ({ redisUrl: redisServer().url, leaseSweepMs: 20, deletedContextRetentionMs: 1_000 }));
+const fresh = useTestServer(() => ({ redisUrl: redisServer().url, leaseSweepMs: 20, deletedContextRetentionMs: 1_000 }));
 
 let client: Redis;
 beforeAll(async () => {
-  client = await connectRedis(redisServer.url, "deletion-test");
+  client = await connectRedis(redisServer().url, "deletion-test");
 });
 afterAll(() => client.disconnect());
 

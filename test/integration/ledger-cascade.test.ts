@@ -14,9 +14,8 @@ import {
   RenewAllocationDocument,
   ReportUsageDocument,
 } from "../gql/graphql.js";
-import { useTestServer } from "../helpers/app.js";
+import { useRedisServer, useTestServer } from "../helpers/app.js";
 import { ledgerSnapshot, ledgerViolations } from "../../support/ledger-invariant.js";
-import { startRedisServer, type RedisServer } from "../../support/redis-server.js";
 import { redisTimePast } from "../helpers/redis-time.js";
 
 /** The most allocations one script may end: STEP in src/redis/lua/_2-ledger.lua. */
@@ -26,14 +25,8 @@ const COMMANDS_PER_SCRIPT = 40 * STEP;
 const DESCENDANTS = 2_000;
 
 // A Redis of its own: MONITOR must see this file's commands only.
-let redisServer: RedisServer;
-beforeAll(async () => {
-  redisServer = await startRedisServer();
-});
-afterAll(async () => {
-  await redisServer.stop();
-});
-const server = useTestServer(() => ({ redisUrl: redisServer.url, leaseSweepMs: 0 }));
+const redisServer = useRedisServer();
+const server = useTestServer(() => ({ redisUrl: redisServer().url, leaseSweepMs: 0 }));
 let ledgerRedis: Redis;
 let keys: Keys;
 let ledger: LedgerStore;
@@ -41,7 +34,7 @@ const touched = new Set<string>();
 const cleanups: (() => Promise<void> | void)[] = [];
 
 beforeAll(async () => {
-  ledgerRedis = await connectRedis(redisServer.url, "cascade-test");
+  ledgerRedis = await connectRedis(redisServer().url, "cascade-test");
   keys = new Keys(server.config.keyPrefix);
   ledger = new LedgerStore(ledgerRedis, keys, server.config);
   // Redis learns the release script here, so a gated store's first call is its first step.
@@ -203,7 +196,7 @@ async function startScriptGate(): Promise<{ url: string; held(): Promise<void>; 
     }
   };
   const server = createServer((client) => {
-    upstream = connect(redisServer.port, "127.0.0.1");
+    upstream = connect(redisServer().port, "127.0.0.1");
     for (const socket of [client, upstream]) {
       sockets.add(socket);
       socket.on("error", () => {});
