@@ -451,7 +451,7 @@ export class ContextStore {
     let reply: ScriptReply | undefined;
     // Pending: a deletion of this id left something to finish, or the floor was read too long ago.
     for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS && (!reply || "pending" in reply); attempt++) {
-      await this.deletions.finish(contextId);
+      if (reply) await this.deletions.finish(contextId);
       const { floor, readAtMs } = await this.deletions.floor();
       reply = parseWriteReply(
         await scriptsOf(this.redis).createContext(

@@ -42,8 +42,8 @@ export class Deletions {
   }
 
   /**
-   * Before `id` is created: finishes what a deletion left that would mix into the new context
-   * (a purge, or a prune already begun). A prune not begun is left alone: the counters go on.
+   * When a create of `id` found what a deletion left that would mix into the new context (a purge,
+   * or a prune already begun): finishes it. A prune not begun is left alone: the counters go on.
    */
   async finish(id: string): Promise<void> {
     await this.advance(id, false);
