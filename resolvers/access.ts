@@ -90,6 +90,7 @@ export const ACCESS: Readonly<Record<string, AccessRule>> = {
   "Query.contexts": { roles: ALL, contexts: none },
   "Query.allocation": { roles: ALL, contexts: (args) => allocationContext({ allocationId: args.id }) },
   "Query.health": { roles: ALL, contexts: none, whileUnavailable: true },
+  "Query.me": { roles: ALL, contexts: none, whileUnavailable: true },
   // Deployment-wide, like /metrics (which counts the same subscriptions): not for scoped keys.
   "Query.serverInstances": { roles: ADMIN, contexts: none, whileUnavailable: true },
   "Mutation.createContext": { roles: ADMIN, contexts: none },

@@ -6,6 +6,7 @@ import "./scalars.js";
 import "./errors.js";
 import "./change.js";
 import "./health.js";
+import "./caller.js";
 import "./swarm-context.js";
 import "./history.js";
 import "./ledger.js";

@@ -24,9 +24,11 @@ import { ContextStore } from "../store/contexts.js";
 import { Heartbeat, readInstances } from "../store/instances.js";
 import { PeriodicPass } from "../store/periodic-pass.js";
 import { LedgerStore } from "../store/ledger.js";
+import { consoleFiles } from "./console-files.js";
 import { listen } from "./listen.js";
 import { routeRequests } from "./routes.js";
 import { shutdown, withTimeout } from "./shutdown.js";
+import { StaticFiles } from "./static-files.js";
 import { attachGraphqlWs } from "./ws-transport.js";
 
 /**
@@ -163,7 +165,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
   let server: Server | undefined;
   let ws: { close(graceMs: number): Promise<void> } | undefined;
   let closing = false;
-  const handle = routeRequests({ yoga, gate, metrics, state: guard, originPolicy, maxRequestBytes: config.maxRequestBytes, pingRedis, closing: () => closing });
+  const handle = routeRequests({ yoga, gate, metrics, state: guard, originPolicy, maxRequestBytes: config.maxRequestBytes, pingRedis, closing: () => closing, files: new StaticFiles(consoleFiles()) });
   return {
     yoga,
     log,

@@ -7,6 +7,7 @@ import type { StateGuard } from "../redis/state-guard.js";
 import type { Gate } from "../security/gate.js";
 import { foreignRequest, type OriginPolicy } from "../security/request-origin.js";
 import { json, jsonError, refuseUnread } from "./http-answers.js";
+import type { StaticFiles } from "./static-files.js";
 
 /** What the HTTP routes need. */
 export interface Routes {
@@ -21,6 +22,8 @@ export interface Routes {
   readonly pingRedis: () => Promise<number>;
   /** Whether the server is shutting down: /ready says so and every answer closes its connection. */
   readonly closing: () => boolean;
+  /** The console's files (/console/...). */
+  readonly files: StaticFiles;
 }
 
 /** Whether a request declares a body larger than `maxRequestBytes`. */
@@ -30,16 +33,20 @@ export function declaresTooLarge(req: IncomingMessage, maxRequestBytes: number):
 
 /**
  * The HTTP handler: the origin and host checks, the operations endpoints (/health, /ready,
- * /metrics), and the request size bound, in front of yoga (GraphQL at /graphql).
+ * /metrics), the console's files (/console/), and the request size bound, in front of yoga
+ * (GraphQL at /graphql).
  */
 export function routeRequests(routes: Routes): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const { yoga, gate, metrics, state, originPolicy, maxRequestBytes, pingRedis, closing } = routes;
+  const { yoga, gate, metrics, state, originPolicy, maxRequestBytes, pingRedis, closing, files } = routes;
   return async (req, res) => {
     if (closing()) res.setHeader("connection", "close");
     const foreign = foreignRequest(req.headers, originPolicy);
     if (foreign) return refuseUnread(req, res, 403, foreign, { code: "FORBIDDEN" });
-    const path = (req.url ?? "/").split("?")[0];
+    const path = (req.url ?? "/").split("?")[0]!;
     if (path === "/health") return json(res, 200, { status: "ok" });
+    if (files.has(path)) return files.serve(req, res, path);
+    if (path === "/console") return void res.writeHead(308, { location: "/console/" }).end();
+    if (path.startsWith("/console/")) return jsonError(res, 404, `no console file ${path}`, { code: "NOT_FOUND" });
     if (path === "/ready") {
       const ready = !closing() && state.current === "intact" && (await pingRedis().then(() => true, () => false));
       return json(res, ready ? 200 : 503, { ready, state: state.current, shuttingDown: closing() });

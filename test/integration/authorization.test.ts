@@ -240,6 +240,7 @@ const EXPECTED: Readonly<Record<string, Expectation>> = {
   "Query.contexts": anywhere(EVERYONE, () => ({ query: `{ contexts(first: 5) { edges { node { id } } } }` })),
   "Query.allocation": onContext(EVERYONE, (fx) => ({ query: `query($id: ID!) { allocation(id: $id) { id status } }`, variables: { id: fx.allocationId } })),
   "Query.health": anywhere(EVERYONE, () => ({ query: `{ health { ok state } }` })),
+  "Query.me": anywhere(EVERYONE, () => ({ query: `{ me { name role scope } }` })),
   "Query.serverInstances": anywhere(ADMINS, () => ({ query: `{ serverInstances { id version subscriptions } }` })),
   "Mutation.createContext": anywhere(ADMINS, (fx) => ({
     query: `mutation($id: ID!) { createContext(id: $id, document: { blackboard: {} }) { id } }`,
@@ -323,6 +324,12 @@ describe("the authorization matrix", () => {
       }
     });
   });
+});
+
+test.each(ROLES)("me: the %s key's name, role and scope", async (role) => {
+  const { result } = await execute("http", KEY[role], { query: `{ me { name role scope } }` });
+  expect(result.errors).toBeUndefined();
+  expect(result.data?.me).toEqual({ name: keys[role].name, role: role.toUpperCase(), scope: keys[role].scope });
 });
 
 describe("without a valid key", () => {

@@ -1,0 +1,87 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, expect } from "vitest";
+
+/** Debian's Chromium (`apt-get install chromium`); CHROMIUM_PATH names another. */
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+/** Where screenshots go (ignored by git). */
+export const SCREENSHOTS = join(process.cwd(), "test-results", "screenshots");
+
+/**
+ * Launches headless Chromium in beforeAll and closes it in afterAll; the function gives it once
+ * launched. Without the flags below, Chromium calls Google's hosts at start, which this machine's
+ * closed network refuses.
+ */
+export function useBrowser(): () => Browser {
+  let browser: Browser | undefined;
+  beforeAll(async () => {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM_PATH,
+      headless: true,
+      args: ["--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync", "--no-sandbox", "--disable-gpu"],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+  return () => {
+    if (!browser) throw new Error("useBrowser: the browser starts in beforeAll; use it from a test or a later hook");
+    return browser;
+  };
+}
+
+/** A page and what it did that a test checks afterwards. */
+export interface WatchedPage {
+  readonly page: Page;
+  /** Requests to anywhere but `origin` (data: and blob: URLs aside). */
+  readonly foreignRequests: string[];
+  /** Console errors and uncaught page errors. */
+  readonly errors: string[];
+  /**
+   * Expects no foreign request and no error but those matching `allowed` (an error the scenario
+   * causes on purpose, such as the 401 of a wrong key), then closes the page's browser context.
+   */
+  close(allowed?: RegExp): Promise<void>;
+}
+
+/**
+ * Opens a page in a browser context of its own (no shared storage: a new tab session) at
+ * `width` x 800, watching every request it makes and every error it logs.
+ */
+export async function watchedPage(browser: Browser, origin: string, width = 1280): Promise<WatchedPage> {
+  const context = await browser.newContext({ viewport: { width, height: 800 }, baseURL: origin });
+  const page = await context.newPage();
+  const foreignRequests: string[] = [];
+  const errors: string[] = [];
+  page.on("request", (request) => {
+    const url = request.url();
+    if (!url.startsWith("data:") && !url.startsWith("blob:") && new URL(url).origin !== origin) foreignRequests.push(url);
+  });
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(message.text());
+  });
+  page.on("pageerror", (error) => errors.push(error.stack ?? error.message));
+  return {
+    page,
+    foreignRequests,
+    errors,
+    close: async (allowed) => {
+      await context.close();
+      expect(foreignRequests, "requests to anywhere but the server").toEqual([]);
+      expect(errors.filter((e) => !allowed?.test(e)), "browser console errors").toEqual([]);
+    },
+  };
+}
+
+/** Saves a screenshot of `page` as test-results/screenshots/<name>.png. */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+/** The server's origin, from its GraphQL URL. */
+export function originOf(graphqlUrl: string): string {
+  return new URL(graphqlUrl).origin;
+}
