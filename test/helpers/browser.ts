@@ -1,27 +1,17 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, expect } from "vitest";
-
-/** Debian's Chromium (`apt-get install chromium`); CHROMIUM_PATH names another. */
-export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+import { launchChromium } from "../../support/chromium.js";
 
 /** Where screenshots go (ignored by git). */
 export const SCREENSHOTS = join(process.cwd(), "test-results", "screenshots");
 
-/**
- * Launches headless Chromium in beforeAll and closes it in afterAll; the function gives it once
- * launched. Without the flags below, Chromium calls Google's hosts at start, which this machine's
- * closed network refuses.
- */
+/** Launches headless Chromium (support/chromium.ts) in beforeAll and closes it in afterAll; the function gives it once launched. */
 export function useBrowser(): () => Browser {
   let browser: Browser | undefined;
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM_PATH,
-      headless: true,
-      args: ["--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync", "--no-sandbox", "--disable-gpu"],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
