@@ -4,7 +4,7 @@
 import { beforeAll, expect, test } from "vitest";
 import { useTestServer } from "../helpers/app.js";
 import { originOf, screenshot, useBrowser, watchedPage } from "../helpers/browser.js";
-import { dataAs, seedContexts, untilSubscriptions } from "../helpers/console.js";
+import { dataAs, poll, seedContexts, untilSubscriptions } from "../helpers/console.js";
 
 const browser = useBrowser();
 const server = useTestServer();
@@ -31,22 +31,22 @@ test("the list: search by prefix, next and previous pages with totals, a 1,000-r
   const range = page.getByTestId("list-range");
   const firstId = () => rows.first().locator("th").textContent();
   await page.goto("/console/#/swarms");
-  await expect.poll(() => range.textContent()).toBe(`1–50 of ${TOTAL.toLocaleString("en-US")}`);
+  await poll(() => range.textContent()).toBe(`1–50 of ${TOTAL.toLocaleString("en-US")}`);
   expect(await rows.count()).toBe(50);
   expect(await firstId()).toBe("doc-big");
   await screenshot(page, "swarms");
 
   await page.getByRole("button", { name: "Next" }).click();
-  await expect.poll(() => range.textContent()).toBe(`51–100 of ${TOTAL.toLocaleString("en-US")}`);
+  await poll(() => range.textContent()).toBe(`51–100 of ${TOTAL.toLocaleString("en-US")}`);
   expect(await firstId()).toBe("sw-0047");
   await page.getByRole("button", { name: "Next" }).click();
-  await expect.poll(() => range.textContent()).toBe(`101–150 of ${TOTAL.toLocaleString("en-US")}`);
+  await poll(() => range.textContent()).toBe(`101–150 of ${TOTAL.toLocaleString("en-US")}`);
   await page.getByRole("button", { name: "Previous" }).click();
-  await expect.poll(() => range.textContent()).toBe(`51–100 of ${TOTAL.toLocaleString("en-US")}`);
+  await poll(() => range.textContent()).toBe(`51–100 of ${TOTAL.toLocaleString("en-US")}`);
   expect(await firstId()).toBe("sw-0047");
 
   await page.getByLabel("Id starts with").fill("sw-104");
-  await expect.poll(() => range.textContent()).toBe("1–10 of 10");
+  await poll(() => range.textContent()).toBe("1–10 of 10");
   expect(await rows.allTextContents()).toHaveLength(10);
   expect(await firstId()).toBe("sw-1040");
   expect(await page.getByRole("button", { name: "Next" }).isDisabled()).toBe(true);
@@ -58,15 +58,15 @@ test("the list: search by prefix, next and previous pages with totals, a 1,000-r
   await page.setViewportSize({ width: 1280, height: 800 });
 
   await page.getByLabel("Id starts with").fill("sw-");
-  await expect.poll(() => range.textContent()).toBe(`1–50 of ${SEEDED.toLocaleString("en-US")}`);
+  await poll(() => range.textContent()).toBe(`1–50 of ${SEEDED.toLocaleString("en-US")}`);
   const started = Date.now();
   await page.getByLabel("Rows per page").selectOption("1000");
-  await expect.poll(() => range.textContent()).toBe(`1–1,000 of ${SEEDED.toLocaleString("en-US")}`);
+  await poll(() => range.textContent()).toBe(`1–1,000 of ${SEEDED.toLocaleString("en-US")}`);
   console.info(`console: 1,000 swarms listed ${Date.now() - started} ms after choosing 1,000 rows per page`);
   expect(await rows.count()).toBe(1000);
   expect(await rows.last().locator("th").textContent()).toBe("sw-0999");
   await page.getByRole("button", { name: "Next" }).click();
-  await expect.poll(() => range.textContent()).toBe(`1,001–1,050 of ${SEEDED.toLocaleString("en-US")}`);
+  await poll(() => range.textContent()).toBe(`1,001–1,050 of ${SEEDED.toLocaleString("en-US")}`);
   await watched.close();
 });
 
@@ -75,24 +75,24 @@ test("live: a change through the API shows in the list and on the swarm page wit
   const { page } = watched;
   const version = (id: string) => page.locator(`tr[data-id="${id}"] td[data-col="version"]`).textContent();
   await page.goto("/console/#/swarms?prefix=live-");
-  await expect.poll(() => version("live-1")).toBe("1");
+  await poll(() => version("live-1")).toBe("1");
   await untilSubscriptions(server.url, null, 2); // the rows' changes, and new swarms
 
   await write(MERGE, { id: "live-1", m: { status: "running" } });
-  await expect.poll(() => version("live-1")).toBe("2");
+  await poll(() => version("live-1")).toBe("2");
   expect(await version("live-2")).toBe("1");
 
   await seedContexts(server.url, null, ["live-3"], () => ({ status: "new" }));
   await page.getByTestId("new-swarms").click();
-  await expect.poll(() => version("live-3")).toBe("1");
+  await poll(() => version("live-3")).toBe("1");
 
   await page.getByRole("link", { name: "live-1" }).click();
   const tree = page.getByRole("list", { name: "Document" });
-  await expect.poll(() => tree.textContent()).toContain('"running"');
+  await poll(() => tree.textContent()).toContain('"running"');
   await untilSubscriptions(server.url, null, 1); // the swarm page's head
   await write(MERGE, { id: "live-1", m: { status: "done" } });
-  await expect.poll(() => page.getByTestId("version").textContent()).toBe("3");
-  await expect.poll(() => tree.textContent()).toContain('"done"');
+  await poll(() => page.getByTestId("version").textContent()).toBe("3");
+  await poll(() => tree.textContent()).toContain('"done"');
   await watched.close();
 });
 
@@ -117,16 +117,16 @@ test("the document: a 5,000-key document as a tree, 200 children at a time, poin
 
   await agents.press("Enter");
   const children = tree.getByRole("button", { name: /^agent-\d{4} / });
-  await expect.poll(() => children.count()).toBe(200);
+  await poll(() => children.count()).toBe(200);
   await tree.getByRole("button", { name: /^Show 200 more/ }).click();
-  await expect.poll(() => children.count()).toBe(400);
+  await poll(() => children.count()).toBe(400);
   await tree.getByRole("button", { name: /^agent-0399 / }).press("Space");
   expect(await tree.locator(".jt-pointer", { hasText: "/blackboard/agents/agent-0399/step" }).count()).toBe(1);
 
   await page.getByLabel("JSON Pointers (comma or newline separated)").fill("/policy/allocation/maxShare, /blackboard/agents/agent-4999\n/nothing");
   await page.getByRole("button", { name: "Read slice" }).click();
   const results = page.getByLabel("Slice results");
-  await expect.poll(() => results.textContent()).toContain("0.5");
+  await poll(() => results.textContent()).toContain("0.5");
   const text = await results.textContent();
   expect(text).toContain("/blackboard/agents/agent-4999");
   expect(text).toContain("4999");

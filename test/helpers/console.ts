@@ -45,15 +45,18 @@ export async function seedContexts(url: string, key: string | null, ids: readonl
  */
 export async function untilSubscriptions(url: string, adminKey: string | null, count: number): Promise<void> {
   const metrics = new URL("/metrics", url).href;
-  await expect
-    .poll(async () => {
-      const text = await (await fetch(metrics, { headers: adminKey ? { authorization: `Bearer ${adminKey}` } : {} })).text();
-      return Number(/^swarm_active_subscriptions (\S+)$/m.exec(text)?.[1]);
-    }, { timeout: 10_000 })
-    .toBe(count);
+  await poll(async () => {
+    const text = await (await fetch(metrics, { headers: adminKey ? { authorization: `Bearer ${adminKey}` } : {} })).text();
+    return Number(/^swarm_active_subscriptions (\S+)$/m.exec(text)?.[1]);
+  }).toBe(count);
 }
 
 /** Makes `page` open the console signed in with `key`, as the sign-in form leaves a tab (the key in sessionStorage). */
 export async function signInWith(page: Page, key: string): Promise<void> {
   await page.addInitScript((k) => sessionStorage.setItem("swarm-context-key", k), key);
+}
+
+/** expect.poll with room for a busy machine: 10 s rather than vitest's 1 s. */
+export function poll<T>(check: () => Promise<T> | T) {
+  return expect.poll(check, { timeout: 10_000 });
 }
