@@ -42,7 +42,7 @@ function Slice({ api, id, version }) {
     </form>
     <${ErrorNote} error=${state.error} />
     ${slice
-      ? html`<div class="slice-results" aria-label="Slice results">
+      ? html`<div class="slice-results" role="region" aria-label="Slice results">
           ${(paths ?? []).map(
             (path) => html`<div class="slice-result" key=${path}>
               ${slice[path] === null || slice[path] === undefined
@@ -55,6 +55,7 @@ function Slice({ api, id, version }) {
   </section>`;
 }
 
+/** The Document tab: the tree of the current version (read once per version) and the slice field. */
 export function ContextDocument({ api, id, head }) {
   const doc = useQuery(api, DOCUMENT, { id }, [api, id, head.version]);
   const [openDepth, setOpenDepth] = useState(1);

@@ -64,7 +64,7 @@ function Conflict({ conflict, busy, onReapply, onPreview }) {
     <p>The edit was made on version ${expected}; the swarm is now at version ${current}. Nothing was written.</p>
     ${entries.length
       ? html`<table aria-label="Changes made meanwhile">
-          <thead><tr><th scope="col">Version</th><th scope="col">Kind</th><th scope="col">By</th><th scope="col">At</th><th scope="col">Reason</th></tr></thead>
+          <thead><tr><th scope="col" class="num">Version</th><th scope="col">Kind</th><th scope="col">By</th><th scope="col">At</th><th scope="col">Reason</th></tr></thead>
           <tbody>
             ${entries.map(
               (c) => html`<tr key=${c.seq}><td class="num">${c.version}</td><td>${c.kind}</td><td>${c.actor}</td><td><${Time} at=${c.at} /></td><td>${c.reason ?? ""}</td></tr>`,
@@ -81,6 +81,7 @@ function Conflict({ conflict, busy, onReapply, onPreview }) {
   </div>`;
 }
 
+/** The Edit tab (writers): edits the version read when it opened, until told to move on. */
 export function EditContext({ api, me, id, head }) {
   const [base, setBase] = useState(null);
   const [mode, setMode] = useState("patch");

@@ -132,6 +132,7 @@ function Entry({ change, canRollback, rollbackHere, confirm }) {
   </li>`;
 }
 
+/** The History tab: the change feed newest first; rollback controls for admins only. */
 export function History({ api, me, id, head }) {
   const admin = me.role === "ADMIN";
   const [filters, setFilters] = useState({ kinds: null, actors: null, paths: null });

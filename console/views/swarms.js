@@ -12,7 +12,7 @@ const CHANGES = `subscription($ids: [ID!]!) {
   contextChanges(contextIds: $ids, batch: { maxWaitMs: 200 }, maxBatchesPerSecond: 4) { changes { contextId } resync { contextId } }
 }`;
 const CREATED = `subscription($prefix: String) {
-  contextChanges(idPrefix: $prefix, kinds: [CREATED], batch: { maxWaitMs: 1000 }, maxBatchesPerSecond: 1) { changes { contextId } }
+  contextChanges(idPrefix: $prefix, kinds: [CREATED], batch: { maxWaitMs: 500 }, maxBatchesPerSecond: 2) { changes { contextId } }
 }`;
 
 /** The server's largest page; a 1000-row page is read as pages of this. */
@@ -80,6 +80,7 @@ function keepInLocation(prefix, order, size) {
 
 const FIRST_PAGE = [{ after: null, start: 0 }];
 
+/** The swarms list page (#/swarms); its search, order and page size are kept in the location. */
 export function SwarmList({ api, route }) {
   const params = route.params;
   const [typed, setTyped] = useState(params.get("prefix") ?? "");
@@ -94,6 +95,9 @@ export function SwarmList({ api, route }) {
   const [page, setPage] = useState({ rows: [], start: 0, total: null, next: null, loading: true, error: null, ids: [] });
   const [created, setCreated] = useState(new Set());
   const [reloads, setReloads] = useState(0);
+  // Why the rows stopped following the change feed, if they did.
+  const [live, setLive] = useState(null);
+  const [follows, setFollows] = useState(0);
   const load = useRef(0);
   const change = (settings) => setView((v) => ({ ...v, ...settings, stack: FIRST_PAGE }));
 
@@ -142,29 +146,34 @@ export function SwarmList({ api, route }) {
       reading = true;
       const asked = [...pending];
       pending.clear();
+      let read = false;
       try {
         const heads = await readHeads(api, asked);
+        read = true;
         if (!stopped) setPage((p) => ({ ...p, rows: p.rows.map((r) => (heads.has(r.id) ? (heads.get(r.id) ?? { ...r, gone: true }) : r)) }));
       } catch {
-        // A failed read is retried with the next change.
+        // Asked again with the next batch of changes.
+        for (const id of asked) pending.add(id);
       } finally {
         reading = false;
-        if (!stopped) refresh();
+        // Changes that arrived during the read.
+        if (read && !stopped) refresh();
       }
     };
+    setLive(null);
     const unsubscribe = api.subscribe(CHANGES, { ids }, {
       next: ({ contextChanges: batch }) => {
         for (const c of batch.changes) pending.add(c.contextId);
         for (const r of batch.resync) pending.add(r.contextId);
         refresh();
       },
-      error: () => {},
+      error: (error) => !stopped && setLive(error),
     });
     return () => {
       stopped = true;
       unsubscribe();
     };
-  }, [api, idsKey]);
+  }, [api, idsKey, follows]);
 
   // Swarms created since the list was read (matching the search), offered as a reload.
   useEffect(() => {
@@ -204,6 +213,12 @@ export function SwarmList({ api, route }) {
         : null}
     </div>
     <${ErrorNote} error=${error} />
+    ${live
+      ? html`<p class="notice row">
+          The rows are no longer updated live (${live.code ?? "ERROR"}: ${live.message}).
+          <button type="button" class="secondary" onClick=${() => setFollows(follows + 1)}>Follow them again</button>
+        </p>`
+      : null}
     <div class="table-wrap">
       <table aria-label="Swarms" class="swarms">
         <thead>

@@ -135,11 +135,14 @@ test("history: newest first, filters by kind and actor, entry patches, two versi
   await watched.close();
 });
 
-test("a viewer sees no write control, and the server refuses a write made by hand from its session", async () => {
-  const watched = await watchedPage(browser(), originOf(server.url));
+test("a viewer sees no write control, and the server refuses a write made by hand from its session (at 800 px)", async () => {
+  const watched = await watchedPage(browser(), originOf(server.url), 800);
   const { page } = watched;
   await signInWith(page, keys.viewer.key);
-  const writeControls = () => page.getByRole("button", { name: /apply|roll ?back|preview|confirm/i }).count();
+  const writeControls = async () => {
+    expect(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth), "the page fits 800 px").toBe(true);
+    return page.getByRole("button", { name: /apply|roll ?back|preview|confirm/i }).count();
+  };
   await page.goto("/console/#/swarms/in-hist?tab=edit");
   await page.getByRole("list", { name: "Document" }).waitFor();
   expect(await page.getByRole("navigation", { name: "Swarm views" }).getByRole("link").allTextContents()).not.toContain("Edit");
