@@ -114,6 +114,7 @@ export const ACCESS: Readonly<Record<string, AccessRule>> = {
     ],
   },
   "Subscription.watchSlice": { roles: ALL, contexts: field("id") },
+  "Subscription.ledgerRefusals": { roles: ALL, contexts: field("contextId") },
 };
 
 /**

@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from "../src/errors.js";
 import type { ChangeBatch, Cursor } from "../src/feed/change-pipeline.js";
+import type { LedgerRefusal } from "../src/feed/refusal-notices.js";
 import type { JsonObject } from "../src/json/types.js";
 import { CONTEXT_ID } from "../src/model/identifiers.js";
 import { inRange, segmentsOf } from "./arguments.js";
@@ -187,8 +188,17 @@ export async function watchSlice(
   })();
 }
 
-/** One value of watchSlice as the client sees it: an update, or the refusal that ends the stream. */
-export function deliverSlice(update: SliceUpdate | AppError): SliceUpdate {
-  if (update instanceof AppError) throw update;
-  return update;
+/** One value of watchSlice or ledgerRefusals as the client sees it: the value, or the refusal that ends the stream. */
+export function deliverValue<T>(value: T | AppError): T {
+  if (value instanceof AppError) throw value;
+  return value;
+}
+
+/**
+ * The live refusal notices of context `contextId` (see RefusalNotices): those published from now
+ * on, by any instance. Throws VALIDATION_FAILED when it is not a context id.
+ */
+export function ledgerRefusals(args: { contextId: string }, ctx: RequestContext): AsyncIterable<LedgerRefusal | AppError> {
+  checkIds([args.contextId], "contextId");
+  return ctx.feed.refusals.subscribe(args.contextId);
 }

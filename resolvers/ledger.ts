@@ -1,6 +1,7 @@
-import { AppError, ErrorCode } from "../src/errors.js";
+import { AppError, ErrorCode, LEDGER_REFUSALS } from "../src/errors.js";
+import type { LedgerOperation, RefusalNotice } from "../src/feed/refusal-notices.js";
 import type { AllocateRequest, PageRequest } from "../src/store/ledger.js";
-import type { Allocation, Amount, AllocationStatus, Budget } from "../src/model/allocation.js";
+import { parseAllocationId, type Allocation, type Amount, type AllocationStatus, type Budget } from "../src/model/allocation.js";
 import type { Lock } from "../src/model/lock.js";
 import type { RequestContext } from "./request-context.js";
 import { inRange } from "./arguments.js";
@@ -109,26 +110,75 @@ export async function locks(contextId: string, ctx: RequestContext): Promise<rea
   return ctx.reads.chargeEach(await ctx.ledger.locks(contextId), "locks");
 }
 
+/** What a refusal notice says about the call besides the refusal itself. */
+interface RefusedCall {
+  readonly operation: LedgerOperation;
+  readonly contextId?: string;
+  readonly allocationId?: string;
+  readonly parentId?: string | null;
+  /** What the call asked for; an INSUFFICIENT_RESOURCES refusal's own `requested` (a profile's amounts included) wins. */
+  readonly requested?: readonly Amount[] | null;
+}
+
+/** What could be had, from a refusal's details: INSUFFICIENT_RESOURCES's `available`, USAGE_EXCEEDED's `kind` and `remaining`. */
+function availableOf(err: AppError): readonly Amount[] | null {
+  const { available, kind, remaining } = err.details;
+  if (Array.isArray(available)) return available as Amount[];
+  return typeof kind === "string" && typeof remaining === "number" ? [{ kind, amount: remaining }] : null;
+}
+
+/**
+ * Runs a ledger mutation; when the ledger refuses it (LEDGER_REFUSALS), publishes a notice for
+ * ledgerRefusals subscribers on every instance without waiting for it, and rethrows the refusal.
+ */
+async function noticingRefusals<T>(call: RefusedCall, ctx: RequestContext, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof AppError && LEDGER_REFUSALS.has(err.code)) {
+      const notice: RefusalNotice = {
+        // The store parsed the allocation id before Redis could refuse the call.
+        contextId: call.contextId ?? parseAllocationId(call.allocationId!).contextId,
+        at: new Date().toISOString(),
+        actor: ctx.principal.name,
+        operation: call.operation,
+        code: err.code,
+        message: err.message,
+        allocationId: call.allocationId ?? null,
+        parentId: call.parentId ?? null,
+        requested: Array.isArray(err.details.requested) ? (err.details.requested as Amount[]) : (call.requested ?? null),
+        available: availableOf(err),
+      };
+      ctx.feed.refusals.publish(notice);
+    }
+    throw err;
+  }
+}
+
 export function allocate(args: { contextId: string } & AllocateRequest & LedgerArgs, ctx: RequestContext): Promise<Allocation> {
-  return ctx.ledger.allocate(args.contextId, args, options(args, ctx));
+  const call = { operation: "allocate", contextId: args.contextId, parentId: args.parentId, requested: args.request } as const;
+  return noticingRefusals(call, ctx, () => ctx.ledger.allocate(args.contextId, args, options(args, ctx)));
 }
 
 export function reportUsage(
   args: { allocationId: string; usage: readonly Amount[] } & LedgerArgs,
   ctx: RequestContext,
 ): Promise<Allocation> {
-  return ctx.ledger.reportUsage(args.allocationId, args.usage, options(args, ctx));
+  const call = { operation: "reportUsage", allocationId: args.allocationId, requested: args.usage } as const;
+  return noticingRefusals(call, ctx, () => ctx.ledger.reportUsage(args.allocationId, args.usage, options(args, ctx)));
 }
 
 export function release(
   args: { allocationId: string; usage?: readonly Amount[] | null } & LedgerArgs,
   ctx: RequestContext,
 ): Promise<Allocation> {
-  return ctx.ledger.release(args.allocationId, args.usage ?? null, options(args, ctx));
+  const call = { operation: "release", allocationId: args.allocationId, requested: args.usage } as const;
+  return noticingRefusals(call, ctx, () => ctx.ledger.release(args.allocationId, args.usage ?? null, options(args, ctx)));
 }
 
 export function renewAllocation(args: { allocationId: string; leaseMs: number } & LedgerArgs, ctx: RequestContext): Promise<Allocation> {
-  return ctx.ledger.renew(args.allocationId, args.leaseMs, options(args, ctx));
+  const call = { operation: "renewAllocation", allocationId: args.allocationId } as const;
+  return noticingRefusals(call, ctx, () => ctx.ledger.renew(args.allocationId, args.leaseMs, options(args, ctx)));
 }
 
 export function acquireLock(

@@ -8,7 +8,8 @@ const DESCRIPTIONS: Record<ErrorCode, string> = {
   INVALID_PATCH: "A JSON Patch operation failed (bad path, missing value, failed test); extensions.operationIndex names it.",
   VALIDATION_FAILED:
     "An argument or the resulting document breaks a rule. extensions.problems lists every problem found in the input, `[{path, message}]` (at least one, at most 100); extensions.path and the error's message are the first problem's. A path is a JSON Pointer into the document for document rules, an argument name otherwise.",
-  INSUFFICIENT_RESOURCES: "The budget cannot cover the request; extensions.available gives what can be had per kind.",
+  INSUFFICIENT_RESOURCES:
+    "The budget cannot cover the request; extensions.available gives what can be had per kind, extensions.requested what was asked for (a profile's amounts included).",
   USAGE_EXCEEDED: "Reported usage would exceed what the allocation may still spend.",
   ALLOCATION_ENDED: "The allocation was released or expired (its lease, or an ancestor's, ran out); extensions.status tells which.",
   LOCK_HELD: "Another holder has the lock; extensions.holder and extensions.expiresAt tell who and until when.",
@@ -21,7 +22,8 @@ const DESCRIPTIONS: Record<ErrorCode, string> = {
   UNAVAILABLE: "The store is unreachable or its state was lost.",
 };
 
-builder.enumType("ErrorCode", {
+/** The ErrorCode enum, for fields that report a refusal's code. */
+export const ErrorCodeEnum = builder.enumType("ErrorCode", {
   description:
     "The `extensions.code` of every refusal. A refused operation changes nothing. Unexpected faults are masked as INTERNAL_SERVER_ERROR.",
   values: Object.fromEntries(

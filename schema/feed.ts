@@ -93,7 +93,7 @@ builder.subscriptionType({
         maxUpdatesPerSecond: t.arg.float({ description: `More than 0, at most ${resolve.MAX_RATE}.` }),
       },
       subscribe: (_root, args, ctx) => resolve.watchSlice(args, ctx),
-      resolve: (update: resolve.SliceUpdate | AppError) => resolve.deliverSlice(update),
+      resolve: (update: resolve.SliceUpdate | AppError) => resolve.deliverValue(update),
     }),
   }),
 });

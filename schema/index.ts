@@ -11,6 +11,7 @@ import "./swarm-context.js";
 import "./history.js";
 import "./ledger.js";
 import "./feed.js";
+import "./refusals.js";
 
 builder.queryType({ description: "Reads." });
 builder.mutationType({ description: "Writes. Every mutation accepts `opId` for idempotent retries." });

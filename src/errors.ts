@@ -21,6 +21,13 @@ export enum ErrorCode {
   UNAVAILABLE = "UNAVAILABLE",
 }
 
+/**
+ * The codes of a ledger operation that mean "the ledger said no" (the budget, what an allocation
+ * may still spend, an ended allocation), as opposed to a malformed or unauthorized call: counted
+ * in swarm_ledger_refusals_total and sent to ledgerRefusals subscribers.
+ */
+export const LEDGER_REFUSALS: ReadonlySet<string> = new Set([ErrorCode.INSUFFICIENT_RESOURCES, ErrorCode.USAGE_EXCEEDED, ErrorCode.ALLOCATION_ENDED]);
+
 /** Extra facts a client needs to act on a refusal, sent as `extensions` beside `code`. */
 export type ErrorDetails = Readonly<Record<string, unknown>>;
 

@@ -6,6 +6,7 @@ import { closeRedis, connectRedis, isConnectionFailure } from "../redis/clients.
 import type { Keys } from "../redis/keys.js";
 import { ChangePipeline, type ChangeBatch, type FeedOptions, type PipelineSettings, type SubscriberLimits } from "./change-pipeline.js";
 import { FeedReader, UnreadableEntryError } from "../store/feed-reader.js";
+import { RefusalNotices } from "./refusal-notices.js";
 import type { SubscriberQueue } from "./subscriber-queue.js";
 
 /** A context whose new entries the hub is reading: up to `target`, from after `seq`. */
@@ -24,9 +25,12 @@ const READ_CHUNK = 1000;
  * wake-up that never arrives costs latency, not changes, because pipelines fill gaps from the
  * stream, and after the subscriber connection comes back every pipeline re-reads its cursors.
  * Faults other than a lost connection are reported (ReportFault), and the subscribers they
- * affect are ended with a resumable error (see ChangePipeline): never left waiting.
+ * affect are ended with a resumable error (see ChangePipeline): never left waiting. The same
+ * connection carries the live ledger refusal notices (`refusals`, a second channel).
  */
 export class FeedHub {
+  /** Live notices of refused ledger operations (ledgerRefusals): published and fanned out here. */
+  readonly refusals: RefusalNotices;
   private readonly byContext = new Map<string, Set<ChangePipeline>>();
   /** Pipelines without contextIds (an idPrefix, or every context). */
   private readonly scanning = new Set<ChangePipeline>();
@@ -49,6 +53,7 @@ export class FeedHub {
   ) {
     this.reader = new FeedReader(redis, keys, limits.largestEntryBytes);
     this.settings = { reader: this.reader, limits, observeLag, readFailed: (contextId, err) => this.readFailed(contextId, err) };
+    this.refusals = new RefusalNotices(redis, keys.refusalsChannel, fault);
   }
 
   /**
@@ -69,6 +74,9 @@ export class FeedHub {
     const pubsub = new RedisPubSub({ publisher: redis, subscriber, deserializer: (message) => message.toString() });
     const hub = new FeedHub(subscriber, redis, keys, limits, observeLag, fault);
     await pubsub.subscribe(keys.changesChannel, (message: string) => hub.wake(message));
+    // Refusal notices are best effort: ioredis subscribes again after a reconnect, and notices
+    // sent meanwhile are gone (there is no record of them to read).
+    await pubsub.subscribe(keys.refusalsChannel, (message: string) => hub.refusals.receive(message));
     // "ready" after the first connect means the connection was lost and is back: wake-ups sent
     // meanwhile are gone, so every pipeline reads what it missed from the streams.
     subscriber.on("ready", () => void hub.catchUp());
@@ -96,20 +104,21 @@ export class FeedHub {
     return member;
   }
 
-  /** Subscribers being served, of every pipeline. */
+  /** Subscribers being served, of every pipeline, and of the refusal notices. */
   get subscriberCount(): number {
-    let count = 0;
+    let count = this.refusals.subscriberCount;
     for (const pipeline of this.allPipelines()) count += pipeline.memberCount;
     return count;
   }
 
   /**
-   * Ends every subscriber with the cursors to resume from (see ChangePipeline.shutdown) and
-   * refuses new ones: the first step of shutting down.
+   * Ends every subscriber with the cursors to resume from (see ChangePipeline.shutdown), and
+   * every refusal notice subscriber, and refuses new ones: the first step of shutting down.
    */
   endSubscribers(): void {
     this.shuttingDown = true;
     for (const pipeline of this.allPipelines()) pipeline.shutdown();
+    this.refusals.endSubscribers();
   }
 
   /** Closes the wake-up connection: politely when `gracefully` and Redis answers within `waitMs`, else drops it. */

@@ -2,7 +2,7 @@ import type { LogFields, Logger } from "./logger.js";
 import type { Metrics } from "./metrics.js";
 
 /** Where a fault happened: the `source` label of swarm_faults_total. */
-export type FaultSource = "feed-read" | "feed-entry" | "heartbeat" | "lease-sweeper" | "deletion-sweeper" | "rate-limit" | "websocket";
+export type FaultSource = "feed-read" | "feed-entry" | "heartbeat" | "lease-sweeper" | "deletion-sweeper" | "rate-limit" | "websocket" | "refusal-notice";
 
 /**
  * Reports a fault other than Redis being unreachable or stalled (those are expected, and retried

@@ -1,8 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { LEDGER_REFUSALS } from "../errors.js";
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-/** Codes of a ledger operation that mean "the budget said no", not a malformed call. */
-const LEDGER_REFUSALS = new Set(["INSUFFICIENT_RESOURCES", "USAGE_EXCEEDED", "ALLOCATION_ENDED"]);
 const LEDGER_OPERATIONS = new Set(["mutation:allocate", "mutation:reportUsage", "mutation:release", "mutation:renewAllocation"]);
 
 /** One finished operation (an HTTP request, an SSE or WebSocket subscribe, a WebSocket query). */
@@ -71,7 +70,7 @@ export class Metrics {
   constructor(activeSubscriptions: () => number, stateIntact: () => boolean) {
     new Gauge({
       name: "swarm_active_subscriptions",
-      help: "Feed subscriptions (contextChanges and watchSlice) being served, both transports.",
+      help: "Subscriptions (contextChanges, watchSlice and ledgerRefusals) being served, both transports.",
       registers: [this.registry],
       collect() {
         this.set(activeSubscriptions());

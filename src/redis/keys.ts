@@ -221,4 +221,13 @@ export class Keys {
   get changesChannel(): string {
     return `${this.prefix}:changes`;
   }
+
+  /**
+   * Pub/sub channel of live ledger refusal notices (feed/refusal-notices.ts): message
+   * `<contextId> <notice JSON>`. Notices are not kept anywhere: a subscriber sees those published
+   * while it listens.
+   */
+  get refusalsChannel(): string {
+    return `${this.prefix}:refusals`;
+  }
 }

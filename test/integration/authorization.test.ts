@@ -7,6 +7,7 @@ import { generateKey, type Role } from "../../src/security/auth.js";
 import { Keys } from "../../src/redis/keys.js";
 import { LIST_SCAN_LIMIT } from "../../src/store/contexts.js";
 import { useTestServer } from "../helpers/app.js";
+import { Backoff } from "../helpers/backoff.js";
 import { sseResults, type ErrorJson } from "../helpers/feed-client.js";
 import { testKeys } from "../helpers/keys.js";
 import { redisState } from "../helpers/redis-state.js";
@@ -150,11 +151,23 @@ function open(transport: Streaming, authorization: string | undefined, call: Cal
   return transport === "ws" ? openWs(authorization, call) : openSse(authorization, call);
 }
 
-/** Runs `call` and gives its result: a query's or mutation's, or a subscription's first (or its refusal). */
-async function execute(transport: Transport, authorization: string | undefined, call: Call): Promise<Outcome> {
+/**
+ * Runs `call` and gives its result: a query's or mutation's, or a subscription's first (or its
+ * refusal); `provoke` (see Expectation) makes a subscription that sends nothing at once send one.
+ */
+async function execute(transport: Transport, authorization: string | undefined, call: Call, provoke?: () => Promise<void>): Promise<Outcome> {
   if (transport === "http") return http(authorization, call);
   const stream = open(transport, authorization, call);
-  await stream.until(() => stream.results.length > 0 || stream.ended, "a result");
+  const answered = () => stream.results.length > 0 || stream.ended;
+  if (provoke) {
+    // The stream gives no sign that it is subscribed but its first value: provoke until it comes.
+    const backoff = new Backoff(20, 500);
+    while (!answered()) {
+      await provoke();
+      await Promise.race([stream.until(answered, "a result").catch(() => undefined), backoff.wait()]);
+    }
+  }
+  await stream.until(answered, "a result");
   stream.close();
   return { result: stream.results[0] ?? { errors: [] }, status: stream.status, closeCode: stream.closeCode };
 }
@@ -223,6 +236,11 @@ interface Expectation {
   /** Whether the call names a context, so that the key's scope decides too; if not, only the role does. */
   readonly namesContext: boolean;
   readonly call: (fx: Fixture) => Call;
+  /**
+   * For a subscription that sends nothing at once: what makes it send its first value (done
+   * again, backing off, until a result comes or the stream ends). It must change nothing.
+   */
+  readonly provoke?: (fx: Fixture) => Promise<void>;
 }
 
 const EVERYONE: readonly Role[] = ["admin", "agent", "viewer"];
@@ -264,6 +282,17 @@ const EXPECTED: Readonly<Record<string, Expectation>> = {
     variables: { ids: [fx.id], after: [{ contextId: fx.id, seq: 1 }] },
   })),
   "Subscription.watchSlice": onContext(EVERYONE, withId(`subscription($id: ID!) { watchSlice(id: $id, paths: ["/blackboard"]) { version slice } }`)),
+  // Sends nothing until a refusal: the admin's over-budget allocate (which changes nothing) makes one.
+  "Subscription.ledgerRefusals": {
+    ...onContext(EVERYONE, (fx) => ({ query: `subscription($id: ID!) { ledgerRefusals(contextId: $id) { contextId code actor } }`, variables: { id: fx.id } })),
+    provoke: async (fx) => {
+      const { result } = await http(KEY.admin, {
+        query: `mutation($id: ID!) { allocate(contextId: $id, request: [{ kind: "credits", amount: 1000000 }], mode: EXACT) { id } }`,
+        variables: { id: fx.id },
+      });
+      expect(codes(result)).toEqual(["INSUFFICIENT_RESOURCES"]);
+    },
+  },
 };
 
 const ROOT_TYPES = [schema.getQueryType()!, schema.getMutationType()!, schema.getSubscriptionType()!];
@@ -314,7 +343,7 @@ describe("the authorization matrix", () => {
     test.each(casesOf(field))("%s, %s scope, over %s", async (role, scope, transport) => {
       const expectation = expectationOf(field);
       const fx = await fixture(scope);
-      const call = async () => (await execute(transport, KEY[role], expectation.call(fx))).result;
+      const call = async () => (await execute(transport, KEY[role], expectation.call(fx), expectation.provoke && (() => expectation.provoke!(fx)))).result;
       if (mayCall(expectation, role, scope)) {
         const result = await call();
         expect(result.errors, JSON.stringify(result.errors)).toBeUndefined();

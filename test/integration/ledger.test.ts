@@ -65,6 +65,7 @@ describe("allocate", () => {
       server.request(AllocateDocument, { contextId: id, request: amounts({ credits: 50, tokens: 10 }), mode: "EXACT" }),
     );
     expect(err.extensions?.available).toEqual(amounts({ credits: 100, tokens: 5 }));
+    expect(err.extensions?.requested).toEqual(amounts({ credits: 50, tokens: 10 }));
     const upTo = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 50, tokens: 10 }), mode: "UP_TO" })).allocate;
     expect(asMap(upTo.granted)).toEqual({ credits: 50, tokens: 5 });
     expect(asMap(upTo.requested)).toEqual({ credits: 50, tokens: 10 });
@@ -112,6 +113,11 @@ describe("allocate", () => {
     expect(asMap(b.granted)).toEqual({ credits: 7, tokens: 20000 });
     expect(Date.parse(b.expiresAt!) - Date.parse(b.createdAt)).toBe(1000);
     await server.refused("VALIDATION_FAILED", () => server.request(AllocateDocument, { contextId: id, profile: "nope", mode: "EXACT" }));
+    // A refusal tells what was asked for: the profile's amounts with the request's overrides.
+    const short = await server.refused("INSUFFICIENT_RESOURCES", () =>
+      server.request(AllocateDocument, { contextId: id, profile: "llm", request: amounts({ credits: 100000 }), mode: "EXACT" }),
+    );
+    expect(asMap(short.extensions?.requested as { kind: string; amount: number }[])).toEqual({ credits: 100000, tokens: 20000 });
   });
 
   test("NOT_FOUND, ALLOCATION_ENDED and VALIDATION_FAILED change nothing", async () => {

@@ -9,7 +9,8 @@
 --   14 holder, 15 purpose
 -- Returns: ok {allocation} | NOT_FOUND | ALLOCATION_ENDED (parent) | LIMIT_EXCEEDED (maxDepth)
 --          | VALIDATION_FAILED (profile; request or profile asking for nothing)
---          | INSUFFICIENT_RESOURCES {available: [{kind, amount}]} (message names kinds not held)
+--          | INSUFFICIENT_RESOURCES {available, requested: [{kind, amount}]} (the request with the
+--            profile's amounts; the message names kinds not held)
 -- Checks judge the ledger as if its step of overdue leases had ended; a refusal writes nothing.
 -- Emits: EXPIRED and RELEASED for its step of due ends (_2-ledger.lua end_planned), then ALLOCATED
 local ctx, early = ledger_begin()
@@ -79,7 +80,8 @@ if (ARGV[12] == 'EXACT' and (short or #missing > 0)) or (ARGV[12] == 'UP_TO' and
   local message = 'the ' .. source .. ' cannot cover the request'
   if ARGV[12] == 'EXACT' and #missing > 0 then message = message .. ': it holds no ' .. table.concat(missing, ', ') end
   return reply_error_raw('INSUFFICIENT_RESOURCES', message,
-    ',"available":' .. amounts_json(kinds, function(kind) return allowed[kind] end))
+    ',"available":' .. amounts_json(kinds, function(kind) return allowed[kind] end) ..
+    ',"requested":' .. amounts_json(kinds, function(kind) return request[kind] end))
 end
 
 end_planned(ctx)
