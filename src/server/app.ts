@@ -127,8 +127,8 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
     maxCost: config.maxCost,
     maxFieldRepeats: config.maxFieldRepeats,
   };
-  const security = useSecurity(gate, limits);
-  const observability = new Observability(log, metrics, security.principalOf);
+  const security = useSecurity(gate, limits, config.introspection);
+  const observability = new Observability(log, metrics, security.principalOf, config.introspection);
   // Each subscription event is a response of its own, with its own reads.
   const subscribe = sharedSubscribe(maskError, (context) => ({ ...(context as RequestContext), reads: new ResponseReads(config.maxResponseBytes) }));
   const guard = state;
