@@ -197,7 +197,8 @@ export class GraphiQL {
   /** Whether the request is GraphiQL's: its page, or one of its files. */
   handles(req: IncomingMessage, path: string): boolean {
     if (path.startsWith(FILES)) return true;
-    return path === this.settings.endpoint && req.method === "GET" && String(req.headers.accept ?? "").includes("text/html");
+    const page = path === this.settings.endpoint || path === `${this.settings.endpoint}/`;
+    return page && req.method === "GET" && String(req.headers.accept ?? "").includes("text/html");
   }
 
   /** Answers a request that handles() took: the file, or 404 NOT_FOUND. Throws if GraphiQL's module cannot be loaded. */
@@ -213,7 +214,10 @@ export class GraphiQL {
       this.files = loadAssets().then((assets) => {
         const files = new Map<string, StaticEntry>();
         const start = hashed(files, "js", startScript(graphiqlOptions(this.settings), assets.workers));
-        files.set(this.settings.endpoint, { load: () => pageHtml(assets, start), type: "text/html; charset=utf-8", caching: "revalidate", csp: GRAPHIQL_CSP });
+        const page: StaticEntry = { load: () => pageHtml(assets, start), type: "text/html; charset=utf-8", caching: "revalidate", csp: GRAPHIQL_CSP };
+        // At the endpoint, and with a trailing slash as yoga's GraphiQL was.
+        files.set(this.settings.endpoint, page);
+        files.set(`${this.settings.endpoint}/`, page);
         return { page: new StaticFiles(files), assets: assets.files };
       });
       this.files.catch(() => (this.files = undefined));

@@ -61,8 +61,9 @@ describe("the page", () => {
     expect(html).not.toMatch(/ style=|https?:|data:/);
   });
 
-  test("with the query in its URL, as GraphiQL keeps it, still the page", async () => {
-    const res = await get(`/graphql?query=${encodeURIComponent("{ health { ok } }")}`, HTML);
+  test.each([`/graphql?query=${encodeURIComponent("{ health { ok } }")}`, "/graphql/"])("at %s (the query in the URL, as GraphiQL keeps it; a trailing slash): the page too", async (path) => {
+    const res = await get(path, HTML);
+    expect(res.status).toBe(200);
     expect(res.headers["content-type"]).toBe("text/html; charset=utf-8");
   });
 
