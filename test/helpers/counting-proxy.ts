@@ -1,4 +1,4 @@
-import { connect, createServer, type Socket } from "node:net";
+import { startTcpProxy } from "./tcp-proxy.js";
 
 export interface CountingProxy {
   /** `http://127.0.0.1:<port>`: the proxy's origin, to open in the browser. */
@@ -20,38 +20,27 @@ const REQUEST_LINE = /^([A-Z]+) (\S+) HTTP\/1\.1\r\n/;
  */
 export async function startCountingProxy(serverUrl: string): Promise<CountingProxy> {
   const target = new URL(serverUrl);
-  const sockets = new Set<Socket>();
   const bytes = new Map<string, number>();
-  const server = createServer((client) => {
-    const upstream = connect(Number(target.port), target.hostname);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on("close", () => sockets.delete(socket));
-      socket.on("error", () => {});
-    }
-    let current = "(none)";
-    client.on("data", (chunk: Buffer) => {
-      const line = REQUEST_LINE.exec(chunk.subarray(0, 2048).toString("latin1"));
-      if (line) current = `${line[1]} ${line[2]!.split("?")[0]}`;
-      upstream.write(chunk);
-    });
-    upstream.on("data", (chunk: Buffer) => {
-      bytes.set(current, (bytes.get(current) ?? 0) + chunk.length);
-      client.write(chunk);
-    });
-    client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
+  const proxy = await startTcpProxy(
+    Number(target.port),
+    (client, upstream) => {
+      let current = "(none)";
+      client.on("data", (chunk: Buffer) => {
+        const line = REQUEST_LINE.exec(chunk.subarray(0, 2048).toString("latin1"));
+        if (line) current = `${line[1]} ${line[2]!.split("?")[0]}`;
+        upstream.write(chunk);
+      });
+      upstream.on("data", (chunk: Buffer) => {
+        bytes.set(current, (bytes.get(current) ?? 0) + chunk.length);
+        client.write(chunk);
+      });
+    },
+    target.hostname,
+  );
   return {
-    origin: `http://127.0.0.1:${port}`,
+    origin: `http://127.0.0.1:${proxy.port}`,
     bytes,
     reset: () => bytes.clear(),
-    close: () =>
-      new Promise((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
+    close: () => proxy.close(),
   };
 }
