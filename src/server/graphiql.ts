@@ -8,10 +8,10 @@ const FILES = "/graphiql/";
 
 /**
  * The GraphiQL page's Content-Security-Policy: scripts, workers and connections of its own origin
- * only, no inline script. Monaco (GraphiQL's editor) creates <style> elements at run time for its
- * theme and every decoration, without a nonce: without 'unsafe-inline' for styles the editors
- * lose their colours, cursor and layout (see docs/decisions/graphiql-assets.md). Its fonts and
- * icons are data: URLs inside the stylesheet.
+ * only, no inline script. Styles need 'unsafe-inline': Monaco (GraphiQL's editor) positions each
+ * line with a style attribute written through innerHTML, and creates <style> elements for its
+ * theme without a nonce; without them the editors' lines overlap and lose their colours (see
+ * docs/decisions/graphiql-assets.md). Fonts and icons are data: URLs inside the stylesheet.
  */
 export const GRAPHIQL_CSP =
   "default-src 'none'; script-src 'self'; worker-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -22,7 +22,7 @@ type Pieces = typeof import("@graphql-yoga/render-graphiql/graphiql");
 /** GraphiQL's own files (options aside): the same for every server of the process. */
 interface Assets {
   readonly files: StaticFiles;
-  /** URL paths of the stylesheet, the favicon and the GraphiQL bundle. */
+  /** URL paths of the stylesheet, the favicon (none if the module's is not a data: URL) and the GraphiQL bundle. */
   readonly css: string;
   readonly favicon: string;
   readonly js: string;
@@ -170,8 +170,7 @@ function pageHtml(assets: Assets, start: string): string {
 <head>
 <meta charset="utf-8">
 <title>swarm-context GraphiQL</title>
-<link rel="icon" href="${assets.favicon}">
-<link rel="stylesheet" href="${assets.css}">
+${assets.favicon ? `<link rel="icon" href="${assets.favicon}">\n` : ""}<link rel="stylesheet" href="${assets.css}">
 <script src="${start}" defer></script>
 <script src="${assets.js}" defer></script>
 </head>
