@@ -2,6 +2,12 @@ import { parseArgs } from "node:util";
 import path from "node:path";
 import { parseOrigins } from "./security/request-origin.js";
 
+/**
+ * Who may introspect the schema and get field suggestions ("Did you mean ...?") in error
+ * messages: every authenticated key, admin keys only (everyone in open mode), or nobody.
+ */
+export type Introspection = "authenticated" | "admin" | "off";
+
 /** Everything the server can be told, parsed once from env and flags. */
 export interface Config {
   /** HTTP listen address. */
@@ -73,6 +79,8 @@ export interface Config {
    * admin console hosted elsewhere; a request from any other page is refused (request-origin.ts).
    */
   readonly allowedOrigins: readonly string[];
+  /** Who may introspect the schema and see field suggestions; never an unauthenticated request. */
+  readonly introspection: Introspection;
   /** Requests (HTTP operations and WebSocket subscribes) one key may make per second, across every instance; 0: no limit. */
   readonly rateLimit: number;
   /** Largest HTTP request body, in bytes. */
@@ -142,6 +150,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "apiKeysFile", env: "SWARM_API_KEYS_FILE", flag: "api-keys-file", kind: "optional-string", fallback: null },
   { key: "apiKeys", env: "SWARM_API_KEYS", flag: "api-keys", kind: "optional-string", fallback: null },
   { key: "allowedOrigins", env: "SWARM_ALLOWED_ORIGINS", flag: "allowed-origins", kind: "string", fallback: "" },
+  { key: "introspection", env: "SWARM_INTROSPECTION", flag: "introspection", kind: "string", fallback: "authenticated", values: ["authenticated", "admin", "off"] },
   { key: "rateLimit", env: "SWARM_RATE_LIMIT", flag: "rate-limit", kind: "int", fallback: 1_000 },
   { key: "maxRequestBytes", env: "SWARM_MAX_REQUEST_BYTES", flag: "max-request-bytes", kind: "int", fallback: 2_097_152 },
   { key: "maxQueryDepth", env: "SWARM_MAX_QUERY_DEPTH", flag: "max-query-depth", kind: "int", fallback: 12 },

@@ -25,6 +25,7 @@ import { Heartbeat, readInstances } from "../store/instances.js";
 import { PeriodicPass } from "../store/periodic-pass.js";
 import { LedgerStore } from "../store/ledger.js";
 import { consoleFiles } from "./console-files.js";
+import { GraphiQL } from "./graphiql.js";
 import { listen } from "./listen.js";
 import { routeRequests } from "./routes.js";
 import { shutdown, withTimeout } from "./shutdown.js";
@@ -127,8 +128,8 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
     maxCost: config.maxCost,
     maxFieldRepeats: config.maxFieldRepeats,
   };
-  const security = useSecurity(gate, limits);
-  const observability = new Observability(log, metrics, security.principalOf);
+  const security = useSecurity(gate, limits, config.introspection);
+  const observability = new Observability(log, metrics, security.principalOf, config.introspection);
   // Each subscription event is a response of its own, with its own reads.
   const subscribe = sharedSubscribe(maskError, (context) => ({ ...(context as RequestContext), reads: new ResponseReads(config.maxResponseBytes) }));
   const guard = state;
@@ -138,6 +139,8 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
     schema,
     graphqlEndpoint: "/graphql",
     landingPage: false,
+    // GraphiQL is ours (routes.ts, graphiql.ts): yoga's loads from a CDN.
+    graphiql: false,
     // Pages of an allowed origin get CORS approval; the server's own need none, and any other is
     // refused in handle() before yoga. Keys go in the Authorization header, never in cookies, so
     // credentials are not allowed.
@@ -165,7 +168,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
   let server: Server | undefined;
   let ws: { close(graceMs: number): Promise<void> } | undefined;
   let closing = false;
-  const handle = routeRequests({ yoga, gate, metrics, state: guard, originPolicy, maxRequestBytes: config.maxRequestBytes, pingRedis, closing: () => closing, files: new StaticFiles(consoleFiles()) });
+  const handle = routeRequests({ yoga, gate, metrics, state: guard, originPolicy, maxRequestBytes: config.maxRequestBytes, pingRedis, closing: () => closing, files: new StaticFiles(consoleFiles()), graphiql: new GraphiQL({ endpoint: yoga.graphqlEndpoint, keyed: config.keys !== null }) });
   return {
     yoga,
     log,

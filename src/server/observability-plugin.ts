@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { GraphQLError, type DocumentNode, type ExecutionResult } from "graphql";
 import { isAsyncIterable, type Plugin } from "graphql-yoga";
 import type { Principal } from "../security/auth.js";
+import type { Introspection } from "../config.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { operationLabel } from "./operation-info.js";
@@ -31,7 +32,7 @@ const REQUEST_ERROR = ErrorCode.VALIDATION_FAILED;
 /**
  * What the server tells operators and clients about each request, on every transport:
  * - `finishErrors` gives every error a code, hides schema hints from callers that may not see
- *   the schema, and puts the request id on masked internal errors, whose cause it logs;
+ *   the schema (seesSchema, under `introspection`), and puts the request id on masked internal errors, whose cause it logs;
  * - `record` writes one JSON log line and the metrics of one finished operation.
  * Over HTTP and SSE, `plugin` does both per request, and answers `x-request-id`.
  */
@@ -42,6 +43,7 @@ export class Observability {
     private readonly log: Logger,
     private readonly metrics: Metrics,
     private readonly principalOf: (request: Request) => Principal | undefined,
+    private readonly introspection: Introspection,
   ) {}
 
   /** A new request id, or the client's (`x-request-id`) when it is a sane one. */
@@ -68,7 +70,7 @@ export class Observability {
         sent = typeof code === "string" && API_CODES.has(code) ? code : REQUEST_ERROR;
         if (overHttp) extensions.http = http ?? { status: 200 };
       }
-      const message = principal && seesSchema(principal) ? error.message : withoutSuggestions(error.message);
+      const message = principal && seesSchema(principal, this.introspection) ? error.message : withoutSuggestions(error.message);
       return new GraphQLError(message, {
         nodes: error.nodes,
         source: error.source,

@@ -7,6 +7,7 @@ import type { StateGuard } from "../redis/state-guard.js";
 import type { Gate } from "../security/gate.js";
 import { foreignRequest, type OriginPolicy } from "../security/request-origin.js";
 import { json, jsonError, refuseUnread } from "./http-answers.js";
+import type { GraphiQL } from "./graphiql.js";
 import type { StaticFiles } from "./static-files.js";
 
 /** What the HTTP routes need. */
@@ -24,6 +25,8 @@ export interface Routes {
   readonly closing: () => boolean;
   /** The console's files (/console/...). */
   readonly files: StaticFiles;
+  /** GraphiQL: its page (a browser's GET of the GraphQL endpoint) and its files (/graphiql/...). */
+  readonly graphiql: GraphiQL;
 }
 
 /** Whether a request declares a body larger than `maxRequestBytes`. */
@@ -33,11 +36,11 @@ export function declaresTooLarge(req: IncomingMessage, maxRequestBytes: number):
 
 /**
  * The HTTP handler: the origin and host checks, the operations endpoints (/health, /ready,
- * /metrics), the console's files (/console/), and the request size bound, in front of yoga
- * (GraphQL at /graphql).
+ * /metrics), the console's files (/console/), GraphiQL (/graphql for browsers, /graphiql/), and
+ * the request size bound, in front of yoga (GraphQL at /graphql).
  */
 export function routeRequests(routes: Routes): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const { yoga, gate, metrics, state, originPolicy, maxRequestBytes, pingRedis, closing, files } = routes;
+  const { yoga, gate, metrics, state, originPolicy, maxRequestBytes, pingRedis, closing, files, graphiql } = routes;
   return async (req, res) => {
     if (closing()) res.setHeader("connection", "close");
     const foreign = foreignRequest(req.headers, originPolicy);
@@ -47,6 +50,7 @@ export function routeRequests(routes: Routes): (req: IncomingMessage, res: Serve
     if (files.has(path)) return files.serve(req, res, path);
     if (path === "/console") return void res.writeHead(308, { location: "/console/" }).end();
     if (path.startsWith("/console/")) return jsonError(res, 404, `no console file ${path}`, { code: "NOT_FOUND" });
+    if (graphiql.handles(req, path)) return graphiql.serve(req, res, path);
     if (path === "/ready") {
       const ready = !closing() && state.current === "intact" && (await pingRedis().then(() => true, () => false));
       return json(res, ready ? 200 : 503, { ready, state: state.current, shuttingDown: closing() });

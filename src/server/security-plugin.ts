@@ -1,6 +1,7 @@
 import { GraphQLError, validate, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLSchema } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import type { Principal } from "../security/auth.js";
+import type { Introspection } from "../config.js";
 import { AppError, ErrorCode, withProblems } from "../errors.js";
 import type { Gate } from "../security/gate.js";
 import { isJsonObject } from "../json/types.js";
@@ -40,9 +41,18 @@ function malformedParams(params: unknown): string | undefined {
   return undefined;
 }
 
-/** Introspection and field suggestions: for admins (everyone, in open mode) only. */
-export function seesSchema(principal: Principal): boolean {
-  return principal.role === "admin";
+/**
+ * Whether `principal` (an authenticated key, or open mode's admin) may introspect the schema and
+ * get field suggestions, under the server's `introspection` setting.
+ */
+export function seesSchema(principal: Principal, introspection: Introspection): boolean {
+  return introspection === "authenticated" || (introspection === "admin" && principal.role === "admin");
+}
+
+/** The refusal of an introspection by a key that may not see the schema. */
+function introspectionRefused(introspection: Introspection): AppError {
+  const message = introspection === "off" ? "introspection is turned off on this server" : "introspection is for admin keys only";
+  return new AppError(ErrorCode.FORBIDDEN, message, {});
 }
 
 /** graphql-js's hints at names ("Did you mean ...?"), which tell a caller the schema. */
@@ -57,11 +67,11 @@ export function withoutSuggestions(message: string): string {
  * The yoga plugin that guards every HTTP and SSE request before it runs: the API key (an
  * UNAUTHENTICATED refusal otherwise), the key's rate limit (RATE_LIMITED), the document's size
  * bounds (tokens at parse; depth, aliases and cost, with the variables' values, at validation:
- * LIMIT_EXCEEDED) and introspection (FORBIDDEN for non-admins). The WebSocket transport applies the same through
- * `gate` and yoga's envelop (ws-transport.ts). `principalOf` gives the principal of a request
- * that passed.
+ * LIMIT_EXCEEDED) and introspection (FORBIDDEN for keys that may not see the schema under
+ * `introspection`, see seesSchema). The WebSocket transport applies the same through `gate` and
+ * yoga's envelop (ws-transport.ts). `principalOf` gives the principal of a request that passed.
  */
-export function useSecurity(gate: Gate, limits: QueryLimits): { plugin: Plugin; principalOf(request: Request): Principal | undefined } {
+export function useSecurity(gate: Gate, limits: QueryLimits, introspection: Introspection): { plugin: Plugin; principalOf(request: Request): Principal | undefined } {
   const principals = new WeakMap<Request, Principal>();
   const rules = documentLimitRules(limits);
   /**
@@ -142,10 +152,8 @@ export function useSecurity(gate: Gate, limits: QueryLimits): { plugin: Plugin; 
       const refused = costWithVariables(args);
       if (refused) return setResultAndStopExecution(refused);
       const principal = (args.contextValue as { principal: Principal }).principal;
-      if (!seesSchema(principal) && selectsIntrospection(args.document, args.operationName)) {
-        setResultAndStopExecution({
-          errors: [refusal(new AppError(ErrorCode.FORBIDDEN, "introspection is for admin keys only", {}))],
-        });
+      if (!seesSchema(principal, introspection) && selectsIntrospection(args.document, args.operationName)) {
+        setResultAndStopExecution({ errors: [refusal(introspectionRefused(introspection))] });
       }
     },
   };

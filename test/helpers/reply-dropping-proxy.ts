@@ -1,4 +1,4 @@
-import { createServer, connect, type Socket } from "node:net";
+import { startTcpProxy } from "./tcp-proxy.js";
 
 export interface ReplyDroppingProxy {
   /** `redis://127.0.0.1:<port>` of the proxy. */
@@ -17,15 +17,8 @@ export interface ReplyDroppingProxy {
  * command, so that a client's resend after reconnecting can be observed against real state.
  */
 export async function startReplyDroppingProxy(redisPort: number): Promise<ReplyDroppingProxy> {
-  const sockets = new Set<Socket>();
   let armed: { marker: string; dropped: () => void } | null = null;
-  const server = createServer((client) => {
-    const upstream = connect(redisPort, "127.0.0.1");
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on("close", () => sockets.delete(socket));
-      socket.on("error", () => {});
-    }
+  const proxy = await startTcpProxy(redisPort, (client, upstream) => {
     client.pipe(upstream);
     upstream.on("data", (chunk: Buffer) => {
       if (armed && chunk.includes(armed.marker)) {
@@ -38,18 +31,10 @@ export async function startReplyDroppingProxy(redisPort: number): Promise<ReplyD
       }
       client.write(chunk);
     });
-    client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://127.0.0.1:${proxy.port}`,
     dropNextReplyContaining: (marker) => new Promise((resolve) => (armed = { marker, dropped: resolve })),
-    close: () =>
-      new Promise((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
+    close: () => proxy.close(),
   };
 }

@@ -1,8 +1,9 @@
-// Proves API keys' authorization: every root field of the schema x admin, agent and viewer x inside and outside the key's scope, on every transport, against this file's own table of the spec; authentication over HTTP, SSE and WebSocket; agents kept off the budget; scope on delivery, on the contexts list (its cursors and hasNextPage too) and on actors; introspection, suggestions and /metrics for admins only.
+// Proves API keys' authorization: every root field of the schema x admin, agent and viewer x inside and outside the key's scope, on every transport, against this file's own table of the spec; authentication over HTTP, SSE and WebSocket; agents kept off the budget; scope on delivery, on the contexts list (its cursors and hasNextPage too) and on actors; introspection and suggestions under each SWARM_INTROSPECTION setting; /metrics for admins only.
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { beforeAll, describe, expect, test } from "vitest";
 import { schema } from "../../schema/index.js";
+import type { Introspection } from "../../src/config.js";
 import { generateKey, type Role } from "../../src/security/auth.js";
 import { Keys } from "../../src/redis/keys.js";
 import { LIST_SCAN_LIMIT } from "../../src/store/contexts.js";
@@ -61,8 +62,8 @@ function headers(authorization: string | undefined, accept: string): Record<stri
   return { "content-type": "application/json", accept, ...(authorization === undefined ? {} : { authorization }) };
 }
 
-async function http(authorization: string | undefined, call: Call): Promise<Outcome> {
-  const res = await fetch(server.url, { method: "POST", headers: headers(authorization, "application/json"), body: JSON.stringify(call) });
+async function http(authorization: string | undefined, call: Call, url = server.url): Promise<Outcome> {
+  const res = await fetch(url, { method: "POST", headers: headers(authorization, "application/json"), body: JSON.stringify(call) });
   return { status: res.status, result: (await res.json()) as Result };
 }
 
@@ -102,10 +103,10 @@ function makeStream(close: () => void) {
   };
 }
 
-/** graphql-ws with `connectionParams.authorization` (none when undefined). */
-function openWs(authorization: string | undefined, call: Call): Stream {
+/** graphql-ws with `connectionParams.authorization` (none when undefined), to `url` (default: this file's server). */
+function openWs(authorization: string | undefined, call: Call, url = server.url): Stream {
   const client = createClient({
-    url: server.url.replace(/^http/, "ws"),
+    url: url.replace(/^http/, "ws"),
     webSocketImpl: WebSocket,
     retryAttempts: 0,
     lazy: true,
@@ -127,12 +128,12 @@ function openWs(authorization: string | undefined, call: Call): Stream {
 }
 
 /** SSE (POST with `accept: text/event-stream`) with the Authorization header (none when undefined). */
-function openSse(authorization: string | undefined, call: Call): Stream {
+function openSse(authorization: string | undefined, call: Call, url = server.url): Stream {
   const abort = new AbortController();
   const { stream, push, end } = makeStream(() => abort.abort());
   void (async () => {
     try {
-      const res = await fetch(server.url, { method: "POST", headers: headers(authorization, "text/event-stream"), body: JSON.stringify(call), signal: abort.signal });
+      const res = await fetch(url, { method: "POST", headers: headers(authorization, "text/event-stream"), body: JSON.stringify(call), signal: abort.signal });
       stream.status = res.status;
       if (!res.headers.get("content-type")?.includes("text/event-stream")) {
         push((await res.json()) as Result); // refused before any stream began
@@ -147,17 +148,23 @@ function openSse(authorization: string | undefined, call: Call): Stream {
   return stream;
 }
 
-function open(transport: Streaming, authorization: string | undefined, call: Call): Stream {
-  return transport === "ws" ? openWs(authorization, call) : openSse(authorization, call);
+function open(transport: Streaming, authorization: string | undefined, call: Call, url = server.url): Stream {
+  return transport === "ws" ? openWs(authorization, call, url) : openSse(authorization, call, url);
 }
 
 /**
- * Runs `call` and gives its result: a query's or mutation's, or a subscription's first (or its
- * refusal); `provoke` (see Expectation) makes a subscription that sends nothing at once send one.
+ * Runs `call` (at `url`, default the file's server) and gives its result: a query's or mutation's,
+ * or a subscription's first (or its refusal); `provoke` (see Expectation) makes a subscription
+ * that sends nothing at once send one.
  */
-async function execute(transport: Transport, authorization: string | undefined, call: Call, provoke?: () => Promise<void>): Promise<Outcome> {
-  if (transport === "http") return http(authorization, call);
-  const stream = open(transport, authorization, call);
+async function execute(
+  transport: Transport,
+  authorization: string | undefined,
+  call: Call,
+  { provoke, url = server.url }: { provoke?: () => Promise<void>; url?: string } = {},
+): Promise<Outcome> {
+  if (transport === "http") return http(authorization, call, url);
+  const stream = open(transport, authorization, call, url);
   const answered = () => stream.results.length > 0 || stream.ended;
   if (provoke) {
     // The stream gives no sign that it is subscribed but its first value: provoke until it comes.
@@ -343,7 +350,7 @@ describe("the authorization matrix", () => {
     test.each(casesOf(field))("%s, %s scope, over %s", async (role, scope, transport) => {
       const expectation = expectationOf(field);
       const fx = await fixture(scope);
-      const call = async () => (await execute(transport, KEY[role], expectation.call(fx), expectation.provoke && (() => expectation.provoke!(fx)))).result;
+      const call = async () => (await execute(transport, KEY[role], expectation.call(fx), { provoke: expectation.provoke && (() => expectation.provoke!(fx)) })).result;
       if (mayCall(expectation, role, scope)) {
         const result = await call();
         expect(result.errors, JSON.stringify(result.errors)).toBeUndefined();
@@ -636,31 +643,40 @@ describe("scope on delivery, and actors", () => {
   });
 });
 
-describe.each(["http", "ws", "sse"] as const)("the schema, over %s", (transport) => {
+/** The roles that may introspect and get suggestions, under each SWARM_INTROSPECTION setting. */
+const SEE_SCHEMA: Record<Introspection, readonly Role[]> = { authenticated: ROLES, admin: ["admin"], off: [] };
+
+test("introspection is for every authenticated key by default", () => {
+  expect(server.config.introspection).toBe("authenticated");
+});
+
+describe.each(["authenticated", "admin", "off"] as const)("the schema, with introspection %s", (introspection) => {
+  // The default is this file's server's setting; the others get a server of their own.
+  const other = introspection === "authenticated" ? undefined : useTestServer({ keys: keys.ring, introspection });
+  const url = () => other?.url ?? server.url;
+  const sees = (role: Role) => SEE_SCHEMA[introspection].includes(role);
   const INTROSPECTION = [`{ __schema { queryType { name } } }`, `{ __type(name: "Query") { name } }`];
 
-  test.each(INTROSPECTION)("%s: the admin's succeeds", async (query) => {
-    const { result } = await execute(transport, KEY.admin, { query });
-    expect(result.errors).toBeUndefined();
-    expect(JSON.stringify(result.data)).toContain('"Query"');
-  });
+  describe.each(["http", "ws", "sse"] as const)("over %s", (transport) => {
+    test.each(INTROSPECTION.flatMap((query) => ROLES.map((role) => [query, role] as const)))("%s by the %s key", async (query, role) => {
+      const { result } = await execute(transport, KEY[role], { query }, { url: url() });
+      if (sees(role)) {
+        expect(result.errors, JSON.stringify(result)).toBeUndefined();
+        expect(JSON.stringify(result.data)).toContain('"Query"');
+      } else {
+        expect(codes(result), JSON.stringify(result)).toEqual(["FORBIDDEN"]);
+        expect(result.data ?? null).toBeNull();
+      }
+    });
 
-  test.each(INTROSPECTION.flatMap((query) => (["agent", "viewer"] as const).map((role) => [query, role] as const)))(
-    "%s: the %s's is FORBIDDEN",
-    async (query, role) => {
-      const { result } = await execute(transport, KEY[role], { query });
-      expect(codes(result), JSON.stringify(result)).toEqual(["FORBIDDEN"]);
-      expect(result.data ?? null).toBeNull();
-    },
-  );
-
-  test.each(ROLES)("a misspelt field: VALIDATION_FAILED, with a suggestion only for admins (%s)", async (role) => {
-    const { result } = await execute(transport, KEY[role], { query: `{ contxt(id: "in-x") { id } }` });
-    expect(codes(result), JSON.stringify(result)).toEqual(["VALIDATION_FAILED"]);
-    const message = result.errors![0]!.message;
-    expect(message).toContain("contxt");
-    if (role === "admin") expect(message).toContain("Did you mean");
-    else expect(message).not.toMatch(/did you mean|"context"/i);
+    test.each(ROLES)("a misspelt field by the %s key: VALIDATION_FAILED, with a suggestion only if it may see the schema", async (role) => {
+      const { result } = await execute(transport, KEY[role], { query: `{ contxt(id: "in-x") { id } }` }, { url: url() });
+      expect(codes(result), JSON.stringify(result)).toEqual(["VALIDATION_FAILED"]);
+      const message = result.errors![0]!.message;
+      expect(message).toContain("contxt");
+      if (sees(role)) expect(message).toContain("Did you mean");
+      else expect(message).not.toMatch(/did you mean|"context"/i);
+    });
   });
 });
 

@@ -103,6 +103,9 @@ const server = useTestServer(() => ({
   rateLimit: RATE_LIMIT,
   maxRequestBytes: MAX_REQUEST_BYTES,
   maxResponseBytes: MAX_RESPONSE_BYTES,
+  // The corpus probes that keys which may not see the schema get neither introspection nor
+  // schema hints: under the default (authenticated) every key may.
+  introspection: "admin",
 }));
 let origin: URL;
 
