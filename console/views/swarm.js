@@ -21,7 +21,15 @@ const TABS = [
 export function SwarmPage({ api, me, route }) {
   const id = route.id;
   const head = useQuery(api, HEAD, { id }, [api, id]);
-  useEffect(() => api.subscribe(CHANGES, { id }, { next: () => head.reload(), error: () => {} }), [api, id]);
+  useEffect(() => {
+    const unsubscribe = api.subscribe(CHANGES, { id }, { next: () => head.reload(), error: () => {} });
+    // Changes made while the WebSocket was down never arrive: read the head again.
+    const stopReconnect = api.onReconnect(() => head.reload());
+    return () => {
+      unsubscribe();
+      stopReconnect();
+    };
+  }, [api, id]);
   const canWrite = me.role !== "VIEWER";
   const tabs = TABS.filter(([name]) => name !== "edit" || canWrite);
   const tab = tabs.find(([name]) => name === route.params.get("tab")) ?? tabs[0];

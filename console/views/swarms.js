@@ -169,9 +169,15 @@ export function SwarmList({ api, route }) {
       },
       error: (error) => !stopped && setLive(error),
     });
+    // Changes made while the WebSocket was down never arrive: read every row shown again.
+    const stopReconnect = api.onReconnect(() => {
+      for (const id of ids) pending.add(id);
+      refresh();
+    });
     return () => {
       stopped = true;
       unsubscribe();
+      stopReconnect();
     };
   }, [api, idsKey, follows]);
 

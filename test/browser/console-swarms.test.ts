@@ -1,10 +1,12 @@
 // The console's swarms list and document view in real Chromium: search by prefix, paging with
 // totals, a 1,000-row page, rows and the swarm page kept current from the change feed without a
 // reload, and a large document's tree that lists 200 children at a time, with slices.
+import type { Socket } from "node:net";
 import { beforeAll, expect, test } from "vitest";
 import { useTestServer } from "../helpers/app.js";
 import { originOf, screenshot, useBrowser, watchedPage } from "../helpers/browser.js";
 import { dataAs, poll, seedContexts, untilSubscriptions } from "../helpers/console.js";
+import { startTcpProxy } from "../helpers/tcp-proxy.js";
 
 const browser = useBrowser();
 const server = useTestServer();
@@ -94,6 +96,46 @@ test("live: a change through the API shows in the list and on the swarm page wit
   await poll(() => page.getByTestId("version").textContent()).toBe("3");
   await poll(() => tree.textContent()).toContain('"done"');
   await watched.close();
+});
+
+test("after the WebSocket drops, the list's rows and the swarm page's head catch up with changes made while it was down", async () => {
+  // The page reaches the server through a proxy that can cut every connection and refuse new ones.
+  let down = false;
+  const open = new Set<Socket>();
+  const proxy = await startTcpProxy(Number(new URL(server.url).port), (client, upstream) => {
+    if (down) return void client.destroy();
+    open.add(client);
+    client.on("close", () => open.delete(client));
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  const cut = async (write: () => Promise<unknown>) => {
+    down = true;
+    for (const socket of open) socket.destroy();
+    await write();
+    down = false;
+  };
+  const origin = `http://127.0.0.1:${proxy.port}`;
+  const watched = await watchedPage(browser(), origin);
+  const { page } = watched;
+  try {
+    const version = (id: string) => page.locator(`tr[data-id="${id}"] td[data-col="version"]`).textContent();
+    await page.goto("/console/#/swarms?prefix=live-2");
+    await poll(() => version("live-2")).toBe("1");
+    await untilSubscriptions(server.url, null, 2);
+    await cut(() => write(MERGE, { id: "live-2", m: { status: "while down" } }));
+    await poll(() => version("live-2")).toBe("2");
+
+    await page.getByRole("link", { name: "live-2" }).click();
+    await poll(() => page.getByTestId("version").textContent()).toBe("2");
+    await untilSubscriptions(server.url, null, 1);
+    await cut(() => write(MERGE, { id: "live-2", m: { status: "down again" } }));
+    await poll(() => page.getByTestId("version").textContent()).toBe("3");
+  } finally {
+    // The cut connections' failed requests are the errors this scenario causes.
+    await watched.close(/ERR_CONNECTION|WebSocket connection/);
+    await proxy.close();
+  }
 });
 
 test("the document: a 5,000-key document as a tree, 200 children at a time, pointers, slices", async () => {
