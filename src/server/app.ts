@@ -24,7 +24,7 @@ import { ContextStore } from "../store/contexts.js";
 import { Heartbeat, readInstances } from "../store/instances.js";
 import { PeriodicPass } from "../store/periodic-pass.js";
 import { LedgerStore } from "../store/ledger.js";
-import { consoleFiles } from "./console-files.js";
+import { CONSOLE_DIR, consoleFiles } from "./console-files.js";
 import { GraphiQL } from "./graphiql.js";
 import { listen } from "./listen.js";
 import { routeRequests } from "./routes.js";
@@ -168,7 +168,9 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
   let server: Server | undefined;
   let ws: { close(graceMs: number): Promise<void> } | undefined;
   let closing = false;
-  const handle = routeRequests({ yoga, gate, metrics, state: guard, originPolicy, maxRequestBytes: config.maxRequestBytes, pingRedis, closing: () => closing, files: new StaticFiles(consoleFiles()), graphiql: new GraphiQL({ endpoint: yoga.graphqlEndpoint, keyed: config.keys !== null }) });
+  const consoleEntries = consoleFiles();
+  if (consoleEntries.size === 0) log.warn("the console's files are missing: /console/ answers 404", { expected: CONSOLE_DIR });
+  const handle = routeRequests({ yoga, gate, metrics, state: guard, originPolicy, maxRequestBytes: config.maxRequestBytes, pingRedis, closing: () => closing, files: new StaticFiles(consoleEntries), graphiql: new GraphiQL({ endpoint: yoga.graphqlEndpoint, keyed: config.keys !== null }) });
   return {
     yoga,
     log,

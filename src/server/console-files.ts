@@ -1,7 +1,8 @@
 import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { contentType, fileLoader, listFiles, packageRoot, type StaticEntry } from "./static-files.js";
+import { fileURLToPath } from "node:url";
+import { contentType, fileLoader, listFiles, type StaticEntry } from "./static-files.js";
 
 /**
  * The console's Content-Security-Policy: its own files and its own origin only (fetch, WebSocket),
@@ -18,14 +19,18 @@ function packageDir(name: string): string {
   throw new Error(`package ${name} is not installed: run npm install`);
 }
 
+/** The console's directory: console/ beside src/ in the repository, dist/console/ in a build (`npm run build` copies it). */
+export const CONSOLE_DIR = fileURLToPath(new URL("../../console/", import.meta.url));
+
 /**
- * The console's files by URL path: everything under console/ at /console/<path> (index.html also
- * at /console/), and the libraries it imports from node_modules under /console/vendor/: preact
- * with hooks and htm as one module, and the graphql-ws client with the chunk it imports.
+ * The console's files by URL path: everything under CONSOLE_DIR at /console/<path> (index.html
+ * also at /console/), and the libraries it imports from node_modules under /console/vendor/:
+ * preact with hooks and htm as one module, and the graphql-ws client with the chunk it imports.
+ * None when CONSOLE_DIR is missing (a build that left it out): the API does not need it.
  */
-export function consoleFiles(): Map<string, StaticEntry> {
-  const dir = join(packageRoot(), "console");
+export function consoleFiles(dir = CONSOLE_DIR): Map<string, StaticEntry> {
   const files = new Map<string, StaticEntry>();
+  if (!existsSync(dir)) return files;
   for (const name of listFiles(dir)) {
     const entry: StaticEntry = { load: fileLoader(join(dir, name)), type: contentType(name), caching: "revalidate", ...(name.endsWith(".html") ? { csp: CONSOLE_CSP } : {}) };
     files.set(`/console/${name}`, entry);

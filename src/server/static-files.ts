@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { dirname, extname, join, relative, sep } from "node:path";
-import { fileURLToPath } from "node:url";
+import { extname, join, relative, sep } from "node:path";
 import { promisify } from "node:util";
 import { brotliCompress, constants as zlib, gzip } from "node:zlib";
 
@@ -43,17 +42,6 @@ const TYPES: Record<string, string> = {
 
 /** Below this many bytes a file is sent as it is: compressing it saves less than its headers. */
 const COMPRESS_FROM_BYTES = 512;
-
-/** The directory holding package.json, from src/server or dist/src/server. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("package.json not found above src/server");
-    dir = up;
-  }
-  return dir;
-}
 
 /** The content type of a file name, by its extension. */
 export function contentType(name: string): string {

@@ -1,4 +1,4 @@
-// Proves that `npm run build` yields a server that plain node runs from dist/ alone (`npm run serve`, the sources removed): it serves a context's creation and read on the test Redis, and on SIGTERM writes its last log line and exits 0.
+// Proves that `npm run build` yields a server that plain node runs from dist/ alone (`npm run serve`, the sources removed): it serves a context's creation and read on the test Redis and the console's files, and on SIGTERM writes its last log line and exits 0.
 import { execFile, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
@@ -14,7 +14,9 @@ let dir: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), "swarm-build-"));
-  const { include } = JSON.parse(readFileSync(path.join(ROOT, "tsconfig.build.json"), "utf8")) as { include: string[] };
+  const { include: typescript } = JSON.parse(readFileSync(path.join(ROOT, "tsconfig.build.json"), "utf8")) as { include: string[] };
+  // The sources of a build: the TypeScript and the console's static files.
+  const include = [...typescript, "console"];
   for (const entry of ["package.json", "tsconfig.json", "tsconfig.build.json", ...include]) {
     cpSync(path.join(ROOT, entry), path.join(dir, entry), { recursive: true });
   }
@@ -61,6 +63,10 @@ test("the built server starts with plain node, creates and reads a context, and 
   expect(await graphql(url, "query($id: ID!) { context(id: $id) { version document } }", { id: "built" })).toEqual({
     data: { context: { version: 1, document: { from: "dist" } } },
   });
+
+  const page = await fetch(new URL("/console/", url));
+  expect([page.status, await page.text()]).toEqual([200, readFileSync(path.join(ROOT, "console", "index.html"), "utf8")]);
+  expect(logs.filter((entry) => entry.level === "warn" && String(entry.msg).includes("console"))).toEqual([]);
 
   child.kill("SIGTERM");
   expect(await exited).toBe(0);

@@ -7,6 +7,7 @@ import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { join } from "node:path";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { describe, expect, test } from "vitest";
+import { consoleFiles } from "../../src/server/console-files.js";
 import { listFiles } from "../../src/server/static-files.js";
 import { useTestServer } from "../helpers/app.js";
 import { testKeys } from "../helpers/keys.js";
@@ -120,4 +121,8 @@ describe.each([
       expect((await get(server.url, path)).status, path).toBe(404);
     }
   });
+});
+
+test("a build without the console's directory serves no console file (and the API as ever)", () => {
+  expect(consoleFiles(join(CONSOLE_DIR, "no-such-directory")).size).toBe(0);
 });
