@@ -1,4 +1,4 @@
-// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations (BENCH_ONLY=fanout, overview, ledger-page or deletion runs just that one).
+// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium (BENCH_ONLY=fanout, overview, ledger-page, deletion or console runs just that one).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -7,6 +7,7 @@ import { Redis } from "ioredis";
 import { deletionBench, printDeletion, type DeletionResult } from "./deletion.js";
 import { fanout, idleSubscriptionMemory, type FanoutResult, type MemoryResult } from "./fanout.js";
 import { seedContexts } from "./overview.js";
+import { consoleLoad, type ConsoleLoadResult } from "./console-load.js";
 import { ledgerPageScenario, LEDGER_PAGE_QUERY, type LedgerPageRow } from "./ledger-page.js";
 import { ledgerViolations } from "../support/ledger-invariant.js";
 import { startRedisServer } from "../support/redis-server.js";
@@ -26,6 +27,7 @@ const DELETION_ALLOCATIONS = Number(process.env.BENCH_DELETION_ALLOCATIONS ?? 10
 const FANOUT_UPDATES = Number(process.env.BENCH_FANOUT_UPDATES ?? 200);
 const FANOUT_SUBSCRIBERS = (process.env.BENCH_FANOUT_SUBSCRIBERS ?? "1,100,1000").split(",").map(Number);
 const IDLE_SUBSCRIPTIONS = Number(process.env.BENCH_IDLE_SUBSCRIPTIONS ?? 5000);
+const CONSOLE_LOADS = Number(process.env.BENCH_CONSOLE_LOADS ?? 5);
 const children: ChildProcess[] = [];
 
 interface Served {
@@ -148,7 +150,7 @@ function documentOf(bytes: number) {
   return doc;
 }
 
-const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+const median = (xs: readonly number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 
 interface FanoutRow {
   subscribers: number;
@@ -333,6 +335,27 @@ async function ledgerPage(redisUrl: string): Promise<void> {
   console.log(`\np50 ratio ${long.ended} / ${short.ended} ended: ${ratio.toFixed(2)} (per round ${ratios.map((r) => r.toFixed(2)).join(", ")}); goal <= 1.25 ${ratio <= 1.25 ? "PASS" : "MISS"}`);
 }
 
+/** The console's first load, reload and time to a 1,000-row swarm list (bench/console-load.ts), on an app server of its own with 1,000 swarms. */
+async function consoleScenario(redisUrl: string): Promise<ConsoleLoadResult> {
+  const served = await serveScript("bench/serve.ts", ["app"], { BENCH_REDIS_URL: redisUrl, BENCH_KEY_PREFIX: "console" });
+  try {
+    await seedContexts(redisUrl, "console", 1000);
+    return await consoleLoad(new URL(served.url).origin, "#/swarms?size=1000", 'table[aria-label="Swarms"] tbody tr', CONSOLE_LOADS);
+  } finally {
+    served.stop();
+  }
+}
+
+function printConsole(result: ConsoleLoadResult): void {
+  const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+  console.log("\nconsole in Chromium (Debian's, headless), 1,000 swarms, 1280 x 800");
+  console.log(`first load of /console/ (all files, compressed, headers included): ${kb(result.firstLoad.bytes)} in ${result.firstLoad.requests} responses`);
+  console.log(`reload: ${kb(result.reload.bytes)} in ${result.reload.requests} responses (304s)`);
+  console.log(
+    `navigation to the list showing 1,000 swarms (a new browser context each time, so a first load): median ${median(result.listMs).toFixed(0)} ms (${result.listMs.map((ms) => ms.toFixed(0)).join(", ")})`,
+  );
+}
+
 async function main(): Promise<void> {
   const redis = await startRedisServer();
   // BENCH_ONLY names one part to run alone.
@@ -341,6 +364,7 @@ async function main(): Promise<void> {
     "ledger-page": () => ledgerPage(redis.url),
     deletion: async () => printDeletion(await deletionBench(redis.url, DELETION_ALLOCATIONS)),
     fanout: async () => printFanout(await fanoutScenarios(await serve("app", { BENCH_REDIS_URL: redis.url }), redis.url)),
+    console: async () => printConsole(await consoleScenario(redis.url)),
   };
   const part = process.env.BENCH_ONLY;
   if (part !== undefined) {
@@ -356,6 +380,7 @@ async function main(): Promise<void> {
   let fanoutReport: FanoutReport;
   let overviewRows: OverviewRow[];
   let deletion: DeletionResult;
+  let consoleResult: ConsoleLoadResult;
   // Both servers stay up; each round measures every scenario right after its ceiling, and the
   // medians over rounds are reported, because this machine's speed drifts from minute to minute.
   const samples = new Map<string, Row[]>();
@@ -431,6 +456,7 @@ async function main(): Promise<void> {
     await ledgerPage(redis.url);
     stopAll();
     deletion = await deletionBench(redis.url, DELETION_ALLOCATIONS);
+    consoleResult = await consoleScenario(redis.url);
   } finally {
     stopAll();
     await redis.stop();
@@ -460,6 +486,7 @@ async function main(): Promise<void> {
   printOverview(overviewRows);
   printFanout(fanoutReport);
   printDeletion(deletion);
+  printConsole(consoleResult);
 }
 
 main().catch((err) => {

@@ -65,10 +65,10 @@ export async function watchedPage(browser: Browser, origin: string, width = 1280
   };
 }
 
-/** Saves a screenshot of `page` as test-results/screenshots/<name>.png. */
+/** Saves a screenshot of `page` (its viewport) as test-results/screenshots/<name>.png. */
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOTS, { recursive: true });
-  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
 }
 
 /** The server's origin, from its GraphQL URL. */
