@@ -22,6 +22,7 @@ import {
   type ContextChangesSubscription,
 } from "../gql/graphql.js";
 import { useRedisServer, useTestServer, type ServerFixture } from "../helpers/app.js";
+import { watchCommands } from "../helpers/monitor.js";
 import { Backoff } from "../helpers/backoff.js";
 import { subscribe, type FeedClient } from "../helpers/feed-client.js";
 
@@ -70,25 +71,18 @@ async function bigSwarm(on: ServerFixture, id: string, allocations: number, lock
 
 /** Runs `run` while MONITOR watches Redis; returns how many commands each script sent meanwhile. */
 async function commandsPerScript(run: () => Promise<unknown>): Promise<number[]> {
-  const monitor = await server.redis.monitor();
   const scripts: number[] = [];
-  const marker = `end-of-run-${Math.random()}`;
-  let seen!: () => void;
-  const sawMarker = new Promise<void>((resolve) => (seen = resolve));
-  monitor.on("monitor", (_time: string, args: string[], source: string) => {
+  const watch = await watchCommands(server.config.redisUrl, (args, source) => {
     const command = args[0]!.toLowerCase();
     if (source === "lua") scripts[scripts.length - 1]!++;
     else if (command === "evalsha" || command === "eval") scripts.push(0);
-    else if (command === "echo" && args[1] === marker) seen();
   });
   try {
     await run();
-    // MONITOR reports commands in the order Redis ran them: once it shows the marker, it has shown the run.
-    await server.redis.echo(marker);
-    await sawMarker;
+    await watch.settle();
     return scripts;
   } finally {
-    monitor.disconnect();
+    watch.stop();
   }
 }
 

@@ -15,6 +15,7 @@ import {
   ReportUsageDocument,
 } from "../gql/graphql.js";
 import { useRedisServer, useTestServer } from "../helpers/app.js";
+import { watchCommands } from "../helpers/monitor.js";
 import { ledgerSnapshot, ledgerViolations } from "../../support/ledger-invariant.js";
 import { redisTimePast } from "../helpers/redis-time.js";
 
@@ -109,12 +110,8 @@ interface ScriptWork {
 
 /** Runs `run` while MONITOR watches Redis, and returns what each script did meanwhile. */
 async function scriptWork<T>(run: () => Promise<T>): Promise<{ result: T; scripts: ScriptWork[] }> {
-  const monitor = await server.redis.monitor();
   const scripts: { commands: number; ended: number }[] = [];
-  const marker = `end-of-run-${Math.random()}`;
-  let seen!: () => void;
-  const sawMarker = new Promise<void>((resolve) => (seen = resolve));
-  monitor.on("monitor", (_time: string, args: string[], source: string) => {
+  const watch = await watchCommands(server.config.redisUrl, (args, source) => {
     const command = args[0]!.toLowerCase();
     if (source === "lua") {
       const current = scripts.at(-1)!;
@@ -122,18 +119,14 @@ async function scriptWork<T>(run: () => Promise<T>): Promise<{ result: T; script
       if (command === "hset" && args.some((a, i) => a === "status" && /^(RELEASED|EXPIRED)$/.test(args[i + 1] ?? ""))) current.ended++;
     } else if (command === "evalsha" || command === "eval") {
       scripts.push({ commands: 0, ended: 0 });
-    } else if (command === "echo" && args[1] === marker) {
-      seen();
     }
   });
   try {
     const result = await run();
-    // MONITOR reports commands in the order Redis ran them: once it shows the marker, it has shown the run.
-    await server.redis.echo(marker);
-    await sawMarker;
+    await watch.settle();
     return { result, scripts };
   } finally {
-    monitor.disconnect();
+    watch.stop();
   }
 }
 

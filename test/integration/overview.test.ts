@@ -12,6 +12,7 @@ import {
   type OverviewQuery,
 } from "../gql/graphql.js";
 import { errorCode, startTestServer, useTestServer } from "../helpers/app.js";
+import { watchCommands } from "../helpers/monitor.js";
 import { Backoff } from "../helpers/backoff.js";
 import { subscribe } from "../helpers/feed-client.js";
 import { spawnServer } from "../helpers/server-process.js";
@@ -140,9 +141,8 @@ describe("a page of 50 contexts", () => {
   test("reads their heads and never a document", async () => {
     const ids = Array.from({ length: 50 }, (_, i) => `head-${String(i).padStart(2, "0")}`);
     for (const id of ids) await server.data(CreateContextDocument, { id, document: { big: "x".repeat(2000) } });
-    const monitor = await server.redis.duplicate().monitor();
     const commands: string[][] = [];
-    monitor.on("monitor", (_time: string, args: string[]) => commands.push(args));
+    const watch = await watchCommands(server.config.redisUrl, (args) => commands.push(args));
     // A fresh server of the same deployment: no document is cached in it.
     const other = await startTestServer({ keyPrefix: server.config.keyPrefix });
     try {
@@ -152,7 +152,8 @@ describe("a page of 50 contexts", () => {
       }
     } finally {
       await other.close();
-      monitor.disconnect();
+      await watch.settle();
+      watch.stop();
     }
     const metaOf = new RegExp(`head-\\d\\d\\}:(meta|snapshots)$`);
     const documentReads = commands.filter((args) => args.some((a) => metaOf.test(a)) && (args.includes("doc") || /snapshots$/.test(args[1] ?? "")));

@@ -3,6 +3,7 @@ import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { parse } from "graphql";
 import { describe, expect, test } from "vitest";
 import { startTestServer, useTestServer, type GraphQLResponse } from "../helpers/app.js";
+import { watchCommands } from "../helpers/monitor.js";
 import { subscribe, TRANSPORTS } from "../helpers/feed-client.js";
 
 const MAX_RESPONSE_BYTES = 65_536;
@@ -218,14 +219,13 @@ describe("reading a feed of large entries", () => {
       });
     }
     // MONITOR shows the commands a script runs: each XRANGE's COUNT, and what it read.
-    const monitor = await server.redis.monitor();
     const counts: number[] = [];
-    monitor.on("monitor", (_time: string, args: string[]) => {
+    const watch = await watchCommands(server.config.redisUrl, (args) => {
       if (args[0]?.toUpperCase() === "XRANGE" && args[1]?.endsWith(`{ctx:${id}}:feed`) && args[4]?.toUpperCase() === "COUNT") counts.push(Number(args[5]));
     });
     const history = (await small.data(doc("query($id: ID!) { context(id: $id) { history(limit: 1000) { seq } } }"), { id })).context.history;
-    await server.redis.ping(); // the monitor has seen the read's commands once a later command is answered
-    monitor.disconnect();
+    await watch.settle();
+    watch.stop();
     // CREATED and five of the 200 KB patches fit in 1 MiB; an entry may be up to 589,824 bytes here.
     expect(history.map((e: { seq: number }) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(counts.length).toBeGreaterThan(0);
