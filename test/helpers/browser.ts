@@ -30,8 +30,9 @@ export interface WatchedPage {
   /** Console errors and uncaught page errors. */
   readonly errors: string[];
   /**
-   * Expects no foreign request and no error but those matching `allowed` (an error the scenario
-   * causes on purpose, such as the 401 of a wrong key), then closes the page's browser context.
+   * Expects every control on the page as it is now to have an accessible name (see
+   * unnamedControls), no foreign request and no error but those matching `allowed` (an error the
+   * scenario causes on purpose, such as the 401 of a wrong key); closes the page's browser context.
    */
   close(allowed?: RegExp): Promise<void>;
 }
@@ -58,11 +59,35 @@ export async function watchedPage(browser: Browser, origin: string, width = 1280
     foreignRequests,
     errors,
     close: async (allowed) => {
+      const unnamed = page.isClosed() ? [] : await unnamedControls(page);
       await context.close();
+      expect(unnamed, "controls without an accessible name").toEqual([]);
       expect(foreignRequests, "requests to anywhere but the server").toEqual([]);
       expect(errors.filter((e) => !allowed?.test(e)), "browser console errors").toEqual([]);
     },
   };
+}
+
+/**
+ * The controls of `page` (inputs, selects, text areas, buttons, links) that have no accessible
+ * name, as short descriptions: a screen reader could only call them "button" or "edit text".
+ * Names come from a <label>, aria-label, aria-labelledby, a title, or (buttons, links) their text.
+ * Hidden controls and the GraphiQL page's own (it is not ours) are not checked.
+ */
+export async function unnamedControls(page: Page): Promise<string[]> {
+  if (page.url().includes("/graphql")) return [];
+  return page.evaluate(() => {
+    const controls = document.querySelectorAll<HTMLElement>("input:not([type=hidden]), select, textarea, button, a[href]");
+    const unnamed: string[] = [];
+    for (const el of controls) {
+      if (!el.checkVisibility()) continue;
+      const labelled = (el as HTMLInputElement).labels?.length || el.getAttribute("aria-label")?.trim() || el.getAttribute("title")?.trim();
+      const byId = el.getAttribute("aria-labelledby")?.split(" ").some((id) => document.getElementById(id)?.textContent?.trim());
+      const text = (el.tagName === "BUTTON" || el.tagName === "A") && el.textContent?.trim();
+      if (!labelled && !byId && !text) unnamed.push(el.outerHTML.slice(0, 120));
+    }
+    return unnamed;
+  });
 }
 
 /** Saves a screenshot of `page` (its viewport) as test-results/screenshots/<name>.png. */
