@@ -52,7 +52,8 @@ export function listen(
     server.listen(port, host, () => {
       const { port: bound } = server.address() as AddressInfo;
       const url = `http://${host.includes(":") ? `[${host}]` : host}:${bound}/graphql`;
-      log.info("listening", { url, auth: keyed ? "api keys" : "open" });
+      // GraphiQL is the GraphQL URL in a browser; the console is beside it.
+      log.info("listening", { url, console: new URL("/console/", url).href, auth: keyed ? "api keys" : "open" });
       if (!keyed) {
         log.warn("OPEN MODE: no API keys are configured; anyone who can reach this loopback address is an admin. Configure keys before exposing the server (docs/security.md).", {
           host,

@@ -64,7 +64,8 @@ test("the built server starts with plain node, creates and reads a context, and 
     data: { context: { version: 1, document: { from: "dist" } } },
   });
 
-  const page = await fetch(new URL("/console/", url));
+  const listening = logs.find((entry) => entry.msg === "listening")!;
+  const page = await fetch(listening.console as string);
   expect([page.status, await page.text()]).toEqual([200, readFileSync(path.join(ROOT, "console", "index.html"), "utf8")]);
   expect(logs.filter((entry) => entry.level === "warn" && String(entry.msg).includes("console"))).toEqual([]);
 
