@@ -3,9 +3,8 @@
 // (lib/feed-tail.js says how).
 import { HOLD_CHANGES, KEEP_ROWS, createFeedTail } from "../lib/feed-tail.js";
 import { ErrorNote, Time, href, html, useEffect, useRef, useState } from "../lib/ui.js";
+import { CHANGE_KINDS, DOCUMENT_KINDS } from "../lib/change-kinds.js";
 
-const KINDS = ["CREATED", "UPDATED", "ROLLED_BACK", "DELETED", "ALLOCATED", "USAGE_REPORTED", "RELEASED", "EXPIRED", "RENEWED", "LOCK_ACQUIRED", "LOCK_RELEASED"];
-const DOCUMENT_KINDS = new Set(["CREATED", "UPDATED", "ROLLED_BACK"]);
 const PATCH = `query($id: ID!, $after: Int!) { context(id: $id) { history(afterSeq: $after, limit: 1) { seq patch } } }`;
 
 /** A comma- or space-separated list. */
@@ -16,7 +15,7 @@ function filterOf(params) {
   return {
     contextIds: listOf(params.get("ids")),
     idPrefix: params.get("prefix") ?? "",
-    kinds: listOf(params.get("kinds")).filter((k) => KINDS.includes(k)),
+    kinds: listOf(params.get("kinds")).filter((k) => CHANGE_KINDS.includes(k)),
     paths: listOf(params.get("paths")),
     actors: listOf(params.get("actors")),
   };
@@ -60,7 +59,7 @@ function FilterForm({ filter }) {
     </div>
     <fieldset class="kinds">
       <legend>Kinds (none: all)</legend>
-      ${KINDS.map(
+      ${CHANGE_KINDS.map(
         (kind) => html`<label class="check" key=${kind}><input type="checkbox" checked=${kinds.has(kind)} onChange=${() => toggle(kind)} /> ${kind}</label>`,
       )}
     </fieldset>

@@ -4,6 +4,7 @@
 import { ErrorNote, Time, html, useEffect, useRef, useState } from "../lib/ui.js";
 import { parsePointers } from "../lib/json-diff.js";
 import { PatchView } from "../lib/patch-view.js";
+import { CHANGE_KINDS, DOCUMENT_KINDS } from "../lib/change-kinds.js";
 
 const PAGE = `query($id: ID!, $before: Int, $kinds: [ChangeKind!], $actors: [String!], $paths: [String!]) {
   context(id: $id) {
@@ -18,9 +19,6 @@ const ROLLBACK = `mutation($id: ID!, $to: Int!, $expected: Int!, $reason: String
   rollbackContext(id: $id, toVersion: $to, expectedVersion: $expected, reason: $reason, dryRun: $dryRun) { version }
 }`;
 
-const KINDS = ["CREATED", "UPDATED", "ROLLED_BACK", "DELETED", "ALLOCATED", "USAGE_REPORTED", "RELEASED", "EXPIRED", "RENEWED", "LOCK_ACQUIRED", "LOCK_RELEASED"];
-/** The kinds that make a document version: the versions one can roll back to. */
-const DOCUMENT_KINDS = new Set(["CREATED", "UPDATED", "ROLLED_BACK"]);
 const list = (text) => text.split(",").map((s) => s.trim()).filter(Boolean);
 
 /** A refusal of a version read: NOT_FOUND names the retained range, shown plainly. */
@@ -40,7 +38,7 @@ function Filters({ onApply }) {
   const [paths, setPaths] = useState("");
   const submit = (event) => {
     event.preventDefault();
-    onApply({ kinds: kinds.size ? KINDS.filter((k) => kinds.has(k)) : null, actors: list(actors).length ? list(actors) : null, paths: parsePointers(paths).length ? parsePointers(paths) : null });
+    onApply({ kinds: kinds.size ? CHANGE_KINDS.filter((k) => kinds.has(k)) : null, actors: list(actors).length ? list(actors) : null, paths: parsePointers(paths).length ? parsePointers(paths) : null });
   };
   const toggle = (kind) => {
     const next = new Set(kinds);
@@ -50,7 +48,7 @@ function Filters({ onApply }) {
   return html`<form class="history-filters" onSubmit=${submit} aria-label="History filters">
     <fieldset class="kinds">
       <legend>Kinds (none checked: all)</legend>
-      ${KINDS.map(
+      ${CHANGE_KINDS.map(
         (kind) => html`<label key=${kind}><input type="checkbox" checked=${kinds.has(kind)} onChange=${() => toggle(kind)} /> ${kind}</label>`,
       )}
     </fieldset>

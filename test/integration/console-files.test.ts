@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { describe, expect, test } from "vitest";
 import { consoleFiles } from "../../src/server/console-files.js";
@@ -125,4 +126,11 @@ describe.each([
 
 test("a build without the console's directory serves no console file (and the API as ever)", () => {
   expect(consoleFiles(join(CONSOLE_DIR, "no-such-directory")).size).toBe(0);
+});
+
+test("the console's list of change kinds is the schema's ChangeKind", async () => {
+  const { CHANGE_KINDS } = (await import(pathToFileURL(join(CONSOLE_DIR, "lib", "change-kinds.js")).href)) as { CHANGE_KINDS: string[] };
+  const { schema } = await import("../../schema/index.js");
+  const kinds = (schema.getType("ChangeKind") as import("graphql").GraphQLEnumType).getValues().map((v) => v.name);
+  expect([...CHANGE_KINDS].sort()).toEqual(kinds.sort());
 });
