@@ -3,6 +3,9 @@ import { configDefaults, defineConfig } from "vitest/config";
 
 const require = createRequire(import.meta.url);
 
+/** Integration suites that run on a Redis Cluster as they are (the cluster project, below). */
+const CLUSTER_SUITES = ["contexts", "locks", "ledger", "ledger-race", "feed", "durability", "concurrency", "history-reads"];
+
 export default defineConfig({
   // One copy of graphql-js: @pothos/core and yoga load its CommonJS build, so our code must too,
   // or graphql's instanceof checks see two realms.
@@ -21,10 +24,24 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/**/*.test.ts"],
-          exclude: [...configDefaults.exclude, "test/unit/**", "test/soak/**"],
+          exclude: [...configDefaults.exclude, "test/unit/**", "test/soak/**", "test/cluster/**"],
           globalSetup: ["test/global-setup.ts"],
         },
       },
+      // The guarantees again on a Redis Cluster of three masters (test/global-setup.ts), not part of
+      // `npm test`: `npm run test:cluster` (CLUSTER=1) runs them.
+      ...(process.env.CLUSTER === "1"
+        ? [
+            {
+              extends: true as const,
+              test: {
+                name: "cluster",
+                include: ["test/cluster/**/*.test.ts", ...CLUSTER_SUITES.map((name) => `test/integration/${name}.test.ts`)],
+                globalSetup: ["test/global-setup.ts"],
+              },
+            },
+          ]
+        : []),
       // Long runs, not part of `npm test`: `npm run test:soak` (SOAK=1) runs them alone, each on a redis-server of its own.
       ...(process.env.SOAK === "1"
         ? [{ extends: true as const, test: { name: "soak", include: ["test/soak/**/*.test.ts"], testTimeout: 300_000 } }]

@@ -14,8 +14,13 @@ export interface Config {
   readonly host: string;
   /** HTTP listen port; 0 picks a free one. */
   readonly port: number;
-  /** Redis to use; null starts the embedded redis-server. */
+  /** Redis to use; null (and no redisClusterNodes) starts the embedded redis-server. */
   readonly redisUrl: string | null;
+  /**
+   * Seed nodes of a Redis Cluster to use instead, comma-separated `host:port` (any of its
+   * masters or replicas; the rest are discovered); null: not a cluster.
+   */
+  readonly redisClusterNodes: string | null;
   /** Where the embedded redis-server keeps its data (AOF). */
   readonly dataDir: string;
   /** Prefix of every Redis key and channel, to isolate deployments and tests. */
@@ -131,6 +136,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "host", env: "HOST", flag: "host", kind: "string", fallback: "127.0.0.1" },
   { key: "port", env: "PORT", flag: "port", kind: "int", fallback: 4000 },
   { key: "redisUrl", env: "REDIS_URL", flag: "redis-url", kind: "optional-string", fallback: null },
+  { key: "redisClusterNodes", env: "REDIS_CLUSTER_NODES", flag: "redis-cluster-nodes", kind: "optional-string", fallback: null },
   { key: "dataDir", env: "SWARM_DATA_DIR", flag: "data-dir", kind: "string", fallback: "data" },
   { key: "keyPrefix", env: "SWARM_KEY_PREFIX", flag: "key-prefix", kind: "string", fallback: "sc" },
   { key: "historyLimit", env: "SWARM_HISTORY_LIMIT", flag: "history-limit", kind: "int", fallback: 100 },
@@ -233,6 +239,12 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
   }
   if ((out.heartbeatTtlMs as number) < 2 * (out.heartbeatMs as number)) {
     throw new Error("--heartbeat-ttl-ms / SWARM_HEARTBEAT_TTL_MS must be at least twice --heartbeat-ms / SWARM_HEARTBEAT_MS");
+  }
+  if (out.redisUrl !== null && out.redisClusterNodes !== null) {
+    throw new Error("give either one Redis (--redis-url / REDIS_URL) or a Redis Cluster (--redis-cluster-nodes / REDIS_CLUSTER_NODES), not both");
+  }
+  if (out.redisClusterNodes !== null && !/^[^,\s]+:\d{1,5}(,[^,\s]+:\d{1,5})*$/.test(out.redisClusterNodes as string)) {
+    throw new Error(`--redis-cluster-nodes / REDIS_CLUSTER_NODES must be host:port[,host:port...], got "${out.redisClusterNodes as string}"`);
   }
   out.dataDir = path.resolve(out.dataDir as string);
   out.allowedOrigins = parseOrigins(out.allowedOrigins as string, "--allowed-origins / SWARM_ALLOWED_ORIGINS");

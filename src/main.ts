@@ -43,7 +43,7 @@ process.on("SIGINT", () => void shutdown("SIGINT"));
 
 try {
   embedded =
-    config.redisUrl === null
+    config.redisUrl === null && config.redisClusterNodes === null
       ? await startEmbeddedRedis(config.dataDir, {
           exited: (code, signal, restartInMs) =>
             log.error("embedded redis-server exited", { code, signal, restartInMs, log: `${config.dataDir}/redis.log` }),
@@ -54,15 +54,18 @@ try {
 } catch (err) {
   fail(reason(err), 1);
 }
-const target = embedded?.target ?? config.redisUrl!;
+// On a cluster the URL is unused (redisTarget picks the cluster's nodes).
+const target = embedded?.target ?? config.redisUrl ?? "";
 try {
   app = await createApp({ ...config, redisUrl: target, keys }, log);
 } catch (err) {
   await embedded?.stop();
   fail(
-    config.redisUrl === null
+    embedded
       ? `the embedded redis-server at ${target} does not answer (${reason(err)}); see ${config.dataDir}/redis.log`
-      : `cannot reach Redis at ${config.redisUrl} (${reason(err)}); start Redis there or fix REDIS_URL (unset it to use the embedded redis-server)`,
+      : config.redisClusterNodes !== null
+        ? `cannot reach the Redis Cluster at ${config.redisClusterNodes} (${reason(err)}); check REDIS_CLUSTER_NODES and that the cluster's state is ok (redis-cli cluster info)`
+        : `cannot reach Redis at ${config.redisUrl} (${reason(err)}); start Redis there or fix REDIS_URL (unset it to use the embedded redis-server)`,
     1,
   );
 }

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../src/redis/clients.js";
 import type { AllocationStatus } from "../src/model/allocation.js";
 import { Keys } from "../src/redis/keys.js";
 
@@ -14,7 +14,7 @@ import { Keys } from "../src/redis/keys.js";
  *   its active children's consumed + d:, plus, while it is released in steps, its final usage
  *   (so at least that sum); 0 once it has ended.
  */
-export async function ledgerViolations(redis: Redis, prefix: string, contextId: string, limitsLowered = false): Promise<string[]> {
+export async function ledgerViolations(redis: RedisClient, prefix: string, contextId: string, limitsLowered = false): Promise<string[]> {
   const snapshot = await ledgerSnapshot(redis, prefix, contextId);
   const { nodes, limits } = snapshot;
   const problems: string[] = indexViolations(prefix, contextId, snapshot);
@@ -73,8 +73,12 @@ function record(flat: string[]): Record<string, string> {
   return out;
 }
 
-/** Reads the budget, limits and every allocation hash in one atomic step (a read-only script), so the snapshot is consistent even while writers race. */
-const SNAPSHOT = `
+/**
+ * Reads the budget, limits and every allocation hash in one atomic step (a read-only script), so
+ * the snapshot is consistent even while writers race. KEYS[1], the context's meta, routes it to
+ * the context's slot on a Redis Cluster.
+ */
+const SNAPSHOT = `#!lua flags=no-writes
 local base = ARGV[1]
 local indexes = {}
 for _, k in ipairs(redis.call('SMEMBERS', base .. ':indexes')) do
@@ -99,8 +103,9 @@ export interface LedgerSnapshot {
   readonly ended: Record<string, string>;
 }
 
-export async function ledgerSnapshot(redis: Redis, prefix: string, contextId: string): Promise<LedgerSnapshot> {
-  const reply = (await redis.eval(SNAPSHOT, 0, new Keys(prefix).contextBase(contextId))) as (string | string[])[];
+export async function ledgerSnapshot(redis: RedisClient, prefix: string, contextId: string): Promise<LedgerSnapshot> {
+  const keys = new Keys(prefix);
+  const reply = (await redis.eval(SNAPSHOT, 1, keys.context(contextId).meta, keys.contextBase(contextId))) as (string | string[])[];
   const nodes = new Map<string, Record<string, string>>([["", record(reply[1] as string[])]]);
   const flatIndexes = reply[2] as unknown as (string | string[])[];
   const indexes = new Map<string, Record<string, string>>();

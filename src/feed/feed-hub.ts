@@ -1,8 +1,7 @@
 import { RedisPubSub } from "graphql-redis-subscriptions";
-import type { Redis } from "ioredis";
 import { AppError, ErrorCode } from "../errors.js";
 import type { ReportFault } from "../observability/faults.js";
-import { closeRedis, connectRedis, isConnectionFailure } from "../redis/clients.js";
+import { closeRedis, connectRedis, isConnectionFailure, type RedisClient, type RedisTarget } from "../redis/clients.js";
 import type { Keys } from "../redis/keys.js";
 import { ChangePipeline, type ChangeBatch, type FeedOptions, type PipelineSettings, type SubscriberLimits } from "./change-pipeline.js";
 import { FeedReader, UnreadableEntryError } from "../store/feed-reader.js";
@@ -44,8 +43,8 @@ export class FeedHub {
   private shuttingDown = false;
 
   private constructor(
-    private readonly subscriber: Redis,
-    redis: Redis,
+    private readonly subscriber: RedisClient,
+    redis: RedisClient,
     private readonly keys: Keys,
     private readonly limits: SubscriberLimits,
     observeLag: (ms: number) => void,
@@ -57,20 +56,20 @@ export class FeedHub {
   }
 
   /**
-   * Opens the wake-up connection to `redisUrl` and subscribes to the changes channel; `redis` is
+   * Opens the wake-up connection to `target` and subscribes to the changes channel; `redis` is
    * the command connection used for reads. `limits` bound each subscriber (see ChangePipeline);
    * `observeLag` hears the ms from commit to hand-over of every change each pipeline emits;
    * `fault` hears faults other than a lost connection. Rejects if Redis is unreachable.
    */
   static async open(
-    redisUrl: string,
-    redis: Redis,
+    target: RedisTarget,
+    redis: RedisClient,
     keys: Keys,
     limits: SubscriberLimits,
     observeLag: (ms: number) => void,
     fault: ReportFault,
   ): Promise<FeedHub> {
-    const subscriber = await connectRedis(redisUrl, "swarm-context-feed");
+    const subscriber = await connectRedis(target, "swarm-context-feed");
     const pubsub = new RedisPubSub({ publisher: redis, subscriber, deserializer: (message) => message.toString() });
     const hub = new FeedHub(subscriber, redis, keys, limits, observeLag, fault);
     await pubsub.subscribe(keys.changesChannel, (message: string) => hub.wake(message));

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis/clients.js";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Amount } from "../model/allocation.js";
 import type { ReportFault } from "../observability/faults.js";
@@ -63,7 +63,7 @@ export class RefusalNotices {
   private shuttingDown = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly channel: string,
     private readonly fault: ReportFault,
   ) {}

@@ -1,15 +1,23 @@
-import { Redis } from "ioredis";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { scriptsOf } from "./scripts.js";
 
+/** A connection to the deployment's Redis: one server, or a Redis Cluster. */
+export type RedisClient = Redis | Cluster;
+
+/** Where Redis is: one server (a `redis://` / `rediss://` URL or a unix socket path), or a Redis Cluster's seed nodes (`host:port`). */
+export type RedisTarget = { readonly url: string } | { readonly clusterNodes: readonly string[] };
+
 /**
- * Opens a command connection to `target`: a `redis://` / `rediss://` URL or a unix socket path.
- * With `waitMs`, a command not answered within about `waitMs` of being issued (sent, or queued
- * while reconnecting) rejects with "Command timed out"; without it, commands wait as long as Redis
- * takes. Resolves once Redis answers PING; rejects with the connection error otherwise, without
- * retrying.
+ * Opens a command connection to `target`. With `waitMs`, a command not answered within about
+ * `waitMs` of being issued (sent, or queued while reconnecting) rejects with "Command timed out";
+ * without it, commands wait as long as Redis takes. Resolves once Redis answers PING (on a
+ * cluster, once the slots are known and the node of one answers); rejects with the connection
+ * error otherwise, without retrying.
  */
-export async function connectRedis(target: string, name: string, waitMs?: number): Promise<Redis> {
-  const redis = new Redis(target, {
+export async function connectRedis(target: { readonly url: string }, name: string, waitMs?: number): Promise<Redis>;
+export async function connectRedis(target: RedisTarget, name: string, waitMs?: number): Promise<RedisClient>;
+export async function connectRedis(target: RedisTarget, name: string, waitMs?: number): Promise<RedisClient> {
+  const options: RedisOptions = {
     connectionName: name,
     lazyConnect: true,
     // A stalled Redis (stopped, swapping, stuck in a slow script) keeps the connection up, so
@@ -28,9 +36,14 @@ export async function connectRedis(target: string, name: string, waitMs?: number
     // connect timeout plus a back-off of at most 2 s): within 4 minutes, inside the default
     // SWARM_RESEND_TTL_SECONDS of 300.
     maxRetriesPerRequest: 20,
-    // Commands issued in the same tick share one socket write: far fewer syscalls under load.
-    enableAutoPipelining: true,
-  });
+  };
+  // Commands issued in the same tick share one socket write: far fewer syscalls under load. On a
+  // cluster, ioredis groups them by node: a script defined with defineCommand (scripts.ts) by the
+  // slot of its first key.
+  const redis =
+    "url" in target
+      ? new Redis(target.url, { ...options, enableAutoPipelining: true })
+      : new Cluster(target.clusterNodes.map(clusterNode), { redisOptions: options, lazyConnect: true, enableAutoPipelining: true });
   redis.on("error", () => {
     // Reconnects are ioredis's job; errors reach callers through the commands that fail.
   });
@@ -69,7 +82,7 @@ export function isConnectionFailure(err: unknown): boolean {
  * and answers within `waitMs`, else by dropping the connection, so that closing never waits on a
  * stalled or unreachable Redis. Never throws.
  */
-export async function closeRedis(client: Redis, waitMs: number): Promise<void> {
+export async function closeRedis(client: RedisClient, waitMs: number): Promise<void> {
   if (client.status === "ready") {
     let timer: NodeJS.Timeout | undefined;
     const gaveUp = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), waitMs)));
@@ -82,4 +95,11 @@ export async function closeRedis(client: Redis, waitMs: number): Promise<void> {
     if (quitted) return;
   }
   client.disconnect();
+}
+
+/** `host:port` as ioredis's cluster seed; throws on anything else. */
+function clusterNode(node: string): { host: string; port: number } {
+  const match = /^(.+):(\d{1,5})$/.exec(node);
+  if (!match) throw new Error(`a Redis Cluster node must be host:port, not ${JSON.stringify(node)}`);
+  return { host: match[1]!, port: Number(match[2]) };
 }

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from "node:fs";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 
 const LUA_DIR = new URL("./lua/", import.meta.url);
 
@@ -169,8 +169,10 @@ function commandName(script: string): string {
 
 /**
  * Scripts by command name, as ioredis command definitions: `lua/update-context-7.lua` is
- * `updateContext`, taking 7 keys. Files whose names start with "_" are shared helpers, prepended
- * to every script in name order.
+ * `updateContext`, taking 7 keys. Files whose names start with "_" are shared helpers, inserted
+ * in name order after each script's first line, its shebang (`#!lua`, or `#!lua flags=no-writes`
+ * for a read): with it, Redis refuses a script that touches keys of more than one slot, which is
+ * what keeps the scripts correct on Redis Cluster while slots move. Throws when a script has none.
  */
 function loadAll(): ReadonlyMap<string, { readonly lua: string; readonly numberOfKeys: number }> {
   const files = readdirSync(LUA_DIR).sort();
@@ -182,13 +184,16 @@ function loadAll(): ReadonlyMap<string, { readonly lua: string; readonly numberO
   for (const file of files) {
     const match = /^([a-z-]+)-(\d+)\.lua$/.exec(file);
     if (!match) continue;
-    scripts.set(commandName(match[1]!), { lua: `${prelude}\n${readFileSync(new URL(file, LUA_DIR), "utf8")}`, numberOfKeys: Number(match[2]) });
+    const source = readFileSync(new URL(file, LUA_DIR), "utf8");
+    const shebang = /^#!lua( flags=no-writes)?\n/.exec(source)?.[0];
+    if (!shebang) throw new Error(`lua/${file} must start with "#!lua" (or "#!lua flags=no-writes" for a read)`);
+    scripts.set(commandName(match[1]!), { lua: `${shebang}${prelude}\n${source.slice(shebang.length)}`, numberOfKeys: Number(match[2]) });
   }
   return scripts;
 }
 
 const SCRIPTS = loadAll();
-const commandsOf = new WeakMap<Redis, ScriptCommands>();
+const commandsOf = new WeakMap<Redis | Cluster, ScriptCommands>();
 
 type Command = (...keysAndArgs: Arg[]) => Promise<unknown>;
 
@@ -200,7 +205,7 @@ type Command = (...keysAndArgs: Arg[]) => Promise<unknown>;
  * On Redis Cluster, auto-pipelining groups a defined command by its first key's slot (raw EVALSHA
  * calls by their hash). Each function takes its script's KEYS, then its ARGV.
  */
-export function scriptsOf(redis: Redis): ScriptCommands {
+export function scriptsOf(redis: Redis | Cluster): ScriptCommands {
   let commands = commandsOf.get(redis);
   if (!commands) {
     const client = redis as unknown as Record<string, Command>;

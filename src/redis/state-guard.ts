@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./clients.js";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Keys } from "./keys.js";
 import { scriptsOf } from "./scripts.js";
@@ -49,7 +49,7 @@ export class StateGuard {
   private readonly waiters = new Set<() => void>();
 
   private constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly events: StateEvents,
   ) {}
@@ -58,7 +58,7 @@ export class StateGuard {
    * Checks the state now (initialising the epoch of an empty keyspace), then keeps watching
    * every `checkMs`. Rejects if Redis cannot be reached.
    */
-  static async open(redis: Redis, keys: Keys, checkMs: number, events: StateEvents): Promise<StateGuard> {
+  static async open(redis: RedisClient, keys: Keys, checkMs: number, events: StateEvents): Promise<StateGuard> {
     const guard = new StateGuard(redis, keys, events);
     await guard.check();
     redis.on("close", guard.onClose);
@@ -154,7 +154,9 @@ export class StateGuard {
   }
 
   private async keyspaceEmpty(): Promise<boolean> {
-    return (await this.redis.exists(this.keys.contextIndex, this.keys.feedIndex)) === 0;
+    // One EXISTS per key: on a Redis Cluster the two may lie in different slots.
+    const found = await Promise.all([this.redis.exists(this.keys.contextIndex), this.redis.exists(this.keys.feedIndex)]);
+    return found.every((n) => n === 0);
   }
 
   private set(status: StateStatus): void {

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis/clients.js";
 import { OPEN_PRINCIPAL, type KeyRing, type Principal } from "./auth.js";
 import { AppError, ErrorCode } from "../errors.js";
 import type { ReportFault } from "../observability/faults.js";
@@ -17,7 +17,7 @@ const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 export class Gate {
   constructor(
     private readonly keyRing: KeyRing | null,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     /** Requests per key per second across instances; 0: none. */
     private readonly rateLimit: number,

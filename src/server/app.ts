@@ -14,7 +14,7 @@ import { Gate } from "../security/gate.js";
 import { createLogger, type LogLevel, type Logger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
 import { Observability } from "./observability-plugin.js";
-import { connectRedis } from "../redis/clients.js";
+import { connectRedis, type RedisTarget } from "../redis/clients.js";
 import { Keys } from "../redis/keys.js";
 import { foreignRequest, type OriginPolicy } from "../security/request-origin.js";
 import { useSecurity } from "./security-plugin.js";
@@ -33,8 +33,8 @@ import { StaticFiles } from "./static-files.js";
 import { attachGraphqlWs } from "./ws-transport.js";
 
 /**
- * What createApp needs: the Config with the Redis to use resolved (URL or unix socket path) and
- * the API keys read (null: open mode).
+ * What createApp needs: the Config with the Redis to use resolved (URL or unix socket path, which
+ * redisClusterNodes, when set, replaces) and the API keys read (null: open mode).
  */
 export type AppConfig = Omit<Config, "redisUrl" | "dataDir" | "apiKeysFile" | "apiKeys"> & {
   readonly redisUrl: string;
@@ -65,12 +65,18 @@ function packageVersion(): string {
   return "unknown";
 }
 
+/** The Redis Cluster of `config.redisClusterNodes` if it names one, else the Redis at `config.redisUrl`. */
+export function redisTarget(config: AppConfig): RedisTarget {
+  return config.redisClusterNodes === null ? { url: config.redisUrl } : { clusterNodes: config.redisClusterNodes.split(",") };
+}
+
 /** How long a health check waits for Redis's PONG, in ms. */
 const PING_TIMEOUT_MS = 1_000;
 
 /** Builds the server on a reachable Redis; does not listen until start(). Throws if Redis is unreachable. */
 export async function createApp(config: AppConfig, log: Logger = createLogger(config.logLevel as LogLevel)): Promise<App> {
-  const redis = await connectRedis(config.redisUrl, "swarm-context", config.redisTimeoutMs);
+  const target = redisTarget(config);
+  const redis = await connectRedis(target, "swarm-context", config.redisTimeoutMs);
   const keys = new Keys(config.keyPrefix);
   let feed: FeedHub | undefined;
   let state: StateGuard | undefined;
@@ -93,7 +99,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
       stallMs: config.subscriberStallMs,
       largestEntryBytes: largestEntryBytes(config),
     };
-    feed = await FeedHub.open(config.redisUrl, redis, keys, subscriberLimits, (ms) => metrics.feedLagMs(ms), fault);
+    feed = await FeedHub.open(target, redis, keys, subscriberLimits, (ms) => metrics.feedLagMs(ms), fault);
   } catch (err) {
     state?.close();
     redis.disconnect();

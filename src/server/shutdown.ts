@@ -1,5 +1,5 @@
 import type { Server } from "node:http";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis/clients.js";
 import type { FeedHub } from "../feed/feed-hub.js";
 import type { Logger } from "../observability/logger.js";
 import { closeRedis } from "../redis/clients.js";
@@ -27,7 +27,7 @@ export interface RunningParts {
   readonly heartbeat: Heartbeat;
   readonly state: StateGuard;
   readonly contexts: ContextStore;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly log: Logger;
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis/clients.js";
 import { AppError, checkAll, ErrorCode } from "../errors.js";
 import { diffDocuments } from "../json/diff.js";
 import { applyMergePatch } from "../json/merge.js";
@@ -192,7 +192,7 @@ export class ContextStore {
   readonly deletions: Deletions;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly config: ContextStoreConfig,
   ) {

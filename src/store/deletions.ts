@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis/clients.js";
 import type { Keys } from "../redis/keys.js";
 import { scriptsOf } from "../redis/scripts.js";
 
@@ -26,7 +26,7 @@ const SWEEP_BATCH = 200;
  */
 export class Deletions {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly config: { readonly deletedContextRetentionMs: number },
   ) {}

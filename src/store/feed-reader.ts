@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis/clients.js";
 import type { PatchOperation } from "../json/patch.js";
 import type { Keys } from "../redis/keys.js";
 import { scriptsOf } from "../redis/scripts.js";
@@ -65,7 +65,7 @@ export function versionBefore(entry: ChangeEntry): number {
 export class FeedReader {
   /** `largestEntry`: see largestEntryBytes. */
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly largestEntry: number,
   ) {}

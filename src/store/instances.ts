@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis/clients.js";
 import type { Keys } from "../redis/keys.js";
 import { scriptsOf } from "../redis/scripts.js";
 import { PeriodicPass } from "./periodic-pass.js";
@@ -42,7 +42,7 @@ export class Heartbeat {
   private beats: PeriodicPass | null = null;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly settings: HeartbeatSettings,
     private readonly version: string,
@@ -83,7 +83,7 @@ export class Heartbeat {
  * by Redis's clock, at most MAX_INSTANCES. Reads the index (one ZRANGEBYSCORE) and each
  * instance's hash (pipelined); an instance whose hash expired meanwhile is left out.
  */
-export async function readInstances(redis: Redis, keys: Keys, ttlMs: number): Promise<ServerInstance[]> {
+export async function readInstances(redis: RedisClient, keys: Keys, ttlMs: number): Promise<ServerInstance[]> {
   const [seconds, micros] = await redis.time();
   const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   const ids = await redis.zrangebyscore(keys.instanceIndex, now - ttlMs, "+inf", "LIMIT", 0, MAX_INSTANCES);

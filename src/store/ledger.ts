@@ -1,4 +1,5 @@
-import type { ChainableCommander, Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
+import type { RedisClient } from "../redis/clients.js";
 import { AppError, checkAll, ErrorCode, validationFailed, type Problem } from "../errors.js";
 import type { Keys } from "../redis/keys.js";
 import { scriptsOf, type LedgerScript } from "../redis/scripts.js";
@@ -148,7 +149,7 @@ const SWEEP_CLAIM_MS = 60_000;
  */
 export class LedgerStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly config: {
       readonly feedRetention: number;

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { print } from "graphql";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, expect, inject } from "vitest";
 import { createApp, type App, type AppConfig } from "../../src/server/app.js";
 import { loadConfig } from "../../src/config.js";
@@ -37,6 +37,8 @@ export function testConfig(overrides: Partial<AppConfig> = {}): AppConfig {
     ...defaults,
     port: 0,
     redisUrl: inject("redisUrl"),
+    // The cluster project (vitest.config.ts) runs the same tests on a Redis Cluster.
+    redisClusterNodes: inject("redisClusterNodes") ?? null,
     keyPrefix: `t-${randomUUID()}`,
     keys: null,
     // Tests race many requests through one key; the rate limit has tests of its own.
@@ -75,7 +77,7 @@ export async function startTestServer(overrides: Partial<AppConfig> = {}, log?: 
 
 /** A test file's server (see useTestServer), which the fixture closes: a client on its Redis besides, and refused(). */
 export interface ServerFixture extends ServerHandle {
-  /** A plain client on the Redis of `config.redisUrl`, connected on first use, to read or seed state under the server. */
+  /** A plain client on the server's Redis (or Redis Cluster), connected on first use, to read or seed state under the server. */
   readonly redis: Redis;
   /**
    * Runs a request that must be refused with `code`: exactly one error, with that code, and no
@@ -138,7 +140,9 @@ export function useTestServer(overrides: Partial<AppConfig> | (() => Partial<App
       return started().config;
     },
     get redis() {
-      redis ??= new Redis(started().config.redisUrl);
+      const { redisUrl, redisClusterNodes } = started().config;
+      // Typed as one Redis: the commands tests send on a cluster are the single-slot ones both have.
+      redis ??= redisClusterNodes === null ? new Redis(redisUrl) : (new Cluster(redisClusterNodes.split(",")) as unknown as Redis);
       return redis;
     },
     request: (document, variables) => started().request(document, variables),

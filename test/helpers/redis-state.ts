@@ -1,20 +1,15 @@
-import type { Redis } from "ioredis";
+import { Cluster } from "ioredis";
 import { Keys } from "../../src/redis/keys.js";
+import type { RedisClient } from "../../src/redis/clients.js";
 
 /**
  * Every key under `prefix` with its type and full value, to prove that a refused operation
  * changed nothing. TTLs are left out, and so are the server instances' heartbeats
  * (serverInstances): they change on their own.
  */
-export async function redisState(redis: Redis, prefix: string): Promise<Record<string, unknown>> {
+export async function redisState(redis: RedisClient, prefix: string): Promise<Record<string, unknown>> {
   const heartbeats = new Keys(prefix).instanceIndex;
-  const keys: string[] = [];
-  let cursor = "0";
-  do {
-    const [next, batch] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    keys.push(...batch.filter((key) => !key.startsWith(heartbeats)));
-    cursor = next;
-  } while (cursor !== "0");
+  const keys = (await keysMatching(redis, `${prefix}:*`)).filter((key) => !key.startsWith(heartbeats));
   const state: Record<string, unknown> = {};
   for (const key of keys.sort()) {
     const type = await redis.type(key);
@@ -27,4 +22,19 @@ export async function redisState(redis: Redis, prefix: string): Promise<Record<s
     else state[key] = type;
   }
   return state;
+}
+
+/** The keys matching `pattern` (SCAN MATCH), on every master of a cluster. */
+export async function keysMatching(redis: RedisClient, pattern: string): Promise<string[]> {
+  if (redis instanceof Cluster) await redis.ping();
+  const found: string[] = [];
+  for (const node of redis instanceof Cluster ? redis.nodes("master") : [redis]) {
+    let cursor = "0";
+    do {
+      const [next, batch] = await node.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+      found.push(...batch);
+      cursor = next;
+    } while (cursor !== "0");
+  }
+  return found;
 }

@@ -41,7 +41,7 @@ const fresh = useTestServer(() => ({ redisUrl: redisServer().url, leaseSweepMs: 
 
 let client: Redis;
 beforeAll(async () => {
-  client = await connectRedis(redisServer().url, "deletion-test");
+  client = await connectRedis({ url: redisServer().url }, "deletion-test");
 });
 afterAll(() => client.disconnect());
 

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import type { ChangeBatch, FeedOptions } from "../../src/feed/change-pipeline.js";
 import { FeedHub } from "../../src/feed/feed-hub.js";
+import { redisTarget } from "../../src/server/app.js";
 import { largestEntryBytes } from "../../src/store/feed-reader.js";
 import { Keys } from "../../src/redis/keys.js";
 import {
@@ -24,7 +25,7 @@ let run = 0;
 beforeAll(async () => {
   keys = new Keys(server.config.keyPrefix);
   const limits = { changes: 10_000, bytes: 4_194_304, stallMs: 12_000, largestEntryBytes: largestEntryBytes(server.config) };
-  hub = await FeedHub.open(server.config.redisUrl, server.redis, keys, limits, () => undefined, (source, message, cause) => console.error(source, message, cause));
+  hub = await FeedHub.open(redisTarget(server.config), server.redis, keys, limits, () => undefined, (source, message, cause) => console.error(source, message, cause));
 });
 afterAll(async () => {
   await hub?.close(true, 1_000);

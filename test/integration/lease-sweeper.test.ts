@@ -16,7 +16,7 @@ let ledger: LedgerStore;
 
 beforeAll(async () => {
   server = await startRedisServer();
-  redis = await connectRedis(server.url, "lease-sweeper-test");
+  redis = await connectRedis({ url: server.url }, "lease-sweeper-test");
   keys = new Keys(`t-${randomUUID()}`);
   ledger = new LedgerStore(redis, keys, loadConfig([], {}));
 });

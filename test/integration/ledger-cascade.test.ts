@@ -35,7 +35,7 @@ const touched = new Set<string>();
 const cleanups: (() => Promise<void> | void)[] = [];
 
 beforeAll(async () => {
-  ledgerRedis = await connectRedis(redisServer().url, "cascade-test");
+  ledgerRedis = await connectRedis({ url: redisServer().url }, "cascade-test");
   keys = new Keys(server.config.keyPrefix);
   ledger = new LedgerStore(ledgerRedis, keys, server.config);
   // Redis learns the release script here, so a gated store's first call is its first step.
@@ -230,7 +230,7 @@ function nextCallHeld(gate: { held(): Promise<void> }, owner: Promise<unknown>):
 /** A ledger store whose script calls pass through a gate: a server whose steps the test takes one by one. */
 async function gatedStore() {
   const gate = await startScriptGate();
-  const client = await connectRedis(gate.url, "cascade-owner");
+  const client = await connectRedis({ url: gate.url }, "cascade-owner");
   cleanups.push(() => client.disconnect());
   return { gate, client, store: new LedgerStore(client, keys, server.config) };
 }

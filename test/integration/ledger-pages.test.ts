@@ -235,7 +235,7 @@ describe("nested reads of a page", () => {
   let writes = 0;
   let context: () => RequestContext;
   beforeAll(async () => {
-    redis = await connectRedis(server.config.redisUrl, "pages-test");
+    redis = await connectRedis({ url: server.config.redisUrl }, "pages-test");
     // Each write to the connection's socket is one round trip's request: ioredis writes a
     // pipeline in one, and each command sent alone in one of its own.
     const stream = (redis as unknown as { stream: { write: (...args: unknown[]) => boolean } }).stream;

@@ -22,7 +22,7 @@ const doc = (query: string) => parse(query) as TypedDocumentNode<Data, Record<st
 let redis: Redis;
 let keys: Keys;
 beforeAll(async () => {
-  redis = await connectRedis(server.config.redisUrl, "retention-test");
+  redis = await connectRedis({ url: server.config.redisUrl }, "retention-test");
   keys = new Keys(server.config.keyPrefix);
 });
 afterAll(() => redis.disconnect());

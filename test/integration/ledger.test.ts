@@ -20,6 +20,7 @@ import { Keys } from "../../src/redis/keys.js";
 import { startTestServer, useTestServer, type GraphQLResponse } from "../helpers/app.js";
 import { ledgerViolations } from "../../support/ledger-invariant.js";
 import { redisTimePast } from "../helpers/redis-time.js";
+import { keysMatching } from "../helpers/redis-state.js";
 
 // No sweeper: `refused` compares every key of the prefix, and background sweeps would change
 // other tests' contexts meanwhile. The sweeper's own test starts a server with one.
@@ -396,7 +397,7 @@ test("deleteContext ends the ledger; a context created again continues allocatio
   const a = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 30 }), mode: "EXACT", leaseMs: 60_000 })).allocate;
   await server.data(AllocateDocument, { contextId: id, parentId: a.id, request: amounts({ credits: 10 }), mode: "EXACT" });
   await server.data(DeleteContextDocument, { id });
-  const left = (await server.redis.keys(`${server.config.keyPrefix}:{ctx:${id}}:*`)).map((k) => k.split("}:")[1]!).sort();
+  const left = (await keysMatching(server.redis, `${server.config.keyPrefix}:{ctx:${id}}:*`)).map((k) => k.split("}:")[1]!).sort();
   // Records of the writes (for resends after a reconnect) stay until they expire on their own.
   const records = left.filter((k) => k.startsWith("resend:"));
   expect(records).toHaveLength(4);

@@ -88,7 +88,7 @@ test("script commands run again after Redis forgets its scripts", async () => {
 test("a server's client calls a script for the first time in the same tick as another command", async () => {
   // Defining the script commands then, with an auto-pipeline of that tick open, made ioredis throw
   // outside any caller (results[i] is not iterable) and ended the server process.
-  const client = await connectRedis(server.url, "script-keys-test");
+  const client = await connectRedis({ url: server.url }, "script-keys-test");
   try {
     const [value, entries] = await Promise.all([client.get(`t-${randomUUID()}`), scriptsOf(client).readFeed(`t-${randomUUID()}`, "-", 10, 1_000, 10, 1_000, "")]);
     expect([value, entries]).toEqual([null, []]);

@@ -22,7 +22,7 @@ afterEach(() => {
 
 /** A guard on a fresh key prefix, its client, the statuses it reported and the epoch reads it made. */
 async function open() {
-  const redis = await connectRedis(inject("redisUrl"), "state-guard-test");
+  const redis = await connectRedis({ url: inject("redisUrl") }, "state-guard-test");
   const keys = new Keys(`t-${randomUUID()}`);
   const statuses: StateStatus[] = [];
   const reads: number[] = [];

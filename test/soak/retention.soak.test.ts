@@ -29,7 +29,7 @@ const sweepers: PeriodicPass[] = [];
 beforeAll(async () => {
   // A Redis of its own: its used_memory is this file's alone.
   redisServer = await startRedisServer();
-  redis = await connectRedis(redisServer.url, "soak");
+  redis = await connectRedis({ url: redisServer.url }, "soak");
   // Short retentions everywhere, so that the soak waits seconds for them; a feed of 100 entries,
   // so that a context's feed is full (at its bound) early.
   config = {

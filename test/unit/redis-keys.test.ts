@@ -39,9 +39,10 @@ const scripts = readdirSync(LUA)
   .filter((file) => !file.startsWith("_"))
   .map((file) => {
     const [, name, count] = /^([a-z-]+)-(\d+)\.lua$/.exec(file) ?? [];
-    const source = read(new URL(file, LUA));
+    const [shebang, ...rest] = read(new URL(file, LUA)).split("\n");
+    const source = rest.join("\n");
     const header = source.slice(0, source.search(/^[^-]/m));
-    return { file, name, numKeys: Number(count), source, header };
+    return { file, name, numKeys: Number(count), shebang, source, header };
   });
 
 test.each(scripts)("$file: its header names its KEYS, and it uses no other", ({ name, numKeys, source, header }) => {
@@ -52,6 +53,14 @@ test.each(scripts)("$file: its header names its KEYS, and it uses no other", ({ 
   expect(Math.max(...named), "the last key the header names").toBe(numKeys);
   const used = [...source.matchAll(/KEYS\[(\d+)\]/g)].map((m) => Number(m[1]));
   expect(Math.max(0, ...used)).toBeLessThanOrEqual(numKeys);
+});
+
+// With a shebang Redis refuses a script that touches keys of two slots (Redis Cluster's rule,
+// enforced as slots move); `no-writes` marks a read, which Redis then refuses to let write.
+test.each(scripts)("$file: opens with a shebang, flagged no-writes exactly when it writes nothing", ({ shebang, source }) => {
+  const writes = /redis\.call\('(SET|HSET|HDEL|DEL|UNLINK|XADD|XTRIM|ZADD|ZREM|ZPOPMIN|ZREMRANGEBYSCORE|INCR|INCRBY|HINCRBY|EXPIRE|PEXPIRE|PEXPIREAT|SADD|SREM|SPOP|PUBLISH|HSETNX|SETNX|RENAME)'/i;
+  const usesHelpers = /ledger_begin|append_change|record_reply|store_settings/.test(source);
+  expect(shebang).toBe(writes.test(source) || usesHelpers ? "#!lua" : "#!lua flags=no-writes");
 });
 
 test.each(scripts)("$file: builds keys only from a key base its header documents", ({ source, header }) => {

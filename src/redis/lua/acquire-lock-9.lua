@@ -1,3 +1,4 @@
+#!lua
 -- Acquires a named lock with a lease and a fencing token strictly greater than any earlier
 -- token of that name. A lock whose lease ran out is released first (LOCK_RELEASED).
 -- KEYS 1-9 and ARGV 1-8: see _2-ledger.lua. ARGV: 9 name, 10 holder, 11 leaseMs

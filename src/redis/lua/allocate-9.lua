@@ -1,3 +1,4 @@
+#!lua
 -- Grants an allocation from the budget or from an active allocation, per kind at most
 -- policy.allocation.maxShare of what the parent has available. A request must ask for something
 -- (some amount above 0). EXACT grants all or nothing, and only kinds the parent holds; UP_TO

@@ -1,3 +1,4 @@
+#!lua
 -- Creates a context at version 1 and emits CREATED. Where the id's seq counter is left from a
 -- deleted context (within the deleted-context retention) its counters go on; where there is none
 -- (a new id, or a pruned one) they start at the counter floor F: the first seq, allocation

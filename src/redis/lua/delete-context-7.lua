@@ -1,3 +1,4 @@
+#!lua
 -- Deletes a context: its document, history, limits and policy at once, and emits DELETED. From
 -- then on every ledger script answers NOT_FOUND (its meta is gone), so its allocations and locks
 -- are ended; their keys, and the ledger's read indexes, are removed afterwards in bounded steps

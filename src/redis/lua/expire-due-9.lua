@@ -1,3 +1,4 @@
+#!lua
 -- The sweeper's step of ledger upkeep: ends up to STEP allocations that are due (_2-ledger.lua
 -- end_planned): overdue leases with their active subtrees, then releases left in steps; then, with
 -- the room of STEP left, prunes ended allocations whose retention ran out (prune_ended), so one

@@ -1,3 +1,4 @@
+#!lua
 -- Records that a server instance runs (or, with mode 'stop', that it stopped), with Redis's clock,
 -- and prunes instances whose heartbeat is older than the TTL: at most 100 per call, since each call
 -- from any instance prunes, the entries left are those of instances that died since the last one.

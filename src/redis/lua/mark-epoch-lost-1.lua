@@ -1,3 +1,4 @@
+#!lua
 -- Marks the deployment's state lost, unless the epoch changed since the caller read it (an admin
 -- re-initialised it meanwhile, say), so that a re-initialisation is never overwritten.
 -- KEYS: 1 the epoch (keys.ts epoch)

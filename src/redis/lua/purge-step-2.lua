@@ -1,3 +1,4 @@
+#!lua
 -- Takes the next bounded step of what is left of a deleted context, as its tombstone
 -- (keys.ts tombstone, written by delete-context-7.lua) says, in this order:
 --   purge   its ledger's keys: STEP allocation hashes and their children sets, then STEP locks,

@@ -1,3 +1,4 @@
+#!lua
 -- Raises the deployment's counter floor to at least a deleted context's last seq (never lowers it).
 -- KEYS: 1 counterFloor (keys.ts)
 -- ARGV: 1 the seq

@@ -1,3 +1,4 @@
+#!lua
 -- Counts one request of an API key in its fixed one-second window, shared by every instance.
 -- KEYS: 1 the key's counter (keys.ts rate)
 -- ARGV: 1 requests allowed per window, 2 window length in ms

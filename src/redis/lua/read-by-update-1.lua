@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- Reads a page of the contexts index by update time (keys.ts contextsByUpdate), newest first, after
 -- a position (score, id): the order is score descending, then id descending (bytes), which is the
 -- order ZRANGE ... REV gives. Read-only; one key, so legal on Redis Cluster.

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- Reads a context's head in one round trip, sending the document only when the caller's cached
 -- version (named by its head token) is not current, and the recorded reply of an opId if there is one.
 -- KEYS: 1 meta, 2 seq, 3 op (may be a key that never exists)

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- Reads a context's change feed, oldest first (or newest first, ARGV[6]): at most ARGV[2]
 -- entries, and past the first only while their sizes (the lengths of their fields and values,
 -- summed) stay within ARGV[3] bytes in all, so that a reader takes in what it has room for rather

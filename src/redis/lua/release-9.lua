@@ -1,3 +1,4 @@
+#!lua
 -- Ends an active allocation and, first, every active descendant (each RELEASED, deepest first):
 -- final usage is added to its consumption, consumption is charged up the chain and the unused
 -- rest of each grant returns to its parent. A subtree larger than one step (STEP, _2-ledger.lua)

@@ -1,3 +1,4 @@
+#!lua
 -- Sets an active allocation's lease to end leaseMs from now.
 -- KEYS 1-9 and ARGV 1-8: see _2-ledger.lua. ARGV: 9 allocation number, 10 leaseMs
 -- Returns: ok {allocation} | NOT_FOUND | ALLOCATION_ENDED

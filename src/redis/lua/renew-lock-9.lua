@@ -1,3 +1,4 @@
+#!lua
 -- Extends a held lock's lease, for the holder of its current token only.
 -- KEYS 1-9 and ARGV 1-8: see _2-ledger.lua. ARGV: 9 name, 10 token, 11 leaseMs
 -- Returns: ok {lock} | NOT_FOUND | STALE_FENCE (token not current, or its lease ran out)

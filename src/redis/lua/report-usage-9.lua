@@ -1,3 +1,4 @@
+#!lua
 -- Adds usage to an active allocation's consumption, refused if any kind would exceed what the
 -- allocation may still spend (granted - consumed - reserved).
 -- KEYS 1-9 and ARGV 1-8: see _2-ledger.lua. ARGV: 9 allocation number, 10 usage "kind amount ..."

@@ -1,3 +1,4 @@
+#!lua
 -- Ends a lease sweeper's claim on a context (take-due-2.lua) and files the context under when its
 -- upkeep is next due, unless a writer filed it for earlier meanwhile (the earlier time stays).
 -- KEYS: 1 the due index (keys.ts leaseIndex), 2 the claims (keys.ts leaseClaims); one hash tag

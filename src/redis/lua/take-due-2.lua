@@ -1,3 +1,4 @@
+#!lua
 -- Takes the contexts whose ledger upkeep is due for one lease sweeper's pass: each moves from the
 -- due index to the claims, so that other instances' sweepers pass it by, and a writer that files
 -- it meanwhile (ZADD LT into the due index, e.g. a release whose ended allocation will be due for

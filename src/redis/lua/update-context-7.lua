@@ -1,3 +1,4 @@
+#!lua
 -- Replaces a context's document with one the caller computed from the version whose head token
 -- is `base head`, as the next version, keeping the last `history limit` snapshots. Head tokens
 -- are unique per write, so a caller may send a write computed from a write it has not yet seen
