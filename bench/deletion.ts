@@ -65,7 +65,7 @@ async function slowest(redis: Redis, run: () => Promise<unknown>): Promise<{ lon
 /** Builds two swarms alike and deletes one with the baseline script, the other with ContextStore.delete. */
 export async function deletionBench(redisUrl: string, allocations: number): Promise<DeletionResult> {
   const config = { ...loadConfig([], {}), leaseSweepMs: 0 };
-  const redis = await connectRedis(redisUrl, "bench-deletion");
+  const redis = await connectRedis({ url: redisUrl }, "bench-deletion");
   const keys = new Keys("bench-deletion");
   const contexts = new ContextStore(redis, keys, config);
   const ledger = new LedgerStore(redis, keys, config);

@@ -26,7 +26,7 @@ export async function seedLedger(appUrl: string, redisUrl: string, keyPrefix: st
     d: { resources: { limits: { credits: 1e12 } } },
   });
   if (created.errors) throw new Error(JSON.stringify(created.errors));
-  const redis = await connectRedis(redisUrl, "bench-seed");
+  const redis = await connectRedis({ url: redisUrl }, "bench-seed");
   try {
     const ledger = new LedgerStore(redis, new Keys(keyPrefix), loadConfig([], {}));
     const actor = { actor: "bench" };
