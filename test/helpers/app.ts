@@ -37,8 +37,9 @@ export function testConfig(overrides: Partial<AppConfig> = {}): AppConfig {
     ...defaults,
     port: 0,
     redisUrl: inject("redisUrl"),
-    // The cluster project (vitest.config.ts) runs the same tests on a Redis Cluster.
-    redisClusterNodes: inject("redisClusterNodes") ?? null,
+    // The cluster project (vitest.config.ts) runs the same tests on a Redis Cluster, unless a
+    // test names a Redis of its own.
+    redisClusterNodes: overrides.redisUrl === undefined ? (inject("redisClusterNodes") ?? null) : null,
     keyPrefix: `t-${randomUUID()}`,
     keys: null,
     // Tests race many requests through one key; the rate limit has tests of its own.

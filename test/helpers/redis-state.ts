@@ -38,3 +38,14 @@ export async function keysMatching(redis: RedisClient, pattern: string): Promise
   }
   return found;
 }
+
+/** How many connections subscribe to `channel` (PUBSUB NUMSUB), summed over every node of a cluster. */
+export async function channelSubscribers(redis: RedisClient, channel: string): Promise<number> {
+  if (redis instanceof Cluster) await redis.ping();
+  let count = 0;
+  for (const node of redis instanceof Cluster ? redis.nodes("all") : [redis]) {
+    const [, subscribers] = (await node.pubsub("NUMSUB", channel)) as [string, number];
+    count += subscribers;
+  }
+  return count;
+}

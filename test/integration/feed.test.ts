@@ -1,7 +1,6 @@
 // Proves API.md's six delivery guarantees over both transports (graphql-ws and SSE), plus watchSlice, argument validation, one Redis subscription per instance, shared pipelines with their own selections, the per-connection cap and keep-alive pings.
 import { randomUUID } from "node:crypto";
 import { createClient } from "graphql-ws";
-import { Redis } from "ioredis";
 import WebSocket from "ws";
 import { describe, expect, test } from "vitest";
 import {
@@ -20,6 +19,7 @@ import {
   type ContextChangesSubscriptionVariables,
 } from "../gql/graphql.js";
 import { useTestServer, type ServerHandle } from "../helpers/app.js";
+import { channelSubscribers } from "../helpers/redis-state.js";
 import { range, rawWsSubscription, subscribe, TRANSPORTS, type FeedClient, type RawSubscription, type Transport } from "../helpers/feed-client.js";
 
 type Batch = ContextChangesSubscription["contextChanges"];
@@ -277,10 +277,7 @@ test("each instance holds one Redis subscription, however many subscribers it se
   );
   await patch(id, "/c", "x");
   for (const client of clients) await client.until(hasSeq(id, 2), "seq 2");
-  const redis = new Redis(server.config.redisUrl);
-  const [, subscribers] = (await redis.pubsub("NUMSUB", `${server.config.keyPrefix}:changes`)) as [string, number];
-  expect(subscribers).toBe(2);
-  redis.disconnect();
+  expect(await channelSubscribers(server.redis, `${server.config.keyPrefix}:changes`)).toBe(2);
   for (const client of clients) client.close();
 });
 
