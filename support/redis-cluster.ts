@@ -27,9 +27,10 @@ export interface RedisCluster {
  * Starts a Redis Cluster of `masters` masters, each with `replicas` replicas, on free loopback
  * ports, persisting nothing (DESIGN.md, Tests); each node keeps its cluster config in its own dir,
  * so a node killed and restarted rejoins with its slots (and, without persistence, no data).
- * Resolves once the cluster is settled.
+ * `extraArgs` adds redis-server options for every node (`--appendonly yes`, say). Resolves once
+ * the cluster is settled.
  */
-export async function startRedisCluster(masters = 3, replicas = 0): Promise<RedisCluster> {
+export async function startRedisCluster(masters = 3, replicas = 0, extraArgs: readonly string[] = []): Promise<RedisCluster> {
   const nodes: RedisServer[] = [];
   try {
     for (let i = 0; i < masters * (1 + replicas); i++) {
@@ -40,6 +41,7 @@ export async function startRedisCluster(masters = 3, replicas = 0): Promise<Redi
           "--cluster-node-timeout", String(NODE_TIMEOUT_MS),
           // A test that restarts a master empty wants its slots served (empty) again, not the whole cluster down.
           "--cluster-require-full-coverage", "no",
+          ...extraArgs,
         ]),
       );
     }

@@ -1,6 +1,9 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { scriptsOf } from "./scripts.js";
 
+/** How often a cluster client reads the slot map again, in ms (see connectRedis). */
+const SLOTS_REFRESH_MS = 1_000;
+
 /** A connection to the deployment's Redis: one server, or a Redis Cluster. */
 export type RedisClient = Redis | Cluster;
 
@@ -43,7 +46,16 @@ export async function connectRedis(target: RedisTarget, name: string, waitMs?: n
   const redis =
     "url" in target
       ? new Redis(target.url, { ...options, enableAutoPipelining: true })
-      : new Cluster(target.clusterNodes.map(clusterNode), { redisOptions: options, lazyConnect: true, enableAutoPipelining: true });
+      : new Cluster(target.clusterNodes.map(clusterNode), {
+          redisOptions: options,
+          lazyConnect: true,
+          enableAutoPipelining: true,
+          // ioredis follows a MOVED for a single command, but not for a pipeline whose commands
+          // got different answers (auto-pipelining makes most of ours such): those fail, and
+          // nothing refreshes the slot map until a connection drops. Refreshing it every second
+          // bounds how long a failover or a moved slot is answered with UNAVAILABLE.
+          slotsRefreshInterval: SLOTS_REFRESH_MS,
+        });
   redis.on("error", () => {
     // Reconnects are ioredis's job; errors reach callers through the commands that fail.
   });
@@ -64,11 +76,17 @@ export async function connectRedis(target: RedisTarget, name: string, waitMs?: n
 /**
  * Whether `err` is ioredis giving up on a command because the connection went away or stalled:
  * aborted in a pipeline the dropped connection cut, past its resend attempts, sent on a closed
- * connection, or unanswered within the connection's command timeout (see connectRedis). Such a
- * command may or may not have run in Redis.
+ * connection, or unanswered within the connection's command timeout (see connectRedis); or, on a
+ * cluster, a node answering that the slot is elsewhere (MOVED, ASK: a failover or reshard the
+ * client's slot map has not caught up with) or that the cluster cannot serve it now
+ * (CLUSTERDOWN, TRYAGAIN); or a node restarted under a connection that had sent it a script
+ * (NOSCRIPT: ioredis sends the source again by itself, but not for a command in an
+ * auto-pipeline), or is still loading its data (LOADING). Such a command may or may not have run
+ * in Redis.
  */
 export function isConnectionFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
+  if (err.name === "ReplyError" && /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN|NOSCRIPT|LOADING) /.test(err.message)) return true;
   return (
     err.name === "MaxRetriesPerRequestError" ||
     (err.name === "AbortError" && err.message.startsWith("Command aborted due to connection close")) ||
