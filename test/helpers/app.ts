@@ -49,6 +49,21 @@ export function testConfig(overrides: Partial<AppConfig> = {}): AppConfig {
   };
 }
 
+/**
+ * The environment that points a server process (helpers/server-process.ts spawnServer) at the
+ * test run's Redis, or at its Redis Cluster in the cluster project.
+ */
+export function testRedisEnv(): Record<string, string> {
+  const nodes = inject("redisClusterNodes");
+  return nodes ? { REDIS_CLUSTER_NODES: nodes } : { REDIS_URL: inject("redisUrl") };
+}
+
+/** A client on the test run's Redis, or on its Redis Cluster in the cluster project (typed as one Redis, as ServerFixture.redis). */
+export function testRedisClient(): Redis {
+  const nodes = inject("redisClusterNodes");
+  return nodes ? (new Cluster(nodes.split(",")) as unknown as Redis) : new Redis(inject("redisUrl"));
+}
+
 /** Starts the real server (HTTP on a free port) for a test file; `log` receives its log lines (default: the config's level, to stdout). */
 export async function startTestServer(overrides: Partial<AppConfig> = {}, log?: Logger): Promise<TestServer> {
   const config = testConfig(overrides);

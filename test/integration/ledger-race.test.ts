@@ -1,9 +1,9 @@
 // Proves the ledger is never oversubscribed when 4 server processes x 16 clients race 8,000 random operations on a depth-3 tree with tight limits: the invariant holds in atomic snapshots taken throughout and at the end, and the final ledger equals a replay of the acknowledged operations.
 import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { inject } from "vitest";
+import { testRedisClient, testRedisEnv } from "../helpers/app.js";
 import { ledgerSnapshot, ledgerViolations } from "../../support/ledger-invariant.js";
 import { spawnServer } from "../helpers/server-process.js";
 
@@ -17,10 +17,10 @@ let urls: string[] = [];
 let redis: Redis;
 
 beforeAll(async () => {
-  redis = new Redis(inject("redisUrl"));
+  redis = testRedisClient();
   urls = await Promise.all(
     Array.from({ length: PROCESSES }, () => {
-      const server = spawnServer(["--port", "0", "--key-prefix", prefix], { ...process.env, REDIS_URL: inject("redisUrl") });
+      const server = spawnServer(["--port", "0", "--key-prefix", prefix], { ...process.env, ...testRedisEnv() });
       children.push(server.child);
       return server.url;
     }),
