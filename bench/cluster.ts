@@ -33,6 +33,9 @@ export interface ClusterBenchOptions {
 export interface CpuFigure {
   name: string;
   cpuS: number;
+  /** Requests of the run; for a server instance, those it served. */
+  requests: number;
+  /** CPU s per 1,000 of `requests`. */
   per1000: number;
 }
 
@@ -41,6 +44,11 @@ export interface NodeFigure extends CpuFigure {
   swarms: number;
   /** Commands the node processed per request, those scripts ran included (INFO stats total_commands_processed). */
   commandsPerRequest: number;
+  /**
+   * Reads from client sockets per request (INFO stats total_reads_processed): each brings one
+   * auto-pipelined batch, so fewer reads per request mean larger batches.
+   */
+  readsPerRequest: number;
   /** PUBLISH messages the node received over the cluster bus, per request (CLUSTER INFO). */
   busPublishesPerRequest: number;
 }
@@ -111,6 +119,12 @@ interface Deployment {
   released: number;
 }
 
+/** How long each server instance is loaded alone before the rounds, in s. */
+const WARM_UP_S = 3;
+
+/** The key prefix of both deployments' servers. */
+const PREFIX = "cluster-bench";
+
 /** The value the next patch writes: never written before, in any run (a patch that changes nothing writes nothing). */
 let patchValue = 0;
 
@@ -125,8 +139,8 @@ const RELEASE = 'mutation($a: ID!) { release(allocationId: $a, usage: [{kind: "c
 /**
  * Runs the cluster benchmark: starts one redis-server and a 3-master cluster (both persisting
  * nothing, startRedisServer's options), two `serve` instances on each, and `swarms` swarms per
- * deployment; then, per round, one and two instances on each deployment, `connections` in each
- * configuration. Stops everything it started. Throws if a server or Redis fails to start.
+ * deployment; warms each instance up alone, then, per round, measures one and two instances on
+ * each deployment, `connections` in each configuration. Stops everything it started. Throws if a server or Redis fails to start.
  */
 export async function clusterBench(serve: ServeApp, options: ClusterBenchOptions): Promise<ClusterReport> {
   const machine = { loadAverage: loadavg()[0]!, cores: cpus().length };
@@ -136,8 +150,8 @@ export async function clusterBench(serve: ServeApp, options: ClusterBenchOptions
   try {
     const swarmIds = Array.from({ length: options.swarms }, (_, i) => `swarm-${i}`);
     for (const [name, nodes, env] of [
-      ["one redis-server", [single], { BENCH_REDIS_URL: single.url }],
-      ["3-master cluster", cluster.nodes, { BENCH_REDIS_CLUSTER_NODES: cluster.seeds }],
+      ["one redis-server", [single], { BENCH_REDIS_URL: single.url, BENCH_KEY_PREFIX: PREFIX }],
+      ["3-master cluster", cluster.nodes, { BENCH_REDIS_CLUSTER_NODES: cluster.seeds, BENCH_KEY_PREFIX: PREFIX }],
     ] as const) {
       const servers = [await serve(env), await serve(env)];
       const deployment: Deployment = {
@@ -146,7 +160,7 @@ export async function clusterBench(serve: ServeApp, options: ClusterBenchOptions
         probes: nodes.map((n) => new Redis(n.url)),
         cluster: nodes.length > 1,
         servers,
-        swarmsOn: nodes.map(() => 0),
+        swarmsOn: [],
         patched: 0,
         released: 0,
       };
@@ -163,6 +177,9 @@ export async function clusterBench(serve: ServeApp, options: ClusterBenchOptions
       }
       deployment.swarmsOn = await swarmsPerNode(deployment, swarmIds);
     }
+    // Each instance warms up alone first: the second would otherwise serve its first requests
+    // (unoptimized code, cold caches) only in the measured runs of two instances.
+    for (const d of deployments) for (const s of d.servers) await drive(d, [s.url], swarmIds, options.connections, WARM_UP_S);
     const rows: ClusterRow[] = [];
     for (const instances of [1, 2]) for (const d of deployments) rows.push({ deployment: d.name, instances, samples: [] });
     // Every configuration once per round, back to back: the machine's speed drifts from minute to minute.
@@ -202,7 +219,7 @@ async function swarmsPerNode(d: Deployment, swarmIds: readonly string[]): Promis
   if (!d.cluster) return [swarmIds.length];
   const counts = d.nodes.map(() => 0);
   const ranges = (await d.probes[0]!.call("cluster", "slots")) as [number, number, [string, number]][];
-  const keys = new Keys("bench");
+  const keys = new Keys(PREFIX);
   for (const id of swarmIds) {
     const slot = (await d.probes[0]!.call("cluster", "keyslot", keys.contextBase(id))) as number;
     const port = ranges.find(([from, to]) => slot >= from && slot <= to)![2][1];
@@ -213,12 +230,13 @@ async function swarmsPerNode(d: Deployment, swarmIds: readonly string[]): Promis
 
 /**
  * `connections` connections (split evenly over `urls`) each loop patchContext, allocate, release
- * on the next swarm in turn, for `durationS`; resolves with each response's latency in ms, and
- * counts the deployment's acknowledged patches and releases.
+ * on the next swarm in turn, for `durationS`; resolves with each response's latency in ms and the
+ * responses each URL served, and counts the deployment's acknowledged patches and releases.
  */
 async function drive(d: Deployment, urls: string[], swarmIds: readonly string[], connections: number, durationS: number) {
   let turn = 0;
   const latencies: number[] = [];
+  const served = urls.map(() => 0);
   let failures = 0;
   const acknowledge = (body: string, field: string) => {
     const parsed = JSON.parse(body);
@@ -251,7 +269,7 @@ async function drive(d: Deployment, urls: string[], swarmIds: readonly string[],
     },
   ];
   const results = await Promise.all(
-    urls.map((url) =>
+    urls.map((url, i) =>
       autocannon({
         url,
         method: "POST",
@@ -259,11 +277,15 @@ async function drive(d: Deployment, urls: string[], swarmIds: readonly string[],
         requests,
         connections: connections / urls.length,
         duration: durationS,
-        setupClient: (client) => client.on("response", (_status, _bytes, ms) => latencies.push(ms)),
+        setupClient: (client) =>
+          client.on("response", (_status, _bytes, ms) => {
+            latencies.push(ms);
+            served[i]!++;
+          }),
       }),
     ),
   );
-  return { latencies, failures: failures + results.reduce((sum, r) => sum + r.non2xx + r.errors, 0) };
+  return { latencies, served, failures: failures + results.reduce((sum, r) => sum + r.non2xx + r.errors, 0) };
 }
 
 /** One measured run of `instances` of the deployment's servers, after a 1 s warm-up. */
@@ -275,10 +297,10 @@ async function measure(d: Deployment, instances: number, swarmIds: readonly stri
   const nodeCpu = () => d.nodes.map((n) => cpuSeconds(n.process.pid!));
   const serverCpu = () => servers.map((s) => cpuSeconds(s.pid));
   const [statsBefore, nodesBefore, serversBefore, selfBefore] = [await stats(), nodeCpu(), serverCpu(), cpuSeconds(process.pid)];
-  const { latencies, failures } = await drive(d, urls, swarmIds, options.connections, options.durationS);
+  const { latencies, served, failures } = await drive(d, urls, swarmIds, options.connections, options.durationS);
   const [statsAfter, nodesAfter, serversAfter, selfAfter] = [await stats(), nodeCpu(), serverCpu(), cpuSeconds(process.pid)];
   const requests = latencies.length;
-  const figure = (name: string, cpuS: number): CpuFigure => ({ name, cpuS, per1000: cpuS / (requests / 1000) });
+  const figure = (name: string, cpuS: number, of = requests): CpuFigure => ({ name, cpuS, requests: of, per1000: cpuS / (of / 1000) });
   latencies.sort((x, y) => x - y);
   return {
     requests,
@@ -290,10 +312,11 @@ async function measure(d: Deployment, instances: number, swarmIds: readonly stri
       ...figure(d.cluster ? `master ${i + 1} (:${n.port})` : `redis-server (:${n.port})`, nodesAfter[i]! - nodesBefore[i]!),
       swarms: d.swarmsOn[i]!,
       commandsPerRequest: (infoField(statsAfter[i]!.info, "total_commands_processed") - infoField(statsBefore[i]!.info, "total_commands_processed")) / requests,
+      readsPerRequest: (infoField(statsAfter[i]!.info, "total_reads_processed") - infoField(statsBefore[i]!.info, "total_reads_processed")) / requests,
       busPublishesPerRequest:
         (infoField(statsAfter[i]!.bus, "cluster_stats_messages_publish_received") - infoField(statsBefore[i]!.bus, "cluster_stats_messages_publish_received")) / requests,
     })),
-    servers: servers.map((_, i) => figure(`server instance ${i + 1}`, serversAfter[i]! - serversBefore[i]!)),
+    servers: servers.map((_, i) => figure(`server instance ${i + 1}`, serversAfter[i]! - serversBefore[i]!, served[i])),
     loadGenerator: figure("load generator (this process)", selfAfter - selfBefore),
   };
 }
@@ -311,7 +334,8 @@ async function check(d: Deployment, swarmIds: readonly string[], options: Cluste
     versions += data.context.version - 1;
     consumed += data.context.budget.consumed.find((a: { kind: string }) => a.kind === "credits")?.amount ?? 0;
   }
-  const slack = 2 * options.rounds * options.connections * 2; // warm-up and measured run, per round and instance count
+  // One load run per instance before the rounds, and per round and instance count a warm-up and a measured run.
+  const slack = (2 + 2 * 2 * options.rounds) * options.connections;
   const sound = (acked: number, applied: number) => applied >= acked && applied - acked <= slack;
   const verdict = sound(d.patched, versions) && sound(d.released, consumed) ? "no lost update" : "LOST OR EXTRA WRITES";
   return `${d.name}: ${d.patched} acknowledged patches, versions sum to ${versions}; ${d.released} acknowledged releases, ${consumed} credits consumed: ${verdict}`;
@@ -361,35 +385,39 @@ export function printCluster(report: ClusterReport): void {
   console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const row of report.rows) {
     const s = row.samples;
-    const sum = (xs: CpuFigure[]) => xs.reduce((total, x) => total + x.per1000, 0);
+    const perRequest = (xs: CpuFigure[], x: ClusterSample) => xs.reduce((total, f) => total + f.cpuS, 0) / (x.requests / 1000);
     const busy = s.map((x) => (x.nodes.reduce((t, n) => t + n.cpuS, 0) + x.servers.reduce((t, n) => t + n.cpuS, 0) + x.loadGenerator.cpuS) / options.durationS);
     const ratio = row.ratios ? `${median(row.ratios).toFixed(2)} (${row.ratios.map((r) => r.toFixed(2)).join(", ")})` : "";
     console.log(
-      `| ${row.deployment} | ${row.instances} | ${median(s.map((x) => x.rps)).toFixed(0)} | ${median(s.map((x) => x.p50)).toFixed(1)} | ${median(s.map((x) => x.p99)).toFixed(1)} | ${s.reduce((t, x) => t + x.failures, 0)} | ${ratio} | ${median(s.map((x) => sum(x.nodes))).toFixed(3)} | ${median(s.map((x) => sum(x.servers))).toFixed(3)} | ${median(s.map((x) => x.loadGenerator.per1000)).toFixed(3)} | ${median(busy).toFixed(2)} |`,
+      `| ${row.deployment} | ${row.instances} | ${median(s.map((x) => x.rps)).toFixed(0)} | ${median(s.map((x) => x.p50)).toFixed(1)} | ${median(s.map((x) => x.p99)).toFixed(1)} | ${s.reduce((t, x) => t + x.failures, 0)} | ${ratio} | ${median(s.map((x) => perRequest(x.nodes, x))).toFixed(3)} | ${median(s.map((x) => perRequest(x.servers, x))).toFixed(3)} | ${median(s.map((x) => x.loadGenerator.per1000)).toFixed(3)} | ${median(busy).toFixed(2)} |`,
     );
   }
-  console.log("\nper process (medians of rounds): share = of the deployment's Redis CPU; evenness = busiest master's CPU / the masters' mean\n");
-  console.log("| deployment | server instances | process | swarms | CPU s per 1,000 req | share | commands per req (scripts' included) | bus PUBLISHes received per req |");
-  console.log("|---|---:|---|---:|---:|---:|---:|---:|");
+  console.log(
+    "\nper process (medians of rounds): CPU per 1,000 requests of the run, a server instance's per 1,000 it served; share = of the deployment's Redis CPU, a server instance's of the requests; evenness = busiest master's CPU / the masters' mean\n",
+  );
+  console.log("| deployment | server instances | process | swarms | CPU s per 1,000 req | share | commands per req (scripts' included) | client socket reads per req | bus PUBLISHes received per req |");
+  console.log("|---|---:|---|---:|---:|---:|---:|---:|---:|");
   for (const row of report.rows) {
     const nodes = row.samples[0]!.nodes.map((n, i) => ({
       ...n,
       per1000: median(row.samples.map((s) => s.nodes[i]!.per1000)),
       commandsPerRequest: median(row.samples.map((s) => s.nodes[i]!.commandsPerRequest)),
+      readsPerRequest: median(row.samples.map((s) => s.nodes[i]!.readsPerRequest)),
       busPublishesPerRequest: median(row.samples.map((s) => s.nodes[i]!.busPublishesPerRequest)),
     }));
     const total = nodes.reduce((t, n) => t + n.per1000, 0);
     for (const n of nodes) {
       console.log(
-        `| ${row.deployment} | ${row.instances} | ${n.name} | ${n.swarms} | ${n.per1000.toFixed(3)} | ${((n.per1000 / total) * 100).toFixed(0)} % | ${n.commandsPerRequest.toFixed(2)} | ${n.busPublishesPerRequest.toFixed(2)} |`,
+        `| ${row.deployment} | ${row.instances} | ${n.name} | ${n.swarms} | ${n.per1000.toFixed(3)} | ${((n.per1000 / total) * 100).toFixed(0)} % | ${n.commandsPerRequest.toFixed(2)} | ${n.readsPerRequest.toFixed(2)} | ${n.busPublishesPerRequest.toFixed(2)} |`,
       );
     }
     row.samples[0]!.servers.forEach((server, i) => {
-      console.log(`| ${row.deployment} | ${row.instances} | ${server.name} | | ${median(row.samples.map((s) => s.servers[i]!.per1000)).toFixed(3)} | | | |`);
+      const share = median(row.samples.map((s) => s.servers[i]!.requests / s.requests));
+      console.log(`| ${row.deployment} | ${row.instances} | ${server.name} | | ${median(row.samples.map((s) => s.servers[i]!.per1000)).toFixed(3)} | ${(share * 100).toFixed(0)} % | | | |`);
     });
     if (nodes.length > 1) {
       const evenness = median(row.samples.map((s) => Math.max(...s.nodes.map((n) => n.cpuS)) / (s.nodes.reduce((t, n) => t + n.cpuS, 0) / s.nodes.length)));
-      console.log(`| ${row.deployment} | ${row.instances} | evenness | | ${evenness.toFixed(2)} | | | |`);
+      console.log(`| ${row.deployment} | ${row.instances} | evenness | | ${evenness.toFixed(2)} | | | | |`);
     }
   }
   console.log(`\nCPU µs per PUBLISH, ${options.publishes} wake-up-sized messages pipelined to the first node, no subscribers:\n`);
