@@ -140,9 +140,11 @@ const RELEASE = 'mutation($a: ID!) { release(allocationId: $a, usage: [{kind: "c
  * Runs the cluster benchmark: starts one redis-server and a 3-master cluster (both persisting
  * nothing, startRedisServer's options), two `serve` instances on each, and `swarms` swarms per
  * deployment; warms each instance up alone, then, per round, measures one and two instances on
- * each deployment, `connections` in each configuration. Stops everything it started. Throws if a server or Redis fails to start.
+ * each deployment, `connections` in each configuration. Stops everything it started. Throws if a
+ * server or Redis fails to start, or if `connections` is odd.
  */
 export async function clusterBench(serve: ServeApp, options: ClusterBenchOptions): Promise<ClusterReport> {
+  if (options.connections % 2 !== 0) throw new Error(`the cluster part splits its ${options.connections} connections over two instances: give an even number`);
   const machine = { loadAverage: loadavg()[0]!, cores: cpus().length };
   const single = await startRedisServer();
   const cluster = await startRedisCluster(3);
