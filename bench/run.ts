@@ -1,9 +1,10 @@
-// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium (BENCH_ONLY=fanout, overview, ledger-page, deletion or console runs just that one).
+// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium; then 64 swarms under patches and allocate+release on one redis-server against a 3-master Redis Cluster, with each node's CPU (BENCH_ONLY=fanout, overview, ledger-page, deletion, console or cluster runs just that one).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
+import { clusterBench, printCluster, type ClusterBenchOptions, type ClusterReport } from "./cluster.js";
 import { deletionBench, printDeletion, type DeletionResult } from "./deletion.js";
 import { fanout, idleSubscriptionMemory, type FanoutResult, type MemoryResult } from "./fanout.js";
 import { seedContexts } from "./overview.js";
@@ -28,6 +29,13 @@ const FANOUT_UPDATES = Number(process.env.BENCH_FANOUT_UPDATES ?? 200);
 const FANOUT_SUBSCRIBERS = (process.env.BENCH_FANOUT_SUBSCRIBERS ?? "1,100,1000").split(",").map(Number);
 const IDLE_SUBSCRIPTIONS = Number(process.env.BENCH_IDLE_SUBSCRIPTIONS ?? 5000);
 const CONSOLE_LOADS = Number(process.env.BENCH_CONSOLE_LOADS ?? 5);
+const CLUSTER: ClusterBenchOptions = {
+  swarms: Number(process.env.BENCH_CLUSTER_SWARMS ?? 64),
+  connections: CONNECTIONS,
+  durationS: DURATION_S,
+  rounds: ROUNDS,
+  publishes: Number(process.env.BENCH_CLUSTER_PUBLISHES ?? 100_000),
+};
 const children: ChildProcess[] = [];
 
 interface Served {
@@ -356,6 +364,11 @@ function printConsole(result: ConsoleLoadResult): void {
   );
 }
 
+/** The cluster benchmark (bench/cluster.ts) on Redis deployments of its own, its servers spawned like the others. */
+function clusterScenario(): Promise<ClusterReport> {
+  return clusterBench((env) => serveScript("bench/serve.ts", ["app"], env), CLUSTER);
+}
+
 async function main(): Promise<void> {
   const redis = await startRedisServer();
   // BENCH_ONLY names one part to run alone.
@@ -365,6 +378,7 @@ async function main(): Promise<void> {
     deletion: async () => printDeletion(await deletionBench(redis.url, DELETION_ALLOCATIONS)),
     fanout: async () => printFanout(await fanoutScenarios(await serve("app", { BENCH_REDIS_URL: redis.url }), redis.url)),
     console: async () => printConsole(await consoleScenario(redis.url)),
+    cluster: async () => printCluster(await clusterScenario()),
   };
   const part = process.env.BENCH_ONLY;
   if (part !== undefined) {
@@ -381,6 +395,7 @@ async function main(): Promise<void> {
   let overviewRows: OverviewRow[];
   let deletion: DeletionResult;
   let consoleResult: ConsoleLoadResult;
+  let clusterReport: ClusterReport;
   // Both servers stay up; each round measures every scenario right after its ceiling, and the
   // medians over rounds are reported, because this machine's speed drifts from minute to minute.
   const samples = new Map<string, Row[]>();
@@ -457,6 +472,7 @@ async function main(): Promise<void> {
     stopAll();
     deletion = await deletionBench(redis.url, DELETION_ALLOCATIONS);
     consoleResult = await consoleScenario(redis.url);
+    clusterReport = await clusterScenario();
   } finally {
     stopAll();
     await redis.stop();
@@ -487,6 +503,7 @@ async function main(): Promise<void> {
   printFanout(fanoutReport);
   printDeletion(deletion);
   printConsole(consoleResult);
+  printCluster(clusterReport);
 }
 
 main().catch((err) => {

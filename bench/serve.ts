@@ -1,4 +1,4 @@
-// A server under benchmark in its own process: `ceiling` (plain yoga, no Redis) or `app` (swarm-context on BENCH_REDIS_URL); prints its URL on stdout (a line of its own among the server's JSON log lines).
+// A server under benchmark in its own process: `ceiling` (plain yoga, no Redis) or `app` (swarm-context on BENCH_REDIS_URL, or on the Redis Cluster of BENCH_REDIS_CLUSTER_NODES); prints its URL on stdout (a line of its own among the server's JSON log lines).
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createSchema, createYoga } from "graphql-yoga";
@@ -23,7 +23,14 @@ if (mode === "ceiling") {
   // The rate limit counts every request (its cost is measured) but is set out of the bench's reach.
   const env = { SWARM_RATE_LIMIT: "1000000000", ...process.env };
   const { redisUrl: _url, dataDir: _dir, apiKeysFile: _file, apiKeys: _keys, ...defaults } = loadConfig([], env);
-  const app = await createApp({ ...defaults, port: 0, redisUrl: process.env.BENCH_REDIS_URL!, keyPrefix: process.env.BENCH_KEY_PREFIX ?? "bench", keys: null });
+  const app = await createApp({
+    ...defaults,
+    port: 0,
+    redisUrl: process.env.BENCH_REDIS_URL ?? "",
+    redisClusterNodes: process.env.BENCH_REDIS_CLUSTER_NODES ?? null,
+    keyPrefix: process.env.BENCH_KEY_PREFIX ?? "bench",
+    keys: null,
+  });
   console.log(await app.start());
 } else {
   console.error("usage: serve.ts ceiling|app");
