@@ -39,11 +39,15 @@ export async function connectRedis(target: RedisTarget, name: string, waitMs?: n
   };
   // Commands issued in the same tick share one socket write: far fewer syscalls under load. On a
   // cluster, ioredis groups them by node: a script defined with defineCommand (scripts.ts) by the
-  // slot of its first key.
+  // slot of its first key. A cluster's slot map is read again every second: ioredis 5 drops the
+  // connection of a master that went away and reads the map again only when a redirect tells it
+  // to, but an auto-pipeline whose commands are redirected to different slots (MOVED) fails them
+  // instead, so after a master restarts, commands to its slots would go to another node and fail
+  // until something else had the map read again.
   const redis =
     "url" in target
       ? new Redis(target.url, { ...options, enableAutoPipelining: true })
-      : new Cluster(target.clusterNodes.map(clusterNode), { redisOptions: options, lazyConnect: true, enableAutoPipelining: true });
+      : new Cluster(target.clusterNodes.map(clusterNode), { redisOptions: options, lazyConnect: true, enableAutoPipelining: true, slotsRefreshInterval: 1_000 });
   redis.on("error", () => {
     // Reconnects are ioredis's job; errors reach callers through the commands that fail.
   });
