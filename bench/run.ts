@@ -1,4 +1,4 @@
-// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium (BENCH_ONLY=fanout, overview, ledger-page, deletion or console runs just that one).
+// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium (BENCH_ONLY=fanout, overview, ledger-page, deletion or console runs just that one). BENCH_ONLY=state-check, not part of the full run, measures the state guard's checks on one Redis and on a 3-master Redis Cluster.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -7,6 +7,7 @@ import { Redis } from "ioredis";
 import { deletionBench, printDeletion, type DeletionResult } from "./deletion.js";
 import { fanout, idleSubscriptionMemory, type FanoutResult, type MemoryResult } from "./fanout.js";
 import { seedContexts } from "./overview.js";
+import { printStateCheck, stateCheckBench } from "./state-check.js";
 import { consoleLoad, type ConsoleLoadResult } from "./console-load.js";
 import { ledgerPageScenario, LEDGER_PAGE_QUERY, type LedgerPageRow } from "./ledger-page.js";
 import { ledgerViolations } from "../support/ledger-invariant.js";
@@ -28,6 +29,8 @@ const FANOUT_UPDATES = Number(process.env.BENCH_FANOUT_UPDATES ?? 200);
 const FANOUT_SUBSCRIBERS = (process.env.BENCH_FANOUT_SUBSCRIBERS ?? "1,100,1000").split(",").map(Number);
 const IDLE_SUBSCRIPTIONS = Number(process.env.BENCH_IDLE_SUBSCRIPTIONS ?? 5000);
 const CONSOLE_LOADS = Number(process.env.BENCH_CONSOLE_LOADS ?? 5);
+/** Hash slots the state guard watches in each periodic-check measurement (BENCH_ONLY=state-check). */
+const STATE_CHECK_SLOTS = (process.env.BENCH_STATE_CHECK_SLOTS ?? "0,64,1024,16384").split(",").map(Number);
 const children: ChildProcess[] = [];
 
 interface Served {
@@ -365,6 +368,7 @@ async function main(): Promise<void> {
     deletion: async () => printDeletion(await deletionBench(redis.url, DELETION_ALLOCATIONS)),
     fanout: async () => printFanout(await fanoutScenarios(await serve("app", { BENCH_REDIS_URL: redis.url }), redis.url)),
     console: async () => printConsole(await consoleScenario(redis.url)),
+    "state-check": async () => printStateCheck(await stateCheckBench(redis.url, STATE_CHECK_SLOTS)),
   };
   const part = process.env.BENCH_ONLY;
   if (part !== undefined) {
