@@ -3,7 +3,11 @@ import { configDefaults, defineConfig } from "vitest/config";
 
 const require = createRequire(import.meta.url);
 
-/** Integration suites that run on a Redis Cluster as they are (the cluster project, below). */
+/**
+ * Integration suites that run on a Redis Cluster as they are (the cluster project, below). Not
+ * durability: its faults hit a redis-server of its own; test/cluster/lost-shard.test.ts proves
+ * its guarantees on a cluster.
+ */
 const CLUSTER_SUITES = ["contexts", "locks", "ledger", "ledger-race", "feed", "concurrency", "history-reads", "script-cache"];
 
 export default defineConfig({

@@ -1,4 +1,4 @@
-// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium; then 64 swarms under patches and allocate+release on one redis-server against a 3-master Redis Cluster, with each node's CPU (BENCH_ONLY=fanout, overview, ledger-page, deletion, console or cluster runs just that one).
+// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium; then 64 swarms under patches and allocate+release on one redis-server against a 3-master Redis Cluster, with each node's CPU (BENCH_ONLY=fanout, overview, ledger-page, deletion, console or cluster runs just that one). BENCH_ONLY=state-check, not part of the full run, measures the state guard's checks on one Redis and on a 3-master Redis Cluster.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -8,6 +8,7 @@ import { clusterBench, printCluster, type ClusterBenchOptions, type ClusterRepor
 import { deletionBench, printDeletion, type DeletionResult } from "./deletion.js";
 import { fanout, idleSubscriptionMemory, type FanoutResult, type MemoryResult } from "./fanout.js";
 import { seedContexts } from "./overview.js";
+import { printStateCheck, stateCheckBench } from "./state-check.js";
 import { consoleLoad, type ConsoleLoadResult } from "./console-load.js";
 import { ledgerPageScenario, LEDGER_PAGE_QUERY, type LedgerPageRow } from "./ledger-page.js";
 import { ledgerViolations } from "../support/ledger-invariant.js";
@@ -36,6 +37,8 @@ const CLUSTER: ClusterBenchOptions = {
   rounds: ROUNDS,
   publishes: Number(process.env.BENCH_CLUSTER_PUBLISHES ?? 100_000),
 };
+/** Hash slots the state guard watches in each periodic-check measurement (BENCH_ONLY=state-check). */
+const STATE_CHECK_SLOTS = (process.env.BENCH_STATE_CHECK_SLOTS ?? "0,64,1024,16384").split(",").map(Number);
 const children: ChildProcess[] = [];
 
 interface Served {
@@ -379,6 +382,7 @@ async function main(): Promise<void> {
     fanout: async () => printFanout(await fanoutScenarios(await serve("app", { BENCH_REDIS_URL: redis.url }), redis.url)),
     console: async () => printConsole(await consoleScenario(redis.url)),
     cluster: async () => printCluster(await clusterScenario()),
+    "state-check": async () => printStateCheck(await stateCheckBench(redis.url, STATE_CHECK_SLOTS)),
   };
   const part = process.env.BENCH_ONLY;
   if (part !== undefined) {

@@ -11,9 +11,11 @@ type Args = Record<string, unknown>;
 export interface AccessRule {
   readonly roles: readonly Role[];
   /**
-   * The contexts the call names, each checked against the caller's scope. Fields that name none
-   * either touch no context (health) or see only the caller's scope (contexts, contextChanges
-   * without ids: the resolver and the feed filter by scope).
+   * The contexts the call names, each checked against the caller's scope and, on a Redis
+   * Cluster, for the state of its shard (StateGuard.whenIntact). Fields that name none either
+   * touch no context (health), see only the caller's scope (contexts, contextChanges without
+   * ids: the resolver and the feed filter by scope), or learn the id only as they run
+   * (createContext without one: the store checks its shard).
    */
   readonly contexts: (args: Args) => readonly string[];
   /** Served while Redis's state is lost or unverified: the fields that report or repair it. */
@@ -94,8 +96,8 @@ export const ACCESS: Readonly<Record<string, AccessRule>> = {
   // Deployment-wide, like /metrics (which counts the same subscriptions): not for scoped keys.
   "Query.serverInstances": { roles: ADMIN, contexts: none, whileUnavailable: true },
   "Mutation.createContext": { roles: ADMIN, contexts: none },
-  "Mutation.deleteContext": { roles: ADMIN, contexts: none },
-  "Mutation.rollbackContext": { roles: ADMIN, contexts: none },
+  "Mutation.deleteContext": { roles: ADMIN, contexts: field("id") },
+  "Mutation.rollbackContext": { roles: ADMIN, contexts: field("id") },
   "Mutation.reinitialize": { roles: ADMIN, contexts: none, whileUnavailable: true },
   "Mutation.patchContext": { roles: WRITERS, contexts: field("id"), check: patchSparesAdminSettings },
   "Mutation.mergeContext": { roles: WRITERS, contexts: field("id"), check: mergeSparesAdminSettings },
@@ -120,17 +122,18 @@ export const ACCESS: Readonly<Record<string, AccessRule>> = {
 /**
  * Throws unless `ctx.principal` may call root field `name` with `args`: FORBIDDEN for a role
  * without the right or a context outside the scope. Then, unless the field is served while
- * Redis's state is lost, returns StateGuard.whenIntact: nothing when the state is intact, or a
- * promise that rejects with UNAVAILABLE if it is not. `name` must have a rule (schema/index.ts
- * makes sure).
+ * Redis's state is lost, returns StateGuard.whenIntact for the contexts it names: nothing when
+ * their state is intact, or a promise that rejects with UNAVAILABLE if it is not. `name` must
+ * have a rule (schema/index.ts makes sure).
  */
 export function authorize(name: string, args: Args, ctx: RequestContext): Promise<void> | undefined {
   const rule = ACCESS[name]!;
   const { principal } = ctx;
   if (!rule.roles.includes(principal.role)) throw forbidden(`role ${principal.role} may not use ${name}`);
-  for (const id of rule.contexts(args)) {
+  const ids = rule.contexts(args);
+  for (const id of ids) {
     if (!mayAccess(principal, id)) throw forbidden(`key ${principal.name} has no access to context ${JSON.stringify(id)}`);
   }
   rule.check?.(args, principal);
-  return rule.whileUnavailable ? undefined : ctx.state.whenIntact();
+  return rule.whileUnavailable ? undefined : ctx.state.whenIntact(ids);
 }

@@ -1,4 +1,5 @@
 import { health, reinitialize, serverInstances, type HealthReport } from "../resolvers/health.js";
+import type { LostShard } from "../src/redis/state-guard.js";
 import type { ServerInstance } from "../src/store/instances.js";
 import { builder } from "./builder.js";
 
@@ -14,6 +15,22 @@ const StoreState = builder.enumType("StoreState", {
   } as const,
 });
 
+const SlotRangeRef = builder.objectRef<readonly [number, number]>("SlotRange").implement({
+  description: "Hash slots of a Redis Cluster, first to last inclusive.",
+  fields: (t) => ({
+    first: t.int({ resolve: (range) => range[0] }),
+    last: t.int({ resolve: (range) => range[1] }),
+  }),
+});
+
+const LostShardRef = builder.objectRef<LostShard>("LostShard").implement({
+  description: "A master of the Redis Cluster serving hash slots whose state is lost: their swarms get UNAVAILABLE until an admin calls reinitialize (docs/operations.md, Lost state).",
+  fields: (t) => ({
+    node: t.exposeString("node", { description: "The master, host:port as the cluster announces it: what reinitialize's `node` takes." }),
+    slots: t.field({ type: [SlotRangeRef], description: "Its lost slots (of those that held state), ascending.", resolve: (shard) => shard.slots }),
+  }),
+});
+
 const Health = builder.objectRef<HealthReport>("Health").implement({
   description: "Whether this server instance can serve requests.",
   fields: (t) => ({
@@ -22,7 +39,16 @@ const Health = builder.objectRef<HealthReport>("Health").implement({
       description: "False when the connection to Redis is down or Redis did not answer a PING within 1 s (or SWARM_REDIS_TIMEOUT_MS, if shorter): stalled or overloaded.",
     }),
     redisLatencyMs: t.exposeFloat("redisLatencyMs", { nullable: true, description: "PING round trip in ms." }),
-    state: t.field({ type: StoreState, resolve: (report) => report.state }),
+    state: t.field({
+      type: StoreState,
+      description: "On a Redis Cluster, LOST when any shard's state is lost (see lostShards), else UNVERIFIED while any is being verified.",
+      resolve: (report) => report.state,
+    }),
+    lostShards: t.field({
+      type: [LostShardRef],
+      description: "On a Redis Cluster, the masters serving slots whose state is lost, by address; swarms elsewhere are served. Empty on one Redis.",
+      resolve: (report) => report.lostShards,
+    }),
   }),
 });
 
@@ -34,8 +60,11 @@ builder.mutationField("reinitialize", (t) =>
   t.field({
     type: StoreState,
     description:
-      'Admins only: after Redis lost its state (health.state LOST), declares what Redis holds now the deployment\'s state, so that every instance serves again. What was lost stays lost: re-create contexts and budgets. `confirm` must be "the state is lost".',
-    args: { confirm: t.arg.string({ required: true }) },
+      'Admins only: after Redis lost its state (health.state LOST), declares what Redis holds now the deployment\'s state, so that every instance serves again. What was lost stays lost: re-create contexts and budgets. `confirm` must be "the state is lost". On a Redis Cluster, `node` limits it to the lost slots of one master (health.lostShards); without it, every lost slot is re-initialised.',
+    args: {
+      confirm: t.arg.string({ required: true }),
+      node: t.arg.string({ description: "Redis Cluster only: host:port of the master whose lost slots to re-initialise (health.lostShards.node)." }),
+    },
     resolve: (_root, args, ctx) => reinitialize(args, ctx),
   }),
 );

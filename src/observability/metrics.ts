@@ -59,7 +59,7 @@ export class Metrics {
   });
   private readonly redisLatency = new Histogram({
     name: "swarm_redis_latency_seconds",
-    help: "Round trip of the periodic Redis state check (one GET).",
+    help: "Round trip of the periodic Redis state check (one GET; on a Redis Cluster, one batch of them).",
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
@@ -78,7 +78,7 @@ export class Metrics {
     });
     new Gauge({
       name: "swarm_redis_state_intact",
-      help: "1 when Redis holds this deployment's state, 0 while it is lost or unverified (operations refused).",
+      help: "1 when Redis holds this deployment's state, 0 while it is lost or unverified (operations refused; on a Redis Cluster, those of the lost or unverified slots).",
       registers: [this.registry],
       collect() {
         this.set(stateIntact() ? 1 : 0);

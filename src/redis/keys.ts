@@ -1,3 +1,4 @@
+import calculateSlot from "cluster-key-slot";
 import type { AllocationStatus } from "../model/allocation.js";
 
 /**
@@ -75,6 +76,34 @@ export interface AllocationFilter {
   readonly status?: AllocationStatus;
   readonly tier?: number;
   readonly holder?: string;
+}
+
+/** Copies of the slot epoch registry (Keys.epochRegistry). */
+export const EPOCH_REGISTRY_COPIES = 16;
+
+/** Hash slots of a Redis Cluster. */
+export const CLUSTER_SLOTS = 16384;
+
+let slotTags: string[] | undefined;
+
+/**
+ * A hash tag whose hash slot is `slot`: `ep:<n>`, n the least number (base 36) that hashes there.
+ * The table of all 16,384 is found on first use (about 81,000 tries, tens of ms) and kept.
+ */
+function slotTag(slot: number): string {
+  if (!slotTags) {
+    const tags: string[] = new Array<string>(CLUSTER_SLOTS).fill("");
+    for (let n = 0, left = CLUSTER_SLOTS; left > 0; n++) {
+      const tag = `ep:${n.toString(36)}`;
+      const at = calculateSlot(tag);
+      if (tags[at] === "") {
+        tags[at] = tag;
+        left--;
+      }
+    }
+    slotTags = tags;
+  }
+  return slotTags[slot]!;
 }
 
 export class Keys {
@@ -205,11 +234,40 @@ export class Keys {
   }
 
   /**
+   * The keys of state outside every context's slot (the deployment-wide indexes, the counter
+   * floor, the server instances' heartbeats): the state guard watches the units holding them from
+   * its start, so that on a Redis Cluster their slots are never taken for new once they hold state.
+   */
+  get globalKeys(): readonly string[] {
+    return [this.contextIndex, this.contextsByUpdate, this.instanceIndex, this.feedIndex, this.leaseIndex, this.deletedIndex, this.counterFloor];
+  }
+
+  /**
    * String: the deployment's epoch, a random id written when an empty keyspace is first used, or
-   * "lost" once an instance saw it disappear (see state-guard.ts).
+   * "lost" once an instance saw it disappear (see state-guard.ts). On a Redis Cluster it is the
+   * epoch of the hash slot it hashes to, in place of that slot's slotEpoch.
    */
   get epoch(): string {
     return `${this.prefix}:epoch`;
+  }
+
+  /**
+   * String: on a Redis Cluster, the epoch of hash slot `slot` (0 to 16383), as `epoch` is the
+   * deployment's on one Redis (state-guard.ts). Its hash tag is one whose slot is `slot`, so it
+   * lives, moves and is lost with the keys of the swarms in that slot.
+   */
+  slotEpoch(slot: number): string {
+    return `${this.prefix}:{${slotTag(slot)}}:epoch`;
+  }
+
+  /**
+   * Bitmap, on a Redis Cluster: bit s is set once hash slot s has an epoch (state-guard.ts). It is
+   * kept in EPOCH_REGISTRY_COPIES copies (0 to 15) under hash tags of their own, which spread them
+   * over the masters: a slot with no epoch whose bit any copy has lost its state; one whose bit
+   * no copy has is new.
+   */
+  epochRegistry(copy: number): string {
+    return `${this.prefix}:{epochs:${copy}}`;
   }
 
   /** Counter of one API key's requests in the current rate window (expires with the window). */

@@ -87,10 +87,10 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
   const fault = faultReporter(log, metrics);
   try {
     state = await StateGuard.open(redis, keys, config.stateCheckMs, {
-      changed: (status) =>
+      changed: (status, lostShards) =>
         status === "intact"
           ? log.info("redis state", { state: status })
-          : log.error("redis state", { state: status, ...(status === "lost" ? { fix: "docs/operations.md, Lost state" } : {}) }),
+          : log.error("redis state", { state: status, ...(status === "lost" ? { lostShards, fix: "docs/operations.md, Lost state" } : {}) }),
       roundTripMs: (ms) => metrics.redisRoundTripMs(ms),
     });
     const subscriberLimits = {
@@ -105,8 +105,8 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
     redis.disconnect();
     throw err;
   }
-  const contexts = new ContextStore(redis, keys, config);
-  const ledger = new LedgerStore(redis, keys, config);
+  const contexts = new ContextStore(redis, keys, config, state);
+  const ledger = new LedgerStore(redis, keys, config, state);
   // Beside the lease sweeper, the deletion sweeper: it finishes purges whose server stopped and
   // prunes deleted contexts' feeds and counters after their retention (store/deletions.ts).
   const sweepers =
@@ -116,7 +116,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
           new PeriodicPass(() => contexts.deletions.sweep(), config.leaseSweepMs, (err) => fault("deletion-sweeper", "deletion sweep failed", err)),
         ]
       : [];
-  const heartbeat = new Heartbeat(redis, keys, config, packageVersion(), () => feed!.subscriberCount, () => state!.current === "intact", (err) => fault("heartbeat", "heartbeat failed", err));
+  const heartbeat = new Heartbeat(redis, keys, config, packageVersion(), () => feed!.subscriberCount, state, (err) => fault("heartbeat", "heartbeat failed", err));
   await heartbeat.start();
   // Answers at once while the connection is down, and within PING_TIMEOUT_MS otherwise: health
   // checks must not wait in the client's offline queue for its reconnect attempts.

@@ -52,7 +52,7 @@ export function routeRequests(routes: Routes): (req: IncomingMessage, res: Serve
     if (path.startsWith("/console/")) return jsonError(res, 404, `no console file ${path}`, { code: "NOT_FOUND" });
     if (graphiql.handles(req, path)) return graphiql.serve(req, res, path);
     if (path === "/ready") {
-      const ready = !closing() && state.current === "intact" && (await pingRedis().then(() => true, () => false));
+      const ready = !closing() && state.serving && (await pingRedis().then(() => true, () => false));
       return json(res, ready ? 200 : 503, { ready, state: state.current, shuttingDown: closing() });
     }
     if (path === "/metrics") {

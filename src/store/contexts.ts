@@ -7,6 +7,7 @@ import { applyPatch, type AppliedChange, type PatchOperation } from "../json/pat
 import { jsonEqual, type JsonObject, type JsonValue } from "../json/types.js";
 import type { Keys } from "../redis/keys.js";
 import { scriptsOf, type DocumentKeys } from "../redis/scripts.js";
+import type { StateCheck } from "../redis/state-guard.js";
 import { Deletions } from "./deletions.js";
 import { DocumentCache, type Head } from "./document-cache.js";
 import { checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
@@ -191,13 +192,20 @@ export class ContextStore {
   /** What deleted contexts leave, removed in steps; its sweep is the deletion sweeper's pass. */
   readonly deletions: Deletions;
 
+  /**
+   * `state`: the state guard (redis/state-guard.ts), which the store asks about the keys that
+   * authorization cannot name: a created context's generated id, the indexes a list reads, the
+   * contexts the sweepers take from them. Resolvers have checked the contexts a call names.
+   * Without it (a store driven directly, in tests), nothing is checked.
+   */
   constructor(
     private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly config: ContextStoreConfig,
+    private readonly state?: StateCheck,
   ) {
     this.feed = new FeedReader(redis, keys, largestEntryBytes(config));
-    this.deletions = new Deletions(redis, keys, config);
+    this.deletions = new Deletions(redis, keys, config, state);
   }
 
   /** The current context, or null when it does not exist. */
@@ -311,6 +319,9 @@ export class ContextStore {
     let scanned = 0;
     // Batches double from about a page: few round trips past many ids the caller may not see.
     let batch = Math.max(first + 1, 16);
+    // An index whose state is lost would list too little, and a context whose state is lost would
+    // be left out as if it did not exist: both are refused (UNAVAILABLE), never listed blank.
+    await this.state?.whenKeysIntact(byUpdate || query.updatedAfter !== null ? [this.keys.contextIndex, this.keys.contextsByUpdate] : [this.keys.contextIndex]);
     for (;;) {
       const asked = Math.min(batch, LIST_SCAN_LIMIT - scanned);
       const { entries, exhausted } = byUpdate
@@ -326,6 +337,7 @@ export class ContextStore {
       // (see delete), so ids whose context is gone are skipped and more are read.
       while (candidates.length > 0 && found.length <= first) {
         const taken = candidates.splice(0, first + 1 - found.length);
+        await this.state?.whenKeysIntact(taken.map((e) => this.keys.contextBase(e.id)));
         const heads = await Promise.all(taken.map((e) => this.readHead(e.id, "head", "")));
         heads.forEach(({ view }, i) => {
           if (view && (query.updatedAfter === null || Date.parse(view.updatedAt) > query.updatedAfter)) found.push({ view, at: taken[i]! });
@@ -375,6 +387,7 @@ export class ContextStore {
    * the smaller of the two, and null when both are larger.
    */
   async count(query: ListQuery, scope: readonly IdRange[] | "all" | null): Promise<number | null> {
+    await this.state?.whenKeysIntact([this.keys.contextIndex, this.keys.contextsByUpdate]);
     const prefix = query.idPrefix ?? "";
     const ranges = scope === null ? null : rangesWithin(scope === "all" ? [{ prefix: "", exact: false }] : scope, prefix);
     const lexCount = async (r: IdRange) =>
@@ -435,6 +448,8 @@ export class ContextStore {
       () => checkContextId(contextId),
       () => (json = checkDocument(document, this.config)),
     );
+    // The id may be generated here, unseen by authorization; the counter floor bounds its seqs.
+    await this.state?.whenKeysIntact([this.keys.contextBase(contextId), this.keys.counterFloor]);
     const record = this.opRecord(contextId, ["create", json], options);
     const head = uniqueToken();
     const dryRun = options.dryRun === true;

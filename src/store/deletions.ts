@@ -1,6 +1,7 @@
 import type { RedisClient } from "../redis/clients.js";
 import type { Keys } from "../redis/keys.js";
 import { scriptsOf } from "../redis/scripts.js";
+import { intact, type StateCheck } from "../redis/state-guard.js";
 
 /** What purge-step-2.lua answers. */
 type PurgeReply = { pending: true } | { raise: number } | { wait: number } | { done: true; gone: boolean };
@@ -25,10 +26,12 @@ const SWEEP_BATCH = 200;
  * contexts and feed indexes. Each deleted id is filed in keys.deletedIndex under when to look next.
  */
 export class Deletions {
+  /** `state`: as ContextStore's, for the sweeper. */
   constructor(
     private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly config: { readonly deletedContextRetentionMs: number },
+    private readonly state?: StateCheck,
   ) {}
 
   /** Files `id` for the sweeper PURGE_GRACE_MS from now: it finishes the purge if this server stops first. */
@@ -60,14 +63,21 @@ export class Deletions {
   /**
    * One pass of the deletion sweeper: every deleted context that is due (by Redis's clock) is
    * taken as far as it can go now, a step at a time: an unfinished purge, the floor's raise, a
-   * due prune. Then each is filed under when its prune is due, or leaves the index. Returns how
-   * many it looked at.
+   * due prune. Then each is filed under when its prune is due, or leaves the index. Nothing is
+   * written where the state is lost or unverified (see StateGuard): a pass without an intact
+   * index and counter floor does nothing, and a context whose state is not intact is filed again
+   * PURGE_GRACE_MS later. Returns how many it looked at.
    */
   async sweep(maxContexts = SWEEP_BATCH): Promise<number> {
+    if (!(await intact(this.state, [this.keys.deletedIndex, this.keys.counterFloor]))) return 0;
     const [seconds, micros] = await this.redis.time();
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     const due = await this.redis.zrangebyscore(this.keys.deletedIndex, "-inf", now, "LIMIT", 0, maxContexts);
-    for (const id of due) await this.file(id, await this.advance(id, true));
+    const ready = await Promise.all(due.map((id) => intact(this.state, [this.keys.contextBase(id)])));
+    for (const [i, id] of due.entries()) {
+      if (ready[i]) await this.file(id, await this.advance(id, true));
+      else await this.redis.zadd(this.keys.deletedIndex, now + PURGE_GRACE_MS, id);
+    }
     return due.length;
   }
 

@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import type { RedisClient } from "../redis/clients.js";
 import type { Keys } from "../redis/keys.js";
 import { scriptsOf } from "../redis/scripts.js";
+import { intact, type StateCheck } from "../redis/state-guard.js";
 import { PeriodicPass } from "./periodic-pass.js";
 
 /** A running server instance as its last heartbeat recorded it. */
@@ -32,9 +33,9 @@ export interface HeartbeatSettings {
  * (one at a time however long Redis takes), each one a script (lua/heartbeat-2.lua) that sets the
  * instance's hash with a TTL of `heartbeatTtlMs` and its entry in the instances index, and prunes
  * the index of instances whose heartbeat ran out. A killed instance thus leaves within the TTL;
- * a stopped one (stop()) at once. No beat is written while `intact()` is false: a keyspace whose
- * state is lost or unverified gets nothing written into it (docs/operations.md, Lost state). Beats
- * run as a PeriodicPass: a failed one is reported as its failures are.
+ * a stopped one (stop()) at once. No beat is written unless `state` finds the instances' keys
+ * intact: state that is lost or unverified gets nothing written into it (docs/operations.md,
+ * Lost state). Beats run as a PeriodicPass: a failed one is reported as its failures are.
  */
 export class Heartbeat {
   readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -47,7 +48,7 @@ export class Heartbeat {
     private readonly settings: HeartbeatSettings,
     private readonly version: string,
     private readonly subscriptions: () => number,
-    private readonly intact: () => boolean,
+    private readonly state: StateCheck,
     private readonly report: (err: unknown) => void,
   ) {}
 
@@ -64,7 +65,7 @@ export class Heartbeat {
   }
 
   private async send(mode: "beat" | "stop"): Promise<void> {
-    if (!this.intact()) return;
+    if (!(await intact(this.state, [this.keys.instanceIndex]))) return;
     await scriptsOf(this.redis).heartbeat(
       this.keys.instance(this.id),
       this.keys.instanceIndex,

@@ -3,6 +3,7 @@ import type { RedisClient } from "../redis/clients.js";
 import { AppError, checkAll, ErrorCode, validationFailed, type Problem } from "../errors.js";
 import type { Keys } from "../redis/keys.js";
 import { scriptsOf, type LedgerScript } from "../redis/scripts.js";
+import { intact, type StateCheck } from "../redis/state-guard.js";
 import { parseAllocationId, toAllocation, type Allocation, type AllocationMode, type AllocationStatus, type Amount, type Budget, type RawAllocation } from "../model/allocation.js";
 import { checkLockName, HOLDER_MAX_LENGTH, LEASE_MS_MAX, RESOURCE_KIND } from "../model/identifiers.js";
 import { toLock, type Lock, type RawLock } from "../model/lock.js";
@@ -157,6 +158,8 @@ export class LedgerStore {
       readonly resendTtlSeconds: number;
       readonly endedAllocationRetentionMs: number;
     },
+    /** As ContextStore's, for the sweeper. */
+    private readonly state?: StateCheck,
   ) {}
 
   /** Grants an allocation; see allocate-9.lua for the rules and refusals. */
@@ -264,14 +267,20 @@ export class LedgerStore {
    * writer filed meanwhile, such as a release's prune. Returns how many contexts it swept. Every
    * accepted ledger or lock operation also ends what is due first (a refused one writes nothing),
    * so this only bounds how long an allocation nobody changes shows ACTIVE past its lease.
+   * Nothing is written where the state is lost or unverified (see StateGuard): a pass without an
+   * intact lease index does nothing, and a context whose state is not intact is left claimed.
    */
   async sweep(maxContexts = 200): Promise<number> {
+    const { leaseIndex, leaseClaims } = this.keys;
+    if (!(await intact(this.state, [leaseIndex]))) return 0;
     const [seconds, micros] = await this.redis.time();
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     const scripts = scriptsOf(this.redis);
-    const { leaseIndex, leaseClaims } = this.keys;
     const due = await scripts.takeDue(leaseIndex, leaseClaims, now, now + SWEEP_CLAIM_MS, maxContexts);
-    for (const contextId of due) {
+    const ready = await Promise.all(due.map((contextId) => intact(this.state, [this.keys.contextBase(contextId)])));
+    for (const [i, contextId] of due.entries()) {
+      // Its claim runs out, and it is due again, SWEEP_CLAIM_MS from now.
+      if (!ready[i]) continue;
       let next: number | null = null;
       try {
         let step: UpkeepStep;

@@ -1,15 +1,34 @@
 import { Cluster } from "ioredis";
-import { Keys } from "../../src/redis/keys.js";
+import { CLUSTER_SLOTS, EPOCH_REGISTRY_COPIES, Keys } from "../../src/redis/keys.js";
 import type { RedisClient } from "../../src/redis/clients.js";
+
+/** The state guard's keys under one prefix (src/redis/state-guard.ts), by prefix. */
+const guardKeys = new Map<string, ReadonlySet<string>>();
+
+function guardKeysOf(prefix: string): ReadonlySet<string> {
+  let found = guardKeys.get(prefix);
+  if (!found) {
+    const keys = new Keys(prefix);
+    found = new Set([
+      keys.epoch,
+      ...Array.from({ length: CLUSTER_SLOTS }, (_, slot) => keys.slotEpoch(slot)),
+      ...Array.from({ length: EPOCH_REGISTRY_COPIES }, (_, copy) => keys.epochRegistry(copy)),
+    ]);
+    guardKeys.set(prefix, found);
+  }
+  return found;
+}
 
 /**
  * Every key under `prefix` with its type and full value, to prove that a refused operation
  * changed nothing. TTLs are left out, and so are the server instances' heartbeats
- * (serverInstances): they change on their own.
+ * (serverInstances), which change on their own, and the state guard's epochs and registry: on a
+ * Redis Cluster a slot's epoch is written when an operation first touches the slot, refused or not.
  */
 export async function redisState(redis: RedisClient, prefix: string): Promise<Record<string, unknown>> {
   const heartbeats = new Keys(prefix).instanceIndex;
-  const keys = (await keysMatching(redis, `${prefix}:*`)).filter((key) => !key.startsWith(heartbeats));
+  const guard = guardKeysOf(prefix);
+  const keys = (await keysMatching(redis, `${prefix}:*`)).filter((key) => !key.startsWith(heartbeats) && !guard.has(key));
   const state: Record<string, unknown> = {};
   for (const key of keys.sort()) {
     const type = await redis.type(key);
