@@ -210,13 +210,13 @@ export class LedgerStore {
     const record = this.recordOf("release", contextId, [allocationId, usage], options);
     let reply = await this.call("release", contextId, record, options, args);
     if ("pending" in reply) {
-      await this.redis.zadd(this.keys.leaseIndex, "LT", 0, contextId);
+      await this.redis.zadd(this.keys.indexOf(contextId).due, "LT", 0, contextId);
       while ("pending" in reply) reply = await this.call("release", contextId, record, options, args);
     }
     const released = toAllocation(settle<{ allocation: RawAllocation }>(reply).outcome.allocation);
     // The sweeper prunes it (and any descendant this ended with it) once its retention runs out.
     if (released.endedAt !== null) {
-      await this.redis.zadd(this.keys.leaseIndex, "LT", Date.parse(released.endedAt) + this.config.endedAllocationRetentionMs, contextId);
+      await this.redis.zadd(this.keys.indexOf(contextId).due, "LT", Date.parse(released.endedAt) + this.config.endedAllocationRetentionMs, contextId);
     }
     return released;
   }
@@ -259,7 +259,8 @@ export class LedgerStore {
    * Redis's clock), does the ledger's upkeep, a step (one script, lua/expire-due-9.lua) at a time
    * until nothing is due: ends overdue leases and releases left unfinished by their server, and
    * prunes ended allocations whose retention (endedAllocationRetentionMs) ran out. The contexts are
-   * claimed first (lua/take-due-2.lua: other instances' sweepers pass them by) and each is then
+   * claimed first (lua/take-due-2.lua: other instances' sweepers pass them by), at most
+   * maxContexts / indexShards (rounded up) from every index shard, claimed at once, and each is then
    * filed under when something next falls due (lua/settle-due-2.lua), keeping an earlier time a
    * writer filed meanwhile, such as a release's prune. Returns how many contexts it swept. Every
    * accepted ledger or lock operation also ends what is due first (a refused one writes nothing),
@@ -269,9 +270,10 @@ export class LedgerStore {
     const [seconds, micros] = await this.redis.time();
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     const scripts = scriptsOf(this.redis);
-    const { leaseIndex, leaseClaims } = this.keys;
-    const due = await scripts.takeDue(leaseIndex, leaseClaims, now, now + SWEEP_CLAIM_MS, maxContexts);
+    const share = Math.ceil(maxContexts / this.keys.indexShards);
+    const due = (await Promise.all(this.keys.indexes.map((ix) => scripts.takeDue(ix.due, ix.claimed, now, now + SWEEP_CLAIM_MS, share)))).flat();
     for (const contextId of due) {
+      const ix = this.keys.indexOf(contextId);
       let next: number | null = null;
       try {
         let step: UpkeepStep;
@@ -281,7 +283,7 @@ export class LedgerStore {
       } catch (err) {
         if (!(err instanceof AppError && err.code === ErrorCode.NOT_FOUND)) throw err;
       }
-      await scripts.settleDue(leaseIndex, leaseClaims, contextId, next ?? "");
+      await scripts.settleDue(ix.due, ix.claimed, contextId, next ?? "");
     }
     return due.length;
   }
@@ -298,7 +300,7 @@ export class LedgerStore {
   /** Files the allocation's context under its expiry in the lease index if that is earlier. */
   private async indexLease(allocation: Allocation): Promise<Allocation> {
     if (allocation.expiresAt !== null) {
-      await this.redis.zadd(this.keys.leaseIndex, "LT", Date.parse(allocation.expiresAt), allocation.contextId);
+      await this.redis.zadd(this.keys.indexOf(allocation.contextId).due, "LT", Date.parse(allocation.expiresAt), allocation.contextId);
     }
     return allocation;
   }
