@@ -4,7 +4,7 @@ import { configDefaults, defineConfig } from "vitest/config";
 const require = createRequire(import.meta.url);
 
 /** Integration suites that run on a Redis Cluster as they are (the cluster project, below). */
-const CLUSTER_SUITES = ["contexts", "locks", "ledger", "ledger-race", "feed", "durability", "concurrency", "history-reads"];
+const CLUSTER_SUITES = ["contexts", "locks", "ledger", "ledger-race", "feed", "durability", "concurrency", "history-reads", "overview", "ledger-retention", "authorization", "feed-properties", "previews"];
 
 export default defineConfig({
   // One copy of graphql-js: @pothos/core and yoga load its CommonJS build, so our code must too,

@@ -144,7 +144,9 @@ describe("a page of 50 contexts", () => {
     const ids = Array.from({ length: 50 }, (_, i) => `head-${String(i).padStart(2, "0")}`);
     for (const id of ids) await server.data(CreateContextDocument, { id, document: { big: "x".repeat(2000) } });
     const commands: string[][] = [];
-    const watch = await watchCommands(server.config.redisUrl, (args) => commands.push(args));
+    // On a Redis Cluster, every node's commands.
+    const nodes = server.config.redisClusterNodes?.split(",").map((node) => `redis://${node}`) ?? [server.config.redisUrl];
+    const watches = await Promise.all(nodes.map((url) => watchCommands(url, (args) => commands.push(args))));
     // A fresh server of the same deployment: no document is cached in it.
     const other = await startTestServer({ keyPrefix: server.config.keyPrefix });
     try {
@@ -154,8 +156,8 @@ describe("a page of 50 contexts", () => {
       }
     } finally {
       await other.close();
-      await watch.settle();
-      watch.stop();
+      await Promise.all(watches.map((watch) => watch.settle()));
+      for (const watch of watches) watch.stop();
     }
     const metaOf = new RegExp(`head-\\d\\d\\}:(meta|snapshots)$`);
     const documentReads = commands.filter((args) => args.some((a) => metaOf.test(a)) && (args.includes("doc") || /snapshots$/.test(args[1] ?? "")));
@@ -199,7 +201,7 @@ describe("serverInstances", () => {
 
     const killed = spawnServer(["--port", "0", "--key-prefix", server.config.keyPrefix, "--heartbeat-ms", "50", "--heartbeat-ttl-ms", "300"], {
       ...process.env,
-      REDIS_URL: inject("redisUrl"),
+      ...(server.config.redisClusterNodes === null ? { REDIS_URL: inject("redisUrl") } : { REDIS_CLUSTER_NODES: server.config.redisClusterNodes }),
     });
     children.push(killed.child);
     await killed.url;
