@@ -1,4 +1,4 @@
-// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium (BENCH_ONLY=fanout, overview, ledger-page, deletion or console runs just that one).
+// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium (BENCH_ONLY=fanout, overview, ledger-page, deletion or console runs just that one; BENCH_ONLY=contexts-page, not part of a full run, times one contexts page on one Redis and on a 3-master Redis Cluster, bench/contexts-page.ts).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -8,6 +8,7 @@ import { deletionBench, printDeletion, type DeletionResult } from "./deletion.js
 import { fanout, idleSubscriptionMemory, type FanoutResult, type MemoryResult } from "./fanout.js";
 import { seedContexts } from "./overview.js";
 import { consoleLoad, type ConsoleLoadResult } from "./console-load.js";
+import { contextsPage, printContextsPage } from "./contexts-page.js";
 import { ledgerPageScenario, LEDGER_PAGE_QUERY, type LedgerPageRow } from "./ledger-page.js";
 import { ledgerViolations } from "../support/ledger-invariant.js";
 import { startRedisServer } from "../support/redis-server.js";
@@ -365,6 +366,7 @@ async function main(): Promise<void> {
     deletion: async () => printDeletion(await deletionBench(redis.url, DELETION_ALLOCATIONS)),
     fanout: async () => printFanout(await fanoutScenarios(await serve("app", { BENCH_REDIS_URL: redis.url }), redis.url)),
     console: async () => printConsole(await consoleScenario(redis.url)),
+    "contexts-page": async () => printContextsPage(await contextsPage(redis.url)),
   };
   const part = process.env.BENCH_ONLY;
   if (part !== undefined) {
