@@ -406,7 +406,8 @@ export class ContextStore {
     const byShard = new Map<number, string[]>();
     for (const id of ids) {
       const shard = this.keys.shardOf(id);
-      byShard.set(shard, [...(byShard.get(shard) ?? []), id]);
+      if (!byShard.has(shard)) byShard.set(shard, []);
+      byShard.get(shard)!.push(id);
     }
     const scores = new Map<string, string | null>();
     await Promise.all(

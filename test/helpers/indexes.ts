@@ -7,7 +7,11 @@ export type IndexName = Exclude<keyof IndexKeys, "counterFloor">;
 /** `ids` grouped by the index shard that files each. */
 function byShard(keys: Keys, ids: readonly string[]): Map<number, string[]> {
   const shards = new Map<number, string[]>();
-  for (const id of ids) shards.set(keys.shardOf(id), [...(shards.get(keys.shardOf(id)) ?? []), id]);
+  for (const id of ids) {
+    const shard = keys.shardOf(id);
+    if (!shards.has(shard)) shards.set(shard, []);
+    shards.get(shard)!.push(id);
+  }
   return shards;
 }
 
