@@ -8,7 +8,7 @@ const require = createRequire(import.meta.url);
  * durability: its faults hit a redis-server of its own; test/cluster/lost-shard.test.ts proves
  * its guarantees on a cluster.
  */
-const CLUSTER_SUITES = ["contexts", "locks", "ledger", "ledger-race", "feed", "concurrency", "history-reads", "script-cache"];
+const CLUSTER_SUITES = ["contexts", "locks", "ledger", "ledger-race", "feed", "concurrency", "history-reads", "script-cache", "overview", "ledger-retention", "authorization", "feed-properties", "previews"];
 
 export default defineConfig({
   // One copy of graphql-js: @pothos/core and yoga load its CommonJS build, so our code must too,

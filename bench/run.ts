@@ -1,4 +1,4 @@
-// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium; then 64 swarms under patches and allocate+release on one redis-server against a 3-master Redis Cluster, with each node's CPU (BENCH_ONLY=fanout, overview, ledger-page, deletion, console or cluster runs just that one). BENCH_ONLY=state-check, not part of the full run, measures the state guard's checks on one Redis and on a 3-master Redis Cluster.
+// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium; then 64 swarms under patches and allocate+release on one redis-server against a 3-master Redis Cluster, with each node's CPU (BENCH_ONLY=fanout, overview, ledger-page, deletion, console or cluster runs just that one). Not part of the full run: BENCH_ONLY=state-check measures the state guard's checks, BENCH_ONLY=contexts-page times one contexts page, each on one Redis and on a 3-master Redis Cluster.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -10,6 +10,7 @@ import { fanout, idleSubscriptionMemory, type FanoutResult, type MemoryResult } 
 import { seedContexts } from "./overview.js";
 import { printStateCheck, stateCheckBench } from "./state-check.js";
 import { consoleLoad, type ConsoleLoadResult } from "./console-load.js";
+import { contextsPage, printContextsPage } from "./contexts-page.js";
 import { ledgerPageScenario, LEDGER_PAGE_QUERY, type LedgerPageRow } from "./ledger-page.js";
 import { ledgerViolations } from "../support/ledger-invariant.js";
 import { startRedisServer } from "../support/redis-server.js";
@@ -383,6 +384,7 @@ async function main(): Promise<void> {
     console: async () => printConsole(await consoleScenario(redis.url)),
     cluster: async () => printCluster(await clusterScenario()),
     "state-check": async () => printStateCheck(await stateCheckBench(redis.url, STATE_CHECK_SLOTS)),
+    "contexts-page": async () => printContextsPage(await contextsPage(redis.url)),
   };
   const part = process.env.BENCH_ONLY;
   if (part !== undefined) {

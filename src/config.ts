@@ -49,7 +49,7 @@ export interface Config {
    * How long a deleted context's feed and counters are kept, in ms: a subscriber resuming within
    * it gets the rest of the feed, DELETED included, and a context created again under the id
    * continues its seqs. After it they are pruned, and a new context of the id starts its seqs,
-   * allocation numbers and lock tokens above every deleted context's (see keys.ts counterFloor).
+   * allocation numbers and lock tokens above every earlier context's of the id (see keys.ts IndexKeys.counterFloor).
    */
   readonly deletedContextRetentionMs: number;
   /**

@@ -13,7 +13,7 @@ export interface ContextKeys {
   /**
    * Counter: last seq of the change feed. It outlives deletion for the deleted-context retention,
    * so that a context created again within it continues the seqs; after that it is pruned and a
-   * new context of the id starts above the deployment's counterFloor.
+   * new context of the id starts above its index shard's counterFloor (IndexKeys).
    */
   readonly seq: string;
   /** Hash: version -> document JSON, the retained history. */
@@ -106,8 +106,63 @@ function slotTag(slot: number): string {
   return slotTags[slot]!;
 }
 
+/**
+ * The deployment-wide indexes of one shard. They lie outside the contexts' slots (no script can
+ * write them with a context), so Node writes them around the scripts and each is a hint, a
+ * superset or a schedule, never the truth: that is each context's own keys. On a Redis Cluster
+ * they are split into shards, each under its own hash tag, so that no command spans slots and
+ * no single slot takes every swarm's index writes; lists merge the shards (store/contexts.ts).
+ */
+export interface IndexKeys {
+  /** Sorted set of context ids (all scores 0, ordered by id); a superset, see store/contexts. */
+  readonly contexts: string;
+  /**
+   * Sorted set of context ids by their meta's updatedAt (score: ms since the epoch), for listing
+   * newest first. Node writes it around the document scripts (store/contexts.ts indexUpdate).
+   */
+  readonly byUpdate: string;
+  /**
+   * Sorted set of every context id that has a feed (all scores 0, ordered by id), added before a
+   * context's first change and removed only when a deleted context's feed is pruned (after the
+   * deleted-context retention): where feed subscribers find the ids of a prefix.
+   */
+  readonly feeds: string;
+  /**
+   * Sorted set of deleted context ids by when the deletion sweeper should look at them next (ms):
+   * to finish a purge whose server stopped, raise counterFloor if that was not recorded, and prune
+   * the feed and counters once the retention has passed. The context's tombstone says what is left.
+   */
+  readonly deleted: string;
+  /**
+   * Counter: at least the last seq of every deleted context of this shard whose feed is pruned or
+   * about to be (0 until one is). Every allocation number and lock token of a context is at most
+   * its seq, so a context created where no seq counter is left starts its seq, allocation numbers
+   * and lock tokens above it.
+   */
+  readonly counterFloor: string;
+  /**
+   * Sorted set of context ids by when their ledger upkeep is next due (ms): a lease running out, a
+   * release to finish, an ended allocation to prune. Only a hint: every accepted ledger operation
+   * expires overdue leases on its own. While a lease sweeper works on a context, the context is in
+   * `claimed` instead (lua/take-due-2.lua).
+   */
+  readonly due: string;
+  /** Sorted set of the context ids lease sweepers are working on, by when each claim runs out (ms); shares `due`'s hash tag. */
+  readonly claimed: string;
+}
+
+/** Index shards on a Redis Cluster (keys.ts IndexKeys): enough to spread over many masters, few enough that a list reads them all. */
+export const CLUSTER_INDEX_SHARDS = 16;
+
 export class Keys {
-  constructor(readonly prefix: string) {}
+  /**
+   * `indexShards`: how many shards the deployment-wide indexes are split into: 1 on one Redis,
+   * CLUSTER_INDEX_SHARDS on a cluster. It must not change while the deployment's data is kept.
+   */
+  constructor(
+    readonly prefix: string,
+    readonly indexShards = 1,
+  ) {}
 
   /**
    * The start of every key of one context, `<prefix>:{ctx:<id>}`: scripts that take it build the
@@ -158,18 +213,50 @@ export class Keys {
     return `${this.contextBase(contextId)}:resend:${generatedId}`;
   }
 
-  /** Sorted set of context ids (all scores 0, ordered by id); a superset, see store/contexts. */
-  get contextIndex(): string {
-    return `${this.prefix}:contexts`;
+  /**
+   * The deployment-wide indexes of one shard (0 to indexShards - 1); each context is filed in the
+   * shard shardOf(its id). With one shard (one Redis) the keys keep their unsharded names.
+   */
+  index(shard: number): IndexKeys {
+    if (this.indexShards === 1) {
+      return {
+        contexts: `${this.prefix}:contexts`,
+        byUpdate: `${this.prefix}:contextsByUpdate`,
+        feeds: `${this.prefix}:feedIndex`,
+        deleted: `${this.prefix}:deletedIndex`,
+        counterFloor: `${this.prefix}:counterFloor`,
+        due: `${this.prefix}:{upkeep}:due`,
+        claimed: `${this.prefix}:{upkeep}:claimed`,
+      };
+    }
+    const base = `${this.prefix}:{ix:${shard}}`;
+    return {
+      contexts: `${base}:contexts`,
+      byUpdate: `${base}:byUpdate`,
+      feeds: `${base}:feeds`,
+      deleted: `${base}:deleted`,
+      counterFloor: `${base}:counterFloor`,
+      due: `${base}:due`,
+      claimed: `${base}:claimed`,
+    };
   }
 
-  /**
-   * Sorted set of context ids by their meta's updatedAt (score: ms since the epoch), for listing
-   * newest first. Kept outside the contexts' slots, so Node writes it around the document
-   * scripts (store/contexts.ts) and it is only a hint: the truth is each context's meta.
-   */
-  get contextsByUpdate(): string {
-    return `${this.prefix}:contextsByUpdate`;
+  /** The indexes of the shard that files `contextId`. */
+  indexOf(contextId: string): IndexKeys {
+    return this.index(this.shardOf(contextId));
+  }
+
+  /** Every shard's indexes, shard 0 first. */
+  get indexes(): readonly IndexKeys[] {
+    return Array.from({ length: this.indexShards }, (_, shard) => this.index(shard));
+  }
+
+  /** The index shard of `contextId`: FNV-1a of its UTF-16 code units, modulo indexShards. */
+  shardOf(contextId: string): number {
+    if (this.indexShards === 1) return 0;
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < contextId.length; i++) hash = Math.imul(hash ^ contextId.charCodeAt(i), 0x01000193);
+    return (hash >>> 0) % this.indexShards;
   }
 
   /**
@@ -187,59 +274,13 @@ export class Keys {
   }
 
   /**
-   * Sorted set of every context id that has a feed (all scores 0, ordered by id), added before a
-   * context's first change and removed only when a deleted context's feed is pruned (after the
-   * deleted-context retention): where feed subscribers find the ids of a prefix.
-   */
-  get feedIndex(): string {
-    return `${this.prefix}:feedIndex`;
-  }
-
-  /**
-   * Sorted set of context ids by when their ledger upkeep is next due (ms): a lease running out, a
-   * release to finish, an ended allocation to prune. Kept outside the contexts' slots, so it is
-   * only a hint: every accepted ledger operation expires overdue leases on its own. While a lease
-   * sweeper works on a context, the context is in leaseClaims instead (lua/take-due-2.lua).
-   */
-  get leaseIndex(): string {
-    return `${this.prefix}:{upkeep}:due`;
-  }
-
-  /**
-   * Sorted set of the context ids lease sweepers are working on, by when each claim runs out (ms);
-   * it shares leaseIndex's hash tag, so one script moves a context between the two.
-   */
-  get leaseClaims(): string {
-    return `${this.prefix}:{upkeep}:claimed`;
-  }
-
-  /**
-   * Sorted set of deleted context ids by when the deletion sweeper should look at them next (ms):
-   * to finish a purge whose server stopped, raise counterFloor if that was not recorded, and prune
-   * the feed and counters once the retention has passed. A hint, like leaseIndex: the context's
-   * tombstone says what is left.
-   */
-  get deletedIndex(): string {
-    return `${this.prefix}:deletedIndex`;
-  }
-
-  /**
-   * Counter: at least the last seq of every deleted context whose feed is pruned or about to be
-   * (0 until one is). Every allocation number and lock token of a context is at most its seq, so
-   * a context created where no seq counter is left starts its seq, allocation numbers and lock
-   * tokens above it.
-   */
-  get counterFloor(): string {
-    return `${this.prefix}:counterFloor`;
-  }
-
-  /**
-   * The keys of state outside every context's slot (the deployment-wide indexes, the counter
-   * floor, the server instances' heartbeats): the state guard watches the units holding them from
-   * its start, so that on a Redis Cluster their slots are never taken for new once they hold state.
+   * The keys of state outside every context's slot (every shard's deployment-wide indexes and
+   * counter floor, the server instances' heartbeats): the state guard watches the units holding
+   * them from its start, so that on a Redis Cluster their slots are never taken for new once they
+   * hold state. (Each shard's `claimed` shares its `due`'s slot.)
    */
   get globalKeys(): readonly string[] {
-    return [this.contextIndex, this.contextsByUpdate, this.instanceIndex, this.feedIndex, this.leaseIndex, this.deletedIndex, this.counterFloor];
+    return [...this.indexes.flatMap((index) => [index.contexts, index.byUpdate, index.feeds, index.deleted, index.counterFloor, index.due]), this.instanceIndex];
   }
 
   /**

@@ -141,7 +141,7 @@ export interface ScriptCommands extends LedgerCommands {
     direction: "rev" | "",
   ): Promise<[id: string, fields: string[]][]>;
   /** Flat [id, score, id, score, ...], newest first, after the position (score '' = from the newest). */
-  readByUpdate(contextsByUpdate: string, afterScore: string, afterId: string, count: number): Promise<string[]>;
+  readByUpdate(byUpdate: string, afterScore: string, afterId: string, count: number): Promise<string[]>;
   /** The heartbeat's time, ms (Redis TIME). */
   heartbeat(
     instance: string,
@@ -154,9 +154,9 @@ export interface ScriptCommands extends LedgerCommands {
     mode: "beat" | "stop",
   ): Promise<number>;
   /** The ids of the contexts due by `nowMs`, at most `most`, now claimed until `untilMs`. */
-  takeDue(leaseIndex: string, leaseClaims: string, nowMs: number, untilMs: number, most: number): Promise<string[]>;
+  takeDue(due: string, claimed: string, nowMs: number, untilMs: number, most: number): Promise<string[]>;
   /** Ends the claim on `contextId` and files it under `nextMs` ('' = nothing due) unless it is filed earlier. */
-  settleDue(leaseIndex: string, leaseClaims: string, contextId: string, nextMs: number | ""): Promise<number>;
+  settleDue(due: string, claimed: string, contextId: string, nextMs: number | ""): Promise<number>;
   /** [1, 0] allowed, or [0, ms until the window ends]. */
   rateLimit(counter: string, limit: number, windowMs: number): Promise<[number, number]>;
   markEpochLost(epoch: string, judged: string, lost: string): Promise<string | null>;

@@ -482,7 +482,8 @@ export class StateGuard implements StateCheck {
   }
 
   private async keyspaceEmpty(): Promise<boolean> {
-    const found = await Promise.all([this.redis.exists(this.keys.contextIndex), this.redis.exists(this.keys.feedIndex)]);
+    // One EXISTS per key: on a Redis Cluster they lie in different slots.
+    const found = await Promise.all(this.keys.indexes.flatMap((ix) => [this.redis.exists(ix.contexts), this.redis.exists(ix.feeds)]));
     return found.every((n) => n === 0);
   }
 

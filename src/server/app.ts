@@ -15,7 +15,7 @@ import { createLogger, type LogLevel, type Logger } from "../observability/logge
 import { Metrics } from "../observability/metrics.js";
 import { Observability } from "./observability-plugin.js";
 import { connectRedis, type RedisTarget } from "../redis/clients.js";
-import { Keys } from "../redis/keys.js";
+import { CLUSTER_INDEX_SHARDS, Keys } from "../redis/keys.js";
 import { foreignRequest, type OriginPolicy } from "../security/request-origin.js";
 import { useSecurity } from "./security-plugin.js";
 import { sharedSubscribe, useSubscribe } from "./shared-execution.js";
@@ -70,6 +70,11 @@ export function redisTarget(config: AppConfig): RedisTarget {
   return config.redisClusterNodes === null ? { url: config.redisUrl } : { clusterNodes: config.redisClusterNodes.split(",") };
 }
 
+/** The deployment's key names: its indexes in CLUSTER_INDEX_SHARDS shards on a Redis Cluster, in one on one Redis. */
+export function deploymentKeys(config: Pick<AppConfig, "keyPrefix" | "redisClusterNodes">): Keys {
+  return new Keys(config.keyPrefix, config.redisClusterNodes === null ? 1 : CLUSTER_INDEX_SHARDS);
+}
+
 /** How long a health check waits for Redis's PONG, in ms. */
 const PING_TIMEOUT_MS = 1_000;
 
@@ -77,7 +82,7 @@ const PING_TIMEOUT_MS = 1_000;
 export async function createApp(config: AppConfig, log: Logger = createLogger(config.logLevel as LogLevel)): Promise<App> {
   const target = redisTarget(config);
   const redis = await connectRedis(target, "swarm-context", config.redisTimeoutMs);
-  const keys = new Keys(config.keyPrefix);
+  const keys = deploymentKeys(config);
   let feed: FeedHub | undefined;
   let state: StateGuard | undefined;
   const metrics = new Metrics(

@@ -5,7 +5,7 @@ import { diffDocuments } from "../json/diff.js";
 import { applyMergePatch } from "../json/merge.js";
 import { applyPatch, type AppliedChange, type PatchOperation } from "../json/patch.js";
 import { jsonEqual, type JsonObject, type JsonValue } from "../json/types.js";
-import type { Keys } from "../redis/keys.js";
+import type { IndexKeys, Keys } from "../redis/keys.js";
 import { scriptsOf, type DocumentKeys } from "../redis/scripts.js";
 import type { StateCheck } from "../redis/state-guard.js";
 import { Deletions } from "./deletions.js";
@@ -172,6 +172,36 @@ export function rangesWithin(scope: readonly IdRange[], prefix: string): IdRange
   return kept;
 }
 
+/** What a read of one index shard found after a position, in the list's order, and whether the shard has nothing after it. */
+interface IndexRead {
+  readonly entries: ListPosition[];
+  readonly exhausted: boolean;
+}
+
+/** The order by ID. Ids are ASCII (CONTEXT_ID), so JavaScript's string order is Redis's byte order. */
+const idFirst = (a: ListPosition, b: ListPosition) => a.id < b.id;
+
+/** The order by UPDATED_AT_DESC: the later index time first, then the greater id. */
+const newerFirst = (a: ListPosition, b: ListPosition) => a.at! > b.at! || (a.at === b.at && a.id > b.id);
+
+/**
+ * Merges reads of every index shard after the same position (each in the order `before`) into
+ * what one index would have given: the entries up to the earliest last entry of a shard that has
+ * more (past it, that shard's next entries are unknown), in order; exhausted when every shard is.
+ * Each id is in one shard, so nothing repeats.
+ */
+function mergeShards(reads: readonly IndexRead[], before: (a: ListPosition, b: ListPosition) => boolean): IndexRead {
+  let bound: ListPosition | null = null;
+  for (const read of reads) {
+    if (read.exhausted) continue;
+    const last = read.entries.at(-1)!;
+    if (bound === null || before(last, bound)) bound = last;
+  }
+  const entries = reads.flatMap((read) => read.entries).filter((e) => bound === null || !before(bound, e));
+  entries.sort((a, b) => (before(a, b) ? -1 : 1));
+  return { entries, exhausted: bound === null };
+}
+
 /**
  * Contexts in Redis: reads, and the writes that each go through one Lua script together with
  * their change-feed entry. Every write is compare-and-set against the head token of the version
@@ -298,16 +328,19 @@ export class ContextStore {
    * `query`. Reads at most LIST_SCAN_LIMIT index entries: when they run out before the page is
    * full it ends early, with hasNextPage and `resumeAfter` the last entry read, which may be an id
    * the caller may not see. Reads each context's meta (version, seq, times), never its document.
+   * The indexes are split into shards (keys.ts IndexKeys): each batch reads every shard after the
+   * same position, all at once, and merges them (mergeShards), so a page is what one index gives.
    *
-   * By update time the order comes from the contextsByUpdate index, which Node updates right
-   * after each write's script (indexUpdate): for that instant a context shows its new updatedAt
-   * at its old position. A walk goes strictly down the order by (index time, id), so a context
-   * that exists and is not written during the whole walk is returned exactly once; one written
-   * during the walk moves to the front and is not seen again by this walk.
+   * By update time the order comes from the byUpdate index, which Node updates right after each
+   * write's script (indexUpdate): for that instant a context shows its new updatedAt at its old
+   * position. A walk goes strictly down the order by (index time, id), so a context that exists
+   * and is not written during the whole walk is returned exactly once; one written during the
+   * walk moves to the front and is not seen again by this walk.
    */
   async list(first: number, after: ListPosition | null, order: ContextOrder, query: ListQuery): Promise<ContextPage> {
     const byUpdate = order === "UPDATED_AT_DESC";
     const prefix = query.idPrefix ?? "";
+    const shards = this.keys.indexes;
     const found: { view: ContextView; at: ListPosition }[] = [];
     const done = (hasNextPage: boolean, resumeAfter: ListPosition | null): ContextPage => ({
       contexts: found.slice(0, first).map((f) => f.view),
@@ -321,16 +354,20 @@ export class ContextStore {
     let batch = Math.max(first + 1, 16);
     // An index whose state is lost would list too little, and a context whose state is lost would
     // be left out as if it did not exist: both are refused (UNAVAILABLE), never listed blank.
-    await this.state?.whenKeysIntact(byUpdate || query.updatedAfter !== null ? [this.keys.contextIndex, this.keys.contextsByUpdate] : [this.keys.contextIndex]);
+    await this.state?.whenKeysIntact(shards.flatMap((ix) => (byUpdate || query.updatedAfter !== null ? [ix.contexts, ix.byUpdate] : [ix.contexts])));
     for (;;) {
-      const asked = Math.min(batch, LIST_SCAN_LIMIT - scanned);
-      const { entries, exhausted } = byUpdate
-        ? await this.entriesByUpdate(position, asked, query.updatedAfter)
-        : await this.entriesById(position?.id ?? null, prefix, asked);
-      scanned += entries.length;
+      // Every shard reads as much, and all of them together stay within LIST_SCAN_LIMIT.
+      const asked = Math.min(batch, Math.floor((LIST_SCAN_LIMIT - scanned) / shards.length));
+      const reads = await Promise.all(
+        shards.map((ix) =>
+          byUpdate ? this.entriesByUpdate(ix, position, asked, query.updatedAfter) : this.entriesById(ix, position?.id ?? null, prefix, asked),
+        ),
+      );
+      scanned += reads.reduce((n, read) => n + read.entries.length, 0);
+      const { entries, exhausted } = mergeShards(reads, byUpdate ? newerFirst : idFirst);
       let candidates = entries.filter((e) => query.visible(e.id) && e.id.startsWith(prefix));
       if (!byUpdate && query.updatedAfter !== null && candidates.length > 0) {
-        const scores = await this.redis.zmscore(this.keys.contextsByUpdate, ...candidates.map((e) => e.id));
+        const scores = await this.updateTimes(candidates.map((e) => e.id));
         candidates = candidates.filter((_, i) => scores[i] != null && Number(scores[i]) > query.updatedAfter!);
       }
       // Heads are read only as far as the page needs: the indexes are supersets of what exists
@@ -345,31 +382,28 @@ export class ContextStore {
       }
       if (found.length > first) return done(true, found[first - 1]!.at);
       if (exhausted) return done(false, found.at(-1)?.at ?? null);
-      if (scanned === LIST_SCAN_LIMIT) return done(true, entries.at(-1)!);
+      // Not exhausted: the merge holds at least a shard's read, so `entries` is not empty.
+      if (LIST_SCAN_LIMIT - scanned < shards.length) return done(true, entries.at(-1)!);
       position = entries.at(-1)!;
       batch = Math.min(batch * 2, 1000);
     }
   }
 
-  /** Up to `count` entries of the id index after id `after` within `prefix`; exhausted when fewer were left. */
-  private async entriesById(after: string | null, prefix: string, count: number): Promise<{ entries: ListPosition[]; exhausted: boolean }> {
+  /** Up to `count` entries of a shard's id index after id `after` within `prefix`; exhausted when fewer were left. */
+  private async entriesById(ix: IndexKeys, after: string | null, prefix: string, count: number): Promise<IndexRead> {
     let start = prefix ? `[${prefix}` : "-";
     if (after != null && (!prefix || after >= prefix)) start = `(${after}`;
     const end = prefix ? `[${prefix}\xff` : "+";
-    const ids = await this.redis.zrangebylex(this.keys.contextIndex, start, end, "LIMIT", 0, count);
+    const ids = await this.redis.zrangebylex(ix.contexts, start, end, "LIMIT", 0, count);
     return { entries: ids.map((id) => ({ id })), exhausted: ids.length < count };
   }
 
   /**
-   * Up to `count` entries of the update-time index after `after`, newest first, stopping at the
-   * first not later than `updatedAfter` (ms); exhausted when no more can follow.
+   * Up to `count` entries of a shard's update-time index after `after`, newest first, stopping at
+   * the first not later than `updatedAfter` (ms); exhausted when no more can follow.
    */
-  private async entriesByUpdate(
-    after: ListPosition | null,
-    count: number,
-    updatedAfter: number | null,
-  ): Promise<{ entries: ListPosition[]; exhausted: boolean }> {
-    const flat = await scriptsOf(this.redis).readByUpdate(this.keys.contextsByUpdate, after?.at === undefined ? "" : String(after.at), after?.id ?? "", count);
+  private async entriesByUpdate(ix: IndexKeys, after: ListPosition | null, count: number, updatedAfter: number | null): Promise<IndexRead> {
+    const flat = await scriptsOf(this.redis).readByUpdate(ix.byUpdate, after?.at === undefined ? "" : String(after.at), after?.id ?? "", count);
     const entries: ListPosition[] = [];
     for (let i = 0; i < flat.length; i += 2) {
       const at = Number(flat[i + 1]);
@@ -379,49 +413,64 @@ export class ContextStore {
     return { entries, exhausted: flat.length < 2 * count };
   }
 
+  /** The update-time index scores of `ids` (ms; null: not indexed), in their order: one ZMSCORE per shard, all at once. */
+  private async updateTimes(ids: readonly string[]): Promise<(string | null)[]> {
+    const byShard = new Map<number, string[]>();
+    for (const id of ids) {
+      const shard = this.keys.shardOf(id);
+      if (!byShard.has(shard)) byShard.set(shard, []);
+      byShard.get(shard)!.push(id);
+    }
+    const scores = new Map<string, string | null>();
+    await Promise.all(
+      [...byShard].map(async ([shard, group]) => {
+        const got = await this.redis.zmscore(this.keys.index(shard).byUpdate, ...group);
+        group.forEach((id, i) => scores.set(id, got[i] ?? null));
+      }),
+    );
+    return ids.map((id) => scores.get(id) ?? null);
+  }
+
   /**
    * How many contexts the list would walk through for `query`, with `scope` the caller's scope as
    * id ranges (auth.ts scopeRanges). Counts index entries, so a context being created or deleted
    * at that moment may or may not be counted. Answered by ZLEXCOUNT (id ranges) or ZCOUNT
-   * (updatedAfter) when one suffices; otherwise by reading at most COUNT_SCAN_LIMIT entries of
-   * the smaller of the two, and null when both are larger.
+   * (updatedAfter) on every shard, summed, when one suffices; otherwise by reading at most
+   * COUNT_SCAN_LIMIT entries of the smaller of the two, and null when both are larger.
    */
   async count(query: ListQuery, scope: readonly IdRange[] | "all" | null): Promise<number | null> {
-    await this.state?.whenKeysIntact([this.keys.contextIndex, this.keys.contextsByUpdate]);
+    const shards = this.keys.indexes;
+    await this.state?.whenKeysIntact(shards.flatMap((ix) => [ix.contexts, ix.byUpdate]));
     const prefix = query.idPrefix ?? "";
     const ranges = scope === null ? null : rangesWithin(scope === "all" ? [{ prefix: "", exact: false }] : scope, prefix);
+    const sum = async (perShard: (ix: IndexKeys) => Promise<number>) => (await Promise.all(shards.map(perShard))).reduce((a, b) => a + b, 0);
     const lexCount = async (r: IdRange) =>
       r.exact
-        ? Number((await this.redis.zscore(this.keys.contextIndex, r.prefix)) !== null)
-        : r.prefix === ""
-          ? this.redis.zcard(this.keys.contextIndex)
-          : this.redis.zlexcount(this.keys.contextIndex, `[${r.prefix}`, `[${r.prefix}\xff`);
+        ? Number((await this.redis.zscore(this.keys.indexOf(r.prefix).contexts, r.prefix)) !== null)
+        : sum((ix) => (r.prefix === "" ? this.redis.zcard(ix.contexts) : this.redis.zlexcount(ix.contexts, `[${r.prefix}`, `[${r.prefix}\xff`)));
+    const idsIn = async (r: IdRange) =>
+      r.exact
+        ? [r.prefix]
+        : (await Promise.all(shards.map((ix) => this.redis.zrangebylex(ix.contexts, r.prefix ? `[${r.prefix}` : "-", r.prefix ? `[${r.prefix}\xff` : "+")))).flat();
     const inRanges = ranges === null ? null : (await Promise.all(ranges.map(lexCount))).reduce((a, b) => a + b, 0);
     if (query.updatedAfter === null) {
       if (inRanges !== null) return inRanges;
       // A scope of patterns: count the visible ids of the prefix's range, if few enough.
       const all = await lexCount({ prefix, exact: false });
       if (all > COUNT_SCAN_LIMIT) return null;
-      const ids = await this.redis.zrangebylex(this.keys.contextIndex, prefix ? `[${prefix}` : "-", prefix ? `[${prefix}\xff` : "+");
-      return ids.filter(query.visible).length;
+      return (await idsIn({ prefix, exact: false })).filter(query.visible).length;
     }
     const since = `(${query.updatedAfter}`;
-    const recent = await this.redis.zcount(this.keys.contextsByUpdate, since, "+inf");
+    const recent = await sum((ix) => this.redis.zcount(ix.byUpdate, since, "+inf"));
     if (scope === "all" && prefix === "") return recent;
     if (recent <= COUNT_SCAN_LIMIT) {
-      const ids = await this.redis.zrangebyscore(this.keys.contextsByUpdate, since, "+inf");
+      const ids = (await Promise.all(shards.map((ix) => this.redis.zrangebyscore(ix.byUpdate, since, "+inf")))).flat();
       return ids.filter((id) => id.startsWith(prefix) && query.visible(id)).length;
     }
     if (inRanges === null || inRanges > COUNT_SCAN_LIMIT) return null;
-    const ids = (
-      await Promise.all(
-        ranges!.map((r) =>
-          r.exact ? [r.prefix] : this.redis.zrangebylex(this.keys.contextIndex, r.prefix ? `[${r.prefix}` : "-", r.prefix ? `[${r.prefix}\xff` : "+"),
-        ),
-      )
-    ).flat();
+    const ids = (await Promise.all(ranges!.map(idsIn))).flat();
     if (ids.length === 0) return 0;
-    const scores = await this.redis.zmscore(this.keys.contextsByUpdate, ...ids);
+    const scores = await this.updateTimes(ids);
     return scores.filter((score) => score != null && Number(score) > query.updatedAfter!).length;
   }
 
@@ -449,17 +498,18 @@ export class ContextStore {
       () => (json = checkDocument(document, this.config)),
     );
     // The id may be generated here, unseen by authorization; the counter floor bounds its seqs.
-    await this.state?.whenKeysIntact([this.keys.contextBase(contextId), this.keys.counterFloor]);
+    await this.state?.whenKeysIntact([this.keys.contextBase(contextId), this.keys.indexOf(contextId).counterFloor]);
     const record = this.opRecord(contextId, ["create", json], options);
     const head = uniqueToken();
     const dryRun = options.dryRun === true;
     // Index before and after the script: a crash leaves the index a superset, never missing a
     // context, and a delete racing this create cannot leave it out (see delete).
+    const ix = this.keys.indexOf(contextId);
     if (!dryRun) {
       await Promise.all([
-        this.redis.zadd(this.keys.contextIndex, 0, contextId),
+        this.redis.zadd(ix.contexts, 0, contextId),
         // Before the first change, so that a feed subscriber's scan (store/feed-reader.ts) finds it.
-        this.redis.zadd(this.keys.feedIndex, 0, contextId),
+        this.redis.zadd(ix.feeds, 0, contextId),
       ]);
     }
     const settings = ledgerSettings(document as JsonObject);
@@ -467,7 +517,7 @@ export class ContextStore {
     // Pending: a deletion of this id left something to finish, or the floor was read too long ago.
     for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS && (!reply || "pending" in reply); attempt++) {
       if (reply) await this.deletions.finish(contextId);
-      const { floor, readAtMs } = await this.deletions.floor();
+      const { floor, readAtMs } = await this.deletions.floor(contextId);
       reply = parseWriteReply(
         await scriptsOf(this.redis).createContext(
           ...this.writeKeys(contextId, record),
@@ -499,8 +549,8 @@ export class ContextStore {
     if (dryRun) return replayed ? { id: contextId, ...outcome } : { id: contextId, ...outcome, document: document as JsonObject };
     // Again after the script: a prune of an earlier context of this id may have taken it out meanwhile (store/deletions.ts).
     await Promise.all([
-      this.redis.zadd(this.keys.contextIndex, 0, contextId),
-      this.redis.zadd(this.keys.feedIndex, 0, contextId),
+      this.redis.zadd(ix.contexts, 0, contextId),
+      this.redis.zadd(ix.feeds, 0, contextId),
       this.indexUpdate(contextId, Date.parse(outcome.updatedAt)),
     ]);
     if (replayed) return { id: contextId, ...outcome };
@@ -575,9 +625,10 @@ export class ContextStore {
     await this.deletions.purge(id);
     const { outcome } = settle<{ version: number; seq: number }>(reply);
     this.cache.delete(id);
-    await Promise.all([this.redis.zrem(this.keys.contextIndex, id), this.indexUpdate(id, null)]);
+    const ix = this.keys.indexOf(id);
+    await Promise.all([this.redis.zrem(ix.contexts, id), this.indexUpdate(id, null)]);
     // A create of the same id may have indexed itself between our script and ZREM: put it back.
-    if ((await this.redis.exists(k.meta)) === 1) await this.redis.zadd(this.keys.contextIndex, 0, id);
+    if ((await this.redis.exists(k.meta)) === 1) await this.redis.zadd(ix.contexts, 0, id);
     return { id, version: outcome.version, seq: outcome.seq };
   }
 
@@ -698,7 +749,7 @@ export class ContextStore {
    * until the context's next write.
    */
   private async indexUpdate(id: string, at: number | null): Promise<void> {
-    const index = this.keys.contextsByUpdate;
+    const index = this.keys.indexOf(id).byUpdate;
     let wrote = at;
     for (let round = 0; round < INDEX_RECONCILE_ROUNDS; round++) {
       const write = wrote === null ? this.redis.zrem(index, id) : this.redis.zadd(index, wrote, id);

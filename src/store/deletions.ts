@@ -23,7 +23,9 @@ const SWEEP_BATCH = 200;
  * first the ledger's keys (the purge, right after the deletion, by its server or else by the
  * sweeper), then, once the deleted-context retention has passed since counterFloor covered the
  * context's last seq, its feed and counters (the prune, by the sweeper) and its entries in the
- * contexts and feed indexes. Each deleted id is filed in keys.deletedIndex under when to look next.
+ * contexts and feed indexes. Each deleted id is filed in its index shard's `deleted` index (keys.ts
+ * IndexKeys) under when to look next, and raises that shard's counterFloor: a create of the id,
+ * which always falls in the same shard, reads that floor.
  */
 export class Deletions {
   /** `state`: as ContextStore's, for the sweeper. */
@@ -36,7 +38,7 @@ export class Deletions {
 
   /** Files `id` for the sweeper PURGE_GRACE_MS from now: it finishes the purge if this server stops first. */
   async fileForPurge(id: string): Promise<void> {
-    await this.redis.zadd(this.keys.deletedIndex, Date.now() + PURGE_GRACE_MS, id);
+    await this.redis.zadd(this.keys.indexOf(id).deleted, Date.now() + PURGE_GRACE_MS, id);
   }
 
   /** After a deletion: purges the context's ledger back to back, raises the floor, and files the prune. */
@@ -52,31 +54,34 @@ export class Deletions {
     await this.advance(id, false);
   }
 
-  /** The counter floor and when it was read (ms, Redis time), for create-context-7.lua. */
-  async floor(): Promise<{ readonly floor: number; readonly readAtMs: number }> {
-    const replies = (await this.redis.multi().get(this.keys.counterFloor).time().exec())!;
+  /** The counter floor of the index shard of `id` and when it was read (ms, Redis time), for create-context-7.lua. */
+  async floor(id: string): Promise<{ readonly floor: number; readonly readAtMs: number }> {
+    const replies = (await this.redis.multi().get(this.keys.indexOf(id).counterFloor).time().exec())!;
     for (const [err] of replies) if (err) throw err;
     const [[, floor], [, [seconds, micros]]] = replies as [[null, string | null], [null, [string, string]]];
     return { floor: Number(floor ?? 0), readAtMs: Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) };
   }
 
   /**
-   * One pass of the deletion sweeper: every deleted context that is due (by Redis's clock) is
-   * taken as far as it can go now, a step at a time: an unfinished purge, the floor's raise, a
+   * One pass of the deletion sweeper: the deleted contexts that are due (by Redis's clock), at
+   * most maxContexts / indexShards (rounded up) from every index shard, read at once, are each
+   * taken as far as they can go now, a step at a time: an unfinished purge, the floor's raise, a
    * due prune. Then each is filed under when its prune is due, or leaves the index. Nothing is
-   * written where the state is lost or unverified (see StateGuard): a pass without an intact
-   * index and counter floor does nothing, and a context whose state is not intact is filed again
-   * PURGE_GRACE_MS later. Returns how many it looked at.
+   * written where the state is lost or unverified (see StateGuard): shards whose index and
+   * counter floor are not intact are passed by, and a context whose state is not intact is filed
+   * again PURGE_GRACE_MS later. Returns how many it looked at.
    */
   async sweep(maxContexts = SWEEP_BATCH): Promise<number> {
-    if (!(await intact(this.state, [this.keys.deletedIndex, this.keys.counterFloor]))) return 0;
+    const shards = (await Promise.all(this.keys.indexes.map(async (ix) => ((await intact(this.state, [ix.deleted, ix.counterFloor])) ? [ix] : [])))).flat();
+    if (shards.length === 0) return 0;
     const [seconds, micros] = await this.redis.time();
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    const due = await this.redis.zrangebyscore(this.keys.deletedIndex, "-inf", now, "LIMIT", 0, maxContexts);
+    const share = Math.ceil(maxContexts / this.keys.indexShards);
+    const due = (await Promise.all(shards.map((ix) => this.redis.zrangebyscore(ix.deleted, "-inf", now, "LIMIT", 0, share)))).flat();
     const ready = await Promise.all(due.map((id) => intact(this.state, [this.keys.contextBase(id)])));
     for (const [i, id] of due.entries()) {
       if (ready[i]) await this.file(id, await this.advance(id, true));
-      else await this.redis.zadd(this.keys.deletedIndex, now + PURGE_GRACE_MS, id);
+      else await this.redis.zadd(this.keys.indexOf(id).deleted, now + PURGE_GRACE_MS, id);
     }
     return due.length;
   }
@@ -92,7 +97,7 @@ export class Deletions {
       ) as PurgeReply;
       if ("pending" in reply) continue;
       if ("raise" in reply) {
-        floorReached = Number(await scripts.raiseFloor(this.keys.counterFloor, reply.raise));
+        floorReached = Number(await scripts.raiseFloor(this.keys.indexOf(id).counterFloor, reply.raise));
         continue;
       }
       return reply;
@@ -106,20 +111,20 @@ export class Deletions {
    * feed index if it has a feed), and one deleted again (a tombstone) back into the deleted index.
    */
   private async file(id: string, outcome: PurgeOutcome): Promise<void> {
+    const ix = this.keys.indexOf(id);
     if ("wait" in outcome) {
-      await this.redis.zadd(this.keys.deletedIndex, outcome.wait, id);
+      await this.redis.zadd(ix.deleted, outcome.wait, id);
       return;
     }
     const k = this.keys.context(id);
     if (outcome.gone) {
-      const { contextIndex, feedIndex, leaseIndex } = this.keys;
-      await Promise.all([this.redis.zrem(contextIndex, id), this.redis.zrem(feedIndex, id), this.redis.zrem(leaseIndex, id)]);
+      await Promise.all([this.redis.zrem(ix.contexts, id), this.redis.zrem(ix.feeds, id), this.redis.zrem(ix.due, id)]);
       const [meta, seq] = await Promise.all([this.redis.exists(k.meta), this.redis.exists(k.seq)]);
       // A context created meanwhile is filed as due in the lease index: the sweeper files it anew.
-      if (meta === 1) await Promise.all([this.redis.zadd(contextIndex, 0, id), this.redis.zadd(leaseIndex, "LT", 0, id)]);
-      if (seq === 1) await this.redis.zadd(feedIndex, 0, id);
+      if (meta === 1) await Promise.all([this.redis.zadd(ix.contexts, 0, id), this.redis.zadd(ix.due, "LT", 0, id)]);
+      if (seq === 1) await this.redis.zadd(ix.feeds, 0, id);
     }
-    await this.redis.zrem(this.keys.deletedIndex, id);
-    if ((await this.redis.exists(k.tombstone)) === 1) await this.redis.zadd(this.keys.deletedIndex, 0, id);
+    await this.redis.zrem(ix.deleted, id);
+    if ((await this.redis.exists(k.tombstone)) === 1) await this.redis.zadd(ix.deleted, 0, id);
   }
 }

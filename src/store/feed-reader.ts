@@ -140,14 +140,20 @@ export class FeedReader {
    */
   async idsWithPrefix(prefix: string): Promise<string[]> {
     const end = prefix ? `[${prefix}\xff` : "+";
-    const ids: string[] = [];
-    let start = prefix ? `[${prefix}` : "-";
-    for (;;) {
-      const page = await this.redis.zrangebylex(this.keys.feedIndex, start, end, "LIMIT", 0, 1000);
-      ids.push(...page);
-      if (page.length < 1000) return ids;
-      start = `(${page[page.length - 1]}`;
-    }
+    // Every index shard at once; ids are ASCII (CONTEXT_ID), so sort() is Redis's byte order.
+    const shards = await Promise.all(
+      this.keys.indexes.map(async (ix) => {
+        const ids: string[] = [];
+        let start = prefix ? `[${prefix}` : "-";
+        for (;;) {
+          const page = await this.redis.zrangebylex(ix.feeds, start, end, "LIMIT", 0, 1000);
+          ids.push(...page);
+          if (page.length < 1000) return ids;
+          start = `(${page[page.length - 1]}`;
+        }
+      }),
+    );
+    return shards.flat().sort();
   }
 }
 

@@ -213,13 +213,13 @@ export class LedgerStore {
     const record = this.recordOf("release", contextId, [allocationId, usage], options);
     let reply = await this.call("release", contextId, record, options, args);
     if ("pending" in reply) {
-      await this.redis.zadd(this.keys.leaseIndex, "LT", 0, contextId);
+      await this.redis.zadd(this.keys.indexOf(contextId).due, "LT", 0, contextId);
       while ("pending" in reply) reply = await this.call("release", contextId, record, options, args);
     }
     const released = toAllocation(settle<{ allocation: RawAllocation }>(reply).outcome.allocation);
     // The sweeper prunes it (and any descendant this ended with it) once its retention runs out.
     if (released.endedAt !== null) {
-      await this.redis.zadd(this.keys.leaseIndex, "LT", Date.parse(released.endedAt) + this.config.endedAllocationRetentionMs, contextId);
+      await this.redis.zadd(this.keys.indexOf(contextId).due, "LT", Date.parse(released.endedAt) + this.config.endedAllocationRetentionMs, contextId);
     }
     return released;
   }
@@ -262,25 +262,28 @@ export class LedgerStore {
    * Redis's clock), does the ledger's upkeep, a step (one script, lua/expire-due-9.lua) at a time
    * until nothing is due: ends overdue leases and releases left unfinished by their server, and
    * prunes ended allocations whose retention (endedAllocationRetentionMs) ran out. The contexts are
-   * claimed first (lua/take-due-2.lua: other instances' sweepers pass them by) and each is then
+   * claimed first (lua/take-due-2.lua: other instances' sweepers pass them by), at most
+   * maxContexts / indexShards (rounded up) from every index shard, claimed at once, and each is then
    * filed under when something next falls due (lua/settle-due-2.lua), keeping an earlier time a
    * writer filed meanwhile, such as a release's prune. Returns how many contexts it swept. Every
    * accepted ledger or lock operation also ends what is due first (a refused one writes nothing),
    * so this only bounds how long an allocation nobody changes shows ACTIVE past its lease.
-   * Nothing is written where the state is lost or unverified (see StateGuard): a pass without an
-   * intact lease index does nothing, and a context whose state is not intact is left claimed.
+   * Nothing is written where the state is lost or unverified (see StateGuard): shards whose lease
+   * index is not intact are passed by, and a context whose state is not intact is left claimed.
    */
   async sweep(maxContexts = 200): Promise<number> {
-    const { leaseIndex, leaseClaims } = this.keys;
-    if (!(await intact(this.state, [leaseIndex]))) return 0;
+    const shards = (await Promise.all(this.keys.indexes.map(async (ix) => ((await intact(this.state, [ix.due])) ? [ix] : [])))).flat();
+    if (shards.length === 0) return 0;
     const [seconds, micros] = await this.redis.time();
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     const scripts = scriptsOf(this.redis);
-    const due = await scripts.takeDue(leaseIndex, leaseClaims, now, now + SWEEP_CLAIM_MS, maxContexts);
+    const share = Math.ceil(maxContexts / this.keys.indexShards);
+    const due = (await Promise.all(shards.map((ix) => scripts.takeDue(ix.due, ix.claimed, now, now + SWEEP_CLAIM_MS, share)))).flat();
     const ready = await Promise.all(due.map((contextId) => intact(this.state, [this.keys.contextBase(contextId)])));
     for (const [i, contextId] of due.entries()) {
       // Its claim runs out, and it is due again, SWEEP_CLAIM_MS from now.
       if (!ready[i]) continue;
+      const ix = this.keys.indexOf(contextId);
       let next: number | null = null;
       try {
         let step: UpkeepStep;
@@ -290,7 +293,7 @@ export class LedgerStore {
       } catch (err) {
         if (!(err instanceof AppError && err.code === ErrorCode.NOT_FOUND)) throw err;
       }
-      await scripts.settleDue(leaseIndex, leaseClaims, contextId, next ?? "");
+      await scripts.settleDue(ix.due, ix.claimed, contextId, next ?? "");
     }
     return due.length;
   }
@@ -307,7 +310,7 @@ export class LedgerStore {
   /** Files the allocation's context under its expiry in the lease index if that is earlier. */
   private async indexLease(allocation: Allocation): Promise<Allocation> {
     if (allocation.expiresAt !== null) {
-      await this.redis.zadd(this.keys.leaseIndex, "LT", Date.parse(allocation.expiresAt), allocation.contextId);
+      await this.redis.zadd(this.keys.indexOf(allocation.contextId).due, "LT", Date.parse(allocation.expiresAt), allocation.contextId);
     }
     return allocation;
   }

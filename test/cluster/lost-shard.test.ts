@@ -18,7 +18,7 @@ import {
   RollbackContextDocument,
   WatchSliceDocument,
 } from "../gql/graphql.js";
-import { Keys } from "../../src/redis/keys.js";
+import { CLUSTER_INDEX_SHARDS, Keys } from "../../src/redis/keys.js";
 import { fingerprintOf } from "../../src/store/script-replies.js";
 import { startRedisCluster, type RedisCluster } from "../../support/redis-cluster.js";
 import type { RedisServer } from "../../support/redis-server.js";
@@ -35,14 +35,13 @@ let keys: Keys;
 
 beforeAll(async () => {
   cluster = await startRedisCluster(3);
-  // A prefix whose contexts index lies on the victim, so that lists are refused while it is lost,
-  // and whose counter floor does not, so that creates elsewhere are served meanwhile.
+  // A prefix that files the first swarm in a contexts index shard on the victim, so that lists
+  // are refused while it is lost.
   const victim = await cluster.masterOf(calculateSlot(`{ctx:${FIRST_SWARM}}`));
-  const onVictim = async (key: string) => (await cluster.masterOf(calculateSlot(key))) === victim;
   do {
     prefix = `lost-${randomUUID()}`;
-    keys = new Keys(prefix);
-  } while (!(await onVictim(keys.contextIndex)) || (await onVictim(keys.counterFloor)));
+    keys = new Keys(prefix, CLUSTER_INDEX_SHARDS);
+  } while ((await cluster.masterOf(calculateSlot(keys.indexOf(FIRST_SWARM).contexts))) !== victim);
 });
 
 afterAll(async () => {
@@ -138,7 +137,7 @@ test("a master restarted empty: its swarms are refused on every instance and not
   const lostSlots = (health.lostShards[0].slots as { first: number; last: number }[]).flatMap(({ first, last }) => Array.from({ length: last - first + 1 }, (_, i) => first + i));
   for (const swarm of lostSwarms) expect(lostSlots).toContain(slotOf(swarm.id));
   for (const swarm of servedSwarms) expect(lostSlots).not.toContain(slotOf(swarm.id));
-  expect(lostSlots, "the contexts index's slot").toContain(calculateSlot(keys.contextIndex));
+  expect(lostSlots, "the slot of the first swarm's contexts index shard").toContain(calculateSlot(keys.indexOf(FIRST_SWARM).contexts));
 
   // The victim's node, to read its slots directly.
   const direct = new Redis(victim.port, "127.0.0.1");
@@ -211,7 +210,11 @@ test("a master restarted empty: its swarms are refused on every instance and not
     feed.close();
   }
   const elsewhere = await (async () => {
-    for (let n = 0; ; n++) if ((await cluster.masterOf(slotOf(`new-${n}`))) !== victim) return `new-${n}`;
+    // On another master, and so is the counter floor of its index shard, which its create reads.
+    for (let n = 0; ; n++) {
+      const id = `new-${n}`;
+      if ((await cluster.masterOf(slotOf(id))) !== victim && (await cluster.masterOf(calculateSlot(keys.indexOf(id).counterFloor))) !== victim) return id;
+    }
   })();
   await ok(a.url, CreateContextDocument, { id: elsewhere, document: { resources: { limits: { credits: 5 } } } });
 

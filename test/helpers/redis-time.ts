@@ -1,7 +1,7 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../src/redis/clients.js";
 
 /** Waits until Redis's clock (the one leases use) is past the instant `iso`. */
-export async function redisTimePast(redis: Redis, iso: string): Promise<void> {
+export async function redisTimePast(redis: RedisClient, iso: string): Promise<void> {
   const end = Date.parse(iso);
   for (;;) {
     const [s, us] = await redis.time();

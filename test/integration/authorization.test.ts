@@ -5,11 +5,13 @@ import { beforeAll, describe, expect, test } from "vitest";
 import { schema } from "../../schema/index.js";
 import type { Introspection } from "../../src/config.js";
 import { generateKey, type Role } from "../../src/security/auth.js";
-import { Keys } from "../../src/redis/keys.js";
+import type { Keys } from "../../src/redis/keys.js";
+import { deploymentKeys } from "../../src/server/app.js";
 import { LIST_SCAN_LIMIT } from "../../src/store/contexts.js";
 import { useTestServer } from "../helpers/app.js";
 import { Backoff } from "../helpers/backoff.js";
 import { sseResults, type ErrorJson } from "../helpers/feed-client.js";
+import { dropFromIndex, fileInIndex, readIndex } from "../helpers/indexes.js";
 import { testKeys } from "../helpers/keys.js";
 import { redisState } from "../helpers/redis-state.js";
 
@@ -55,7 +57,7 @@ const server = useTestServer({ keys: keys.ring });
 let redisKeys: Keys;
 
 beforeAll(() => {
-  redisKeys = new Keys(server.config.keyPrefix);
+  redisKeys = deploymentKeys(server.config);
 });
 
 function headers(authorization: string | undefined, accept: string): Record<string, string> {
@@ -230,8 +232,8 @@ async function fingerprint(...fixtures: Fixture[]) {
     const context = await redisState(server.redis, redisKeys.contextBase(fx.id));
     contexts.push({ context, created: await redisState(server.redis, redisKeys.contextBase(fx.newId)) });
   }
-  return { contexts, epoch: await server.redis.get(redisKeys.epoch), index: await server.redis.zrange(redisKeys.contextIndex, 0, -1),
-    byUpdate: await server.redis.zrange(redisKeys.contextsByUpdate, 0, -1, "WITHSCORES"),
+  return { contexts, epoch: await server.redis.get(redisKeys.epoch), index: await readIndex(server.redis, redisKeys, "contexts"),
+    byUpdate: await readIndex(server.redis, redisKeys, "byUpdate"),
   };
 }
 
@@ -580,7 +582,7 @@ describe("scope on delivery, and actors", () => {
     // Index entries outside the scope, before, after and past the out- ids: each run enough that
     // walking past it takes more than one request's scan. (The index may hold ids of no context.)
     const fillers = ["hb", "io", "zz"].flatMap((head) => Array.from({ length: LIST_SCAN_LIMIT }, (_, i) => `${head}-${String(i).padStart(5, "0")}`));
-    await server.redis.zadd(redisKeys.contextIndex, ...fillers.flatMap((id) => [0, id]));
+    await fileInIndex(server.redis, redisKeys, "contexts", new Map(fillers.map((id) => [id, 0])));
     try {
       const outside = (id: string) => !id.startsWith("in-");
       const all = idsOf(await walkContexts(KEY.admin, 500));
@@ -609,7 +611,7 @@ describe("scope on delivery, and actors", () => {
         expect(new Set(cursors.map((cursor) => cursor.length)).size, "cursors all of one length, whatever the id").toBe(1);
       }
     } finally {
-      await server.redis.zrem(redisKeys.contextIndex, ...fillers);
+      await dropFromIndex(server.redis, redisKeys, "contexts", fillers);
     }
   });
 

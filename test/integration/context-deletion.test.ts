@@ -2,7 +2,7 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { connectRedis } from "../../src/redis/clients.js";
-import { Keys } from "../../src/redis/keys.js";
+import { deploymentKeys } from "../../src/server/app.js";
 import { scriptsOf } from "../../src/redis/scripts.js";
 import { Deletions } from "../../src/store/deletions.js";
 import { LedgerStore } from "../../src/store/ledger.js";
@@ -47,7 +47,7 @@ afterAll(() => client.disconnect());
 
 const credits = (amount: number) => [{ kind: "credits", amount }];
 const actor = { actor: "test" };
-const base = (on: ServerFixture, id: string) => new Keys(on.config.keyPrefix).contextBase(id);
+const base = (on: ServerFixture, id: string) => deploymentKeys(on.config).contextBase(id);
 
 /** The keys under a context's base (without the base), resend records left out: they expire on their own. */
 async function keysOf(on: ServerFixture, id: string): Promise<string[]> {
@@ -61,7 +61,7 @@ async function keysOf(on: ServerFixture, id: string): Promise<string[]> {
  * and its allocations.
  */
 async function bigSwarm(on: ServerFixture, id: string, allocations: number, locks: number): Promise<{ created: number; allocations: Allocation[] }> {
-  const ledger = new LedgerStore(client, new Keys(on.config.keyPrefix), on.config);
+  const ledger = new LedgerStore(client, deploymentKeys(on.config), on.config);
   const { createContext } = await on.data(CreateContextDocument, { id, document: { resources: { limits: { credits: 1_000_000 } } } });
   const parents = await Promise.all(Array.from({ length: allocations / 2 }, () => ledger.allocate(id, { request: credits(10), mode: "EXACT", leaseMs: 600_000 }, actor)));
   const children = await Promise.all(parents.map((p) => ledger.allocate(id, { parentId: p.id, request: credits(1), mode: "EXACT" }, actor)));
@@ -94,14 +94,14 @@ async function until(check: () => Promise<boolean>): Promise<void> {
 
 /** Deletes like the delete script of a server that stopped right after it: the ledger's keys are left, filed for the sweeper as that server did. */
 async function deleteAndStop(on: ServerFixture, id: string): Promise<void> {
-  const keys = new Keys(on.config.keyPrefix);
+  const keys = deploymentKeys(on.config);
   const k = keys.context(id);
   const reply = await scriptsOf(client).deleteContext(
     k.meta, k.seq, k.snapshots, k.feed, keys.resend(id, "stopped"), k.limits, k.policy,
     "", "", "test", "", new Date().toISOString(), on.config.feedRetention, 60, keys.changesChannel, id, keys.contextBase(id),
   );
   expect(JSON.parse(reply)).toMatchObject({ ok: true });
-  await client.zadd(keys.deletedIndex, 0, id);
+  await client.zadd(keys.indexOf(id).deleted, 0, id);
 }
 
 function watch(on: ServerFixture, id: string, seq: number): FeedClient<ContextChangesSubscription> {
@@ -132,7 +132,7 @@ test("a purge whose server stopped: the ledger answers NOT_FOUND meanwhile, and 
   expect((await server.data(GetAllocationDocument, { id: allocations[0]!.id })).allocation).toBeNull();
   await server.refused("NOT_FOUND", () => server.request(AllocateDocument, { contextId: id, request: credits(1), mode: "EXACT" }));
   await server.refused("NOT_FOUND", () => server.request(AcquireLockDocument, { contextId: id, name: "lock-1", holder: "x", leaseMs: 1000 }));
-  const keys = new Keys(server.config.keyPrefix);
+  const keys = deploymentKeys(server.config);
   // One pass, as the sweeper's timer would run it (this server's sweeper is off).
   const deletions = new Deletions(client, keys, server.config);
   expect(await deletions.sweep()).toBe(1);
@@ -141,7 +141,7 @@ test("a purge whose server stopped: the ledger answers NOT_FOUND meanwhile, and 
   const tomb = await server.redis.hgetall(`${base(server, id)}:tomb`);
   expect(tomb).toEqual({ seq: await server.redis.get(`${base(server, id)}:seq`), deletedAt: expect.any(String) });
   // Filed under when the floor is to be raised for it: half a retention after the deletion.
-  expect(Number(await server.redis.zscore(keys.deletedIndex, id))).toBe(Number(tomb.deletedAt) + server.config.deletedContextRetentionMs / 2);
+  expect(Number(await server.redis.zscore(keys.indexOf(id).deleted, id))).toBe(Number(tomb.deletedAt) + server.config.deletedContextRetentionMs / 2);
 });
 
 test("a create of an id whose purge is unfinished finishes it first: no allocation or lock of the deleted context shows in the new one", async () => {
@@ -167,14 +167,14 @@ test("after the retention the feed, counters and index entries of a deleted cont
   await short.data(AcquireLockDocument, { contextId: id, name: "w", holder: "a", leaseMs: 60_000 });
   await short.data(AllocateDocument, { contextId: id, request: credits(1), mode: "UP_TO", leaseMs: 60_000 });
   const { deleteContext } = await short.data(DeleteContextDocument, { id });
-  const keys = new Keys(short.config.keyPrefix);
-  expect(await short.redis.zscore(keys.leaseIndex, id)).not.toBeNull();
+  const ix = deploymentKeys(short.config).indexOf(id);
+  expect(await short.redis.zscore(ix.due, id)).not.toBeNull();
   await until(async () => (await short.redis.exists(`${base(short, id)}:seq`)) === 0);
-  await until(async () => (await short.redis.zscore(keys.deletedIndex, id)) === null);
+  await until(async () => (await short.redis.zscore(ix.deleted, id)) === null);
   expect(await keysOf(short, id)).toEqual([]);
-  expect(await short.redis.zscore(keys.feedIndex, id)).toBeNull();
-  expect(await short.redis.zscore(keys.contextIndex, id)).toBeNull();
-  expect(await short.redis.zscore(keys.leaseIndex, id)).toBeNull();
+  expect(await short.redis.zscore(ix.feeds, id)).toBeNull();
+  expect(await short.redis.zscore(ix.contexts, id)).toBeNull();
+  expect(await short.redis.zscore(ix.due, id)).toBeNull();
   const feed = watch(short, id, deleteContext.seq - 1);
   await feed.until((c) => c.values.length > 0, "the resync");
   expect(batches(feed)[0]).toEqual({ changes: [], resync: [{ contextId: id, seq: 0, version: 0 }] });
@@ -187,11 +187,11 @@ test("an id created again within the retention keeps its feed and counters: the 
   const { deleteContext } = await short.data(DeleteContextDocument, { id });
   const created = (await short.data(CreateContextDocument, { id, document: { n: 1 } })).createContext;
   expect(created.seq).toBe(deleteContext.seq + 1);
-  const keys = new Keys(short.config.keyPrefix);
+  const ix = deploymentKeys(short.config).indexOf(id);
   // The sweeper looks at it when its prune would have been due, and drops it from the deleted index.
-  await until(async () => (await short.redis.zscore(keys.deletedIndex, id)) === null);
+  await until(async () => (await short.redis.zscore(ix.deleted, id)) === null);
   expect((await short.data(MergeContextDocument, { id, merge: { n: 2 } })).mergeContext.seq).toBe(created.seq + 1);
-  expect(await short.redis.zscore(keys.feedIndex, id)).not.toBeNull();
+  expect(await short.redis.zscore(ix.feeds, id)).not.toBeNull();
 });
 
 test("an id created after the prune starts above the counter floor: an old cursor gets a resync, old allocation ids and fencing tokens do not act on it", async () => {
@@ -204,7 +204,7 @@ test("an id created after the prune starts above the counter floor: an old curso
   await until(async () => (await fresh.redis.exists(`${base(fresh, id)}:seq`)) === 0);
   // The only deletion under this prefix: the floor, raised for the prune, is its DELETED seq.
   const floor = deleteContext.seq;
-  expect(Number(await fresh.redis.get(new Keys(fresh.config.keyPrefix).counterFloor))).toBe(floor);
+  expect(Number(await fresh.redis.get(deploymentKeys(fresh.config).indexOf(id).counterFloor))).toBe(floor);
 
   const created = (await fresh.data(CreateContextDocument, { id, document: { resources: { limits: { credits: 100 } }, n: 0 } })).createContext;
   expect(created.seq).toBe(floor + 1);
@@ -232,7 +232,7 @@ test("an id created after the prune starts above the counter floor: an old curso
 
 test("a create whose floor was read longer than a quarter of the retention ago is answered pending and writes nothing", async () => {
   const id = "late-floor";
-  const keys = new Keys(server.config.keyPrefix);
+  const keys = deploymentKeys(server.config);
   const k = keys.context(id);
   const [seconds] = await client.time();
   const readAt = Number(seconds) * 1000 - server.config.deletedContextRetentionMs / 2;

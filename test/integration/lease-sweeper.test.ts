@@ -75,18 +75,18 @@ test("a pass that fails other than by a lost connection is reported with its cau
   const { counts, sweep } = countedSweep();
   const reports: Error[] = [];
   // The lease index holds the wrong type: every pass fails on it until it is removed.
-  await redis.set(keys.leaseIndex, "not a sorted set");
+  await redis.set(keys.index(0).due, "not a sorted set");
   const sweeper = new PeriodicPass(sweep, 5, (err) => reports.push(err as Error));
   try {
     await vi.waitFor(() => expect(counts.failed).toBeGreaterThanOrEqual(3), { timeout: 10_000 });
     expect(reports.map((e) => e.message)).toEqual([expect.stringContaining("WRONGTYPE")]);
-    await redis.del(keys.leaseIndex);
+    await redis.del(keys.index(0).due);
     const failed = counts.failed;
     await vi.waitFor(() => expect(counts.ended - failed).toBeGreaterThanOrEqual(2), { timeout: 10_000 });
-    await redis.set(keys.leaseIndex, "not a sorted set");
+    await redis.set(keys.index(0).due, "not a sorted set");
     await vi.waitFor(() => expect(reports).toHaveLength(2), { timeout: 10_000 });
   } finally {
     sweeper.stop();
-    await redis.del(keys.leaseIndex);
+    await redis.del(keys.index(0).due);
   }
 });

@@ -324,7 +324,7 @@ test("a cascade whose server stops after its first step is finished by the lease
   expectDeepestFirst(await endedInFeedOrder(tree.id));
   // Nothing else is due: the context stays filed only for when retention prunes the oldest ended.
   const [, oldestEnded] = await server.redis.zrange(keys.context(tree.id).ended, 0, 0, "WITHSCORES");
-  expect(Number(await server.redis.zscore(keys.leaseIndex, tree.id))).toBe(Number(oldestEnded) + server.config.endedAllocationRetentionMs);
+  expect(Number(await server.redis.zscore(keys.indexOf(tree.id).due, tree.id))).toBe(Number(oldestEnded) + server.config.endedAllocationRetentionMs);
   const replay = await server.data(ReleaseDocument, { allocationId: tree.root.id, usage: credits(3), opId: "orphaned" });
   expect(replay.release).toMatchObject({ status: "RELEASED", consumed: credits(tree.used + 3) });
   const { budget } = (await server.data(GetLedgerDocument, { id: tree.id })).context!;

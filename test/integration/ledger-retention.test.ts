@@ -1,10 +1,10 @@
 // Proves that ended allocations are pruned once SWARM_ENDED_ALLOCATION_RETENTION_MS has passed since they ended, and only then: exactly the ones due go (hash, index entries, number, children set), live ones and ones ended later stay, their feed entries stay, each upkeep script handles at most STEP allocations, a child whose parent was pruned shows parent null with its parentId, and the sweeper drives it all from the lease index.
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { parse } from "graphql";
-import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
-import { connectRedis } from "../../src/redis/clients.js";
-import { Keys } from "../../src/redis/keys.js";
+import { connectRedis, type RedisClient } from "../../src/redis/clients.js";
+import type { Keys } from "../../src/redis/keys.js";
+import { deploymentKeys, redisTarget } from "../../src/server/app.js";
 import { scriptsOf } from "../../src/redis/scripts.js";
 import { LedgerStore, type UpkeepStep } from "../../src/store/ledger.js";
 import { ledgerViolations } from "../../support/ledger-invariant.js";
@@ -19,11 +19,11 @@ const server = useTestServer({ leaseSweepMs: 0 });
 type Data = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const doc = (query: string) => parse(query) as TypedDocumentNode<Data, Record<string, unknown>>;
 
-let redis: Redis;
+let redis: RedisClient;
 let keys: Keys;
 beforeAll(async () => {
-  redis = await connectRedis({ url: server.config.redisUrl }, "retention-test");
-  keys = new Keys(server.config.keyPrefix);
+  redis = await connectRedis(redisTarget(server.config), "retention-test");
+  keys = deploymentKeys(server.config);
 });
 afterAll(() => redis.disconnect());
 
@@ -176,7 +176,7 @@ test("the sweeper prunes what a release ended, filed in the lease index under wh
     const run = async (query: string, variables: Record<string, unknown>) => swept.data(doc(query), variables);
     const a = (await run("mutation($c: ID!) { allocate(contextId: $c, request: [{ kind: \"credits\", amount: 10 }], mode: EXACT) { id } }", { c: id })).allocate;
     const ended = Date.parse((await run("mutation($id: ID!) { release(allocationId: $id) { endedAt } }", { id: a.id })).release.endedAt);
-    const leaseIndex = new Keys(swept.config.keyPrefix).leaseIndex;
+    const leaseIndex = deploymentKeys(swept.config).indexOf(id).due;
     const filed = await server.redis.zscore(leaseIndex, id);
     // Filed at once (or already swept and gone, if the sweeper was that quick).
     if (filed !== null) expect(Number(filed)).toBe(ended + 300);
@@ -198,27 +198,28 @@ test("a sweeper claims what it works on: another passes it by, a release filed m
   const a = await allocate(id);
   const scripts = scriptsOf(redis);
   const store = storeWith(60_000);
+  const ix = keys.indexOf(id);
   await store.sweep(); // what earlier tests left due
   const now = await redisNow();
   // Due now, and claimed by a sweeper that is working on it.
-  await redis.zadd(keys.leaseIndex, now - 1, id);
-  expect(await scripts.takeDue(keys.leaseIndex, keys.leaseClaims, now, now + 60_000, 10)).toEqual([id]);
+  await redis.zadd(ix.due, now - 1, id);
+  expect(await scripts.takeDue(ix.due, ix.claimed, now, now + 60_000, 10)).toEqual([id]);
   expect(await store.sweep(), "another sweeper passes a claimed context by").toBe(0);
   // A release lands while the claim is held: the server files the context under its prune time.
   const ended = await release(a.id);
   const filed = ended + server.config.endedAllocationRetentionMs;
-  expect(Number(await redis.zscore(keys.leaseIndex, id))).toBe(filed);
+  expect(Number(await redis.zscore(ix.due, id))).toBe(filed);
   // The claiming sweeper found nothing due before the release: that does not unfile it.
-  await scripts.settleDue(keys.leaseIndex, keys.leaseClaims, id, "");
-  expect(Number(await redis.zscore(keys.leaseIndex, id))).toBe(filed);
-  expect(await redis.zscore(keys.leaseClaims, id)).toBeNull();
+  await scripts.settleDue(ix.due, ix.claimed, id, "");
+  expect(Number(await redis.zscore(ix.due, id))).toBe(filed);
+  expect(await redis.zscore(ix.claimed, id)).toBeNull();
 
   // A claim whose sweeper stopped runs out: the context is due again from then.
-  await redis.zadd(keys.leaseIndex, now - 1, id);
-  expect(await scripts.takeDue(keys.leaseIndex, keys.leaseClaims, now, now + 1, 10)).toEqual([id]);
-  expect(await redis.zscore(keys.leaseIndex, id)).toBeNull();
-  expect(await scripts.takeDue(keys.leaseIndex, keys.leaseClaims, now + 1, now + 60_000, 10)).toEqual([id]);
-  expect(Number(await redis.zscore(keys.leaseClaims, id))).toBe(now + 60_000);
-  await scripts.settleDue(keys.leaseIndex, keys.leaseClaims, id, filed);
-  expect(Number(await redis.zscore(keys.leaseIndex, id))).toBe(filed);
+  await redis.zadd(ix.due, now - 1, id);
+  expect(await scripts.takeDue(ix.due, ix.claimed, now, now + 1, 10)).toEqual([id]);
+  expect(await redis.zscore(ix.due, id)).toBeNull();
+  expect(await scripts.takeDue(ix.due, ix.claimed, now + 1, now + 60_000, 10)).toEqual([id]);
+  expect(Number(await redis.zscore(ix.claimed, id))).toBe(now + 60_000);
+  await scripts.settleDue(ix.due, ix.claimed, id, filed);
+  expect(Number(await redis.zscore(ix.due, id))).toBe(filed);
 });

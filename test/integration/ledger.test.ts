@@ -16,7 +16,7 @@ import {
   RenewLockDocument,
   ReportUsageDocument,
 } from "../gql/graphql.js";
-import { Keys } from "../../src/redis/keys.js";
+import { deploymentKeys } from "../../src/server/app.js";
 import { startTestServer, useTestServer, type GraphQLResponse } from "../helpers/app.js";
 import { ledgerViolations } from "../../support/ledger-invariant.js";
 import { redisTimePast } from "../helpers/redis-time.js";
@@ -436,7 +436,7 @@ test("the sweeper ends an expired allocation nobody touches, emitting EXPIRED", 
     ]);
     // Nothing else is due: the context stays filed only for when retention prunes the two.
     const endedAt = Date.parse((await swept.data(GetAllocationDocument, { id: a.id })).allocation!.endedAt!);
-    expect(Number(await server.redis.zscore(new Keys(swept.config.keyPrefix).leaseIndex, id))).toBe(endedAt + swept.config.endedAllocationRetentionMs);
+    expect(Number(await server.redis.zscore(deploymentKeys(swept.config).indexOf(id).due, id))).toBe(endedAt + swept.config.endedAllocationRetentionMs);
     expect(await ledgerViolations(server.redis, swept.config.keyPrefix, id)).toEqual([]);
   } finally {
     await swept.close();

@@ -14,13 +14,14 @@ import {
 import { errorCode, startTestServer, useTestServer } from "../helpers/app.js";
 import { watchCommands } from "../helpers/monitor.js";
 import { Backoff } from "../helpers/backoff.js";
+import { dropFromIndex, fileInIndex, readIndex } from "../helpers/indexes.js";
 import { subscribe } from "../helpers/feed-client.js";
 import { spawnServer } from "../helpers/server-process.js";
-import { Keys } from "../../src/redis/keys.js";
+import { deploymentKeys } from "../../src/server/app.js";
 import { COUNT_SCAN_LIMIT } from "../../src/store/contexts.js";
 
 const server = useTestServer({ heartbeatMs: 50, heartbeatTtlMs: 1_000 });
-const keys = () => new Keys(server.config.keyPrefix);
+const keys = () => deploymentKeys(server.config);
 
 interface Walk {
   ids: string[];
@@ -70,7 +71,7 @@ describe("contexts by update time", () => {
     const after = await server.data(OverviewDocument, { first: 10, idPrefix: "upd-", orderBy: "UPDATED_AT_DESC" });
     expect(after.contexts.edges.map((e) => e.node.id)).toEqual(["upd-a", "upd-b"]);
     expect(after.contexts.totalCount).toBe(2);
-    expect(await server.redis.zscore(keys().contextsByUpdate, "upd-c")).toBeNull();
+    expect(await server.redis.zscore(keys().indexOf("upd-c").byUpdate, "upd-c")).toBeNull();
   });
 
   test("entries of one time are ordered by id descending, and pages split inside a run of them", async () => {
@@ -78,7 +79,7 @@ describe("contexts by update time", () => {
     await createAll(ids);
     // The index is a hint Node writes: give groups of ids one time, as many writes in one ms would.
     const score = (i: number) => 1_000_000 + Math.floor(i / 10);
-    for (const [i, id] of ids.entries()) await server.redis.zadd(keys().contextsByUpdate, score(i), id);
+    await fileInIndex(server.redis, keys(), "byUpdate", new Map(ids.map((id, i) => [id, score(i)])));
     const expected = [...ids].sort((a, b) => score(ids.indexOf(b)) - score(ids.indexOf(a)) || (a < b ? 1 : -1));
     for (const first of [1, 3, 7, 10, 23]) {
       const { ids: seen } = await walk({ first, idPrefix: "tie-", orderBy: "UPDATED_AT_DESC" });
@@ -120,8 +121,8 @@ describe("totalCount", () => {
     const k = keys();
     // Index entries are what is counted: seed many without creating contexts.
     const many = Array.from({ length: COUNT_SCAN_LIMIT + 5 }, (_, i) => `many-${String(i).padStart(5, "0")}`);
-    await server.redis.zadd(k.contextIndex, ...many.flatMap((id) => [0, id]));
-    await server.redis.zadd(k.contextsByUpdate, ...many.flatMap((id, i) => [2_000_000 + i, id]));
+    await fileInIndex(server.redis, k, "contexts", new Map(many.map((id) => [id, 0])));
+    await fileInIndex(server.redis, k, "byUpdate", new Map(many.map((id, i) => [id, 2_000_000 + i])));
     const count = async (vars: { idPrefix?: string; updatedAfter?: string }) =>
       (await server.data(OverviewDocument, { first: 1, ...vars })).contexts.totalCount;
     expect(await count({ idPrefix: "many-" })).toBe(many.length);
@@ -129,11 +130,12 @@ describe("totalCount", () => {
     expect(await count({ idPrefix: "many-", updatedAfter: new Date(2_000_000 + many.length - 4).toISOString() })).toBe(3);
     expect(await count({ idPrefix: "many-0001", updatedAfter: new Date(0).toISOString() })).toBe(10);
     expect(await count({ idPrefix: "many-", updatedAfter: new Date(0).toISOString() })).toBeNull();
-    expect(await count({})).toBe(await server.redis.zcard(k.contextIndex));
+    expect(await count({})).toBe((await readIndex(server.redis, k, "contexts")).size);
     const since = new Date(Date.now() - 60_000).toISOString();
-    expect(await count({ updatedAfter: since })).toBe(await server.redis.zcount(k.contextsByUpdate, `(${Date.parse(since)}`, "+inf"));
-    await server.redis.zrem(k.contextIndex, ...many);
-    await server.redis.zrem(k.contextsByUpdate, ...many);
+    const recent = [...(await readIndex(server.redis, k, "byUpdate")).values()].filter((at) => at > Date.parse(since));
+    expect(await count({ updatedAfter: since })).toBe(recent.length);
+    await dropFromIndex(server.redis, k, "contexts", many);
+    await dropFromIndex(server.redis, k, "byUpdate", many);
   });
 });
 
@@ -142,7 +144,9 @@ describe("a page of 50 contexts", () => {
     const ids = Array.from({ length: 50 }, (_, i) => `head-${String(i).padStart(2, "0")}`);
     for (const id of ids) await server.data(CreateContextDocument, { id, document: { big: "x".repeat(2000) } });
     const commands: string[][] = [];
-    const watch = await watchCommands(server.config.redisUrl, (args) => commands.push(args));
+    // On a Redis Cluster, every node's commands.
+    const nodes = server.config.redisClusterNodes?.split(",").map((node) => `redis://${node}`) ?? [server.config.redisUrl];
+    const watches = await Promise.all(nodes.map((url) => watchCommands(url, (args) => commands.push(args))));
     // A fresh server of the same deployment: no document is cached in it.
     const other = await startTestServer({ keyPrefix: server.config.keyPrefix });
     try {
@@ -152,8 +156,8 @@ describe("a page of 50 contexts", () => {
       }
     } finally {
       await other.close();
-      await watch.settle();
-      watch.stop();
+      await Promise.all(watches.map((watch) => watch.settle()));
+      for (const watch of watches) watch.stop();
     }
     const metaOf = new RegExp(`head-\\d\\d\\}:(meta|snapshots)$`);
     const documentReads = commands.filter((args) => args.some((a) => metaOf.test(a)) && (args.includes("doc") || /snapshots$/.test(args[1] ?? "")));
@@ -197,7 +201,7 @@ describe("serverInstances", () => {
 
     const killed = spawnServer(["--port", "0", "--key-prefix", server.config.keyPrefix, "--heartbeat-ms", "50", "--heartbeat-ttl-ms", "300"], {
       ...process.env,
-      REDIS_URL: inject("redisUrl"),
+      ...(server.config.redisClusterNodes === null ? { REDIS_URL: inject("redisUrl") } : { REDIS_CLUSTER_NODES: server.config.redisClusterNodes }),
     });
     children.push(killed.child);
     await killed.url;

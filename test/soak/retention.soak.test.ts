@@ -117,7 +117,7 @@ async function churn(label: string, run: (n: number) => Promise<void>, n: number
 async function steadyKeys(): Promise<number> {
   const backoff = new Backoff(10, 500);
   for (;;) {
-    const [deleted, cycles, records] = await Promise.all([redis.zcard(keys.deletedIndex), redis.keys("soak:{ctx:cycle-*"), redis.keys("soak:*:resend:*")]);
+    const [deleted, cycles, records] = await Promise.all([redis.zcard(keys.index(0).deleted), redis.keys("soak:{ctx:cycle-*"), redis.keys("soak:*:resend:*")]);
     if (deleted === 0 && cycles.length === 0 && records.length === 0) return redis.dbsize();
     await backoff.wait();
   }

@@ -35,7 +35,7 @@
 --                         <base>:lockNames the set of names that have a token counter
 --   <base>:tomb           hash, what is left of a deleted context (keys.ts tombstone)
 -- Every allocation number and lock token is taken in a script that also appends a feed entry,
--- and all three counters start equal, so neither exceeds the context's seq (keys.ts counterFloor).
+-- and all three counters start equal, so neither exceeds the context's seq (keys.ts IndexKeys.counterFloor).
 -- Invariant, per kind at every node: consumed + reserved <= granted.
 -- Ledger scripts take KEYS 1 meta, 2 seq, 3 feed, 4 op, 5 limits, 6 policy, 7 root, 8 leases,
 -- 9 allocs and ARGV 1 fingerprint, 2 context id, 3 key base (of KEYS[1]'s hash tag), 4 actor,

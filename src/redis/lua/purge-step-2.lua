@@ -4,7 +4,8 @@
 --   purge   its ledger's keys: STEP allocation hashes and their children sets, then STEP locks,
 --           then INDEX_STEP read index keys listed in <base>:indexes, then the fixed ledger keys
 --           (root, children:root, leases, releasing, allocs, locks, indexes, ended);
---   raise   half a retention after the deletion, counterFloor (a key of another slot, raised by
+--   raise   half a retention after the deletion, the counterFloor of the id's index shard (keys.ts
+--           IndexKeys: another slot, and the one a create of the id reads; raised by
 --           raise-floor-1.lua) must reach the tombstone's seq: answered {"raise":seq} until a
 --           call passes a floor that does, which records raisedAt (Redis time);
 --   prune   half a retention after raisedAt: STEP lock token counters (<base>:lockNames), then

@@ -1,6 +1,6 @@
 #!lua
--- Raises the deployment's counter floor to at least a deleted context's last seq (never lowers it).
--- KEYS: 1 counterFloor (keys.ts)
+-- Raises the counter floor of a deleted context's index shard to at least its last seq (never lowers it).
+-- KEYS: 1 the counterFloor of the context's index shard (keys.ts IndexKeys)
 -- ARGV: 1 the seq
 -- Returns: the floor after the raise (integer)
 -- Emits: nothing

@@ -1,8 +1,8 @@
 #!lua flags=no-writes
--- Reads a page of the contexts index by update time (keys.ts contextsByUpdate), newest first, after
+-- Reads a page of a contexts index by update time (keys.ts IndexKeys.byUpdate), newest first, after
 -- a position (score, id): the order is score descending, then id descending (bytes), which is the
 -- order ZRANGE ... REV gives. Read-only; one key, so legal on Redis Cluster.
--- KEYS: 1 contextsByUpdate
+-- KEYS: 1 the byUpdate index of one index shard
 -- ARGV: 1 score of the position to start after ('' = start at the newest), 2 id of that position,
 --       3 count (at most 1000 entries are returned)
 -- Returns: flat list id, score, id, score, ... (at most `count` pairs)

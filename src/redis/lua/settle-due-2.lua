@@ -1,7 +1,8 @@
 #!lua
 -- Ends a lease sweeper's claim on a context (take-due-2.lua) and files the context under when its
 -- upkeep is next due, unless a writer filed it for earlier meanwhile (the earlier time stays).
--- KEYS: 1 the due index (keys.ts leaseIndex), 2 the claims (keys.ts leaseClaims); one hash tag
+-- KEYS: 1 the context's index shard's due index (keys.ts IndexKeys.due), 2 its claims
+--       (IndexKeys.claimed); one hash tag
 -- ARGV: 1 context id, 2 when upkeep is next due (ms; '' = nothing is)
 -- Returns: 1
 -- Emits: nothing

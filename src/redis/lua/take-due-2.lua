@@ -4,8 +4,9 @@
 -- it meanwhile (ZADD LT into the due index, e.g. a release whose ended allocation will be due for
 -- pruning) adds an entry that settle-due-2.lua keeps. A claim that runs out (its sweeper stopped
 -- mid-way) makes the context due again, from then.
--- KEYS: 1 the due index (keys.ts leaseIndex: context id -> when upkeep is due, ms), 2 the claims
---       (keys.ts leaseClaims: context id -> when the claim runs out, ms); one hash tag
+-- KEYS: 1 one index shard's due index (keys.ts IndexKeys.due), 2 its claims (IndexKeys.claimed);
+--       one hash tag. due: context id -> when upkeep is due (ms); claims: context id -> when the
+--       claim runs out (ms)
 -- ARGV: 1 now (ms, Redis time), 2 when the claims taken now run out (ms), 3 most contexts taken
 -- Returns: the context ids taken
 -- Bounded: at most ARGV[3] claims returned to the due index and ARGV[3] contexts taken per call
