@@ -1,6 +1,9 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { scriptsOf } from "./scripts.js";
 
+/** How often a Cluster client reads the cluster's slot map again, in ms: at most this long after a failover, commands go to the promoted master. */
+const SLOTS_REFRESH_MS = 1_000;
+
 /** A connection to the deployment's Redis: one server, or a Redis Cluster. */
 export type RedisClient = Redis | Cluster;
 
@@ -47,7 +50,16 @@ export async function connectRedis(target: RedisTarget, name: string, waitMs?: n
   const redis =
     "url" in target
       ? new Redis(target.url, { ...options, enableAutoPipelining: true })
-      : new Cluster(target.clusterNodes.map(clusterNode), { redisOptions: options, lazyConnect: true, enableAutoPipelining: true });
+      : new Cluster(target.clusterNodes.map(clusterNode), {
+          redisOptions: options,
+          lazyConnect: true,
+          enableAutoPipelining: true,
+          // ioredis follows a MOVED answer, and learns the new slot map from it, only when every
+          // command of a pipeline got the same answer: an auto-pipelined batch over several slots
+          // of a failed-over master gets MOVED errors instead (see isConnectionFailure), until a
+          // refresh of the slot map, which nothing else schedules.
+          slotsRefreshInterval: SLOTS_REFRESH_MS,
+        });
   redis.on("error", () => {
     // Reconnects are ioredis's job; errors reach callers through the commands that fail.
   });
@@ -71,7 +83,10 @@ export async function connectRedis(target: RedisTarget, name: string, waitMs?: n
  * Whether `err` is ioredis giving up on a command because the connection went away or stalled:
  * aborted in a pipeline the dropped connection cut, past its resend attempts, sent on a closed
  * connection, or unanswered within the connection's command timeout (see connectRedis). Such a
- * command may or may not have run in Redis.
+ * command may or may not have run in Redis. Or a Redis Cluster answering that the command's slot
+ * is served elsewhere or not at all right now (MOVED, ASK, TRYAGAIN, CLUSTERDOWN), which ioredis
+ * did not follow: a failover or slot migration under way, after which a retry lands; such a
+ * command did not run.
  */
 export function isConnectionFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
@@ -79,7 +94,8 @@ export function isConnectionFailure(err: unknown): boolean {
     err.name === "MaxRetriesPerRequestError" ||
     (err.name === "AbortError" && err.message.startsWith("Command aborted due to connection close")) ||
     err.message === "Connection is closed." ||
-    err.message === "Command timed out"
+    err.message === "Command timed out" ||
+    (err.name === "ReplyError" && /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /.test(err.message))
   );
 }
 

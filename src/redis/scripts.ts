@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { Cluster, type Redis } from "ioredis";
-import { AppError, ErrorCode } from "../errors.js";
+import type { Cluster, Redis } from "ioredis";
+import { ConfirmedWrites, type WriteConfirmation } from "./confirmed-writes.js";
 
 const LUA_DIR = new URL("./lua/", import.meta.url);
 
@@ -167,26 +167,12 @@ export interface ScriptCommands extends LedgerCommands {
 }
 
 /**
- * How writes are confirmed before they are acknowledged: each write script is followed, on the
- * same connection to the same master, by `WAIT replicas timeoutMs`.
- */
-export interface WriteConfirmation {
-  /** Replicas that must have acknowledged the write; at least 1. */
-  readonly replicas: number;
-  /** How long WAIT waits for them, in ms; at least 1 (0 would wait forever). */
-  readonly timeoutMs: number;
-}
-
-/**
  * Write scripts that are not confirmed: bookkeeping that a failover may lose without harm, because
  * it is redone on its own soon after (a rate-limit window's count, a heartbeat, the lease sweeper's
  * claims on due contexts, which expire). Waiting on them would make reads, and every request's rate
  * check, wait for replicas too.
  */
 const UNCONFIRMED = new Set(["rateLimit", "heartbeat", "takeDue", "settleDue"]);
-
-/** Cluster answers that mean the command ran nowhere: the slot is served elsewhere, moving, or not at all now. */
-const NOT_RUN = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
 
 /** A script as loaded: its whole source, the SHA1 that EVALSHA names it by, its number of KEYS, and whether it may write. */
 interface Script {
@@ -233,44 +219,6 @@ const commandsOf = new WeakMap<Redis | Cluster, ScriptCommands>();
 type Command = (...keysAndArgs: Arg[]) => Promise<unknown>;
 
 /**
- * Runs `script` and then WAIT, in one pipeline: ioredis sends a pipeline on one connection, on a
- * cluster the one to the master of its keys' slot, so WAIT counts the replicas that have this very
- * write (WAIT answers for the writes of its own connection). The script goes as EVALSHA, and
- * again as EVAL, with WAIT again, if Redis does not know it: ioredis's own resend of an unknown
- * script (defineCommand) would run it after the WAIT. An explicit pipeline is written at once,
- * not batched with the tick's other commands as auto-pipelining does, so writes sent this way
- * keep the order they were sent in. Throws UNAVAILABLE when fewer than `confirmation.replicas`
- * acknowledged within its timeout (the write stands on the master), or when the cluster answered
- * that the slot is elsewhere (nothing ran; ioredis follows such answers for single commands,
- * not for a pipeline in which a command succeeded).
- */
-async function confirmedWrite(redis: Redis | Cluster, script: Script, keysAndArgs: Arg[], confirmation: WriteConfirmation): Promise<unknown> {
-  const send = async (known: boolean) => {
-    const pipeline = redis.pipeline();
-    if (known) pipeline.evalsha(script.sha, script.numberOfKeys, ...keysAndArgs);
-    else pipeline.eval(script.lua, script.numberOfKeys, ...keysAndArgs);
-    return (await pipeline.wait(confirmation.replicas, confirmation.timeoutMs).exec()) as [[Error | null, unknown], [Error | null, number]];
-  };
-  let replies = await send(true);
-  if (replies[0][0]?.message.startsWith("NOSCRIPT")) replies = await send(false);
-  const [[scriptError, reply], [waitError, replicas]] = replies;
-  if (scriptError) {
-    if (!NOT_RUN.test(scriptError.message)) throw scriptError;
-    if (redis instanceof Cluster) redis.refreshSlotsCache();
-    throw new AppError(ErrorCode.UNAVAILABLE, `the Redis Cluster is moving or failing over this swarm's slot (${scriptError.message}); nothing was written: retry`, {});
-  }
-  if (waitError) throw waitError;
-  if (replicas < confirmation.replicas) {
-    throw new AppError(
-      ErrorCode.UNAVAILABLE,
-      `the write was applied on its Redis master, but only ${replicas} of the ${confirmation.replicas} replicas required (SWARM_REDIS_WAIT_REPLICAS) confirmed it within ${confirmation.timeoutMs} ms, so a failover may still lose it: retrying with the same opId is safe (it returns this outcome, or applies the write once if it was lost)`,
-      { confirmedReplicas: replicas, requiredReplicas: confirmation.replicas },
-    );
-  }
-  return reply;
-}
-
-/**
  * The scripts as typed functions running on `redis`, defined on it as commands (ioredis
  * defineCommand) on first use, which must come before its first command (connectRedis does so;
  * see the reason there): ioredis sends a script's source once per connection (EVAL), its
@@ -278,7 +226,7 @@ async function confirmedWrite(redis: Redis | Cluster, script: Script, keysAndArg
  * On Redis Cluster, auto-pipelining groups a defined command by its first key's slot (raw EVALSHA
  * calls by their hash). Each function takes its script's KEYS, then its ARGV. With
  * `confirmation` (given on first use, by connectRedis), every write script but the bookkeeping
- * ones (UNCONFIRMED) waits for replicas before it resolves (see confirmedWrite: it throws
+ * ones (UNCONFIRMED) waits for replicas before it resolves (see ConfirmedWrites: it rejects with
  * UNAVAILABLE when too few confirm); reads (`#!lua flags=no-writes`) never wait.
  */
 export function scriptsOf(redis: Redis | Cluster, confirmation?: WriteConfirmation): ScriptCommands {
@@ -286,11 +234,12 @@ export function scriptsOf(redis: Redis | Cluster, confirmation?: WriteConfirmati
   if (!commands) {
     const client = redis as unknown as Record<string, Command>;
     const made: Record<string, Command> = {};
+    const confirmed = confirmation && new ConfirmedWrites(redis, confirmation);
     for (const [name, definition] of SCRIPTS) {
       redis.defineCommand(name, { lua: definition.lua, numberOfKeys: definition.numberOfKeys });
       made[name] =
         confirmation && definition.writes && !UNCONFIRMED.has(name)
-          ? (...keysAndArgs) => confirmedWrite(redis, definition, keysAndArgs, confirmation)
+          ? (...keysAndArgs) => confirmed!.run(definition, keysAndArgs)
           : (...keysAndArgs) => client[name]!(...keysAndArgs);
     }
     commands = made as unknown as ScriptCommands;

@@ -1,4 +1,4 @@
-// Proves SWARM_REDIS_WAIT_REPLICAS on one Redis with one replica: while the replica cannot confirm (paused), a write is refused UNAVAILABLE saying it was applied on the master only, a retry with the same opId (on this server or another, whose replay must be confirmed too) stays UNAVAILABLE until the replica is back and then returns the first outcome, and reads and the rate limit do not wait for replicas.
+// Proves SWARM_REDIS_WAIT_REPLICAS on one Redis with one replica: while the replica cannot confirm (paused), a write is refused UNAVAILABLE saying it was applied on the master only, a retry with the same opId (on this server or another, whose replay must be confirmed too) stays UNAVAILABLE until the replica is back and then returns the first outcome, that reads and the rate limit do not wait for replicas, and that a script Redis forgot is confirmed only after it ran.
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { AllocateDocument, CreateContextDocument, GetContextDocument, PatchContextDocument } from "../gql/graphql.js";
 import { errorCode, startTestServer, useTestServer, type TestServer } from "../helpers/app.js";
@@ -80,4 +80,19 @@ test("an acknowledged write is on the replica; with the replica paused a write i
   // Once: the budget holds one allocation of 5.
   const again = await server.data(AllocateDocument, { contextId: id, request: [{ kind: "credits", amount: 5 }], mode: "EXACT" as never, opId: "a1" });
   expect(again.allocate.id).toBe(allocated.allocate.id);
+});
+
+test("a write whose script Redis forgot (SCRIPT FLUSH) is confirmed after it runs, not before", async () => {
+  const id = "flushed";
+  await server.data(CreateContextDocument, { id, document: { n: 0 } });
+  const direct = new Redis(master.url);
+  await direct.call("SCRIPT", "FLUSH");
+  direct.disconnect();
+  replica.pause();
+  try {
+    expect(errorCode(await server.request(PatchContextDocument, { id, patch: patchOf(1), opId: "f1" }))).toBe("UNAVAILABLE");
+  } finally {
+    replica.resume();
+  }
+  expect((await server.data(PatchContextDocument, { id, patch: patchOf(1), opId: "f1" })).patchContext.version).toBe(2);
 });
