@@ -1,4 +1,4 @@
-// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium (BENCH_ONLY=fanout, overview, ledger-page, deletion or console runs just that one).
+// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium (BENCH_ONLY=fanout, overview, ledger-page, deletion or console runs just that one). Only with BENCH_ONLY, each on Redis Clusters of its own: wakeups (classic against sharded pub/sub for wake-ups) and wait-replicas (write cost of SWARM_REDIS_WAIT_REPLICAS=1).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -9,6 +9,8 @@ import { fanout, idleSubscriptionMemory, type FanoutResult, type MemoryResult } 
 import { seedContexts } from "./overview.js";
 import { consoleLoad, type ConsoleLoadResult } from "./console-load.js";
 import { ledgerPageScenario, LEDGER_PAGE_QUERY, type LedgerPageRow } from "./ledger-page.js";
+import { printWakeups, wakeupsBench } from "./cluster-wakeups.js";
+import { printWaitReplicas, waitReplicasBench } from "./wait-replicas.js";
 import { ledgerViolations } from "../support/ledger-invariant.js";
 import { startRedisServer } from "../support/redis-server.js";
 
@@ -28,6 +30,8 @@ const FANOUT_UPDATES = Number(process.env.BENCH_FANOUT_UPDATES ?? 200);
 const FANOUT_SUBSCRIBERS = (process.env.BENCH_FANOUT_SUBSCRIBERS ?? "1,100,1000").split(",").map(Number);
 const IDLE_SUBSCRIPTIONS = Number(process.env.BENCH_IDLE_SUBSCRIPTIONS ?? 5000);
 const CONSOLE_LOADS = Number(process.env.BENCH_CONSOLE_LOADS ?? 5);
+const WAKEUP_MESSAGES = Number(process.env.BENCH_WAKEUP_MESSAGES ?? 50_000);
+const WAKEUP_SUBSCRIBERS = (process.env.BENCH_WAKEUP_SUBSCRIBERS ?? "1,4").split(",").map(Number);
 const children: ChildProcess[] = [];
 
 interface Served {
@@ -365,6 +369,14 @@ async function main(): Promise<void> {
     deletion: async () => printDeletion(await deletionBench(redis.url, DELETION_ALLOCATIONS)),
     fanout: async () => printFanout(await fanoutScenarios(await serve("app", { BENCH_REDIS_URL: redis.url }), redis.url)),
     console: async () => printConsole(await consoleScenario(redis.url)),
+    wakeups: async () => printWakeups(await wakeupsBench(WAKEUP_MESSAGES, WAKEUP_SUBSCRIBERS, ROUNDS), WAKEUP_MESSAGES, ROUNDS),
+    "wait-replicas": async () =>
+      printWaitReplicas(
+        await waitReplicasBench({ load, post, serve: async (env) => serveScript("bench/serve.ts", ["app"], env) }, ROUNDS),
+        CONNECTIONS,
+        DURATION_S,
+        ROUNDS,
+      ),
   };
   const part = process.env.BENCH_ONLY;
   if (part !== undefined) {
