@@ -176,6 +176,7 @@ export async function wakeupsBench(messages: number, subscriberCounts: readonly 
   }));
 }
 
+/** Prints `rows` as a Markdown table, with what was measured and how. */
 export function printWakeups(rows: readonly WakeupRow[], messages: number, rounds: number): void {
   console.log(`\nwake-ups on a Redis Cluster of 3 masters: ${messages} messages from ${SWARMS} swarms, each published by a script on its swarm's master (${IN_FLIGHT} in flight), each received by every subscriber; medians of ${rounds} rounds`);
   console.log("Redis CPU per published message from /proc/<pid>/stat (10 ms ticks), per node and summed\n");

@@ -172,6 +172,7 @@ async function storeBench(cluster: RedisCluster, rounds: number): Promise<StoreR
   }));
 }
 
+/** Prints both parts as Markdown tables, with what was measured and how. */
 export function printWaitReplicas({ http, store }: { http: readonly WaitRow[]; store: readonly StoreRow[] }, connections: number, seconds: number, rounds: number): void {
   console.log(`\nSWARM_REDIS_WAIT_REPLICAS, the context store alone (no HTTP, no GraphQL) on a Redis Cluster of 3 masters with a replica each: patches of ${SWARMS} swarms, ${STORE_SEQUENTIAL} one at a time, then ${STORE_CONCURRENT} with ${STORE_IN_FLIGHT} in flight; medians of ${rounds} rounds\n`);
   console.log("| WAIT | one at a time: p50 ms | p99 ms | 64 in flight: patches/s |");

@@ -30,7 +30,7 @@ let keys: Keys;
 let changes: string;
 /** Per context, the port of its master. */
 const masters = new Map<string, number>();
-/** Per context, the opIds written so far: a retry of the last one after UNAVAILABLE is safe. */
+/** Per context, the number of its last patch (opId `<id>-<n>`): a retry of it after UNAVAILABLE is safe. */
 const written = new Map<string, number>();
 
 beforeAll(async () => {
