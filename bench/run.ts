@@ -1,4 +1,4 @@
-// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium; then 64 swarms under patches and allocate+release on one redis-server against a 3-master Redis Cluster, with each node's CPU (BENCH_ONLY=fanout, overview, ledger-page, deletion, console or cluster runs just that one). Not part of the full run: BENCH_ONLY=state-check measures the state guard's checks, BENCH_ONLY=contexts-page times one contexts page, each on one Redis and on a 3-master Redis Cluster.
+// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium; then 64 swarms under patches and allocate+release on one redis-server against a 3-master Redis Cluster, with each node's CPU (BENCH_ONLY=fanout, overview, ledger-page, deletion, console or cluster runs just that one). Not part of the full run: BENCH_ONLY=state-check measures the state guard's checks, BENCH_ONLY=contexts-page times one contexts page, each on one Redis and on a 3-master Redis Cluster; BENCH_ONLY=wakeups compares classic and sharded pub/sub for wake-ups and BENCH_ONLY=wait-replicas the write cost of SWARM_REDIS_WAIT_REPLICAS=1, each on Redis Clusters of its own.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -12,6 +12,8 @@ import { printStateCheck, stateCheckBench } from "./state-check.js";
 import { consoleLoad, type ConsoleLoadResult } from "./console-load.js";
 import { contextsPage, printContextsPage } from "./contexts-page.js";
 import { ledgerPageScenario, LEDGER_PAGE_QUERY, type LedgerPageRow } from "./ledger-page.js";
+import { printWakeups, wakeupsBench } from "./cluster-wakeups.js";
+import { printWaitReplicas, waitReplicasBench } from "./wait-replicas.js";
 import { ledgerViolations } from "../support/ledger-invariant.js";
 import { startRedisServer } from "../support/redis-server.js";
 
@@ -40,6 +42,8 @@ const CLUSTER: ClusterBenchOptions = {
 };
 /** Hash slots the state guard watches in each periodic-check measurement (BENCH_ONLY=state-check). */
 const STATE_CHECK_SLOTS = (process.env.BENCH_STATE_CHECK_SLOTS ?? "0,64,1024,16384").split(",").map(Number);
+const WAKEUP_MESSAGES = Number(process.env.BENCH_WAKEUP_MESSAGES ?? 50_000);
+const WAKEUP_SUBSCRIBERS = (process.env.BENCH_WAKEUP_SUBSCRIBERS ?? "1,4").split(",").map(Number);
 const children: ChildProcess[] = [];
 
 interface Served {
@@ -385,6 +389,14 @@ async function main(): Promise<void> {
     cluster: async () => printCluster(await clusterScenario()),
     "state-check": async () => printStateCheck(await stateCheckBench(redis.url, STATE_CHECK_SLOTS)),
     "contexts-page": async () => printContextsPage(await contextsPage(redis.url)),
+    wakeups: async () => printWakeups(await wakeupsBench(WAKEUP_MESSAGES, WAKEUP_SUBSCRIBERS, ROUNDS), WAKEUP_MESSAGES, ROUNDS),
+    "wait-replicas": async () =>
+      printWaitReplicas(
+        await waitReplicasBench({ load, post, serve: async (env) => serveScript("bench/serve.ts", ["app"], env) }, ROUNDS),
+        CONNECTIONS,
+        DURATION_S,
+        ROUNDS,
+      ),
   };
   const part = process.env.BENCH_ONLY;
   if (part !== undefined) {

@@ -117,6 +117,14 @@ export interface Config {
    * UNAVAILABLE (see redis/clients.ts): a write's outcome is then unknown, as after a dropped connection.
    */
   readonly redisTimeoutMs: number;
+  /**
+   * Replicas that must confirm each write (Redis WAIT on the write's master) before it is
+   * acknowledged, waiting at most a quarter of redisTimeoutMs for them; fewer make the write
+   * UNAVAILABLE (applied on the master, not confirmed: a retry with the same opId is safe).
+   * 0: writes are acknowledged once their master applied them, and a failover may lose the last
+   * ones (Redis replication is asynchronous).
+   */
+  readonly redisWaitReplicas: number;
   /** Lowest level of log lines written (JSON, to stdout): debug, info, warn or error. */
   readonly logLevel: string;
 }
@@ -174,6 +182,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: "heartbeatMs", env: "SWARM_HEARTBEAT_MS", flag: "heartbeat-ms", kind: "int", fallback: 5_000 },
   { key: "heartbeatTtlMs", env: "SWARM_HEARTBEAT_TTL_MS", flag: "heartbeat-ttl-ms", kind: "int", fallback: 15_000 },
   { key: "redisTimeoutMs", env: "SWARM_REDIS_TIMEOUT_MS", flag: "redis-timeout-ms", kind: "int", fallback: 3_000 },
+  { key: "redisWaitReplicas", env: "SWARM_REDIS_WAIT_REPLICAS", flag: "redis-wait-replicas", kind: "int", fallback: 0 },
   { key: "logLevel", env: "SWARM_LOG_LEVEL", flag: "log-level", kind: "string", fallback: "info", values: ["debug", "info", "warn", "error"] },
 ];
 

@@ -1,7 +1,7 @@
-import { RedisPubSub } from "graphql-redis-subscriptions";
 import { AppError, ErrorCode } from "../errors.js";
 import type { ReportFault } from "../observability/faults.js";
-import { closeRedis, connectRedis, isConnectionFailure, type RedisClient, type RedisTarget } from "../redis/clients.js";
+import { isConnectionFailure, type RedisClient, type RedisTarget } from "../redis/clients.js";
+import { Subscriber } from "../redis/subscriber.js";
 import type { Keys } from "../redis/keys.js";
 import { ChangePipeline, type ChangeBatch, type FeedOptions, type PipelineSettings, type SubscriberLimits } from "./change-pipeline.js";
 import { FeedReader, UnreadableEntryError } from "../store/feed-reader.js";
@@ -18,11 +18,12 @@ interface Tail {
 const READ_CHUNK = 1000;
 
 /**
- * The change feed of one server instance. One Redis subscription (the changes channel, through
- * RedisPubSub) wakes it with `<contextId> <seq>`; it then reads the new entries of that context
- * once, and offers them to every pipeline that wants the context. The stream is the truth: a
- * wake-up that never arrives costs latency, not changes, because pipelines fill gaps from the
- * stream, and after the subscriber connection comes back every pipeline re-reads its cursors.
+ * The change feed of one server instance. One Redis subscription (the changes channel, see
+ * redis/subscriber.ts; on a Redis Cluster, on any one node) wakes it with `<contextId> <seq>`;
+ * it then reads the new entries of that context once, and offers them to every pipeline that
+ * wants the context. The stream is the truth: a wake-up that never arrives costs latency, not
+ * changes, because pipelines fill gaps from the stream, and once the subscription is back after
+ * a lost connection (or a lost node) every pipeline re-reads its cursors.
  * Faults other than a lost connection are reported (ReportFault), and the subscribers they
  * affect are ended with a resumable error (see ChangePipeline): never left waiting. The same
  * connection carries the live ledger refusal notices (`refusals`, a second channel).
@@ -41,11 +42,11 @@ export class FeedHub {
   /** Per context, the seq of the unreadable entry reported last: each is reported once, not per pipeline. */
   private readonly unreadableReported = new Map<string, number>();
   private shuttingDown = false;
+  private subscriber: Subscriber | undefined;
 
   private constructor(
-    private readonly subscriber: RedisClient,
     redis: RedisClient,
-    private readonly keys: Keys,
+    keys: Keys,
     private readonly limits: SubscriberLimits,
     observeLag: (ms: number) => void,
     private readonly fault: ReportFault,
@@ -56,10 +57,11 @@ export class FeedHub {
   }
 
   /**
-   * Opens the wake-up connection to `target` and subscribes to the changes channel; `redis` is
-   * the command connection used for reads. `limits` bound each subscriber (see ChangePipeline);
-   * `observeLag` hears the ms from commit to hand-over of every change each pipeline emits;
-   * `fault` hears faults other than a lost connection. Rejects if Redis is unreachable.
+   * Opens the wake-up connection to `target` and subscribes to the changes and refusals channels;
+   * `redis` is the command connection used for reads (and, on a cluster, to find its nodes).
+   * `limits` bound each subscriber (see ChangePipeline); `observeLag` hears the ms from commit to
+   * hand-over of every change each pipeline emits; `fault` hears faults other than a lost
+   * connection. Rejects if Redis is unreachable.
    */
   static async open(
     target: RedisTarget,
@@ -69,16 +71,20 @@ export class FeedHub {
     observeLag: (ms: number) => void,
     fault: ReportFault,
   ): Promise<FeedHub> {
-    const subscriber = await connectRedis(target, "swarm-context-feed");
-    const pubsub = new RedisPubSub({ publisher: redis, subscriber, deserializer: (message) => message.toString() });
-    const hub = new FeedHub(subscriber, redis, keys, limits, observeLag, fault);
-    await pubsub.subscribe(keys.changesChannel, (message: string) => hub.wake(message));
-    // Refusal notices are best effort: ioredis subscribes again after a reconnect, and notices
-    // sent meanwhile are gone (there is no record of them to read).
-    await pubsub.subscribe(keys.refusalsChannel, (message: string) => hub.refusals.receive(message));
-    // "ready" after the first connect means the connection was lost and is back: wake-ups sent
-    // meanwhile are gone, so every pipeline reads what it missed from the streams.
-    subscriber.on("ready", () => void hub.catchUp());
+    const hub = new FeedHub(redis, keys, limits, observeLag, fault);
+    hub.subscriber = await Subscriber.open(
+      target,
+      redis,
+      "swarm-context-feed",
+      [keys.changesChannel, keys.refusalsChannel],
+      (channel, message) => {
+        // Refusal notices are best effort: those sent while the subscription is lost are gone
+        // (there is no record of them to read).
+        if (channel === keys.refusalsChannel) hub.refusals.receive(message);
+        else hub.wake(message);
+      },
+      () => hub.catchUp(),
+    );
     return hub;
   }
 
@@ -122,9 +128,7 @@ export class FeedHub {
 
   /** Closes the wake-up connection: politely when `gracefully` and Redis answers within `waitMs`, else drops it. */
   async close(gracefully: boolean, waitMs: number): Promise<void> {
-    this.subscriber.removeAllListeners("ready");
-    if (gracefully) await closeRedis(this.subscriber, waitMs);
-    else this.subscriber.disconnect();
+    await this.subscriber?.close(gracefully, waitMs);
   }
 
   private attach(pipeline: ChangePipeline, key: string | null): void {
@@ -195,15 +199,8 @@ export class FeedHub {
     }
   }
 
-  private async catchUp(): Promise<void> {
-    try {
-      // Resolves once Redis confirms the subscription: wake-ups flow again before we look back.
-      await this.subscriber.subscribe(this.keys.changesChannel);
-    } catch (err) {
-      // Lost again: the next "ready" tries again.
-      if (!isConnectionFailure(err)) this.fault("feed-read", "resubscribing to wake-ups failed", err);
-      return;
-    }
+  /** After the wake-up subscription was lost and is confirmed again: every pipeline reads what it missed from the streams. */
+  private catchUp(): void {
     for (const pipeline of this.allPipelines()) {
       pipeline.catchUp().catch((err: unknown) => {
         // Redis unreachable: each cursor's read retries on its own, and a context new to a

@@ -13,13 +13,17 @@ export type RedisTarget = { readonly url: string } | { readonly clusterNodes: re
 /**
  * Opens a command connection to `target`. With `waitMs`, a command not answered within about
  * `waitMs` of being issued (sent, or queued while reconnecting) rejects with "Command timed out";
- * without it, commands wait as long as Redis takes. Resolves once Redis answers PING (on a
- * cluster, once the slots are known and the node of one answers); rejects with the connection
- * error otherwise, without retrying.
+ * without it, commands wait as long as Redis takes. With `waitReplicas` > 0 (which needs
+ * `waitMs`), each write script is confirmed by that many replicas of its master, waiting at most
+ * a quarter of `waitMs` for them, before it resolves (see scripts.ts confirmedWrite; it throws
+ * UNAVAILABLE when too few confirm). Resolves once Redis answers PING (on a cluster, once the
+ * slots are known and the node of one answers); rejects with the connection error otherwise,
+ * without retrying.
  */
-export async function connectRedis(target: { readonly url: string }, name: string, waitMs?: number): Promise<Redis>;
-export async function connectRedis(target: RedisTarget, name: string, waitMs?: number): Promise<RedisClient>;
-export async function connectRedis(target: RedisTarget, name: string, waitMs?: number): Promise<RedisClient> {
+export async function connectRedis(target: { readonly url: string }, name: string, waitMs?: number, waitReplicas?: number): Promise<Redis>;
+export async function connectRedis(target: RedisTarget, name: string, waitMs?: number, waitReplicas?: number): Promise<RedisClient>;
+export async function connectRedis(target: RedisTarget, name: string, waitMs?: number, waitReplicas = 0): Promise<RedisClient> {
+  if (waitReplicas > 0 && waitMs === undefined) throw new Error("connectRedis: waitReplicas needs waitMs, which bounds the WAIT");
   const options: RedisOptions = {
     connectionName: name,
     lazyConnect: true,
@@ -62,7 +66,9 @@ export async function connectRedis(target: RedisTarget, name: string, waitMs?: n
   // The scripts are defined before the first command: defining a command while an auto-pipeline
   // of the same tick is open leaves that pipeline without it, and ioredis 5.9 then throws
   // "results[i] is not iterable" outside any caller's reach (redis/ioredis#1931), ending the process.
-  scriptsOf(redis);
+  // A quarter: WAIT is sent with the script, so both replies must come within one command
+  // timeout (half of waitMs, above), the script's time and the commands ahead of them included.
+  scriptsOf(redis, waitReplicas > 0 ? { replicas: waitReplicas, timeoutMs: Math.max(1, Math.floor(waitMs! / 4)) } : undefined);
   try {
     await redis.connect();
     await redis.ping();

@@ -1,5 +1,7 @@
+import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import type { Cluster, Redis } from "ioredis";
+import { ConfirmedWrites, type WriteConfirmation } from "./confirmed-writes.js";
 
 const LUA_DIR = new URL("./lua/", import.meta.url);
 
@@ -160,6 +162,24 @@ export interface ScriptCommands extends LedgerCommands {
   /** [1, 0] allowed, or [0, ms until the window ends]. */
   rateLimit(counter: string, limit: number, windowMs: number): Promise<[number, number]>;
   markEpochLost(epoch: string, judged: string, lost: string): Promise<string | null>;
+  /** The recorded reply of an opId as a write replays it (JSON), or null without a record. */
+  replay(op: string, fingerprint: string): Promise<string | null>;
+}
+
+/**
+ * Write scripts that are not confirmed: bookkeeping that a failover may lose without harm, because
+ * it is redone on its own soon after (a rate-limit window's count, a heartbeat, the lease sweeper's
+ * claims on due contexts, which expire). Waiting on them would make reads, and every request's rate
+ * check, wait for replicas too.
+ */
+const UNCONFIRMED = new Set(["rateLimit", "heartbeat", "takeDue", "settleDue"]);
+
+/** A script as loaded: its whole source, the SHA1 that EVALSHA names it by, its number of KEYS, and whether it may write. */
+interface Script {
+  readonly lua: string;
+  readonly sha: string;
+  readonly numberOfKeys: number;
+  readonly writes: boolean;
 }
 
 /** `update-context` -> `updateContext`. */
@@ -174,20 +194,21 @@ function commandName(script: string): string {
  * for a read): with it, Redis refuses a script that touches keys of more than one slot, which is
  * what keeps the scripts correct on Redis Cluster while slots move. Throws when a script has none.
  */
-function loadAll(): ReadonlyMap<string, { readonly lua: string; readonly numberOfKeys: number }> {
+function loadAll(): ReadonlyMap<string, Script> {
   const files = readdirSync(LUA_DIR).sort();
   const prelude = files
     .filter((file) => file.startsWith("_"))
     .map((file) => readFileSync(new URL(file, LUA_DIR), "utf8"))
     .join("\n");
-  const scripts = new Map<string, { lua: string; numberOfKeys: number }>();
+  const scripts = new Map<string, Script>();
   for (const file of files) {
     const match = /^([a-z-]+)-(\d+)\.lua$/.exec(file);
     if (!match) continue;
     const source = readFileSync(new URL(file, LUA_DIR), "utf8");
-    const shebang = /^#!lua( flags=no-writes)?\n/.exec(source)?.[0];
+    const shebang = /^#!lua( flags=no-writes)?\n/.exec(source);
     if (!shebang) throw new Error(`lua/${file} must start with "#!lua" (or "#!lua flags=no-writes" for a read)`);
-    scripts.set(commandName(match[1]!), { lua: `${shebang}${prelude}\n${source.slice(shebang.length)}`, numberOfKeys: Number(match[2]) });
+    const lua = `${shebang[0]}${prelude}\n${source.slice(shebang[0].length)}`;
+    scripts.set(commandName(match[1]!), { lua, sha: createHash("sha1").update(lua).digest("hex"), numberOfKeys: Number(match[2]), writes: shebang[1] === undefined });
   }
   return scripts;
 }
@@ -203,16 +224,23 @@ type Command = (...keysAndArgs: Arg[]) => Promise<unknown>;
  * see the reason there): ioredis sends a script's source once per connection (EVAL), its
  * hash after (EVALSHA), and the source again when Redis answers NOSCRIPT (restarted or flushed).
  * On Redis Cluster, auto-pipelining groups a defined command by its first key's slot (raw EVALSHA
- * calls by their hash). Each function takes its script's KEYS, then its ARGV.
+ * calls by their hash). Each function takes its script's KEYS, then its ARGV. With
+ * `confirmation` (given on first use, by connectRedis), every write script but the bookkeeping
+ * ones (UNCONFIRMED) waits for replicas before it resolves (see ConfirmedWrites: it rejects with
+ * UNAVAILABLE when too few confirm); reads (`#!lua flags=no-writes`) never wait.
  */
-export function scriptsOf(redis: Redis | Cluster): ScriptCommands {
+export function scriptsOf(redis: Redis | Cluster, confirmation?: WriteConfirmation): ScriptCommands {
   let commands = commandsOf.get(redis);
   if (!commands) {
     const client = redis as unknown as Record<string, Command>;
     const made: Record<string, Command> = {};
+    const confirmed = confirmation && new ConfirmedWrites(redis, confirmation);
     for (const [name, definition] of SCRIPTS) {
-      redis.defineCommand(name, definition);
-      made[name] = (...keysAndArgs) => client[name]!(...keysAndArgs);
+      redis.defineCommand(name, { lua: definition.lua, numberOfKeys: definition.numberOfKeys });
+      made[name] =
+        confirmation && definition.writes && !UNCONFIRMED.has(name)
+          ? (...keysAndArgs) => confirmed!.run(definition, keysAndArgs)
+          : (...keysAndArgs) => client[name]!(...keysAndArgs);
     }
     commands = made as unknown as ScriptCommands;
     commandsOf.set(redis, commands);

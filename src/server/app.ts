@@ -81,7 +81,7 @@ const PING_TIMEOUT_MS = 1_000;
 /** Builds the server on a reachable Redis; does not listen until start(). Throws if Redis is unreachable. */
 export async function createApp(config: AppConfig, log: Logger = createLogger(config.logLevel as LogLevel)): Promise<App> {
   const target = redisTarget(config);
-  const redis = await connectRedis(target, "swarm-context", config.redisTimeoutMs);
+  const redis = await connectRedis(target, "swarm-context", config.redisTimeoutMs, config.redisWaitReplicas);
   const keys = deploymentKeys(config);
   let feed: FeedHub | undefined;
   let state: StateGuard | undefined;

@@ -5,8 +5,8 @@ import { isConnectionFailure } from "../redis/clients.js";
 /**
  * Lets through refusals (an AppError carries its `extensions.code` into the GraphQL error) and
  * errors about the request itself (syntax, validation, coercion). A command the Redis client gave
- * up on because its connection went away, or that Redis did not answer within
- * SWARM_REDIS_TIMEOUT_MS, becomes UNAVAILABLE (the store was unreachable or stalled; the
+ * up on because its connection went away, that Redis did not answer within
+ * SWARM_REDIS_TIMEOUT_MS, or that a failing-over Redis Cluster sent elsewhere, becomes UNAVAILABLE (the store was unreachable or stalled; the
  * operation may or may not have applied). Anything else becomes
  * INTERNAL_SERVER_ERROR without its message or stack, keeping the cause as `originalError` (never
  * sent; observability-plugin.ts logs it). Used for HTTP and SSE (through yoga) and for
@@ -21,7 +21,7 @@ export function maskError(error: unknown, message: string): Error {
   const cause = located ? located.originalError : error;
   if (isConnectionFailure(cause)) {
     return new GraphQLError(
-      "Redis became unreachable or did not answer in time during this operation, so whether it applied is unknown: retry it (a write with the same opId applies at most once)",
+      "Redis became unreachable, did not answer in time or was failing over during this operation, so whether it applied is unknown: retry it (a write with the same opId applies at most once)",
       { nodes: located?.nodes, path: located?.path, extensions: { code: ErrorCode.UNAVAILABLE } },
     );
   }

@@ -588,7 +588,7 @@ export class ContextStore {
       if (!(err instanceof AppError) || !options.opId) throw err;
       const record = this.opRecord(id, request, options);
       const { recorded } = await this.readHead(id, "head", record.fingerprint, record.key);
-      if (recorded) return { id, ...settle<WriteReply>(recorded).outcome };
+      if (recorded) return { id, ...settle<WriteReply>(await this.replayed(record, recorded)).outcome };
       throw err;
     }
     return this.update(id, "ROLLED_BACK", request, options, (doc) => diffDocuments(doc, target));
@@ -657,7 +657,7 @@ export class ContextStore {
     for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
       if (!base) {
         const read = await this.readHead(id, "document", clientRecord?.fingerprint ?? "", clientRecord?.key);
-        if (read.recorded) return { id, ...settle<WriteReply>(read.recorded).outcome };
+        if (read.recorded) return { id, ...settle<WriteReply>(await this.replayed(clientRecord!, read.recorded)).outcome };
         if (!read.view || !read.head) throw notFound(id);
         // Writes this process sent meanwhile will land first: build on them, not on the read.
         base = this.predicted.get(id) ?? read.head;
@@ -781,6 +781,16 @@ export class ContextStore {
         this.predicted.delete(id);
       }
     }
+  }
+
+  /**
+   * The outcome a read found recorded under `record`, replayed the way a write replays it, so that
+   * it is confirmed on replicas like any write (SWARM_REDIS_WAIT_REPLICAS) before it is acknowledged.
+   */
+  private async replayed(record: OpRecord, found: ScriptReply): Promise<ScriptReply> {
+    const raw = await scriptsOf(this.redis).replay(record.key, record.fingerprint);
+    // Gone since the read (its opId's time ran out): what the read found is all there is.
+    return raw === null ? found : parseReply(raw);
   }
 
   /** The keys every document script takes, in its KEYS order. */

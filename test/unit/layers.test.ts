@@ -90,7 +90,6 @@ test("no module imports itself through others", () => {
 });
 
 test("among src/, only src/server/ imports GraphQL libraries or the schema", () => {
-  // graphql-redis-subscriptions is the feed's Redis pub/sub client, not part of the GraphQL edge.
   const graphql = /^(graphql|graphql-yoga|graphql-ws|@pothos\/.*|@graphql-.*)$/;
   const found = PRODUCT.filter((file) => file.startsWith("src/") && !file.startsWith("src/server/")).flatMap((file) =>
     imports.get(file)!

@@ -59,7 +59,7 @@ test.each(scripts)("$file: its header names its KEYS, and it uses no other", ({ 
 // enforced as slots move); `no-writes` marks a read, which Redis then refuses to let write.
 test.each(scripts)("$file: opens with a shebang, flagged no-writes exactly when it writes nothing", ({ shebang, source }) => {
   const writes = /redis\.call\('(SET|HSET|HDEL|DEL|UNLINK|XADD|XTRIM|ZADD|ZREM|ZPOPMIN|ZREMRANGEBYSCORE|INCR|INCRBY|HINCRBY|EXPIRE|PEXPIRE|PEXPIREAT|SADD|SREM|SPOP|PUBLISH|HSETNX|SETNX|RENAME)'/i;
-  const usesHelpers = /ledger_begin|append_change|record_reply|store_settings/.test(source);
+  const usesHelpers = /ledger_begin|append_change|record_reply|replayed_reply|store_settings/.test(source);
   expect(shebang).toBe(writes.test(source) || usesHelpers ? "#!lua" : "#!lua flags=no-writes");
 });
 

@@ -45,6 +45,17 @@ local function recorded_reply(op_key, fingerprint)
   return '{"replayed":true,"reply":' .. rec[2] .. '}'
 end
 
+-- recorded_reply for a write script: a replay also sets the record's fingerprint again (the same
+-- value), so that a replay is a write in its own right, replicated after the record, and a WAIT
+-- after it (SWARM_REDIS_WAIT_REPLICAS, src/redis/scripts.ts) confirms that replicas hold the
+-- record, whichever connection wrote it first. (Redis 7.0 has WAIT cover the replication offset
+-- at the connection's last command of any kind; this does not rely on that.)
+local function replayed_reply(op_key, fingerprint)
+  local previous = recorded_reply(op_key, fingerprint)
+  if previous and previous:sub(1, 12) == '{"replayed":' then redis.call('HSET', op_key, 'fingerprint', fingerprint) end
+  return previous
+end
+
 local function record_reply(op_key, fingerprint, reply, ttl_seconds)
   redis.call('HSET', op_key, 'fingerprint', fingerprint, 'reply', reply)
   redis.call('EXPIRE', op_key, ttl_seconds)

@@ -364,12 +364,13 @@ local function end_planned(ctx)
 end
 
 -- The common start of a ledger script: returns ctx, or nil and the reply to return at once (the
--- recorded outcome of a replayed opId, or NOT_FOUND for a missing context). It writes nothing.
+-- recorded outcome of a replayed opId, or NOT_FOUND for a missing context). It writes nothing
+-- but a replay's record (see replayed_reply).
 local function ledger_begin()
   check_key_base(ARGV[3])
   local ctx = { id = ARGV[2], base = ARGV[3], actor = ARGV[4], reason = ARGV[5], retention = ARGV[6],
     channel = ARGV[8], now = now_ms() }
-  local previous = recorded_reply(KEYS[4], ARGV[1])
+  local previous = replayed_reply(KEYS[4], ARGV[1])
   if previous then return nil, previous end
   if redis.call('EXISTS', KEYS[1]) == 0 then
     return nil, reply_error('NOT_FOUND', 'context ' .. ctx.id .. ' does not exist', { id = ctx.id })

@@ -20,7 +20,7 @@
 --          or pruned, or F was read too long ago: finish it, read F again and call again; nothing
 --          was written)
 -- Emits: CREATED; nothing on a dry run
-local previous = recorded_reply(KEYS[5], ARGV[1])
+local previous = replayed_reply(KEYS[5], ARGV[1])
 if previous then return previous end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return reply_error('ALREADY_EXISTS', 'context ' .. ARGV[9] .. ' already exists', { id = ARGV[9] })

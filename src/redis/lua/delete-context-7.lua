@@ -15,7 +15,7 @@
 -- main thread); the ledger's keys are left to purge-step-2.lua.
 -- Emits: DELETED
 check_key_base(ARGV[10])
-local previous = recorded_reply(KEYS[5], ARGV[1])
+local previous = replayed_reply(KEYS[5], ARGV[1])
 if previous then return previous end
 local current = tonumber(redis.call('HGET', KEYS[1], 'version'))
 if not current then

@@ -18,7 +18,7 @@
 --          | NOT_FOUND | STALE_FENCE | VERSION_CONFLICT {currentVersion} | VALIDATION_FAILED (opId reuse)
 -- Emits: the kind given (UPDATED or ROLLED_BACK); nothing on a dry run
 if ARGV[21] ~= '' then check_key_base(ARGV[21]) end
-local previous = recorded_reply(KEYS[5], ARGV[1])
+local previous = replayed_reply(KEYS[5], ARGV[1])
 if previous then return previous end
 local meta = redis.call('HMGET', KEYS[1], 'version', 'createdAt', 'oldestSnapshot', 'head', 'updatedAt', 'updatedBy')
 if not meta[1] then
