@@ -4,13 +4,13 @@ import { configDefaults, defineConfig } from "vitest/config";
 const require = createRequire(import.meta.url);
 
 /**
- * Integration suites that run on a Redis Cluster as they are (the cluster project, below): those
- * that prove API.md's guarantees through the stores and scripts a cluster changes. Not durability:
- * its faults hit a redis-server of its own; test/cluster/ proves them on a cluster. Suites about
- * the GraphQL edge alone (authorization, previews, feed-properties pass there too) stay on one
+ * Integration suites that run on a Redis Cluster as they are (the cluster project, below): the
+ * ones that prove API.md's guarantees through the stores and scripts a cluster changes. Not
+ * durability: its faults hit a redis-server of its own; test/cluster/ proves them on a cluster,
+ * with the lists and sweepers over index shards. The others pass there too; they stay on one
  * Redis, to keep CI within its time.
  */
-const CLUSTER_SUITES = ["contexts", "locks", "ledger", "ledger-race", "feed", "concurrency", "history-reads", "script-cache", "overview", "ledger-retention"];
+const CLUSTER_SUITES = ["contexts", "locks", "ledger", "ledger-race", "feed", "script-cache"];
 
 export default defineConfig({
   // One copy of graphql-js: @pothos/core and yoga load its CommonJS build, so our code must too,

@@ -1,12 +1,11 @@
 // Proves that the server carries on through a Redis Cluster failover under write load (a master SIGKILLed, its replica promoted, the old node back as a replica): patches and allocate+release pairs on swarms of every master, retried with their opIds while UNAVAILABLE, all complete, with SWARM_REDIS_WAIT_REPLICAS=1 no acknowledged write is lost, without it the test reports how many were, and the ledger stays sound either way.
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { AllocateDocument, CreateContextDocument, GetContextDocument, GetLedgerDocument, PatchContextDocument, ReleaseDocument } from "../gql/graphql.js";
 import { errorCode, useTestServer, type GraphQLResponse, type ServerFixture } from "../helpers/app.js";
 import { Backoff } from "../helpers/backoff.js";
-import { ClusterNodes } from "../helpers/cluster-nodes.js";
+import { useRedisCluster } from "../helpers/cluster-nodes.js";
 import { Keys } from "../../src/redis/keys.js";
 import { ledgerViolations } from "../../support/ledger-invariant.js";
-import { startRedisCluster, type RedisCluster } from "../../support/redis-cluster.js";
 
 /** Swarms written with patches, two on each master (asserted), the first on the master that is killed. */
 const DOCUMENTS = ["f-1", "f-5", "f-0", "f-4", "f-2", "f-3"];
@@ -33,29 +32,20 @@ interface Load {
  * again; then every writer stops and the test reads what is left.
  */
 function failover(waitReplicas: number): { run: () => Promise<Load>; server: ServerFixture } {
-  let cluster: RedisCluster;
-  let nodes: ClusterNodes;
-  beforeAll(async () => {
-    cluster = await startRedisCluster(3, 1);
-    nodes = new ClusterNodes(cluster);
-  });
-  afterAll(async () => {
-    nodes?.close();
-    await cluster?.stop();
-  });
-  const server = useTestServer(() => ({ redisClusterNodes: cluster.seeds, redisWaitReplicas: waitReplicas }));
+  const own = useRedisCluster(3, 1);
+  const server = useTestServer(() => ({ redisClusterNodes: own.cluster.seeds, redisWaitReplicas: waitReplicas }));
 
   const run = async (): Promise<Load> => {
     const keys = new Keys(server.config.keyPrefix);
-    const slotOf = (id: string) => nodes.call<number>(cluster.nodes[0]!, "CLUSTER", "KEYSLOT", keys.context(id).meta);
+    const slotOf = (id: string) => own.nodes.call<number>(own.cluster.nodes[0]!, "CLUSTER", "KEYSLOT", keys.context(id).meta);
     const masters = new Map<string, number>();
     for (const id of DOCUMENTS) {
       await server.data(CreateContextDocument, { id, document: { acks: [] } });
-      masters.set(id, (await cluster.masterOf(await slotOf(id))).port);
+      masters.set(id, (await own.cluster.masterOf(await slotOf(id))).port);
     }
     for (const id of LEDGERS) {
       await server.data(CreateContextDocument, { id, document: { resources: { limits: { credits: 1_000_000_000 } } } });
-      masters.set(id, (await cluster.masterOf(await slotOf(id))).port);
+      masters.set(id, (await own.cluster.masterOf(await slotOf(id))).port);
     }
     expect(new Set(DOCUMENTS.map((id) => masters.get(id))).size).toBe(3);
     expect(new Set(LEDGERS.map((id) => masters.get(id))).size).toBe(3);
@@ -131,27 +121,27 @@ function failover(waitReplicas: number): { run: () => Promise<Load>; server: Ser
     try {
       await advanced(ROUND);
       const slot = await slotOf(DOCUMENTS[0]!);
-      const victim = await cluster.masterOf(slot);
-      const [, , [[, replicaPort]]] = await nodes.call<[string, number, [[string, string, string]]]>(victim, "ROLE");
-      const replica = cluster.nodes.find((node) => String(node.port) === replicaPort)!;
+      const victim = await own.cluster.masterOf(slot);
+      const [, , [[, replicaPort]]] = await own.nodes.call<[string, number, [[string, string, string]]]>(victim, "ROLE");
+      const replica = own.cluster.nodes.find((node) => String(node.port) === replicaPort)!;
       // Replication lag at the worst moment, which a loaded or distant replica has and one on
       // loopback hardly ever: the replica stops reading and its link is cut, so that what the
       // victim applies from now on reaches no replica before the victim dies. The pause stays
       // well within the node timeout, so that the replica is still fit to be promoted.
       replica.pause();
       try {
-        await nodes.call(victim, "CLIENT", "KILL", "TYPE", "replica");
+        await own.nodes.call(victim, "CLIENT", "KILL", "TYPE", "replica");
         await advanced(LAG, [...DOCUMENTS, ...LEDGERS].filter((id) => masters.get(id) !== victim.port));
         await victim.kill();
       } finally {
         replica.resume();
       }
       const backoff = new Backoff(50, 250);
-      while ((await cluster.masterOf(slot)) === victim) await backoff.wait();
+      while ((await own.cluster.masterOf(slot)) === victim) await backoff.wait();
       // Back as a replica of the promoted one (its node config says so), and synced: with WAIT=1
       // the promoted master's writes wait for it.
       await victim.restart();
-      await cluster.settled();
+      await own.cluster.settled();
       await advanced(ROUND);
     } finally {
       stopping = true;

@@ -3,26 +3,16 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ContextChangesDocument, CreateContextDocument, GetHistoryDocument, PatchContextDocument, type ContextChangesSubscription } from "../gql/graphql.js";
 import { useTestServer, type GraphQLResponse } from "../helpers/app.js";
 import { Backoff } from "../helpers/backoff.js";
-import { ClusterNodes } from "../helpers/cluster-nodes.js";
+import { useRedisCluster } from "../helpers/cluster-nodes.js";
 import { subscribe, type FeedClient } from "../helpers/feed-client.js";
 import { Keys } from "../../src/redis/keys.js";
-import { startRedisCluster, type RedisCluster } from "../../support/redis-cluster.js";
 import type { RedisServer } from "../../support/redis-server.js";
 
 type Feed = FeedClient<ContextChangesSubscription>;
 
-let cluster: RedisCluster;
-let nodes: ClusterNodes;
-beforeAll(async () => {
-  cluster = await startRedisCluster(3, 1);
-  nodes = new ClusterNodes(cluster);
-});
-afterAll(async () => {
-  nodes?.close();
-  await cluster?.stop();
-});
+const own = useRedisCluster(3, 1);
 // Acknowledged writes are on a replica too, so that killing a master loses none of them.
-const server = useTestServer(() => ({ redisClusterNodes: cluster.seeds, redisWaitReplicas: 1 }));
+const server = useTestServer(() => ({ redisClusterNodes: own.cluster.seeds, redisWaitReplicas: 1 }));
 
 /** Contexts on every master (asserted below). */
 const IDS = Array.from({ length: 9 }, (_, i) => `w-${i}`);
@@ -38,7 +28,7 @@ beforeAll(async () => {
   changes = keys.changesChannel;
   for (const id of IDS) {
     await server.data(CreateContextDocument, { id, document: { n: 0 } });
-    masters.set(id, (await cluster.masterOf(await nodes.call<number>(cluster.nodes[0]!, "CLUSTER", "KEYSLOT", keys.context(id).meta))).port);
+    masters.set(id, (await own.cluster.masterOf(await own.nodes.call<number>(own.cluster.nodes[0]!, "CLUSTER", "KEYSLOT", keys.context(id).meta))).port);
   }
   expect(new Set(masters.values()).size).toBe(3);
 });
@@ -63,13 +53,13 @@ async function patch(id: string): Promise<void> {
  * to nobody, so only catching up after the next subscription can deliver them.
  */
 async function withoutSubscriptions(run: () => Promise<void>): Promise<void> {
-  const live = async () => (await Promise.all(cluster.nodes.map(async (node) => ((await nodes.call(node, "PING").catch(() => null)) ? node : null)))).filter((n) => n !== null);
-  for (const node of await live()) await nodes.call(node, "ACL", "SETUSER", "default", "-subscribe");
+  const live = async () => (await Promise.all(own.cluster.nodes.map(async (node) => ((await own.nodes.call(node, "PING").catch(() => null)) ? node : null)))).filter((n) => n !== null);
+  for (const node of await live()) await own.nodes.call(node, "ACL", "SETUSER", "default", "-subscribe");
   try {
     await run();
-    expect(await nodes.subscribed(changes), "subscriptions while they were refused").toEqual([]);
+    expect(await own.nodes.subscribed(changes), "subscriptions while they were refused").toEqual([]);
   } finally {
-    for (const node of await live()) await nodes.call(node, "ACL", "SETUSER", "default", "+subscribe");
+    for (const node of await live()) await own.nodes.call(node, "ACL", "SETUSER", "default", "+subscribe");
   }
 }
 
@@ -77,7 +67,7 @@ async function withoutSubscriptions(run: () => Promise<void>): Promise<void> {
 async function subscribedNode(): Promise<RedisServer> {
   const backoff = new Backoff(5, 100);
   for (;;) {
-    const found = await nodes.subscribed(changes);
+    const found = await own.nodes.subscribed(changes);
     if (found.length === 1 && found[0]!.count === 1) return found[0]!.node;
     await backoff.wait();
   }
@@ -99,7 +89,7 @@ async function deliveredOnce(feeds: readonly Feed[]): Promise<void> {
   }
 }
 
-describe("the wake-up subscription on a cluster", () => {
+describe("the wake-up subscription on a own.cluster", () => {
   let feeds: Feed[];
   beforeAll(async () => {
     const after = IDS.map((contextId) => ({ contextId, seq: 0 }));
@@ -117,7 +107,7 @@ describe("the wake-up subscription on a cluster", () => {
     for (let round = 0; round < 2; round++) {
       const node = await subscribedNode();
       await withoutSubscriptions(async () => {
-        expect(Number(await nodes.call(node, "CLIENT", "KILL", "TYPE", "pubsub"))).toBe(1);
+        expect(Number(await own.nodes.call(node, "CLIENT", "KILL", "TYPE", "pubsub"))).toBe(1);
         await Promise.all(IDS.map((id) => patch(id)));
       });
       await deliveredOnce(feeds);
@@ -127,20 +117,20 @@ describe("the wake-up subscription on a cluster", () => {
   test("SIGKILL of the master it is on: it subscribes on another node, and the changes made meanwhile, and through the failover, are delivered", async () => {
     // Onto a master: each kill of its connection moves it to the next node it knows.
     let node = await subscribedNode();
-    for (let moves = 0; !(await nodes.isMaster(node)); moves++) {
-      expect(moves, "moves to reach a master").toBeLessThan(2 * cluster.nodes.length);
-      await nodes.call(node, "CLIENT", "KILL", "TYPE", "pubsub");
+    for (let moves = 0; !(await own.nodes.isMaster(node)); moves++) {
+      expect(moves, "moves to reach a master").toBeLessThan(2 * own.cluster.nodes.length);
+      await own.nodes.call(node, "CLIENT", "KILL", "TYPE", "pubsub");
       node = await subscribedNode();
     }
     const victim = node;
-    const slot = await nodes.call<number>(victim, "CLUSTER", "KEYSLOT", keys.context(IDS.find((id) => masters.get(id) === victim.port)!).meta);
+    const slot = await own.nodes.call<number>(victim, "CLUSTER", "KEYSLOT", keys.context(IDS.find((id) => masters.get(id) === victim.port)!).meta);
     await withoutSubscriptions(async () => {
       await victim.kill();
       // The swarms of the other masters change at once; the dead master's wait for its replica.
       await Promise.all(IDS.filter((id) => masters.get(id) !== victim.port).map((id) => patch(id)));
     });
     const backoff = new Backoff(50, 250);
-    while ((await cluster.masterOf(slot)) === victim) await backoff.wait();
+    while ((await own.cluster.masterOf(slot)) === victim) await backoff.wait();
     expect(await subscribedNode()).not.toBe(victim);
     // Back as a replica of the promoted master: its swarms' writes wait for one (SWARM_REDIS_WAIT_REPLICAS=1).
     await victim.restart();

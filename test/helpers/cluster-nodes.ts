@@ -1,5 +1,6 @@
 import { Redis } from "ioredis";
-import type { RedisCluster } from "../../support/redis-cluster.js";
+import { afterAll, beforeAll } from "vitest";
+import { startRedisCluster, type RedisCluster } from "../../support/redis-cluster.js";
 import type { RedisServer } from "../../support/redis-server.js";
 
 /**
@@ -46,4 +47,41 @@ export class ClusterNodes {
     for (const client of this.clients.values()) client.disconnect();
     this.clients.clear();
   }
+}
+
+/** A test file's own Redis Cluster and direct connections to its nodes (see useRedisCluster). */
+export interface OwnCluster {
+  readonly cluster: RedisCluster;
+  readonly nodes: ClusterNodes;
+}
+
+/**
+ * A Redis Cluster of the calling file's (or describe block's) own, of `masters` masters with
+ * `replicas` replicas each (support/redis-cluster.ts), started in beforeAll and stopped, with its
+ * node connections, in afterAll: call it before the useTestServer calls that use it, so that their
+ * servers close first. Its members throw until the cluster has started.
+ */
+export function useRedisCluster(masters: number, replicas: number): OwnCluster {
+  let cluster: RedisCluster | undefined;
+  let nodes: ClusterNodes | undefined;
+  beforeAll(async () => {
+    cluster = await startRedisCluster(masters, replicas);
+    nodes = new ClusterNodes(cluster);
+  });
+  afterAll(async () => {
+    nodes?.close();
+    await cluster?.stop();
+  });
+  const started = () => {
+    if (!cluster || !nodes) throw new Error("useRedisCluster: the cluster starts in beforeAll; use it from a test or a later hook");
+    return { cluster, nodes };
+  };
+  return {
+    get cluster() {
+      return started().cluster;
+    },
+    get nodes() {
+      return started().nodes;
+    },
+  };
 }
