@@ -242,9 +242,11 @@ describe("usage, release, renew", () => {
 
   test("a lease runs out: the next operation that needs its room ends it as EXPIRED (no sweeper); renew extends it", async () => {
     const id = await swarm({ resources: { limits: { credits: 100 } } });
-    const short = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 60 }), mode: "EXACT", leaseMs: 50 })).allocate;
+    // Leases long enough for the three requests before the renewal on a busy machine (an accepted
+    // operation after `short`'s lease ran out would end it early), short enough to wait out.
+    const short = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 60 }), mode: "EXACT", leaseMs: 1_000 })).allocate;
     await server.data(ReportUsageDocument, { allocationId: short.id, usage: amounts({ credits: 10 }) });
-    const kept = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 40 }), mode: "EXACT", leaseMs: 50 })).allocate;
+    const kept = (await server.data(AllocateDocument, { contextId: id, request: amounts({ credits: 40 }), mode: "EXACT", leaseMs: 1_000 })).allocate;
     const renewed = (await server.data(RenewAllocationDocument, { allocationId: kept.id, leaseMs: 60_000 })).renewAllocation;
     expect(Date.parse(renewed.expiresAt!)).toBeGreaterThan(Date.parse(kept.expiresAt!));
     await redisTimePast(server.redis, short.expiresAt!);
