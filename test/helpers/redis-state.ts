@@ -29,17 +29,23 @@ export async function redisState(redis: RedisClient, prefix: string): Promise<Re
   const heartbeats = new Keys(prefix).instanceIndex;
   const guard = guardKeysOf(prefix);
   const keys = (await keysMatching(redis, `${prefix}:*`)).filter((key) => !key.startsWith(heartbeats) && !guard.has(key));
+  // Every key's type, then every value, each sent all at once: one round trip each, not two per key.
+  const sorted = keys.sort();
+  const types = await Promise.all(sorted.map((key) => redis.type(key)));
+  const values = await Promise.all(
+    sorted.map(async (key, i): Promise<unknown> => {
+      const type = types[i];
+      if (type === "string") return redis.get(key);
+      if (type === "hash") return redis.hgetall(key);
+      if (type === "zset") return redis.zrange(key, 0, -1, "WITHSCORES");
+      if (type === "stream") return redis.xrange(key, "-", "+");
+      if (type === "set") return (await redis.smembers(key)).sort();
+      if (type === "list") return redis.lrange(key, 0, -1);
+      return type;
+    }),
+  );
   const state: Record<string, unknown> = {};
-  for (const key of keys.sort()) {
-    const type = await redis.type(key);
-    if (type === "string") state[key] = await redis.get(key);
-    else if (type === "hash") state[key] = await redis.hgetall(key);
-    else if (type === "zset") state[key] = await redis.zrange(key, 0, -1, "WITHSCORES");
-    else if (type === "stream") state[key] = await redis.xrange(key, "-", "+");
-    else if (type === "set") state[key] = (await redis.smembers(key)).sort();
-    else if (type === "list") state[key] = await redis.lrange(key, 0, -1);
-    else state[key] = type;
-  }
+  sorted.forEach((key, i) => (state[key] = values[i]));
   return state;
 }
 
