@@ -3,7 +3,7 @@ import calculateSlot from "cluster-key-slot";
 import { Cluster, type Redis } from "ioredis";
 import type { RedisClient } from "./clients.js";
 import { AppError, ErrorCode } from "../errors.js";
-import { CLUSTER_SLOTS, EPOCH_REGISTRY_COPIES, type Keys } from "./keys.js";
+import { CLUSTER_SLOTS, EPOCH_REGISTRY_COPIES, type IndexKeys, type Keys } from "./keys.js";
 import { scriptsOf } from "./scripts.js";
 
 /** An epoch key's value once an instance has seen the state it names disappear. */
@@ -46,6 +46,12 @@ export async function intact(state: StateCheck | undefined, keys: readonly strin
     () => true,
     () => false,
   );
+}
+
+/** The index shards whose keys `keysOf` picks are all intact (see intact), for a sweeper's pass. */
+export async function intactShards(state: StateCheck | undefined, shards: readonly IndexKeys[], keysOf: (shard: IndexKeys) => readonly string[]): Promise<IndexKeys[]> {
+  const found = await Promise.all(shards.map((shard) => intact(state, keysOf(shard))));
+  return shards.filter((_, i) => found[i]);
 }
 
 /** What the guard knows of one unit of state: its status, and the epoch it last found intact. */

@@ -498,13 +498,13 @@ export class ContextStore {
       () => (json = checkDocument(document, this.config)),
     );
     // The id may be generated here, unseen by authorization; the counter floor bounds its seqs.
-    await this.state?.whenKeysIntact([this.keys.contextBase(contextId), this.keys.indexOf(contextId).counterFloor]);
+    const ix = this.keys.indexOf(contextId);
+    await this.state?.whenKeysIntact([this.keys.contextBase(contextId), ix.counterFloor]);
     const record = this.opRecord(contextId, ["create", json], options);
     const head = uniqueToken();
     const dryRun = options.dryRun === true;
     // Index before and after the script: a crash leaves the index a superset, never missing a
     // context, and a delete racing this create cannot leave it out (see delete).
-    const ix = this.keys.indexOf(contextId);
     if (!dryRun) {
       await Promise.all([
         this.redis.zadd(ix.contexts, 0, contextId),

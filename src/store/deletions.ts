@@ -1,7 +1,7 @@
 import type { RedisClient } from "../redis/clients.js";
 import type { Keys } from "../redis/keys.js";
 import { scriptsOf } from "../redis/scripts.js";
-import { intact, type StateCheck } from "../redis/state-guard.js";
+import { intact, intactShards, type StateCheck } from "../redis/state-guard.js";
 
 /** What purge-step-2.lua answers. */
 type PurgeReply = { pending: true } | { raise: number } | { wait: number } | { done: true; gone: boolean };
@@ -72,7 +72,7 @@ export class Deletions {
    * again PURGE_GRACE_MS later. Returns how many it looked at.
    */
   async sweep(maxContexts = SWEEP_BATCH): Promise<number> {
-    const shards = (await Promise.all(this.keys.indexes.map(async (ix) => ((await intact(this.state, [ix.deleted, ix.counterFloor])) ? [ix] : [])))).flat();
+    const shards = await intactShards(this.state, this.keys.indexes, (ix) => [ix.deleted, ix.counterFloor]);
     if (shards.length === 0) return 0;
     const [seconds, micros] = await this.redis.time();
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);

@@ -3,7 +3,7 @@ import type { RedisClient } from "../redis/clients.js";
 import { AppError, checkAll, ErrorCode, validationFailed, type Problem } from "../errors.js";
 import type { Keys } from "../redis/keys.js";
 import { scriptsOf, type LedgerScript } from "../redis/scripts.js";
-import { intact, type StateCheck } from "../redis/state-guard.js";
+import { intact, intactShards, type StateCheck } from "../redis/state-guard.js";
 import { parseAllocationId, toAllocation, type Allocation, type AllocationMode, type AllocationStatus, type Amount, type Budget, type RawAllocation } from "../model/allocation.js";
 import { checkLockName, HOLDER_MAX_LENGTH, LEASE_MS_MAX, RESOURCE_KIND } from "../model/identifiers.js";
 import { toLock, type Lock, type RawLock } from "../model/lock.js";
@@ -272,7 +272,7 @@ export class LedgerStore {
    * index is not intact are passed by, and a context whose state is not intact is left claimed.
    */
   async sweep(maxContexts = 200): Promise<number> {
-    const shards = (await Promise.all(this.keys.indexes.map(async (ix) => ((await intact(this.state, [ix.due])) ? [ix] : [])))).flat();
+    const shards = await intactShards(this.state, this.keys.indexes, (ix) => [ix.due]);
     if (shards.length === 0) return 0;
     const [seconds, micros] = await this.redis.time();
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);

@@ -54,9 +54,8 @@ export async function redisState(redis: RedisClient, prefix: string): Promise<Re
 
 /** The keys matching `pattern` (SCAN MATCH), on every master of a cluster. */
 export async function keysMatching(redis: RedisClient, pattern: string): Promise<string[]> {
-  if (redis instanceof Cluster) await redis.ping();
   const found: string[] = [];
-  for (const node of redis instanceof Cluster ? redis.nodes("master") : [redis]) {
+  for (const node of await nodesOf(redis, "master")) {
     let cursor = "0";
     do {
       const [next, batch] = await node.scan(cursor, "MATCH", pattern, "COUNT", 1000);
@@ -69,11 +68,17 @@ export async function keysMatching(redis: RedisClient, pattern: string): Promise
 
 /** How many connections subscribe to `channel` (PUBSUB NUMSUB), summed over every node of a cluster. */
 export async function channelSubscribers(redis: RedisClient, channel: string): Promise<number> {
-  if (redis instanceof Cluster) await redis.ping();
   let count = 0;
-  for (const node of redis instanceof Cluster ? redis.nodes("all") : [redis]) {
+  for (const node of await nodesOf(redis, "all")) {
     const [, subscribers] = (await node.pubsub("NUMSUB", channel)) as [string, number];
     count += subscribers;
   }
   return count;
+}
+
+/** The nodes of a cluster with `role` (known once the client has connected), or the one Redis. */
+async function nodesOf(redis: RedisClient, role: "master" | "all"): Promise<RedisClient[]> {
+  if (!(redis instanceof Cluster)) return [redis];
+  await redis.ping();
+  return redis.nodes(role);
 }
