@@ -140,7 +140,7 @@ export class Swarm {
    */
   async *watch(options: WatchOptions = {}): AsyncGenerator<WatchItem, void, undefined> {
     const start = options.after ?? (await this.settings.http.request("ClientHead", { id: this.id })).context?.seq ?? 0;
-    yield* resumable(this.settings.subscriptions, "ClientChanges", changesPosition(this.id, options, start), this.settings.retry, options.signal);
+    yield* resumable(this.settings.subscriptions, "ClientChanges", changesPosition(this.id, options, start), this.settings.retry, options);
   }
 
   /**
@@ -150,7 +150,7 @@ export class Swarm {
    * deleted.
    */
   watchSlice(paths: readonly string[], options: { readonly maxUpdatesPerSecond?: number; readonly signal?: AbortSignal } = {}): AsyncGenerator<SliceUpdate, void, undefined> {
-    return resumable(this.settings.subscriptions, "ClientWatchSlice", slicePosition(this.id, paths, options.maxUpdatesPerSecond), this.settings.retry, options.signal);
+    return resumable(this.settings.subscriptions, "ClientWatchSlice", slicePosition(this.id, paths, options.maxUpdatesPerSecond), this.settings.retry, options);
   }
 
   /**

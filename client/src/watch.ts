@@ -35,20 +35,22 @@ export interface WatchOptions {
   readonly maxBatchesPerSecond?: number;
   /** Ends the iteration (as `break` does). */
   readonly signal?: AbortSignal;
+  /** Changes received and not yet taken before the subscription pauses (default 1000; see DEFAULT_MAX_BUFFERED). */
+  readonly maxBuffered?: number;
 }
 
 /**
- * Subscription results not yet taken by the consumer, at most this many: past it the
+ * Items received and not yet taken by the consumer, by default at most this many: past it the
  * subscription is closed, and opened again from the cursor once they are taken, so a slow
  * consumer costs neither side memory and loses nothing.
  */
-const MAX_BUFFERED_RESULTS = 64;
+export const DEFAULT_MAX_BUFFERED = 1000;
 
 /** Where a resumable subscription stands: what it asks for next, and what it has seen. */
 export interface Resumption<N extends OperationName, T> {
   /** The variables to (re)subscribe with, from what has been yielded so far. */
   variables(): Variables<N>;
-  /** The items one result yields (updating the position), in order; duplicates left out. */
+  /** The items one result yields (moving the position past them), in order; duplicates left out. */
   items(data: Result<N>): T[];
   /** A resumable error may carry a position to continue from (RESYNC_REQUIRED's extensions.after). */
   resumeFrom?(error: SwarmError): void;
@@ -64,20 +66,26 @@ export async function* resumable<N extends OperationName, T>(
   name: N,
   position: Resumption<N, T>,
   retry: RetryOptions,
-  signal: AbortSignal | undefined,
+  options: { readonly signal?: AbortSignal; readonly maxBuffered?: number },
 ): AsyncGenerator<T, void, undefined> {
+  const { signal, maxBuffered = DEFAULT_MAX_BUFFERED } = options;
   let failures = 0;
   while (!signal?.aborted) {
-    const inbox: SubscriptionEvent<Result<N>>[] = [];
+    // Items in the order received; the position moves as they arrive, so a resubscription
+    // continues after the last one buffered, and a failure is handled after those before it.
+    const inbox: ({ item: T } | Exclude<SubscriptionEvent<Result<N>>, { data: unknown }>)[] = [];
     let wake: (() => void) | undefined;
     let paused = false;
     let stop: (() => void) | undefined;
     const push = (event: SubscriptionEvent<Result<N>>) => {
-      inbox.push(event);
-      if ("data" in event && inbox.length >= MAX_BUFFERED_RESULTS) {
-        paused = true;
-        stop?.();
-      }
+      if (paused) return;
+      if ("data" in event) {
+        for (const item of position.items(event.data)) inbox.push({ item });
+        if (inbox.length >= maxBuffered) {
+          paused = true;
+          stop?.();
+        }
+      } else inbox.push(event);
       wake?.();
     };
     const onAbort = () => wake?.();
@@ -92,12 +100,10 @@ export async function* resumable<N extends OperationName, T>(
           continue;
         }
         const event = inbox.shift()!;
-        if ("data" in event) {
+        if ("item" in event) {
           failures = 0;
-          for (const item of position.items(event.data)) {
-            yield item;
-            if (signal?.aborted) return;
-          }
+          yield event.item;
+          if (signal?.aborted) return;
           continue;
         }
         if ("error" in event) {
@@ -105,8 +111,8 @@ export async function* resumable<N extends OperationName, T>(
           position.resumeFrom?.(event.error);
           failed = event.error.code !== "RESYNC_REQUIRED";
         } else {
-          // Completed: by our own pause, or by the server, which must not make a tight loop.
-          failed = !paused;
+          // Completed by the server: resubscribe, but not in a tight loop.
+          failed = true;
         }
         break;
       }
