@@ -46,7 +46,8 @@ export class HttpTransport {
     const body = JSON.stringify({ query: documents[name], variables, operationName: name });
     let last: SwarmError | undefined;
     for (let attempt = 0; attempt < this.retry.attempts; attempt++) {
-      if (attempt > 0) await sleep(backoffMs(this.retry, attempt - 1));
+      // RATE_LIMITED says when the key may send again: no sooner than that.
+      if (attempt > 0) await sleep(Math.max(backoffMs(this.retry, attempt - 1), Number(last!.extensions.retryAfterMs ?? 0)));
       const url = this.endpoints.current();
       try {
         return await this.send<N>(url, body);
