@@ -52,7 +52,7 @@ export class HttpTransport {
       try {
         return await this.send<N>(url, body);
       } catch (err) {
-        const error = err instanceof SwarmError ? err : new SwarmError("UNAVAILABLE", `${url}: ${(err as Error).message}`, {}, { cause: err });
+        const error = err instanceof SwarmError ? err : new SwarmError("UNAVAILABLE", `${url}: ${networkMessage(err)}`, {}, { cause: err });
         if (!TRANSIENT_CODES.has(error.code)) throw error;
         if (error.code === "UNAVAILABLE") this.endpoints.failed(url);
         last = error;
@@ -81,4 +81,10 @@ export class HttpTransport {
     if (!parsed.data) throw new SwarmError(res.status >= 500 ? "UNAVAILABLE" : "INTERNAL_SERVER_ERROR", `${url}: HTTP ${res.status} without data`, { status: res.status });
     return parsed.data;
   }
+}
+
+/** fetch's "fetch failed" with what failed (ECONNREFUSED, a reset, a timeout). */
+function networkMessage(err: unknown): string {
+  const { message, cause } = err as { message?: string; cause?: { message?: string; code?: string } };
+  return [message, cause?.code ?? cause?.message].filter(Boolean).join(": ");
 }
