@@ -1,30 +1,13 @@
 // Proves the examples run as documented against a real server: three agents (examples/agent.mjs) record every step, leave every allocation released with its usage charged and the lock free, while the watcher (examples/watcher.mjs) prints every change once, in order.
-import { spawn } from "node:child_process";
-import { createInterface } from "node:readline";
 import { expect, test } from "vitest";
 import { CreateContextDocument, GetLedgerDocument, GetContextDocument } from "../gql/graphql.js";
 import { useTestServer } from "../helpers/app.js";
 import { range } from "../helpers/feed-client.js";
+import { spawnJsonLines } from "../helpers/json-lines-process.js";
 
 const server = useTestServer();
 
-/** Runs `node <script>` with `env`; its stdout's JSON lines arrive in `lines`. */
-function run(script: string, env: Record<string, string>) {
-  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  const lines: Record<string, unknown>[] = [];
-  const waiters = new Set<() => void>();
-  let stderr = "";
-  child.stderr!.on("data", (chunk) => (stderr += chunk));
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    lines.push(JSON.parse(line) as Record<string, unknown>);
-    for (const wake of waiters) wake();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-  const until = async (predicate: () => boolean) => {
-    while (!predicate()) await new Promise<void>((resolve) => waiters.add(resolve)).finally(() => waiters.clear());
-  };
-  return { child, lines, exited, until, stderr: () => stderr };
-}
+const run = (script: string, env: Record<string, string>) => spawnJsonLines(process.execPath, [script], { ...process.env, ...env });
 
 test("three agents and a watcher, as in examples/", async () => {
   const id = "examples-swarm";
@@ -46,7 +29,7 @@ test("three agents and a watcher, as in examples/", async () => {
   expect(recorded.map((r) => r.token)).toEqual([...recorded.map((r) => r.token)].sort((x, y) => x - y));
 
   const last = board.seq;
-  await watcher.until(() => watcher.lines.at(-1)?.seq === last);
+  await watcher.until((lines) => lines.at(-1)?.seq === last, "the last change");
   watcher.child.kill("SIGTERM");
   expect(watcher.lines.map((l) => l.seq)).toEqual(range(2, last));
   expect(new Set(watcher.lines.map((l) => l.kind))).toEqual(new Set(["ALLOCATED", "LOCK_ACQUIRED", "UPDATED", "LOCK_RELEASED", "USAGE_REPORTED", "RELEASED"]));

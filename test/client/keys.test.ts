@@ -1,20 +1,15 @@
 // Proves the client presents its key on HTTP and WebSocket (an admin creates, an agent writes, a viewer watches), and that refusals no retry cures end at once: a wrong key (UNAUTHENTICATED) on reads, writes and watches, a context outside the key's scope (FORBIDDEN), watchSlice of a context that does not exist (NOT_FOUND); a viewer may watch but not write.
-import { afterAll, expect, test } from "vitest";
-import { connect, type SwarmError } from "swarm-context/client";
+import { expect, test } from "vitest";
+import type { SwarmError } from "swarm-context/client";
 import { useTestServer } from "../helpers/app.js";
+import { useClients } from "../helpers/clients.js";
 import { collect } from "../helpers/collect.js";
 import { testKeys } from "../helpers/keys.js";
 
 const keys = testKeys("keyed-");
 const server = useTestServer({ keys: keys.ring });
-const clients: ReturnType<typeof connect>[] = [];
-afterAll(() => Promise.all(clients.map((c) => c.close())));
-
-function swarm(key: string, id: string) {
-  const c = connect({ url: server.url, key, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 } });
-  clients.push(c);
-  return c.swarm(id);
-}
+const client = useClients({ retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 } });
+const swarm = (key: string, id: string) => client(server.url, { key }).swarm(id);
 
 const code = (promise: Promise<unknown>) => promise.then(
   () => "no error",

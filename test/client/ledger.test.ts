@@ -1,19 +1,14 @@
 // Proves the client's allocation handles: a lease is renewed in the background for as long as the handle is held, usage and release reach the ledger, `await using` releases when a step throws, a child is carved from its handle, and a handle whose allocation ends under it is told (lost).
-import { afterAll, expect, test } from "vitest";
-import { connect, SwarmError, type AllocationHandle } from "swarm-context/client";
+import { expect, test } from "vitest";
+import { SwarmError, type AllocationHandle } from "swarm-context/client";
 import { GetAllocationDocument, GetLedgerDocument, ReleaseDocument } from "../gql/graphql.js";
 import { useTestServer } from "../helpers/app.js";
+import { useClients } from "../helpers/clients.js";
 import { collect } from "../helpers/collect.js";
 
 const server = useTestServer();
-const clients: ReturnType<typeof connect>[] = [];
-afterAll(() => Promise.all(clients.map((c) => c.close())));
-
-function swarm(id: string) {
-  const c = connect({ url: server.url, agent: "agent-1" });
-  clients.push(c);
-  return c.swarm(id);
-}
+const client = useClients({ agent: "agent-1" });
+const swarm = (id: string) => client(server.url).swarm(id);
 
 const budget = async (id: string) => (await server.data(GetLedgerDocument, { id })).context!.budget;
 

@@ -1,20 +1,14 @@
 // Proves the client's withLock: 8 agents x 100 sections never overlap (no lost increment, tokens strictly increasing), the lock is released when the section throws, and an agent process paused past its lease is told (lock.lost) and its fenced writes are refused.
-import { spawn } from "node:child_process";
-import { createInterface } from "node:readline";
-import { afterAll, expect, test } from "vitest";
-import { connect, SwarmError } from "swarm-context/client";
+import { expect, test } from "vitest";
+import { SwarmError } from "swarm-context/client";
 import { useTestServer } from "../helpers/app.js";
+import { useClients } from "../helpers/clients.js";
+import { spawnJsonLines } from "../helpers/json-lines-process.js";
 
 const a = useTestServer();
 const b = useTestServer(() => ({ keyPrefix: a.config.keyPrefix }));
-const clients: ReturnType<typeof connect>[] = [];
-afterAll(() => Promise.all(clients.map((c) => c.close())));
-
-function swarm(url: string, id: string, agent?: string) {
-  const client = connect({ url, agent });
-  clients.push(client);
-  return client.swarm(id);
-}
+const client = useClients();
+const swarm = (url: string, id: string, agent?: string) => client(url, { agent }).swarm(id);
 
 test("8 agents x 100 sections with withLock: no two sections overlap, no increment is lost", async () => {
   const id = "client-lock-race";
@@ -60,19 +54,10 @@ test("withLock releases the lock when the section throws, and returns what the s
 test("an agent paused past its lease is told its lock is lost, and its fenced writes are refused", async () => {
   const id = "client-lock-paused";
   await swarm(a.url, id).create({});
-  const child = spawn(process.execPath, ["--import", "tsx", "test/helpers/paused-lock-holder.ts", a.url, id, "turn"], { stdio: ["ignore", "pipe", "inherit"] });
-  const events: Record<string, unknown>[] = [];
-  const waiters: (() => void)[] = [];
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    events.push(JSON.parse(line) as Record<string, unknown>);
-    waiters.splice(0).forEach((wake) => wake());
-  });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-  const until = async (event: string) => {
-    while (!events.some((e) => e.event === event)) await new Promise<void>((resolve) => waiters.push(resolve));
-  };
+  const holder = spawnJsonLines(process.execPath, ["--import", "tsx", "test/helpers/paused-lock-holder.ts", a.url, id, "turn"]);
+  const { child, lines: events } = holder;
   try {
-    await until("wrote");
+    await holder.until((lines) => lines.some((e) => e.event === "wrote"), "a first fenced write");
     child.kill("SIGSTOP");
     // Another agent gets the lock once the paused one's lease has run out, and writes with its fence.
     const other = swarm(b.url, id, "other");
@@ -82,7 +67,7 @@ test("an agent paused past its lease is told its lock is lost, and its fenced wr
     });
     expect(token).toBe(2);
     child.kill("SIGCONT");
-    expect(await exited).toBe(0);
+    expect(await holder.exited, holder.stderr()).toBe(0);
     expect(events.filter((e) => e.event === "refused" || e.event === "lost")).toEqual([
       { event: "refused", code: "STALE_FENCE" },
       { event: "lost", code: "STALE_FENCE" },

@@ -1,10 +1,10 @@
 // Proves the Python example agent (examples/python/swarm_agent.py, standard library only) against a real server with API keys: two agents racing, one failing over from a dead endpoint, record every step exactly once under the fenced lock, keep a compare-and-set tally, release every allocation with its usage charged and leave the lock free; its gql() retry of a patch whose reply was lost applies the write once; its watcher prints every change after its cursor exactly once and in order, across a cut connection, and re-reads the context on a resync.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createServer, type Server, type Socket } from "node:net";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, expect, test } from "vitest";
 import { useTestServer } from "../helpers/app.js";
+import { spawnJsonLines, type JsonLinesProcess } from "../helpers/json-lines-process.js";
 import { testKeys } from "../helpers/keys.js";
 import { startReplyDroppingProxy } from "../helpers/reply-dropping-proxy.js";
 import { startTcpProxy } from "../helpers/tcp-proxy.js";
@@ -15,65 +15,18 @@ const server = useTestServer({ keys: keys.ring });
 
 type Line = Record<string, unknown> & { event: string };
 
-/** A running swarm_agent.py: the JSON lines it printed so far, and its exit. */
-interface Agent {
-  readonly lines: Line[];
-  readonly exited: Promise<number | null>;
-  /** Resolves once `check(lines)` holds, checked as each line arrives; rejects if the process exits first. */
-  until(check: (lines: readonly Line[]) => boolean, what: string): Promise<void>;
-  stderr(): string;
-}
-
 const children = new Set<ChildProcess>();
 afterAll(() => {
   for (const child of children) child.kill("SIGKILL");
 });
 
 /** Runs `python3 swarm_agent.py <args>` with the agent key and `env` (SWARM_ID, SWARM_URL, ...), and nothing else of ours. */
-function spawnAgent(args: readonly string[], env: Record<string, string>): Agent {
+function spawnAgent(args: readonly string[], env: Record<string, string>): JsonLinesProcess<Line> {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("SWARM_")));
-  const child = spawn("python3", [SCRIPT, ...args], {
-    env: { ...inherited, SWARM_KEY: keys.agent.key, PYTHONUNBUFFERED: "1", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  let stderr = "";
-  child.stderr!.on("data", (chunk) => (stderr += chunk));
-  child.on("error", (err) => (stderr += String(err))); // no python3: the test fails saying so
-  const lines: Line[] = [];
-  const listeners = new Set<() => void>();
-  let ended = false;
-  const exited = new Promise<number | null>((resolve) =>
-    child.once("close", (code) => {
-      children.delete(child);
-      ended = true;
-      for (const listener of [...listeners]) listener();
-      resolve(code);
-    }),
-  );
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    lines.push(JSON.parse(line) as Line);
-    for (const listener of [...listeners]) listener();
-  });
-  return {
-    lines,
-    exited,
-    stderr: () => stderr,
-    until: (check, what) =>
-      new Promise((resolve, reject) => {
-        const recheck = () => {
-          if (check(lines)) {
-            listeners.delete(recheck);
-            resolve();
-          } else if (ended) {
-            listeners.delete(recheck);
-            reject(new Error(`agent exited before ${what}: ${JSON.stringify(lines)} ${stderr}`));
-          }
-        };
-        listeners.add(recheck);
-        recheck();
-      }),
-  };
+  const agent = spawnJsonLines<Line>("python3", [SCRIPT, ...args], { ...inherited, SWARM_KEY: keys.agent.key, PYTHONUNBUFFERED: "1", ...env });
+  children.add(agent.child);
+  void agent.exited.then(() => children.delete(agent.child));
+  return agent;
 }
 
 /** Runs an operation with the admin key over HTTP; throws on any error. */
@@ -96,7 +49,7 @@ async function createContext(id: string, document: Record<string, unknown>): Pro
 const appendTo = (id: string, value: unknown) =>
   admin(`mutation($id: ID!, $v: JSON) { patchContext(id: $id, patch: [{op: add, path: "/blackboard/log/-", value: $v}]) { seq } }`, { id, v: value });
 
-const exited = async (agent: Agent) => expect(await agent.exited, `${JSON.stringify(agent.lines)} ${agent.stderr()}`).toBe(0);
+const exited = async (agent: JsonLinesProcess<Line>) => expect(await agent.exited, `${JSON.stringify(agent.lines)} ${agent.stderr()}`).toBe(0);
 
 test("two agents racing record every step once, release every allocation with its usage, and leave the lock free", async () => {
   const id = "py-swarm";

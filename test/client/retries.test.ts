@@ -1,21 +1,15 @@
 // Proves the client's retries: a write whose reply is lost is sent again with the same opId and applied once; a dead endpoint in the url list is passed over for the next; when every attempt fails the error is UNAVAILABLE with the last cause.
 import { createServer } from "node:net";
-import { afterAll, expect, test } from "vitest";
-import { connect, SwarmError } from "swarm-context/client";
+import { expect, test } from "vitest";
+import { SwarmError } from "swarm-context/client";
 import { GetHistoryDocument } from "../gql/graphql.js";
 import { useTestServer } from "../helpers/app.js";
+import { useClients } from "../helpers/clients.js";
 import { collect } from "../helpers/collect.js";
 import { startReplyDroppingProxy } from "../helpers/reply-dropping-proxy.js";
 
 const server = useTestServer();
-const clients: ReturnType<typeof connect>[] = [];
-afterAll(() => Promise.all(clients.map((c) => c.close())));
-
-function client(url: string | string[]) {
-  const c = connect({ url, retry: { baseDelayMs: 10, maxDelayMs: 50 } });
-  clients.push(c);
-  return c;
-}
+const client = useClients({ retry: { baseDelayMs: 10, maxDelayMs: 50 } });
 
 /** A port on 127.0.0.1 where nothing listens (it was free a moment ago). */
 async function deadPort(): Promise<number> {
@@ -64,7 +58,7 @@ test("a dead endpoint first in the list: reads, writes and watches go to the nex
 });
 
 test("when every attempt fails: UNAVAILABLE after the configured attempts, with the last failure as cause", async () => {
-  const c = connect({ url: `http://127.0.0.1:${await deadPort()}/graphql`, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 } });
+  const c = client(`http://127.0.0.1:${await deadPort()}/graphql`, { retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 } });
   const error = await c.swarm("any").merge({ a: 1 }).catch((err: unknown) => err);
   expect(error).toBeInstanceOf(SwarmError);
   expect(error).toMatchObject({ code: "UNAVAILABLE", message: expect.stringContaining("failed 3 times") });

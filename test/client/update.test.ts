@@ -1,18 +1,12 @@
 // Proves the client's read-modify-write: 16 agents incrementing one counter with update(fn) through two server instances lose no update, and an update that cannot win says why.
-import { afterAll, expect, test } from "vitest";
-import { connect, SwarmError } from "swarm-context/client";
+import { expect, test } from "vitest";
+import { SwarmError } from "swarm-context/client";
 import { useTestServer } from "../helpers/app.js";
+import { useClients } from "../helpers/clients.js";
 
 const a = useTestServer();
 const b = useTestServer(() => ({ keyPrefix: a.config.keyPrefix }));
-const clients: ReturnType<typeof connect>[] = [];
-afterAll(() => Promise.all(clients.map((c) => c.close())));
-
-function agent(url: string) {
-  const client = connect({ url });
-  clients.push(client);
-  return client;
-}
+const agent = useClients();
 
 test("16 agents x 10 increments with update(fn): the counter is exact, each write one version", async () => {
   const id = "client-counter";

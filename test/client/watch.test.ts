@@ -1,8 +1,9 @@
 // Proves the client's watches: watch() delivers every change once and in order across a server instance killed with SIGKILL (resuming on the next url) and across a killed Redis pub/sub connection, yields { resync } for a cursor past retention, and loses nothing to a consumer that stops reading; watchSlice resumes without repeating a value.
-import { afterAll, expect, test } from "vitest";
+import { expect, test } from "vitest";
 import WebSocket from "ws";
-import { connect, type WatchItem } from "swarm-context/client";
+import type { WatchItem } from "swarm-context/client";
 import { useRedisServer, useTestServer } from "../helpers/app.js";
+import { useClients } from "../helpers/clients.js";
 import { collect } from "../helpers/collect.js";
 import { range } from "../helpers/feed-client.js";
 import { spawnServer } from "../helpers/server-process.js";
@@ -10,14 +11,7 @@ import { spawnServer } from "../helpers/server-process.js";
 const redis = useRedisServer();
 const writer = useTestServer(() => ({ redisUrl: redis().url }));
 const small = useTestServer({ feedRetention: 5 });
-const clients: ReturnType<typeof connect>[] = [];
-afterAll(() => Promise.all(clients.map((c) => c.close())));
-
-function client(url: string | string[]) {
-  const c = connect({ url, retry: { baseDelayMs: 20, maxDelayMs: 200 } });
-  clients.push(c);
-  return c;
-}
+const client = useClients({ retry: { baseDelayMs: 20, maxDelayMs: 200 } });
 
 const seqs = (items: readonly WatchItem[]) => items.map((item) => ("resync" in item ? -1 : item.seq));
 
@@ -91,8 +85,7 @@ test("a consumer that stops reading loses nothing: the watch stops its subscript
       super.send(data);
     }
   }
-  const watcher = connect({ url: writer.url, webSocketImpl: CountingWebSocket });
-  clients.push(watcher);
+  const watcher = client(writer.url, { webSocketImpl: CountingWebSocket });
   const watch = watcher.swarm(id).watch({ batch: { maxSize: 1 }, maxBuffered: 50 });
   const next = watch.next(); // the watch starts at seq 1; after the first item nobody reads while 300 changes are made
   for (let n = 0; n < 300; n++) await writes.merge({ n });
