@@ -1,5 +1,4 @@
 // Wake-ups on a Redis Cluster: classic PUBLISH (every message crosses the cluster bus to every node) against sharded pub/sub (SPUBLISH stays on its shard), published from a script on each swarm's master as the product's scripts do, to subscribers standing for server instances; messages/s and Redis CPU per message on each node; and, for scale, the Redis CPU of a whole patch (its wake-up included).
-import { readFileSync } from "node:fs";
 import calculateSlot from "cluster-key-slot";
 import { Cluster, Redis } from "ioredis";
 import { loadConfig } from "../src/config.js";
@@ -7,6 +6,7 @@ import { closeRedis, connectRedis } from "../src/redis/clients.js";
 import { Keys } from "../src/redis/keys.js";
 import { ContextStore } from "../src/store/contexts.js";
 import { startRedisCluster, type RedisCluster } from "../support/redis-cluster.js";
+import { cpuSeconds } from "./proc.js";
 
 /** One way to lay out the wake-ups. */
 interface Layout {
@@ -50,13 +50,9 @@ function slotTags(): string[] {
 const SWARMS = 64;
 /** Scripts in flight at once from the publisher. */
 const IN_FLIGHT = 1000;
-const CLOCK_TICKS_PER_SECOND = 100;
 
-/** CPU time a process has used so far, in µs (/proc/<pid>/stat utime + stime; 10 ms steps). */
-function cpuUs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS_PER_SECOND;
-}
+/** CPU time a process has used so far, in µs (10 ms steps). */
+const cpuUs = (pid: number): number => cpuSeconds(pid) * 1e6;
 
 /** A subscriber (one server instance) to every channel of `layout`: resolves with a counter once subscribed. */
 async function subscriber(cluster: RedisCluster, layout: Layout, channels: string[], index: number): Promise<{ received: () => number; close: () => void }> {

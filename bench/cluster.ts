@@ -1,12 +1,12 @@
 // `BENCH_ONLY=cluster npm run bench`: many swarms under a mixed load of patchContext and allocate+release, on one redis-server and on a 3-master Redis Cluster in the same run, through one and two server instances, with the CPU each Redis node and each server spent per request; then what one PUBLISH costs every node of the cluster.
-import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
 import { Keys } from "../src/redis/keys.js";
 import { startRedisCluster } from "../support/redis-cluster.js";
 import { startRedisServer, type RedisServer } from "../support/redis-server.js";
+import { cpuSeconds } from "./proc.js";
 
 /** A server under benchmark in a process of its own (run.ts serveScript). */
 export interface Served {
@@ -89,15 +89,6 @@ export interface ClusterReport {
   publishCost: PublishCost[];
 }
 
-const TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
-
-/** utime + stime of process `pid` so far, in seconds, from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  // Fields after the command name (which may hold spaces), from field 3 (state): utime is field 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-}
 
 /** A numeric field of an INFO-style `name:value` reply. */
 function infoField(info: string, name: string): number {

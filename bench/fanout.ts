@@ -1,6 +1,6 @@
 // WebSocket fan-out of a change feed: delivery latency and rate of one swarm's changes to many subscribers, and the server memory an idle subscription costs.
-import { readFileSync } from "node:fs";
 import { WebSocket } from "ws";
+import { rssKb } from "./proc.js";
 
 const SUBSCRIPTION = "subscription($id: ID!) { contextChanges(contextIds: [$id]) { changes { contextId seq version kind paths at } } }";
 /** How long one update may take to reach every subscriber before the missing deliveries count as lost. */
@@ -233,13 +233,6 @@ export async function fanout(url: string, subscribers: number, updates: number):
   } finally {
     await subs.close();
   }
-}
-
-/** The resident set size of process `pid` in kB, from /proc. */
-function rssKb(pid: number): number {
-  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  if (!match) throw new Error(`no VmRSS for process ${pid}`);
-  return Number(match[1]);
 }
 
 /**

@@ -1,16 +1,16 @@
 // What one paused subscriber costs the server: `npx tsx bench/paused-subscriber.ts [paused|none] [changes]` starts the server (bench/serve.ts, keep-alive pings out of the way, SWARM_* from the environment), subscribes over WebSocket and stops reading (`paused`) or does not subscribe (`none`), writes `changes` changes of 5 KB, and prints the server's peak RSS and where the subscriber was ended.
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import WebSocket from "ws";
 import { startRedisServer } from "../support/redis-server.js";
+import { rssKb } from "./proc.js";
 
 const mode = process.argv[2] ?? "paused";
 const changes = Number(process.argv[3] ?? 20_000);
 const WRITERS = 8;
 const blob = "x".repeat(5_000);
 
-const rssMb = (pid: number) => Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+const rssMb = (pid: number) => rssKb(pid) / 1024;
 
 async function post(url: string, query: string, variables: unknown): Promise<any> {
   const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query, variables }) });
