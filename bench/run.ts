@@ -1,4 +1,4 @@
-// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium; then 64 swarms under patches and allocate+release on one redis-server against a 3-master Redis Cluster, with each node's CPU (BENCH_ONLY=fanout, overview, ledger-page, deletion, console or cluster runs just that one). Not part of the full run: BENCH_ONLY=state-check measures the state guard's checks, BENCH_ONLY=contexts-page times one contexts page, each on one Redis and on a 3-master Redis Cluster; BENCH_ONLY=wakeups compares classic and sharded pub/sub for wake-ups and BENCH_ONLY=wait-replicas the write cost of SWARM_REDIS_WAIT_REPLICAS=1, each on Redis Clusters of its own.
+// `npm run bench`: requests/s of swarm-context's context reads and writes and of ledger allocate+release pairs, as ratios to a plain yoga server measured in the same run; then the console overview among few and many contexts; then the WebSocket fan-out of its change feed against a naive yoga + graphql-ws + RedisPubSub feed; then a ledger page on a short and a long history of ended allocations; then the longest Redis command of deleteContext on a swarm of 100,000 allocations; then the admin console's page weight and time to list 1,000 swarms in Chromium; then 64 swarms under patches and allocate+release on one redis-server against a 3-master Redis Cluster, with each node's CPU (BENCH_ONLY=requests, fanout, overview, ledger-page, deletion, console or cluster runs just that one). Not part of the full run: BENCH_ONLY=state-check measures the state guard's checks, BENCH_ONLY=contexts-page times one contexts page, each on one Redis and on a 3-master Redis Cluster; BENCH_ONLY=wakeups compares classic and sharded pub/sub for wake-ups and BENCH_ONLY=wait-replicas the write cost of SWARM_REDIS_WAIT_REPLICAS=1, each on Redis Clusters of its own.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -14,8 +14,9 @@ import { contextsPage, printContextsPage } from "./contexts-page.js";
 import { ledgerPageScenario, LEDGER_PAGE_QUERY, type LedgerPageRow } from "./ledger-page.js";
 import { printWakeups, wakeupsBench } from "./cluster-wakeups.js";
 import { printWaitReplicas, waitReplicasBench } from "./wait-replicas.js";
+import { cpuSeconds } from "./proc.js";
 import { ledgerViolations } from "../support/ledger-invariant.js";
-import { startRedisServer } from "../support/redis-server.js";
+import { startRedisServer, type RedisServer } from "../support/redis-server.js";
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -95,6 +96,8 @@ interface Row {
   p50: number;
   p99: number;
   failures: number;
+  /** CPU time of the server processes (`cpuOf`: node, and redis-server for swarm-context) per request, in ms. */
+  cpuMs?: number;
   ratio?: number;
   ratios?: number[];
   goal?: number;
@@ -125,7 +128,7 @@ function toRequest(step: Step): autocannon.Request {
  * Load with autocannon, each connection sending `steps` in a loop; rps counts requests, not
  * chains. A response counts as a failure if it is not 2xx or carries GraphQL errors.
  */
-async function load(scenario: string, url: string, steps: Step[]): Promise<Row & { acknowledged: number }> {
+async function load(scenario: string, url: string, steps: Step[], cpuOf: readonly number[] = []): Promise<Row & { acknowledged: number }> {
   let graphqlErrors = 0;
   let acknowledged = 0;
   const opts = {
@@ -139,13 +142,16 @@ async function load(scenario: string, url: string, steps: Step[]): Promise<Row &
   };
   await autocannon({ ...opts, duration: 1 }); // warm-up
   graphqlErrors = 0;
+  const cpuBefore = cpuOf.map(cpuSeconds);
   const result = await autocannon({ ...opts, duration: DURATION_S });
+  const cpu = cpuOf.reduce((sum, pid, i) => sum + cpuSeconds(pid) - cpuBefore[i]!, 0);
   return {
     scenario,
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
     failures: result.non2xx + result.errors + graphqlErrors,
+    cpuMs: cpuOf.length > 0 ? (cpu * 1000) / result.requests.total : undefined,
     acknowledged,
   };
 }
@@ -331,6 +337,118 @@ function printOverview(rows: OverviewRow[]): void {
   writeFileSync(".bench/overview.json", JSON.stringify({ at: new Date().toISOString(), query: OVERVIEW_QUERY, rows }, null, 2));
 }
 
+/**
+ * Requests/s of slice reads, patches and allocate + release pairs against the plain yoga ceiling,
+ * with the CPU time the servers spend per request; then checks that no acknowledged write was lost.
+ */
+async function requestScenarios(redis: RedisServer): Promise<Row[]> {
+  // Both servers stay up; each round measures every scenario right after its ceiling, and the
+  // medians over rounds are reported, because this machine's speed drifts from minute to minute.
+  const samples = new Map<string, Row[]>();
+  const record = (row: Row) => samples.set(row.scenario, [...(samples.get(row.scenario) ?? []), row]);
+  try {
+    const ceiling = await serveScript("bench/serve.ts", ["ceiling"]);
+    const app = await serveScript("bench/serve.ts", ["app"], { BENCH_REDIS_URL: redis.url });
+    const [ceilingUrl, appUrl] = [ceiling.url, app.url];
+    const ceilingCpu = [ceiling.pid];
+    const appCpu = [app.pid, redis.process.pid!];
+    const sizes = [["1 KiB", 1024], ["256 KiB", 256 * 1024]] as const;
+    for (const [, bytes] of sizes) {
+      await post(appUrl, "mutation($id: ID!, $d: JSON!) { createContext(id: $id, document: $d) { version } }", { id: `bench-${bytes}`, d: documentOf(bytes) });
+    }
+    const acknowledged = new Map<string, number>(sizes.map(([label]) => [label, 0]));
+    await post(appUrl, "mutation($d: JSON!) { createContext(id: \"bench-ledger\", document: $d) { version } }", {
+      d: { resources: { limits: { credits: 1e12, tokens: 1e12 } }, policy: { allocation: { maxShare: 0.5 } } },
+    });
+    let releases = 0;
+    const pair: Step[] = [
+      {
+        query: 'mutation { allocate(contextId: "bench-ledger", request: [{kind: "credits", amount: 10}, {kind: "tokens", amount: 100}], mode: EXACT, leaseMs: 60000, holder: "bench") { id } }',
+        keep: (body, state) => (state.allocationId = body.data?.allocate?.id),
+      },
+      {
+        query: 'mutation($a: ID!) { release(allocationId: $a, usage: [{kind: "credits", amount: 1}]) { status } }',
+        variablesFrom: (state) => ({ a: state.allocationId }),
+        keep: (body) => (releases += body.data?.release ? 1 : 0),
+      },
+    ];
+    for (let round = 1; round <= ROUNDS; round++) {
+      const hello = await load("ceiling: yoga { hello }", ceilingUrl, [{ query: "{ hello }" }], ceilingCpu);
+      record(hello);
+      for (const [label, bytes] of sizes) {
+        const slice = await load(`context{slice} ${label}`, appUrl, [
+          { query: 'query($id: ID!) { context(id: $id) { version slice(paths: ["/policy/mode", "/execution/counter"]) } }', variables: { id: `bench-${bytes}` } },
+        ], appCpu);
+        record({ ...slice, ratio: slice.rps / hello.rps, goal: label === "1 KiB" ? 0.85 : undefined });
+      }
+      const echo = await load("ceiling: yoga mutation echo", ceilingUrl, [{ query: 'mutation { echo(text: "x") }' }], ceilingCpu);
+      record(echo);
+      for (const [label, bytes] of sizes) {
+        const patch = await load(`patchContext ${label}`, appUrl, [
+          // A new value every time: a patch that leaves the document as it is writes nothing.
+          {
+            query: 'mutation($id: ID!, $v: JSON) { patchContext(id: $id, patch: [{op: replace, path: "/execution/counter", value: $v}]) { version } }',
+            variablesFrom: () => ({ id: `bench-${bytes}`, v: ++patchValue }),
+          },
+        ], appCpu);
+        record({ ...patch, ratio: patch.rps / echo.rps, goal: label === "1 KiB" ? 0.75 : 0.35 });
+        acknowledged.set(label, acknowledged.get(label)! + patch.acknowledged);
+      }
+      const ledger = await load("allocate + release, one swarm", appUrl, pair, appCpu);
+      record({ ...ledger, ratio: ledger.rps / echo.rps, goal: 0.65 });
+    }
+    for (const [label, bytes] of sizes) {
+      const after = await post(appUrl, "query($id: ID!) { context(id: $id) { version } }", { id: `bench-${bytes}` });
+      // Every acknowledged patch must be in the version; a few per connection and run may have
+      // been cut off in flight by autocannon's deadline and still applied.
+      const unacknowledged = after.data.context.version - 1 - acknowledged.get(label)!;
+      const verdict = unacknowledged >= 0 && unacknowledged <= 4 * ROUNDS * CONNECTIONS ? "no lost update" : "LOST OR EXTRA WRITES";
+      console.log(`${label}: version ${after.data.context.version} after ${acknowledged.get(label)} acknowledged patches: ${verdict}`);
+    }
+    // Each acknowledged release charged 1 credit; releases cut off in flight may have landed too.
+    const { data } = await post(appUrl, '{ context(id: "bench-ledger") { budget { consumed { kind amount } } activeAllocations } }');
+    const consumed = data.context.budget.consumed.find((a: { kind: string }) => a.kind === "credits")?.amount ?? 0;
+    const direct = new Redis(redis.url);
+    const violations = await ledgerViolations(direct, "bench", "bench-ledger");
+    direct.disconnect();
+    const ledgerSound = consumed >= releases && consumed - releases <= 2 * ROUNDS * CONNECTIONS && violations.length === 0;
+    console.log(
+      `ledger: ${releases} acknowledged releases, ${consumed} credits consumed, ${data.context.activeAllocations} allocations left active, invariant ${violations.length ? `BROKEN: ${violations.join("; ")}` : "holds"}: ${ledgerSound ? "sound" : "NOT SOUND"}`,
+    );
+  } finally {
+    stopAll();
+  }
+  const rows: Row[] = [...samples.entries()].map(([scenario, runs]) => ({
+    scenario,
+    rps: median(runs.map((r) => r.rps)),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    failures: runs.reduce((sum, r) => sum + r.failures, 0),
+    cpuMs: runs[0]!.cpuMs === undefined ? undefined : median(runs.map((r) => r.cpuMs!)),
+    ratio: runs[0]!.ratio === undefined ? undefined : median(runs.map((r) => r.ratio!)),
+    ratios: runs[0]!.ratio === undefined ? undefined : runs.map((r) => r.ratio!),
+    goal: runs[0]!.goal,
+  }));
+  return rows;
+}
+
+/** The request scenarios' table. */
+function printRequests(rows: Row[]): void {
+  console.log(`\n${CONNECTIONS} connections, ${DURATION_S} s per scenario, medians of ${ROUNDS} rounds; 2 cores shared by server, Redis and load generator`);
+  console.log("req/s counts requests; an allocate + release pair is two, and its ceiling is a pair of echo mutations;");
+  console.log("server CPU = utime + stime from /proc of the server process (and, for swarm-context, its redis-server) over the measured run, per request\n");
+  console.log("| scenario | req/s | p50 ms | p99 ms | failures | server CPU ms per request | ratio to ceiling (median; per round) | goal |");
+  console.log("|---|---:|---:|---:|---:|---:|---:|---|");
+  for (const r of rows) {
+    const ratio = r.ratio === undefined ? "" : `${(r.ratio * 100).toFixed(0)} % (${r.ratios!.map((x) => (x * 100).toFixed(0)).join(", ")})`;
+    const goal = r.goal === undefined ? "" : `>= ${r.goal * 100} % ${r.ratio! >= r.goal ? "PASS" : "MISS"}`;
+    const cpu = r.cpuMs === undefined ? "" : r.cpuMs.toFixed(2);
+    console.log(`| ${r.scenario} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.failures} | ${cpu} | ${ratio} | ${goal} |`);
+  }
+  mkdirSync(".bench", { recursive: true });
+  writeFileSync(".bench/results.json", JSON.stringify({ at: new Date().toISOString(), connections: CONNECTIONS, durationS: DURATION_S, rounds: ROUNDS, rows }, null, 2));
+}
+
 /** The ledger page benchmark on a fresh app server of its own (bench/ledger-page.ts), printed. */
 async function ledgerPage(redisUrl: string): Promise<void> {
   const served = await serveScript("bench/serve.ts", ["app"], { BENCH_REDIS_URL: redisUrl });
@@ -381,6 +499,7 @@ async function main(): Promise<void> {
   const redis = await startRedisServer();
   // BENCH_ONLY names one part to run alone.
   const only: Record<string, () => Promise<void>> = {
+    requests: async () => printRequests(await requestScenarios(redis)),
     overview: async () => printOverview(await overviewScenario(redis.url)),
     "ledger-page": () => ledgerPage(redis.url),
     deletion: async () => printDeletion(await deletionBench(redis.url, DELETION_ALLOCATIONS)),
@@ -409,83 +528,17 @@ async function main(): Promise<void> {
     }
     return;
   }
+  let requestRows: Row[];
   let fanoutReport: FanoutReport;
   let overviewRows: OverviewRow[];
   let deletion: DeletionResult;
   let consoleResult: ConsoleLoadResult;
   let clusterReport: ClusterReport;
-  // Both servers stay up; each round measures every scenario right after its ceiling, and the
-  // medians over rounds are reported, because this machine's speed drifts from minute to minute.
-  const samples = new Map<string, Row[]>();
-  const record = (row: Row) => samples.set(row.scenario, [...(samples.get(row.scenario) ?? []), row]);
   try {
-    const ceilingUrl = await serve("ceiling");
-    const appUrl = await serve("app", { BENCH_REDIS_URL: redis.url });
-    const sizes = [["1 KiB", 1024], ["256 KiB", 256 * 1024]] as const;
-    for (const [, bytes] of sizes) {
-      await post(appUrl, "mutation($id: ID!, $d: JSON!) { createContext(id: $id, document: $d) { version } }", { id: `bench-${bytes}`, d: documentOf(bytes) });
-    }
-    const acknowledged = new Map<string, number>(sizes.map(([label]) => [label, 0]));
-    await post(appUrl, "mutation($d: JSON!) { createContext(id: \"bench-ledger\", document: $d) { version } }", {
-      d: { resources: { limits: { credits: 1e12, tokens: 1e12 } }, policy: { allocation: { maxShare: 0.5 } } },
-    });
-    let releases = 0;
-    const pair: Step[] = [
-      {
-        query: 'mutation { allocate(contextId: "bench-ledger", request: [{kind: "credits", amount: 10}, {kind: "tokens", amount: 100}], mode: EXACT, leaseMs: 60000, holder: "bench") { id } }',
-        keep: (body, state) => (state.allocationId = body.data?.allocate?.id),
-      },
-      {
-        query: 'mutation($a: ID!) { release(allocationId: $a, usage: [{kind: "credits", amount: 1}]) { status } }',
-        variablesFrom: (state) => ({ a: state.allocationId }),
-        keep: (body) => (releases += body.data?.release ? 1 : 0),
-      },
-    ];
-    for (let round = 1; round <= ROUNDS; round++) {
-      const hello = await load("ceiling: yoga { hello }", ceilingUrl, [{ query: "{ hello }" }]);
-      record(hello);
-      for (const [label, bytes] of sizes) {
-        const slice = await load(`context{slice} ${label}`, appUrl, [
-          { query: 'query($id: ID!) { context(id: $id) { version slice(paths: ["/policy/mode", "/execution/counter"]) } }', variables: { id: `bench-${bytes}` } },
-        ]);
-        record({ ...slice, ratio: slice.rps / hello.rps, goal: 0.7 });
-      }
-      const echo = await load("ceiling: yoga mutation echo", ceilingUrl, [{ query: 'mutation { echo(text: "x") }' }]);
-      record(echo);
-      for (const [label, bytes] of sizes) {
-        const patch = await load(`patchContext ${label}`, appUrl, [
-          // A new value every time: a patch that leaves the document as it is writes nothing.
-          {
-            query: 'mutation($id: ID!, $v: JSON) { patchContext(id: $id, patch: [{op: replace, path: "/execution/counter", value: $v}]) { version } }',
-            variablesFrom: () => ({ id: `bench-${bytes}`, v: ++patchValue }),
-          },
-        ]);
-        record({ ...patch, ratio: patch.rps / echo.rps, goal: label === "1 KiB" ? 0.6 : undefined });
-        acknowledged.set(label, acknowledged.get(label)! + patch.acknowledged);
-      }
-      const ledger = await load("allocate + release, one swarm", appUrl, pair);
-      record({ ...ledger, ratio: ledger.rps / echo.rps, goal: 0.5 });
-    }
-    for (const [label, bytes] of sizes) {
-      const after = await post(appUrl, "query($id: ID!) { context(id: $id) { version } }", { id: `bench-${bytes}` });
-      // Every acknowledged patch must be in the version; a few per connection and run may have
-      // been cut off in flight by autocannon's deadline and still applied.
-      const unacknowledged = after.data.context.version - 1 - acknowledged.get(label)!;
-      const verdict = unacknowledged >= 0 && unacknowledged <= 4 * ROUNDS * CONNECTIONS ? "no lost update" : "LOST OR EXTRA WRITES";
-      console.log(`${label}: version ${after.data.context.version} after ${acknowledged.get(label)} acknowledged patches: ${verdict}`);
-    }
-    // Each acknowledged release charged 1 credit; releases cut off in flight may have landed too.
-    const { data } = await post(appUrl, '{ context(id: "bench-ledger") { budget { consumed { kind amount } } activeAllocations } }');
-    const consumed = data.context.budget.consumed.find((a: { kind: string }) => a.kind === "credits")?.amount ?? 0;
-    const direct = new Redis(redis.url);
-    const violations = await ledgerViolations(direct, "bench", "bench-ledger");
-    direct.disconnect();
-    const ledgerSound = consumed >= releases && consumed - releases <= 2 * ROUNDS * CONNECTIONS && violations.length === 0;
-    console.log(
-      `ledger: ${releases} acknowledged releases, ${consumed} credits consumed, ${data.context.activeAllocations} allocations left active, invariant ${violations.length ? `BROKEN: ${violations.join("; ")}` : "holds"}: ${ledgerSound ? "sound" : "NOT SOUND"}`,
-    );
+    requestRows = await requestScenarios(redis);
+    stopAll();
     overviewRows = await overviewScenario(redis.url);
-    fanoutReport = await fanoutScenarios(appUrl, redis.url);
+    fanoutReport = await fanoutScenarios(await serve("app", { BENCH_REDIS_URL: redis.url }), redis.url);
     await ledgerPage(redis.url);
     stopAll();
     deletion = await deletionBench(redis.url, DELETION_ALLOCATIONS);
@@ -495,28 +548,7 @@ async function main(): Promise<void> {
     stopAll();
     await redis.stop();
   }
-
-  const rows: Row[] = [...samples.entries()].map(([scenario, runs]) => ({
-    scenario,
-    rps: median(runs.map((r) => r.rps)),
-    p50: median(runs.map((r) => r.p50)),
-    p99: median(runs.map((r) => r.p99)),
-    failures: runs.reduce((sum, r) => sum + r.failures, 0),
-    ratio: runs[0]!.ratio === undefined ? undefined : median(runs.map((r) => r.ratio!)),
-    ratios: runs[0]!.ratio === undefined ? undefined : runs.map((r) => r.ratio!),
-    goal: runs[0]!.goal,
-  }));
-  console.log(`\n${CONNECTIONS} connections, ${DURATION_S} s per scenario, medians of ${ROUNDS} rounds; 2 cores shared by server, Redis and load generator`);
-  console.log("req/s counts requests; an allocate + release pair is two, and its ceiling is a pair of echo mutations\n");
-  console.log("| scenario | req/s | p50 ms | p99 ms | failures | ratio to ceiling (median; per round) | goal |");
-  console.log("|---|---:|---:|---:|---:|---:|---|");
-  for (const r of rows) {
-    const ratio = r.ratio === undefined ? "" : `${(r.ratio * 100).toFixed(0)} % (${r.ratios!.map((x) => (x * 100).toFixed(0)).join(", ")})`;
-    const goal = r.goal === undefined ? "" : `>= ${r.goal * 100} % ${r.ratio! >= r.goal ? "PASS" : "MISS"}`;
-    console.log(`| ${r.scenario} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.failures} | ${ratio} | ${goal} |`);
-  }
-  mkdirSync(".bench", { recursive: true });
-  writeFileSync(".bench/results.json", JSON.stringify({ at: new Date().toISOString(), connections: CONNECTIONS, durationS: DURATION_S, rounds: ROUNDS, rows }, null, 2));
+  printRequests(requestRows);
   printOverview(overviewRows);
   printFanout(fanoutReport);
   printDeletion(deletion);
