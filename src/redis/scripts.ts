@@ -59,7 +59,7 @@ export interface ScriptCommands extends LedgerCommands {
     ...keysAndArgs: [
       ...DocumentKeys,
       fingerprint: string,
-      document: string,
+      order: string,
       actor: string,
       reason: string,
       now: string,
@@ -77,6 +77,7 @@ export interface ScriptCommands extends LedgerCommands {
       counterFloor: number,
       floorReadAtMs: number,
       floorMaxAgeMs: number,
+      ...members: string[],
     ]
   ): Promise<string>;
   /** JSON: pending | raise | wait | done (see the script's header). */
@@ -89,7 +90,7 @@ export interface ScriptCommands extends LedgerCommands {
       fingerprint: string,
       baseHead: string,
       expectedVersion: number | "",
-      document: string,
+      order: string,
       kind: string,
       paths: string,
       patch: string,
@@ -108,6 +109,7 @@ export interface ScriptCommands extends LedgerCommands {
       fenceToken: number | "",
       fenceLockKey: string,
       dryRun: "1" | "",
+      ...members: string[],
     ]
   ): Promise<string>;
   deleteContext(
@@ -133,6 +135,8 @@ export interface ScriptCommands extends LedgerCommands {
     knownHead: string,
     fingerprint: string,
   ): Promise<[number | null, number, string, string, string, string | null, string | null, string]>;
+  /** [current version, oldest retained version, the document of `version` (null: not retained)]; all null when there is no context. */
+  readSnapshot(meta: string, snapshots: string, version: number): Promise<[number | null, number | null, string | null]>;
   readFeed(
     feed: string,
     start: string,

@@ -4,13 +4,14 @@ import { AppError, checkAll, ErrorCode } from "../errors.js";
 import { diffDocuments } from "../json/diff.js";
 import { applyMergePatch } from "../json/merge.js";
 import { applyPatch, type AppliedChange, type PatchOperation } from "../json/patch.js";
-import { jsonEqual, type JsonObject, type JsonValue } from "../json/types.js";
+import type { JsonObject, JsonValue } from "../json/types.js";
 import type { IndexKeys, Keys } from "../redis/keys.js";
 import { scriptsOf, type DocumentKeys } from "../redis/scripts.js";
 import type { StateCheck } from "../redis/state-guard.js";
 import { Deletions } from "./deletions.js";
 import { DocumentCache, type Head } from "./document-cache.js";
-import { checkDepth, checkDocument, type DocumentLimits } from "./document-rules.js";
+import { checkDepth, type DocumentLimits } from "./document-rules.js";
+import { documentChange, storedDocument, type DocumentChange, type StoredDocument } from "./document-parts.js";
 import { CONTEXT_ID, checkLockName } from "../model/identifiers.js";
 import { FeedReader, largestEntryBytes, type FeedEntry } from "./feed-reader.js";
 import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
@@ -256,19 +257,13 @@ export class ContextStore {
   /** The retained snapshot of a version. Throws NOT_FOUND naming the retained range otherwise. */
   async snapshot(id: string, version: number): Promise<JsonValue> {
     const k = this.keys.context(id);
-    const [json, current, oldest] = await this.redis
-      .multi()
-      .hget(k.snapshots, String(version))
-      .hget(k.meta, "version")
-      .hget(k.meta, "oldestSnapshot")
-      .exec()
-      .then((results) => results!.map(([, value]) => value as string | null));
-    if (current == null) throw notFound(id);
-    if (json == null) {
+    const [current, oldest, json] = await scriptsOf(this.redis).readSnapshot(k.meta, k.snapshots, version);
+    if (current === null) throw notFound(id);
+    if (json === null) {
       throw new AppError(
         ErrorCode.NOT_FOUND,
         `version ${version} of context ${id} is not retained: versions ${oldest} to ${current} are`,
-        { id, version, oldestRetainedVersion: Number(oldest), currentVersion: Number(current) },
+        { id, version, oldestRetainedVersion: oldest, currentVersion: current },
       );
     }
     return JSON.parse(json) as JsonValue;
@@ -491,12 +486,13 @@ export class ContextStore {
   async create(id: string | null, document: JsonValue, options: WriteOptions): Promise<ContextView> {
     // Without an id, an opId names the context, so a retry lands on the same one.
     const contextId = id ?? (options.opId ? `ctx-${fingerprintOf([options.opId]).slice(0, 22)}` : `ctx-${randomUUID()}`);
-    let json = "";
+    let stored!: StoredDocument;
     checkAll(
       () => checkOpId(options.opId),
       () => checkContextId(contextId),
-      () => (json = checkDocument(document, this.config)),
+      () => (stored = storedDocument(document, this.config)),
     );
+    const { json } = stored;
     // The id may be generated here, unseen by authorization; the counter floor bounds its seqs.
     const ix = this.keys.indexOf(contextId);
     await this.state?.whenKeysIntact([this.keys.contextBase(contextId), ix.counterFloor]);
@@ -522,7 +518,7 @@ export class ContextStore {
         await scriptsOf(this.redis).createContext(
           ...this.writeKeys(contextId, record),
           record.fingerprint,
-          json,
+          stored.order,
           options.actor,
           options.reason ?? "",
           new Date().toISOString(),
@@ -540,6 +536,7 @@ export class ContextStore {
           floor,
           readAtMs,
           Math.floor(this.config.deletedContextRetentionMs / 4),
+          ...stored.members,
         ),
         record,
       );
@@ -554,7 +551,7 @@ export class ContextStore {
       this.indexUpdate(contextId, Date.parse(outcome.updatedAt)),
     ]);
     if (replayed) return { id: contextId, ...outcome };
-    this.cache.set(contextId, { version: outcome.version, head, document: document as JsonObject }, json.length);
+    this.cache.set(contextId, { version: outcome.version, head, document: document as JsonObject, bytes: stored.bytes });
     return { id: contextId, ...outcome, document: document as JsonObject };
   }
 
@@ -665,7 +662,7 @@ export class ContextStore {
       }
       // From here to sending the script nothing awaits, so writes chain in the order they are sent.
       let change: AppliedChange;
-      let json: string;
+      let written: DocumentChange;
       try {
         if (options.expectedVersion != null && options.expectedVersion !== base.version) {
           throw new AppError(
@@ -675,7 +672,7 @@ export class ContextStore {
           );
         }
         change = compute(base.document);
-        json = checkDocument(change.document, this.config);
+        written = documentChange(base.document, base.bytes, change.document, this.config);
       } catch (err) {
         if (err instanceof AppError && !fresh) {
           base = undefined;
@@ -683,8 +680,8 @@ export class ContextStore {
         }
         throw err;
       }
-      const idle = jsonEqual(change.document, base.document);
-      const next: Head = idle ? base : { version: base.version + 1, head: uniqueToken(), document: change.document as JsonObject };
+      const idle = written.order === "";
+      const next: Head = idle ? base : { version: base.version + 1, head: uniqueToken(), document: change.document as JsonObject, bytes: written.bytes };
       const record = clientRecord ?? this.opRecord(id, request, options);
       const settings = !idle && touchesLedgerSettings(change.paths) ? ledgerSettings(next.document) : { limits: "-", policy: "-" };
       const dryRun = options.dryRun === true;
@@ -695,7 +692,7 @@ export class ContextStore {
             record.fingerprint,
             base!.head,
             options.expectedVersion ?? "",
-            idle ? "" : json,
+            written.order,
             kind,
             JSON.stringify(change.paths),
             JSON.stringify(change.patch),
@@ -714,6 +711,7 @@ export class ContextStore {
             options.fence?.token ?? "",
             options.fence ? this.keys.context(id).lock(options.fence.lock) : "",
             dryRun ? "1" : "",
+            ...written.members,
           )
           .then((raw) => parseWriteReply(raw, record));
       // A dry run produces no version: nothing may be predicted or cached from it.
@@ -721,7 +719,7 @@ export class ContextStore {
         ? await send()
         : await this.inFlightWrite(id, next, () =>
             send().then((reply) => {
-              if ("ok" in reply) this.cache.set(id, next, json.length);
+              if ("ok" in reply) this.cache.set(id, next);
               else this.predicted.delete(id);
               return reply;
             }),
@@ -831,8 +829,8 @@ export class ContextStore {
     if (version === null) return { view: null, head: null, recorded: recordedReply };
     let head: Head | null = null;
     if (json !== null) {
-      head = { version, head: headToken, document: JSON.parse(json) as JsonObject };
-      this.cache.set(id, head, json.length);
+      head = { version, head: headToken, document: JSON.parse(json) as JsonObject, bytes: Buffer.byteLength(json) };
+      this.cache.set(id, head);
     } else if (cached) {
       head = cached;
     }

@@ -5,9 +5,7 @@ export interface Head {
   readonly version: number;
   readonly head: string;
   readonly document: JsonObject;
-}
-
-interface Entry extends Head {
+  /** UTF-8 bytes of the document's JSON. */
   readonly bytes: number;
 }
 
@@ -16,12 +14,12 @@ interface Entry extends Head {
  * held. Only ever a hint: every read and write checks the version in Redis.
  */
 export class DocumentCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new Map<string, Head>();
   private bytes = 0;
 
   constructor(private readonly maxBytes = 64 * 1024 * 1024) {}
 
-  get(id: string): Entry | undefined {
+  get(id: string): Head | undefined {
     const entry = this.entries.get(id);
     if (entry) {
       this.entries.delete(id);
@@ -30,11 +28,11 @@ export class DocumentCache {
     return entry;
   }
 
-  set(id: string, head: Head, bytes: number): void {
+  set(id: string, head: Head): void {
     this.delete(id);
-    if (bytes > this.maxBytes) return;
-    this.entries.set(id, { ...head, bytes });
-    this.bytes += bytes;
+    if (head.bytes > this.maxBytes) return;
+    this.entries.set(id, head);
+    this.bytes += head.bytes;
     for (const [oldId, old] of this.entries) {
       if (this.bytes <= this.maxBytes) break;
       this.entries.delete(oldId);

@@ -1,5 +1,5 @@
 import { AppError, ErrorCode, MAX_PROBLEMS, validationFailed, type Problem } from "../errors.js";
-import { isJsonObject, jsonDepth, type JsonValue } from "../json/types.js";
+import { isJsonObject, jsonDepth, type JsonObject, type JsonValue } from "../json/types.js";
 import { LEASE_MS_MAX, PROFILE_NAME, RESOURCE_KIND } from "../model/identifiers.js";
 
 export interface DocumentLimits {
@@ -79,15 +79,13 @@ function checkAllocationPolicy(policy: JsonValue | undefined, problems: Problems
 }
 
 /**
- * Checks a whole document against API.md's rules and the configured bounds, and returns its
- * serialization (the bytes to store). Throws VALIDATION_FAILED listing every rule the document
- * breaks (extensions.problems, at most MAX_PROBLEMS; `path` is the first's), or LIMIT_EXCEEDED
- * with `limit` "size" or "depth".
+ * Checks a document against API.md's rules (an object; `resources.limits` and
+ * `policy.allocation` well-formed). Throws VALIDATION_FAILED listing every rule it breaks
+ * (extensions.problems, at most MAX_PROBLEMS; `path` is the first's).
  */
-export function checkDocument(document: JsonValue, limits: DocumentLimits): string {
+export function checkRules(document: JsonValue): asserts document is JsonObject {
   if (!isJsonObject(document)) throw validationFailed([{ path: "", message: "document: must be a JSON object" }]);
   const problems = new Problems();
-  checkDepth(document, limits, "document");
   const resources = document.resources;
   if (resources !== undefined) {
     if (!isJsonObject(resources)) problems.add("/resources", "must be an object");
@@ -99,8 +97,10 @@ export function checkDocument(document: JsonValue, limits: DocumentLimits): stri
     else checkAllocationPolicy(policy.allocation, problems);
   }
   problems.throwIfAny();
-  const json = JSON.stringify(document);
-  const bytes = Buffer.byteLength(json);
+}
+
+/** Throws LIMIT_EXCEEDED (limit "size") when a document's JSON is larger than the limit allows. */
+export function checkSize(bytes: number, limits: DocumentLimits): void {
   if (bytes > limits.maxDocumentBytes) {
     throw new AppError(ErrorCode.LIMIT_EXCEEDED, `document is ${bytes} bytes; the limit is ${limits.maxDocumentBytes}`, {
       limit: "size",
@@ -108,6 +108,4 @@ export function checkDocument(document: JsonValue, limits: DocumentLimits): stri
       actual: bytes,
     });
   }
-  return json;
 }
-

@@ -236,7 +236,7 @@ test("a create whose floor was read longer than a quarter of the retention ago i
   const k = keys.context(id);
   const [seconds] = await client.time();
   const readAt = Number(seconds) * 1000 - server.config.deletedContextRetentionMs / 2;
-  const args = ["", "{}", "test", "", new Date().toISOString(), 10, 60, keys.changesChannel, id, '[""]', "[]", "head", "", "", ""] as const;
+  const args = ["", "", "test", "", new Date().toISOString(), 10, 60, keys.changesChannel, id, '[""]', "[]", "head", "", "", ""] as const;
   const reply = await scriptsOf(client).createContext(k.meta, k.seq, k.snapshots, k.feed, keys.op(id, "late"), k.limits, k.policy, ...args, keys.contextBase(id), 0, readAt, server.config.deletedContextRetentionMs / 4);
   expect(JSON.parse(reply)).toEqual({ pending: true });
   expect(await server.redis.keys(`${keys.contextBase(id)}:*`)).toEqual([]);

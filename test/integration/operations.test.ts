@@ -93,7 +93,7 @@ test("an unexpected fault reaches the client as INTERNAL_SERVER_ERROR with a req
   await server.data(CreateContextDocument, { id, document: { a: 1 } });
   // Break the stored document behind the server's back: reading it fails inside the server.
   const redis = new Redis(server.config.redisUrl);
-  await redis.hset(`${server.config.keyPrefix}:{ctx:${id}}:meta`, "doc", "{not json", "head", "corrupted");
+  await redis.hset(`${server.config.keyPrefix}:{ctx:${id}}:meta`, '."a"', "{not json", "head", "corrupted");
   redis.disconnect();
   const res = await post(server.url, { query: `{ context(id: "${id}") { document } }` });
   const error = res.body.errors?.[0];

@@ -60,7 +60,7 @@ const misplaced: [string, (a: string, b: string) => Promise<unknown>][] = [
       const k = keys.context(a);
       return scriptsOf(redis).updateContext(
         k.meta, k.seq, k.snapshots, k.feed, keys.op(a, "x"), k.limits, k.policy,
-        "fp", "head", "", "{}", "UPDATED", "[]", "[]", actor.actor, "", new Date().toISOString(), 10, 100, 60,
+        "fp", "head", "", "=", "UPDATED", "[]", "[]", actor.actor, "", new Date().toISOString(), 10, 100, 60,
         keys.changesChannel, a, "head2", "-", "-", "l", 1, keys.context(b).lock("l"), "",
       );
     },

@@ -70,6 +70,69 @@ local function append_change(seq_key, feed_key, retention, channel, context_id, 
   return seq
 end
 
+-- A document is stored by its top-level members (src/store/document-parts.ts): in its meta hash,
+-- field '.' .. <member name as JSON> holds the member's value as JSON, and 'order' the members'
+-- JSON names in document order, one per line ('' for {}). Its JSON text is those put together.
+-- The JSON text of the document whose members are in order `order`, read from `meta_key`, or
+-- found first in `known` (name -> JSON, false: absent).
+local function document_json(meta_key, order, known)
+  if order == '' then return '{}' end
+  local names, out = {}, {}
+  for name in string.gmatch(order, '[^\n]+') do names[#names + 1] = name end
+  -- HMGET in chunks: unpack() takes at most a few thousand values at once.
+  local missing = {}
+  for i, name in ipairs(names) do
+    if known == nil or known[name] == nil then missing[#missing + 1] = i end
+  end
+  local values = {}
+  for from = 1, #missing, 1000 do
+    local fields = {}
+    for j = from, math.min(from + 999, #missing) do fields[#fields + 1] = '.' .. names[missing[j]] end
+    local got = redis.call('HMGET', meta_key, unpack(fields))
+    for j = 1, #got do values[missing[from + j - 1]] = got[j] end
+  end
+  for i, name in ipairs(names) do
+    local value = values[i] or (known and known[name])
+    out[#out + 1] = name .. ':' .. value
+  end
+  return '{' .. table.concat(out, ',') .. '}'
+end
+
+-- Writes a document's changed members (ARGV from `first` on: name JSON, value JSON or '' for a
+-- removed member) and its member order (nil: unchanged) as version `version`; into `snapshots`
+-- goes what `version` replaced, from which earlier versions are put together again (read-snapshot):
+-- field <version> lists the changed names (one per line), <version>.<name> holds a changed
+-- member's value before (absent: it did not exist), <version>o the order before when it changed.
+local function write_members(meta_key, snapshots_key, version, first, order)
+  local names = {}
+  for i = first, #ARGV, 2 do
+    local field = '.' .. ARGV[i]
+    if snapshots_key then
+      local before = redis.call('HGET', meta_key, field)
+      if before then redis.call('HSET', snapshots_key, version .. field, before) end
+    end
+    if ARGV[i + 1] == '' then redis.call('HDEL', meta_key, field) else redis.call('HSET', meta_key, field, ARGV[i + 1]) end
+    names[#names + 1] = ARGV[i]
+  end
+  if snapshots_key then redis.call('HSET', snapshots_key, version, table.concat(names, '\n')) end
+  if order then
+    if snapshots_key then redis.call('HSET', snapshots_key, version .. 'o', redis.call('HGET', meta_key, 'order')) end
+    redis.call('HSET', meta_key, 'order', order)
+  end
+end
+
+-- Removes from `snapshots` what version `version` replaced (see write_members): once the version
+-- before it is no longer retained, nothing needs it.
+local function drop_replaced(snapshots_key, version)
+  local names = redis.call('HGET', snapshots_key, version)
+  if not names then return end
+  local fields = { version, version .. 'o' }
+  for name in string.gmatch(names, '[^\n]+') do fields[#fields + 1] = version .. '.' .. name end
+  for from = 1, #fields, 1000 do
+    redis.call('HDEL', snapshots_key, unpack(fields, from, math.min(from + 999, #fields)))
+  end
+end
+
 -- Replaces a settings hash with "field value field value ..." (see src/store/ledger-settings.ts);
 -- '-' leaves it as it is (the change did not touch those settings).
 local function store_settings(key, flat)

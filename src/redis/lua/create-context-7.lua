@@ -8,13 +8,14 @@
 -- least half a retention after the floor covered it, purge-step-2.lua, so a read that recent saw
 -- it): an older read is answered pending.
 -- KEYS: 1 meta, 2 seq, 3 snapshots, 4 feed, 5 op (the opId's record), 6 limits, 7 policy
--- ARGV: 1 fingerprint, 2 document JSON, 3 actor, 4 reason, 5 now (ISO),
+-- ARGV: 1 fingerprint, 2 the document's member order (_1-common.lua document_json), 3 actor, 4 reason, 5 now (ISO),
 --       6 feed retention, 7 seconds to keep the opId's record, 8 channel, 9 context id, 10 paths JSON, 11 patch JSON,
 --       12 head token (unique per write; names this version), 13 limits, 14 policy (flat settings),
 --       15 dry run ('1': check everything, write nothing, record nothing, answer as the write would),
 --       16 the key base (keys.ts contextBase), checked to carry KEYS[1]'s hash tag: the script
 --       builds <base>:tomb and <base>:allocCount from it, 17 the counter floor F, 18 when F was
---       read (ms, Redis time), 19 the oldest a read of F may be (ms)
+--       read (ms, Redis time), 19 the oldest a read of F may be (ms), 20... the document's members:
+--       name JSON, value JSON, ... (_1-common.lua write_members)
 -- Returns: ok {version, seq, createdAt} (dry run: also dryRun = true) | ALREADY_EXISTS
 --          | VALIDATION_FAILED (opId reuse) | pending (a deletion of the id is still being purged
 --          or pruned, or F was read too long ago: finish it, read F again and call again; nothing
@@ -48,10 +49,10 @@ if floor and floor > 0 then
   redis.call('SET', KEYS[2], int(floor))
   redis.call('SET', ARGV[16] .. ':allocCount', int(floor))
 end
-redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'version', 1, 'head', ARGV[12], 'createdAt', now, 'updatedAt', now,
+redis.call('HSET', KEYS[1], 'version', 1, 'head', ARGV[12], 'createdAt', now, 'updatedAt', now,
   'updatedBy', actor, 'oldestSnapshot', 1)
 if floor and floor > 0 then redis.call('HSET', KEYS[1], 'floor', int(floor)) end
-redis.call('HSET', KEYS[3], 1, ARGV[2])
+write_members(KEYS[1], nil, 1, 20, ARGV[2])
 store_settings(KEYS[6], ARGV[13])
 store_settings(KEYS[7], ARGV[14])
 local seq = append_change(KEYS[2], KEYS[4], ARGV[6], ARGV[8], ARGV[9], {

@@ -10,5 +10,5 @@ local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
 local recorded = recorded_reply(KEYS[3], ARGV[2]) or false
 if not m[1] then return { false, seq, false, false, false, false, recorded } end
 local doc = false
-if ARGV[1] ~= '-' and m[5] ~= ARGV[1] then doc = redis.call('HGET', KEYS[1], 'doc') end
+if ARGV[1] ~= '-' and m[5] ~= ARGV[1] then doc = document_json(KEYS[1], redis.call('HGET', KEYS[1], 'order')) end
 return { tonumber(m[1]), seq, m[2], m[3], m[4], doc, recorded, m[5] }
