@@ -219,6 +219,11 @@ export class ContextStore {
   /** Per context, how many writes are in flight from this process. */
   private readonly inFlight = new Map<string, number>();
   private readonly writesInFlight = new Set<Promise<unknown>>();
+  /**
+   * Per context, this process's update-index passes (indexUpdate): the one not yet started, which
+   * a write that ends now joins, with the latest updatedAt written; and the end of the last one.
+   */
+  private readonly indexPasses = new Map<string, { at: number | null; queued: Promise<void> | null; tail: Promise<void> }>();
   private readonly feed: FeedReader;
   /** What deleted contexts leave, removed in steps; its sweep is the deletion sweeper's pass. */
   readonly deletions: Deletions;
@@ -744,9 +749,34 @@ export class ContextStore {
    * reads the meta and writes again until what it read is what it last wrote. The last index write
    * of all then follows the last meta change, so the entry ends equal to the meta once writers
    * stop; a writer that crashes between its script and here leaves the entry behind the meta
-   * until the context's next write.
+   * until the context's next write. Within this process the writes to one context share these
+   * passes: a write waits for the first pass that starts after its script, so one pass serves every
+   * write that ended while the one before it ran.
    */
-  private async indexUpdate(id: string, at: number | null): Promise<void> {
+  private indexUpdate(id: string, at: number | null): Promise<void> {
+    const passes = this.indexPasses.get(id);
+    if (passes?.queued) {
+      passes.at = at;
+      return passes.queued;
+    }
+    const state = passes ?? { at, queued: null, tail: Promise.resolve() };
+    state.at = at;
+    const pass = state.tail.then(() => {
+      state.queued = null;
+      return this.reconcileIndex(id, state.at);
+    });
+    const tail = pass.catch(() => undefined);
+    state.queued = pass;
+    state.tail = tail;
+    this.indexPasses.set(id, state);
+    void tail.then(() => {
+      if (state.tail === tail) this.indexPasses.delete(id);
+    });
+    return pass;
+  }
+
+  /** One pass of indexUpdate: writes `at`, then what the meta says, until the two agree. */
+  private async reconcileIndex(id: string, at: number | null): Promise<void> {
     const index = this.keys.indexOf(id).byUpdate;
     let wrote = at;
     for (let round = 0; round < INDEX_RECONCILE_ROUNDS; round++) {
