@@ -86,8 +86,16 @@ export interface Config {
   readonly allowedOrigins: readonly string[];
   /** Who may introspect the schema and see field suggestions; never an unauthenticated request. */
   readonly introspection: Introspection;
-  /** Requests (HTTP operations and WebSocket subscribes) one key may make per second, across every instance; 0: no limit. */
+  /** Requests (HTTP operations and WebSocket subscribes) one key may make per rate window, across every instance; 0: no limit. */
   readonly rateLimit: number;
+  /** The rate window, in ms: a key's count starts at its first request and ends this long after. */
+  readonly rateWindowMs: number;
+  /**
+   * The largest lease, in percent of rateLimit (rounded down): how many requests of a key an
+   * instance may admit before it reports them to Redis, and so how far beyond the limit each
+   * other instance can take a key; 0: every request is counted in Redis before it is admitted.
+   */
+  readonly rateLeasePercent: number;
   /** Largest HTTP request body, in bytes. */
   readonly maxRequestBytes: number;
   /** Deepest selection nesting of an operation. */
@@ -166,6 +174,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: "allowedOrigins", env: "SWARM_ALLOWED_ORIGINS", flag: "allowed-origins", kind: "string", fallback: "" },
   { key: "introspection", env: "SWARM_INTROSPECTION", flag: "introspection", kind: "string", fallback: "authenticated", values: ["authenticated", "admin", "off"] },
   { key: "rateLimit", env: "SWARM_RATE_LIMIT", flag: "rate-limit", kind: "int", fallback: 1_000 },
+  { key: "rateWindowMs", env: "SWARM_RATE_WINDOW_MS", flag: "rate-window-ms", kind: "int", fallback: 1_000 },
+  { key: "rateLeasePercent", env: "SWARM_RATE_LEASE_PERCENT", flag: "rate-lease-percent", kind: "int", fallback: 5 },
   { key: "maxRequestBytes", env: "SWARM_MAX_REQUEST_BYTES", flag: "max-request-bytes", kind: "int", fallback: 2_097_152 },
   { key: "maxQueryDepth", env: "SWARM_MAX_QUERY_DEPTH", flag: "max-query-depth", kind: "int", fallback: 12 },
   { key: "maxAliases", env: "SWARM_MAX_ALIASES", flag: "max-aliases", kind: "int", fallback: 30 },
@@ -202,6 +212,7 @@ const MINIMUMS: Partial<Record<keyof Config, number>> = {
   subscriberStallMs: 1,
   maxSubscriptionsPerConnection: 1,
   keepAliveMs: 100,
+  rateWindowMs: 1,
   maxRequestBytes: 1_024,
   maxQueryDepth: 1,
   maxAliases: 0,
@@ -248,6 +259,9 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
   }
   if ((out.heartbeatTtlMs as number) < 2 * (out.heartbeatMs as number)) {
     throw new Error("--heartbeat-ttl-ms / SWARM_HEARTBEAT_TTL_MS must be at least twice --heartbeat-ms / SWARM_HEARTBEAT_MS");
+  }
+  if ((out.rateLeasePercent as number) > 100) {
+    throw new Error(`--rate-lease-percent / SWARM_RATE_LEASE_PERCENT must be at most 100, got "${out.rateLeasePercent as number}"`);
   }
   if (out.redisUrl !== null && out.redisClusterNodes !== null) {
     throw new Error("give either one Redis (--redis-url / REDIS_URL) or a Redis Cluster (--redis-cluster-nodes / REDIS_CLUSTER_NODES), not both");

@@ -311,7 +311,7 @@ export class Keys {
     return `${this.prefix}:{epochs:${copy}}`;
   }
 
-  /** Counter of one API key's requests in the current rate window (expires with the window). */
+  /** Hash of one API key's current rate window: start (Redis ms) and count of admitted requests; expires with the window (lua/rate-lease-1.lua). */
   rate(keyName: string): string {
     return `${this.prefix}:rate:${keyName}`;
   }

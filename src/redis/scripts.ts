@@ -163,8 +163,16 @@ export interface ScriptCommands extends LedgerCommands {
   takeDue(due: string, claimed: string, nowMs: number, untilMs: number, most: number): Promise<string[]>;
   /** Ends the claim on `contextId` and files it under `nextMs` ('' = nothing due) unless it is filed earlier. */
   settleDue(due: string, claimed: string, contextId: string, nextMs: number | ""): Promise<number>;
-  /** [1, 0] allowed, or [0, ms until the window ends]. */
-  rateLimit(counter: string, limit: number, windowMs: number): Promise<[number, number]>;
+  /** [taken, ms until the window ends, window start, lease] (see the script's header). */
+  rateLease(
+    window: string,
+    limit: number,
+    windowMs: number,
+    reportWindow: string,
+    unreported: number,
+    waiting: number,
+    lease: number,
+  ): Promise<[taken: number, ttlMs: number, start: string, lease: number]>;
   markEpochLost(epoch: string, judged: string, lost: string): Promise<string | null>;
   /** The recorded reply of an opId as a write replays it (JSON), or null without a record. */
   replay(op: string, fingerprint: string): Promise<string | null>;
@@ -176,7 +184,7 @@ export interface ScriptCommands extends LedgerCommands {
  * claims on due contexts, which expire). Waiting on them would make reads, and every request's rate
  * check, wait for replicas too.
  */
-const UNCONFIRMED = new Set(["rateLimit", "heartbeat", "takeDue", "settleDue"]);
+const UNCONFIRMED = new Set(["rateLease", "heartbeat", "takeDue", "settleDue"]);
 
 /** A script as loaded: its whole source, the SHA1 that EVALSHA names it by, its number of KEYS, and whether it may write. */
 interface Script {

@@ -4,9 +4,8 @@ import { AppError, ErrorCode } from "../errors.js";
 import type { ReportFault } from "../observability/faults.js";
 import { isConnectionFailure } from "../redis/clients.js";
 import type { Keys } from "../redis/keys.js";
-import { scriptsOf } from "../redis/scripts.js";
+import { RateLimiter, type RateLimitSettings } from "./rate-limiter.js";
 
-const RATE_WINDOW_MS = 1_000;
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 
 /**
@@ -15,14 +14,18 @@ const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
  * resolvers/access.ts.)
  */
 export class Gate {
+  private readonly limiter: RateLimiter | null;
+
   constructor(
     private readonly keyRing: KeyRing | null,
-    private readonly redis: RedisClient,
-    private readonly keys: Keys,
-    /** Requests per key per second across instances; 0: none. */
-    private readonly rateLimit: number,
+    redis: RedisClient,
+    keys: Keys,
+    /** Each key's rate limit across instances; a limit of 0: none. */
+    private readonly rate: RateLimitSettings,
     private readonly fault: ReportFault,
-  ) {}
+  ) {
+    this.limiter = rate.limit === 0 ? null : new RateLimiter(redis, keys, rate);
+  }
 
   /**
    * The principal presenting `authorization` (an HTTP header value, or graphql-ws's
@@ -40,23 +43,27 @@ export class Gate {
 
   /**
    * Counts one request of `principal`, or throws RATE_LIMITED (with extensions.retryAfterMs) when
-   * it is over the limit. When Redis is unreachable or stalled, the request passes: the operation
-   * itself then meets Redis and fails or succeeds on its own. When counting fails otherwise, the
-   * fault is reported and the request refused with UNAVAILABLE.
+   * it is over the limit. Most requests are counted without a Redis call (see RateLimiter). When
+   * Redis is unreachable or stalled, the request passes: the operation itself then meets Redis and
+   * fails or succeeds on its own. When counting fails otherwise, the fault is reported and the
+   * request refused with UNAVAILABLE.
    */
   async admit(principal: Principal): Promise<void> {
-    if (this.rateLimit === 0) return;
-    let reply: [number, number];
-    try {
-      reply = await scriptsOf(this.redis).rateLimit(this.keys.rate(principal.name), this.rateLimit, RATE_WINDOW_MS);
-    } catch (err) {
-      if (isConnectionFailure(err)) return;
-      this.fault("rate-limit", "rate limit check failed; request refused", err, { actor: principal.name });
+    if (this.limiter === null) return;
+    const decision = await this.limiter.admit(principal.name);
+    if (decision.admitted === true) return;
+    if (decision.admitted === "unknown") {
+      if (isConnectionFailure(decision.error)) return;
+      this.fault("rate-limit", "rate limit check failed; request refused", decision.error, { actor: principal.name });
       throw new AppError(ErrorCode.UNAVAILABLE, "the rate limit could not be checked; retry later", {});
     }
-    if (reply[0] === 1) return;
-    throw new AppError(ErrorCode.RATE_LIMITED, `key ${principal.name} is over its limit of ${this.rateLimit} requests per second`, {
-      retryAfterMs: reply[1],
+    throw new AppError(ErrorCode.RATE_LIMITED, `key ${principal.name} is over its limit of ${this.rate.limit} requests per ${windowText(this.rate.windowMs)}`, {
+      retryAfterMs: decision.retryAfterMs,
     });
   }
+}
+
+/** "second" for 1000 ms, else "<n> ms". */
+function windowText(windowMs: number): string {
+  return windowMs === 1_000 ? "second" : `${windowMs} ms`;
 }

@@ -131,7 +131,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
     await withTimeout(redis.ping(), PING_TIMEOUT_MS);
     return performance.now() - started;
   };
-  const gate = new Gate(config.keys, redis, keys, config.rateLimit, fault);
+  const gate = new Gate(config.keys, redis, keys, { limit: config.rateLimit, windowMs: config.rateWindowMs, leasePercent: config.rateLeasePercent }, fault);
   const limits = {
     maxDepth: config.maxQueryDepth,
     maxAliases: config.maxAliases,
