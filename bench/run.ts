@@ -346,15 +346,23 @@ async function requestScenarios(redis: RedisServer): Promise<Row[]> {
   // medians over rounds are reported, because this machine's speed drifts from minute to minute.
   const samples = new Map<string, Row[]>();
   const record = (row: Row) => samples.set(row.scenario, [...(samples.get(row.scenario) ?? []), row]);
+  const stops: (() => Promise<void>)[] = [];
   try {
     const ceiling = await serveScript("bench/serve.ts", ["ceiling"]);
     const app = await serveScript("bench/serve.ts", ["app"], { BENCH_REDIS_URL: redis.url });
     const [ceilingUrl, appUrl] = [ceiling.url, app.url];
     const ceilingCpu = [ceiling.pid];
     const appCpu = [app.pid, redis.process.pid!];
+    // The same server on a Redis that persists as the embedded default does (every write on disk before its reply).
+    const fsyncRedis = await startRedisServer(["--appendonly", "yes", "--appendfsync", "always"]);
+    stops.push(() => fsyncRedis.stop());
+    const fsyncApp = await serveScript("bench/serve.ts", ["app"], { BENCH_REDIS_URL: fsyncRedis.url });
+    const fsyncCpu = [fsyncApp.pid, fsyncRedis.process.pid!];
     const sizes = [["1 KiB", 1024], ["256 KiB", 256 * 1024]] as const;
     for (const [, bytes] of sizes) {
-      await post(appUrl, "mutation($id: ID!, $d: JSON!) { createContext(id: $id, document: $d) { version } }", { id: `bench-${bytes}`, d: documentOf(bytes) });
+      for (const url of [appUrl, fsyncApp.url]) {
+        await post(url, "mutation($id: ID!, $d: JSON!) { createContext(id: $id, document: $d) { version } }", { id: `bench-${bytes}`, d: documentOf(bytes) });
+      }
     }
     const acknowledged = new Map<string, number>(sizes.map(([label]) => [label, 0]));
     await post(appUrl, "mutation($d: JSON!) { createContext(id: \"bench-ledger\", document: $d) { version } }", {
@@ -394,6 +402,15 @@ async function requestScenarios(redis: RedisServer): Promise<Row[]> {
         record({ ...patch, ratio: patch.rps / echo.rps, goal: label === "1 KiB" ? 0.75 : 0.35 });
         acknowledged.set(label, acknowledged.get(label)! + patch.acknowledged);
       }
+      for (const [label, bytes] of sizes) {
+        const patch = await load(`patchContext ${label}, appendfsync always`, fsyncApp.url, [
+          {
+            query: 'mutation($id: ID!, $v: JSON) { patchContext(id: $id, patch: [{op: replace, path: "/execution/counter", value: $v}]) { version } }',
+            variablesFrom: () => ({ id: `bench-${bytes}`, v: ++patchValue }),
+          },
+        ], fsyncCpu);
+        record({ ...patch, ratio: patch.rps / echo.rps });
+      }
       const ledger = await load("allocate + release, one swarm", appUrl, pair, appCpu);
       record({ ...ledger, ratio: ledger.rps / echo.rps, goal: 0.65 });
     }
@@ -417,6 +434,7 @@ async function requestScenarios(redis: RedisServer): Promise<Row[]> {
     );
   } finally {
     stopAll();
+    for (const stop of stops) await stop();
   }
   const rows: Row[] = [...samples.entries()].map(([scenario, runs]) => ({
     scenario,
@@ -444,6 +462,11 @@ function printRequests(rows: Row[]): void {
     const goal = r.goal === undefined ? "" : `>= ${r.goal * 100} % ${r.ratio! >= r.goal ? "PASS" : "MISS"}`;
     const cpu = r.cpuMs === undefined ? "" : r.cpuMs.toFixed(2);
     console.log(`| ${r.scenario} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.failures} | ${cpu} | ${ratio} | ${goal} |`);
+  }
+  const perWrite = (scenario: string) => rows.find((r) => r.scenario === scenario)?.cpuMs;
+  const [plain, fsync] = [perWrite("patchContext 1 KiB"), perWrite("patchContext 1 KiB, appendfsync always")];
+  if (plain !== undefined && fsync !== undefined) {
+    console.log(`\nserver CPU per 1 KiB write: ${plain.toFixed(2)} ms, ${fsync.toFixed(2)} ms with appendfsync always; goal <= 0.5 ms ${fsync <= 0.5 ? "PASS" : "MISS"}`);
   }
   mkdirSync(".bench", { recursive: true });
   writeFileSync(".bench/results.json", JSON.stringify({ at: new Date().toISOString(), connections: CONNECTIONS, durationS: DURATION_S, rounds: ROUNDS, rows }, null, 2));
