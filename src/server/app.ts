@@ -160,6 +160,10 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
       return origin !== null && originPolicy.allowedOrigins.has(origin) ? { origin: [origin], credentials: false, exposedHeaders: ["x-request-id"] } : false;
     },
     logging: "warn",
+    // routeRequests bounds every body before yoga sees it (a declared length, or a chunked body
+    // read up to the bound): yoga's own bound would pipe each body through a stream again, a
+    // twentieth of a small request's CPU.
+    maxRequestBodySize: false,
     maskedErrors: { maskError },
     batching: config.maxBatch > 0 ? { limit: config.maxBatch } : false,
     plugins: [observability.plugin, security.plugin, useSubscribe(subscribe)],
