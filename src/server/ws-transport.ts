@@ -38,9 +38,8 @@ export interface WsTransportOptions {
 
 type Yoga = YogaServerInstance<Record<string, unknown>, RequestContext>;
 type Enveloped = ReturnType<Yoga["getEnveloped"]>;
+/** What a connection keeps for its life: no more, since every idle subscription holds one. */
 interface Extra {
-  readonly socket: WebSocket;
-  readonly request: IncomingMessage;
   /** Set once the connection is authenticated. */
   principal?: Principal;
 }
@@ -133,7 +132,9 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
         if (err instanceof AppError) return refuse([refusal(err)]);
         throw err;
       }
-      const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params, principal });
+      // Only what our plugins and context read (app.ts): the operation's context lives as long as
+      // the subscription, and the upgrade request's headers would live with it.
+      const enveloped = yoga.getEnveloped({ params, principal });
       let document;
       try {
         document = enveloped.parse(params.query);
@@ -209,6 +210,26 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
       verified(false, 403, refusalBody(why, { code: ErrorCode.FORBIDDEN }), { "Content-Type": "application/json; charset=utf-8" });
     },
   });
+  // One timer pings every socket: one that has not answered the previous sweep's ping is cut.
+  const answered = new WeakSet<WebSocket>();
+  function pong(this: WebSocket): void {
+    answered.add(this);
+  }
+  function closeOnError(this: WebSocket): void {
+    this.close(CloseCode.InternalServerError, "Internal server error");
+  }
+  const pinger = setInterval(() => {
+    for (const socket of wss.clients) {
+      if (!answered.has(socket)) {
+        socket.terminate();
+        continue;
+      }
+      answered.delete(socket);
+      socket.ping();
+    }
+  }, options.keepAliveMs);
+  pinger.unref();
+  wss.on("close", () => clearInterval(pinger));
   wss.on("connection", (socket, request) => {
     // The connection's TCP socket (ws writes its frames there). The first message of a tick is
     // written at once; from the second on they are corked until the tick's work is done, so that
@@ -221,14 +242,9 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
       if (sentThisTick > 1) tcp.uncork();
       sentThisTick = 0;
     };
-    let answered = true;
-    const pinger = setInterval(() => {
-      if (!answered) return socket.terminate();
-      answered = false;
-      socket.ping();
-    }, options.keepAliveMs);
-    socket.on("pong", () => (answered = true));
-    socket.once("error", () => socket.close(CloseCode.InternalServerError, "Internal server error"));
+    answered.add(socket);
+    socket.on("pong", pong);
+    socket.on("error", closeOnError);
     const closed = graphqlWs.opened(
       {
         protocol: socket.protocol,
@@ -254,12 +270,9 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
             }
           }),
       },
-      { socket, request },
+      {},
     );
-    socket.once("close", (code, reason) => {
-      clearInterval(pinger);
-      void closed(code, String(reason));
-    });
+    socket.on("close", (code, reason) => void closed(code, String(reason)));
   });
 
   return {
