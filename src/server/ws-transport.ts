@@ -144,7 +144,8 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
       }
       const errors = enveloped.validate(enveloped.schema, document);
       if (errors.length > 0) return refuse(errors);
-      if (!getOperationAST(document, params.operationName)) {
+      const operation = getOperationAST(document, params.operationName);
+      if (!operation) {
         const message = params.operationName ? `no operation named ${params.operationName}` : "name the operation to run (operationName)";
         return refuse([new GraphQLError(message, { extensions: withProblems(message, { code: ErrorCode.VALIDATION_FAILED, path: "operationName" }) })]);
       }
@@ -155,7 +156,9 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
         operationName: params.operationName,
         variableValues: params.variables,
         contextValue: await enveloped.contextFactory(),
-        rootValue: enveloped,
+        // execute (below) finds envelop here; a subscription runs through options.subscribe,
+        // which does not, and would keep it (a closure per hook) for as long as it lives.
+        rootValue: operation.operation === "subscription" ? undefined : enveloped,
       };
       operations.set(params, op);
       return args;
