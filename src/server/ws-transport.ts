@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
 import { getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult } from "graphql";
 import { CloseCode, handleProtocols, makeServer, type Context } from "graphql-ws";
 import { isAsyncIterable, type YogaServerInstance } from "graphql-yoga";
@@ -54,6 +55,73 @@ interface Operation {
 /** Stands in for a shared result's JSON while graphql-ws stringifies the message around it. */
 const PLACEHOLDER = "__swarm_context_shared_payload__";
 const QUOTED_PLACEHOLDER = JSON.stringify(PLACEHOLDER);
+
+/**
+ * The socket graphql-ws sees for one connection: an object with methods rather than closures made
+ * per connection, since every idle subscription keeps its connection's (and under tsx, which
+ * keeps function names, each named closure also gets a property dictionary of its own).
+ *
+ * Writes go to the connection's TCP socket `tcp` (where ws writes its frames). The first message
+ * of a tick is written at once; from the second on they are corked until the tick's work is
+ * done, so that the messages of every subscription on this connection that one change wakes (a
+ * batch goes to all of them at once) leave in one write instead of one each. A connection with
+ * one subscription is written to as before.
+ */
+class ConnectionSocket {
+  readonly protocol: string;
+  private sentThisTick = 0;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly tcp: Duplex,
+    /** Splices a shared result's JSON into the message graphql-ws stringified (attachGraphqlWs). */
+    private readonly withPayload: (data: string) => string,
+    private readonly fault: ReportFault,
+  ) {
+    this.protocol = socket.protocol;
+  }
+
+  /**
+   * Resolves once the frame is handed to the kernel: a subscriber that stops reading holds its
+   * operation here, and its feed queue fills up to the bound instead of our memory.
+   */
+  send(data: string): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const message = this.withPayload(data);
+      if (this.socket.readyState !== this.socket.OPEN) return resolve();
+      // endTick runs after the promise jobs queued now, where the other subscriptions send.
+      if (this.sentThisTick++ === 0) process.nextTick(endTick, this);
+      else if (this.sentThisTick === 2) this.tcp.cork();
+      this.socket.send(message, () => resolve());
+    });
+  }
+
+  close(code?: number, reason?: string): void {
+    this.socket.close(code, reason);
+  }
+
+  onMessage(handle: (data: string) => Promise<void>): void {
+    const { socket, fault } = this;
+    socket.on("message", async (data) => {
+      try {
+        await handle(String(data));
+      } catch (err) {
+        fault("websocket", "a WebSocket message could not be handled; connection closed", err);
+        socket.close(CloseCode.InternalServerError, "Internal server error");
+      }
+    });
+  }
+
+  /** The tick's sends are done: what was corked leaves in one write. */
+  endTick(): void {
+    if (this.sentThisTick > 1) this.tcp.uncork();
+    this.sentThisTick = 0;
+  }
+}
+
+function endTick(connection: ConnectionSocket): void {
+  connection.endTick();
+}
 
 /**
  * Serves graphql-ws (the graphql-transport-ws protocol) on `server` at yoga's endpoint, through
@@ -234,47 +302,10 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
   pinger.unref();
   wss.on("close", () => clearInterval(pinger));
   wss.on("connection", (socket, request) => {
-    // The connection's TCP socket (ws writes its frames there). The first message of a tick is
-    // written at once; from the second on they are corked until the tick's work is done, so that
-    // the messages of every subscription on this connection that one change wakes (a batch goes
-    // to all of them at once) leave in one write instead of one each. A connection with one
-    // subscription is written to as before.
-    const tcp = request.socket;
-    let sentThisTick = 0;
-    const endTick = () => {
-      if (sentThisTick > 1) tcp.uncork();
-      sentThisTick = 0;
-    };
     answered.add(socket);
     socket.on("pong", pong);
     socket.on("error", closeOnError);
-    const closed = graphqlWs.opened(
-      {
-        protocol: socket.protocol,
-        // Resolves once the frame is handed to the kernel: a subscriber that stops reading holds
-        // its operation here, and its feed queue fills up to the bound instead of our memory.
-        send: (data) =>
-          new Promise<void>((resolve) => {
-            const message = withPayload(data);
-            if (socket.readyState !== socket.OPEN) return resolve();
-            // endTick runs after the promise jobs queued now, where the other subscriptions send.
-            if (sentThisTick++ === 0) process.nextTick(endTick);
-            else if (sentThisTick === 2) tcp.cork();
-            socket.send(message, () => resolve());
-          }),
-        close: (code, reason) => socket.close(code, reason),
-        onMessage: (handle) =>
-          socket.on("message", async (data) => {
-            try {
-              await handle(String(data));
-            } catch (err) {
-              options.fault("websocket", "a WebSocket message could not be handled; connection closed", err);
-              socket.close(CloseCode.InternalServerError, "Internal server error");
-            }
-          }),
-      },
-      {},
-    );
+    const closed = graphqlWs.opened(new ConnectionSocket(socket, request.socket, withPayload, options.fault), {});
     socket.on("close", (code, reason) => void closed(code, String(reason)));
   });
 
