@@ -101,15 +101,16 @@ class ConnectionSocket {
   }
 
   onMessage(handle: (data: string) => Promise<void>): void {
-    const { socket, fault } = this;
-    socket.on("message", async (data) => {
-      try {
-        await handle(String(data));
-      } catch (err) {
-        fault("websocket", "a WebSocket message could not be handled; connection closed", err);
-        socket.close(CloseCode.InternalServerError, "Internal server error");
-      }
+    // Not an async function awaiting `handle`: a subscribe message's handling lasts as long as
+    // its subscription, and a suspended function here would keep the message's buffer with it.
+    this.socket.on("message", (data) => {
+      handle(String(data)).catch((err: unknown) => this.failed(err));
     });
+  }
+
+  private failed(err: unknown): void {
+    this.fault("websocket", "a WebSocket message could not be handled; connection closed", err);
+    this.socket.close(CloseCode.InternalServerError, "Internal server error");
   }
 
   /** The tick's sends are done: what was corked leaves in one write. */
@@ -117,6 +118,15 @@ class ConnectionSocket {
     if (this.sentThisTick > 1) this.tcp.uncork();
     this.sentThisTick = 0;
   }
+}
+
+/**
+ * `text` as one flat string. A string built by concatenation (randomUUID's, say: 16 pieces) is a
+ * tree of its pieces until V8 flattens it, about 30 bytes a node; an operation keeps its request
+ * id and label for as long as it runs.
+ */
+function flat(text: string): string {
+  return Buffer.from(text, "utf8").toString("utf8");
 }
 
 function endTick(connection: ConnectionSocket): void {
@@ -180,7 +190,7 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
     subscribe: (args) => options.subscribe(args),
     onSubscribe: async (ctx, _id, params) => {
       const principal = ctx.extra.principal!;
-      const op: Operation = { requestId: observability.requestId(null), started: performance.now(), operation: "invalid" };
+      const op: Operation = { requestId: flat(observability.requestId(null)), started: performance.now(), operation: "invalid" };
       /** Refuses the operation: graphql-ws sends these errors and completes it. */
       const refuse = (errors: readonly GraphQLError[]) => {
         const finished = observability.finishErrors(errors, principal, op.requestId, false);
@@ -217,7 +227,7 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
         const message = params.operationName ? `no operation named ${params.operationName}` : "name the operation to run (operationName)";
         return refuse([new GraphQLError(message, { extensions: withProblems(message, { code: ErrorCode.VALIDATION_FAILED, path: "operationName" }) })]);
       }
-      op.operation = operationLabel(document, params.operationName);
+      op.operation = flat(operationLabel(document, params.operationName));
       const args: ExecutionArgs = {
         schema: enveloped.schema,
         document,
