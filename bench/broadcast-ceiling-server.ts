@@ -3,11 +3,11 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
 
-/** Per context id: its version and the sockets subscribed to it (each under its subscription id). */
-const contexts = new Map<string, { version: number; subscribers: Map<WebSocket, string> }>();
+/** Per context id: its version and its subscriptions (a socket and the subscription's id on it; a socket may hold many). */
+const contexts = new Map<string, { version: number; subscribers: Set<{ socket: WebSocket; id: string }> }>();
 const contextOf = (id: string) => {
   let context = contexts.get(id);
-  if (!context) contexts.set(id, (context = { version: 0, subscribers: new Map() }));
+  if (!context) contexts.set(id, (context = { version: 0, subscribers: new Set() }));
   return context;
 };
 
@@ -28,7 +28,7 @@ const server = createServer((req, res) => {
       } else {
         const change = { contextId: variables.id, seq: context.version, version: context.version, kind: "UPDATED", paths: ["/blackboard/n"], at: new Date().toISOString() };
         const payload = JSON.stringify({ data: { contextChanges: { changes: [change] } } });
-        for (const [socket, id] of context.subscribers) socket.send(`{"id":${JSON.stringify(id)},"type":"next","payload":${payload}}`);
+        for (const { socket, id } of context.subscribers) socket.send(`{"id":${JSON.stringify(id)},"type":"next","payload":${payload}}`);
         data = { patchContext: { version: context.version } };
       }
     }
@@ -37,13 +37,19 @@ const server = createServer((req, res) => {
 });
 
 new WebSocketServer({ server, path: "/graphql" }).on("connection", (socket) => {
+  /** This socket's subscriptions, each in its context's set. */
+  const mine: { subscribers: Set<{ socket: WebSocket; id: string }>; subscription: { socket: WebSocket; id: string } }[] = [];
+  socket.once("close", () => {
+    for (const { subscribers, subscription } of mine) subscribers.delete(subscription);
+  });
   socket.on("message", (raw) => {
     const message = JSON.parse(String(raw)) as { type: string; id?: string; payload?: { variables: { id: string } } };
     if (message.type === "connection_init") socket.send('{"type":"connection_ack"}');
     if (message.type === "subscribe") {
       const { subscribers } = contextOf(message.payload!.variables.id);
-      subscribers.set(socket, message.id!);
-      socket.once("close", () => subscribers.delete(socket));
+      const subscription = { socket, id: message.id! };
+      subscribers.add(subscription);
+      mine.push({ subscribers, subscription });
     }
   });
 });

@@ -1,6 +1,6 @@
 // WebSocket fan-out of a change feed: delivery latency and rate of one swarm's changes to many subscribers, and the server memory an idle subscription costs.
 import { WebSocket } from "ws";
-import { rssKb } from "./proc.js";
+import { cpuSeconds, rssKb } from "./proc.js";
 
 const SUBSCRIPTION = "subscription($id: ID!) { contextChanges(contextIds: [$id]) { changes { contextId seq version kind paths at } } }";
 /** How long one update may take to reach every subscriber before the missing deliveries count as lost. */
@@ -21,6 +21,10 @@ export interface FanoutResult {
   p50: number;
   p99: number;
   deliveriesPerSecond: number;
+  /** Subscriptions per WebSocket connection. */
+  perConnection: number;
+  /** CPU time (utime + stime) of the server's processes per 1,000 deliveries while measuring, in ms; absent when no process was given. */
+  cpuMsPer1000?: number;
 }
 
 export interface MemoryResult {
@@ -78,22 +82,24 @@ interface Subscriptions {
 }
 
 /**
- * Opens one graphql-transport-ws connection per id in `ids`, each with one contextChanges
- * subscription; resolves once every connection is acknowledged and its subscribe sent.
+ * Opens graphql-transport-ws connections carrying one contextChanges subscription per id in
+ * `ids`, `perConnection` on each (subscription ids "1", "2", ... per connection; subscriber index
+ * = position in `ids`); resolves once every connection is acknowledged and its subscribes sent.
  */
-async function subscribe(httpUrl: string, ids: string[], onChange: OnChange): Promise<Subscriptions> {
+async function subscribe(httpUrl: string, ids: string[], onChange: OnChange, perConnection = 1): Promise<Subscriptions> {
   const wsUrl = httpUrl.replace(/^http/, "ws");
   const sockets: WebSocket[] = [];
   let closing = false;
   let fail!: (err: Error) => void;
   const fault = new Promise<never>((_resolve, reject) => (fail = reject));
   fault.catch(() => {}); // observed by whoever races it; a fault nobody awaits is not unhandled
-  const open = (index: number, id: string) =>
+  /** Connection `index` carries the subscriptions to `subIds`, subscribers first..first+subIds.length-1. */
+  const open = (index: number, first: number, subIds: string[]) =>
     new Promise<void>((resolve, reject) => {
       const ws = new WebSocket(wsUrl, "graphql-transport-ws", { perMessageDeflate: false });
       sockets.push(ws);
       const failed = (why: string) => {
-        const err = new Error(`subscriber ${index}: ${why}`);
+        const err = new Error(`connection ${index}: ${why}`);
         reject(err);
         fail(err);
       };
@@ -107,7 +113,7 @@ async function subscribe(httpUrl: string, ids: string[], onChange: OnChange): Pr
         const message = JSON.parse(data.toString());
         switch (message.type) {
           case "connection_ack":
-            ws.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query: SUBSCRIPTION, variables: { id } } }));
+            subIds.forEach((id, k) => ws.send(JSON.stringify({ id: String(k + 1), type: "subscribe", payload: { query: SUBSCRIPTION, variables: { id } } })));
             resolve();
             break;
           case "ping":
@@ -115,7 +121,8 @@ async function subscribe(httpUrl: string, ids: string[], onChange: OnChange): Pr
             break;
           case "next": {
             if (message.payload.errors?.length) failed(`errors ${JSON.stringify(message.payload.errors)}`);
-            for (const change of message.payload.data?.contextChanges?.changes ?? []) onChange(index, change, receivedAt);
+            const subscriber = first + Number(message.id) - 1;
+            for (const change of message.payload.data?.contextChanges?.changes ?? []) onChange(subscriber, change, receivedAt);
             break;
           }
           case "error":
@@ -134,8 +141,10 @@ async function subscribe(httpUrl: string, ids: string[], onChange: OnChange): Pr
     await Promise.all(closed);
   };
   try {
-    for (let start = 0; start < ids.length; start += CHUNK) {
-      await Promise.all(ids.slice(start, start + CHUNK).map((id, i) => open(start + i, id)));
+    const connections = Math.ceil(ids.length / perConnection);
+    for (let start = 0; start < connections; start += CHUNK) {
+      const chunk = Array.from({ length: Math.min(CHUNK, connections - start) }, (_, i) => start + i);
+      await Promise.all(chunk.map((c) => open(c, c * perConnection, ids.slice(c * perConnection, (c + 1) * perConnection))));
     }
   } catch (err) {
     await close();
@@ -155,12 +164,14 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /**
- * `subscribers` connections subscribed to one new swarm; `updates` patches, one at a time, each
- * awaited until every subscriber has its change or DELIVERY_TIMEOUT_MS passed. Latency runs from
- * just before the mutation is sent to the message's arrival; a change is recognised by its version.
+ * `subscribers` subscriptions to one new swarm, `perConnection` per WebSocket connection;
+ * `updates` patches, one at a time, each awaited until every subscriber has its change or
+ * DELIVERY_TIMEOUT_MS passed. Latency runs from just before the mutation is sent to the message's
+ * arrival; a change is recognised by its version. The CPU time of `serverPids` (the server and
+ * its redis-server) is read before and after the measured updates.
  */
-export async function fanout(url: string, subscribers: number, updates: number): Promise<FanoutResult> {
-  const id = `fanout-${subscribers}-${Date.now().toString(36)}`;
+export async function fanout(url: string, subscribers: number, updates: number, perConnection = 1, serverPids: readonly number[] = []): Promise<FanoutResult> {
+  const id = `fanout-${subscribers}-${perConnection}-${Date.now().toString(36)}`;
   const patch = await patcher(url);
   let version = await createContext(url, id);
   // The version whose change is awaited; receivedVersion[i] keeps a subscriber from counting it twice.
@@ -187,7 +198,8 @@ export async function fanout(url: string, subscribers: number, updates: number):
     latencies.push(receivedAt - t0);
     if (++received === subscribers) allReceived();
   };
-  const subs = await subscribe(url, Array.from({ length: subscribers }, () => id), onChange);
+  const subs = await subscribe(url, Array.from({ length: subscribers }, () => id), onChange, perConnection);
+  const serverCpu = () => serverPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
   /** Sends update `n` and waits for its change at every subscriber or the timeout; resolves with how many missed it. */
   const deliver = async (n: number): Promise<number> => {
     received = 0;
@@ -216,9 +228,11 @@ export async function fanout(url: string, subscribers: number, updates: number):
     for (let n = 1; n <= WARM_UP_UPDATES; n++) await deliver(-n);
     latencies.length = 0;
     let lost = 0;
+    const cpuBefore = serverCpu();
     const started = performance.now();
     for (let n = 1; n <= updates; n++) lost += await deliver(n);
     const elapsedS = (performance.now() - started) / 1000;
+    const cpuS = serverCpu() - cpuBefore;
     awaited = Number.POSITIVE_INFINITY;
     latencies.sort((x, y) => x - y);
     return {
@@ -229,6 +243,8 @@ export async function fanout(url: string, subscribers: number, updates: number):
       p50: percentile(latencies, 50),
       p99: percentile(latencies, 99),
       deliveriesPerSecond: latencies.length / elapsedS,
+      perConnection,
+      ...(serverPids.length > 0 ? { cpuMsPer1000: (cpuS * 1000 * 1000) / latencies.length } : {}),
     };
   } finally {
     await subs.close();

@@ -2,7 +2,7 @@ import { isConnectionFailure } from "../redis/clients.js";
 import { matchesChange, wantsContext, type ChangeFilter } from "./change-filter.js";
 import { UnreadableEntryError, versionBefore, type FeedEntry, type FeedRead, type FeedReader } from "../store/feed-reader.js";
 import { type ChangeEntry } from "../model/change.js";
-import { SubscriberQueue } from "./subscriber-queue.js";
+import { SubscriberQueue, type QueueOwner } from "./subscriber-queue.js";
 
 /** A position in one context's feed: the last seq seen. */
 export interface Cursor {
@@ -121,7 +121,7 @@ const batchBytes = (batch: ChangeBatch) => batch.bytes;
  * context's head); any other failed read ends them with the cursors to resume from. Either way
  * `readFailed` hears it, and the members are never left waiting on a read that cannot succeed.
  */
-export class ChangePipeline {
+export class ChangePipeline implements QueueOwner<ChangeBatch> {
   private readonly cursors = new Map<string, ContextCursor>();
   private readonly pending: Pending[] = [];
   private pendingBytes = 0;
@@ -176,14 +176,19 @@ export class ChangePipeline {
 
   /** A new member, receiving every batch emitted from now on. */
   join(): SubscriberQueue<ChangeBatch> {
-    const member: SubscriberQueue<ChangeBatch> = new SubscriberQueue<ChangeBatch>(
-      batchWeight,
-      batchBytes,
-      () => this.leave(member),
-      () => this.wakeRoomWaiters(),
-    );
+    const member = new SubscriberQueue<ChangeBatch>(batchWeight, batchBytes, this);
     this.members.add(member);
     return member;
+  }
+
+  /** A member went away or was ended (QueueOwner). */
+  queueClosed(member: SubscriberQueue<ChangeBatch>): void {
+    this.leave(member);
+  }
+
+  /** A member took a batch: room appeared (QueueOwner). */
+  queueTaken(): void {
+    this.wakeRoomWaiters();
   }
 
   /** Changes of `contextId` read by the hub, oldest first, consecutive. */

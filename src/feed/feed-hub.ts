@@ -4,7 +4,7 @@ import { isConnectionFailure, type RedisClient, type RedisTarget } from "../redi
 import { Subscriber } from "../redis/subscriber.js";
 import type { Keys } from "../redis/keys.js";
 import { ChangePipeline, type ChangeBatch, type FeedOptions, type PipelineSettings, type SubscriberLimits } from "./change-pipeline.js";
-import { FeedReader, UnreadableEntryError } from "../store/feed-reader.js";
+import { entryFromWakeUp, FeedReader, UnreadableEntryError, type FeedEntry } from "../store/feed-reader.js";
 import { RefusalNotices } from "./refusal-notices.js";
 import type { SubscriberQueue } from "./subscriber-queue.js";
 
@@ -19,11 +19,14 @@ const READ_CHUNK = 1000;
 
 /**
  * The change feed of one server instance. One Redis subscription (the changes channel, see
- * redis/subscriber.ts; on a Redis Cluster, on any one node) wakes it with `<contextId> <seq>`;
- * it then reads the new entries of that context once, and offers them to every pipeline that
- * wants the context. The stream is the truth: a wake-up that never arrives costs latency, not
- * changes, because pipelines fill gaps from the stream, and once the subscription is back after
- * a lost connection (or a lost node) every pipeline re-reads its cursors.
+ * redis/subscriber.ts; on a Redis Cluster, on any one node) wakes it with
+ * `<contextId> <seq> <entry>`, or `<contextId> <seq>` for an entry too large to carry
+ * (WAKE_UP_ENTRY_BYTES). An entry carried is offered to every pipeline that wants the context as
+ * it is: a pipeline whose cursor there is at seq - 1 takes it without reading the stream. Else
+ * the hub reads the new entries of that context once and offers them. The stream is the truth: a
+ * pipeline offered an entry past a gap (a wake-up lost, or its cursor behind) reads the gap from
+ * the stream itself, so a wake-up that never arrives costs latency, not changes, and once the
+ * subscription is back after a lost connection (or a lost node) every pipeline re-reads its cursors.
  * Faults other than a lost connection are reported (ReportFault), and the subscribers they
  * affect are ended with a resumable error (see ChangePipeline): never left waiting. The same
  * connection carries the live ledger refusal notices (`refusals`, a second channel).
@@ -162,13 +165,29 @@ export class FeedHub {
   }
 
   private wake(message: string): void {
-    const space = message.lastIndexOf(" ");
-    const contextId = message.slice(0, space);
-    const seq = Number(message.slice(space + 1));
-    if (this.pipelinesFor(contextId).length === 0) return;
+    // Context ids hold no space (CONTEXT_ID); the entry, if any, is all that follows the seq.
+    const first = message.indexOf(" ");
+    const second = message.indexOf(" ", first + 1);
+    const contextId = message.slice(0, first);
+    const seq = Number(second < 0 ? message.slice(first + 1) : message.slice(first + 1, second));
+    const pipelines = this.pipelinesFor(contextId);
+    if (pipelines.length === 0) return;
     const tail = this.tails.get(contextId);
     if (tail) {
+      // A read of this context is under way: it reads this entry too, keeping the order.
       tail.target = Math.max(tail.target, seq);
+      return;
+    }
+    let entry: FeedEntry | undefined;
+    if (second >= 0) {
+      try {
+        entry = entryFromWakeUp(contextId, seq, message.slice(second + 1));
+      } catch {
+        // Read from the stream instead, where an entry that is unreadable there too is dealt with.
+      }
+    }
+    if (entry) {
+      for (const pipeline of pipelines) pipeline.offer(contextId, [entry]);
       return;
     }
     // Reading from just before this seq: anything earlier that a pipeline lacks, it reads itself.

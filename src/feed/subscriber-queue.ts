@@ -1,3 +1,11 @@
+/** What a queue tells its producer; one object for all of its queues, rather than closures per queue. */
+export interface QueueOwner<T> {
+  /** Called once when the subscriber of `queue` goes away or is ended. */
+  queueClosed(queue: SubscriberQueue<T>): void;
+  /** Called whenever the subscriber of `queue` takes a value (room appeared). */
+  queueTaken(queue: SubscriberQueue<T>): void;
+}
+
 /**
  * One subscriber's end of a shared stream: the values it has not taken yet, in order, counted in
  * changes and in bytes (both given by the producer) so that the producer can tell when it falls
@@ -22,10 +30,7 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T> {
   constructor(
     private readonly weigh: (value: T) => number,
     private readonly size: (value: T) => number,
-    /** Called once when the subscriber goes away or is ended. */
-    private readonly onClose: () => void,
-    /** Called whenever the subscriber takes a value (room appeared). */
-    private readonly onTake: () => void,
+    private readonly owner: QueueOwner<T>,
   ) {}
 
   /** The values not taken yet, oldest first (the producer reads them to say what was missed). */
@@ -63,7 +68,7 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T> {
     this.drop();
     for (const value of last) this.push(value);
     this.closed = true;
-    this.onClose();
+    this.owner.queueClosed(this);
     if (this.waiting && this.queue.length === 0) {
       this.waiting({ value: undefined, done: true });
       this.waiting = null;
@@ -77,14 +82,14 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T> {
       this.queuedWeight -= this.weigh(value);
       this.queuedBytes -= this.size(value);
       this.takenBytes = this.size(value);
-      this.onTake();
+      this.owner.queueTaken(this);
       return Promise.resolve({ value, done: false });
     }
     this.takenBytes = 0;
     if (this.closed) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve) => {
       this.waiting = resolve;
-      this.onTake();
+      this.owner.queueTaken(this);
     });
   }
 
@@ -92,7 +97,7 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T> {
     this.drop();
     if (!this.closed) {
       this.closed = true;
-      this.onClose();
+      this.owner.queueClosed(this);
     }
     this.waiting?.({ value: undefined, done: true });
     this.waiting = null;

@@ -316,7 +316,7 @@ export class Keys {
     return `${this.prefix}:rate:${keyName}`;
   }
 
-  /** Pub/sub channel that wakes feed readers: message `<contextId> <seq>`. */
+  /** Pub/sub channel that wakes feed readers: message `<contextId> <seq> <entry as JSON>`, or `<contextId> <seq>` for a large entry (feed/feed-hub.ts). */
   get changesChannel(): string {
     return `${this.prefix}:changes`;
   }

@@ -146,6 +146,8 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
   const guard = state;
   const hub = feed;
   const originPolicy: OriginPolicy = { allowedOrigins: new Set(config.allowedOrigins), loopbackHostsOnly: config.keys === null };
+  // One function for every request's context (a subscription's lives as long as it does).
+  const serverInstances = () => readInstances(redis, keys, config.heartbeatTtlMs);
   const yoga = createYoga<Record<string, unknown>, RequestContext>({
     schema,
     graphqlEndpoint: "/graphql",
@@ -173,7 +175,7 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
       feed: hub,
       state: guard,
       pingRedis,
-      serverInstances: () => readInstances(redis, keys, config.heartbeatTtlMs),
+      serverInstances,
       reads: new ResponseReads(config.maxResponseBytes),
       // WebSocket operations bring their connection's principal; HTTP ones passed useSecurity.
       principal: (initial.principal as Principal | undefined) ?? security.principalOf(initial.request) ?? OPEN_PRINCIPAL,

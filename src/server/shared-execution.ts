@@ -1,5 +1,5 @@
 import { createSourceEventStream, execute, GraphQLError, type DocumentNode, type ExecutionArgs, type ExecutionResult } from "graphql";
-import { isAsyncIterable, mapAsyncIterator, type Plugin } from "graphql-yoga";
+import { isAsyncIterable, type Plugin } from "graphql-yoga";
 
 type Results = Map<string, Promise<ExecutionResult> | ExecutionResult>;
 /** Turns an error that is not a deliberate refusal into INTERNAL_SERVER_ERROR (app.ts). */
@@ -15,6 +15,47 @@ export function serializedJson(value: object): string {
   let json = serialized.get(value);
   if (json === undefined) serialized.set(value, (json = JSON.stringify(value)));
   return json;
+}
+
+type Run = (args: ExecutionArgs, key: string, event: unknown) => Promise<ExecutionResult> | ExecutionResult;
+
+/**
+ * The events of `source`, each executed for one subscription: what yoga's mapAsyncIterator does
+ * (a failed execution ends the source, then rejects; return and throw end the source), as one
+ * object instead of a closure per method and state, since every idle subscription holds one.
+ */
+class ExecutedEvents implements AsyncIterableIterator<ExecutionResult> {
+  constructor(
+    private readonly source: AsyncIterator<unknown>,
+    private readonly args: ExecutionArgs,
+    private readonly key: string,
+    private readonly run: Run,
+  ) {}
+
+  async next(): Promise<IteratorResult<ExecutionResult>> {
+    const event = await this.source.next();
+    if (event.done) return { value: undefined, done: true };
+    try {
+      return { value: await this.run(this.args, this.key, event.value), done: false };
+    } catch (err) {
+      await this.source.return?.();
+      throw err;
+    }
+  }
+
+  async return(): Promise<IteratorResult<ExecutionResult>> {
+    await this.source.return?.();
+    return { value: undefined, done: true };
+  }
+
+  async throw(err: unknown): Promise<IteratorResult<ExecutionResult>> {
+    await this.source.return?.();
+    throw err;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
 }
 
 /**
@@ -51,7 +92,7 @@ export function sharedSubscribe(maskError: MaskError, eventContext: (context: un
     const source = await createSourceEventStream(args);
     if (!isAsyncIterable(source)) return mask(source as ExecutionResult);
     const key = `${args.operationName ?? ""}\n${JSON.stringify(args.variableValues ?? {})}`;
-    return mapAsyncIterator(source as AsyncIterable<unknown>, (event) => executeShared(args, key, event));
+    return new ExecutedEvents((source as AsyncIterable<unknown>)[Symbol.asyncIterator](), args, key, executeShared);
   };
 }
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
 import { getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult } from "graphql";
 import { CloseCode, handleProtocols, makeServer, type Context } from "graphql-ws";
 import { isAsyncIterable, type YogaServerInstance } from "graphql-yoga";
@@ -38,9 +39,8 @@ export interface WsTransportOptions {
 
 type Yoga = YogaServerInstance<Record<string, unknown>, RequestContext>;
 type Enveloped = ReturnType<Yoga["getEnveloped"]>;
+/** What a connection keeps for its life: no more, since every idle subscription holds one. */
 interface Extra {
-  readonly socket: WebSocket;
-  readonly request: IncomingMessage;
   /** Set once the connection is authenticated. */
   principal?: Principal;
 }
@@ -55,6 +55,83 @@ interface Operation {
 /** Stands in for a shared result's JSON while graphql-ws stringifies the message around it. */
 const PLACEHOLDER = "__swarm_context_shared_payload__";
 const QUOTED_PLACEHOLDER = JSON.stringify(PLACEHOLDER);
+
+/**
+ * The socket graphql-ws sees for one connection: an object with methods rather than closures made
+ * per connection, since every idle subscription keeps its connection's (and under tsx, which
+ * keeps function names, each named closure also gets a property dictionary of its own).
+ *
+ * Writes go to the connection's TCP socket `tcp` (where ws writes its frames). The first message
+ * of a tick is written at once; from the second on they are corked until the tick's work is
+ * done, so that the messages of every subscription on this connection that one change wakes (a
+ * batch goes to all of them at once) leave in one write instead of one each. A connection with
+ * one subscription is written to as before.
+ */
+class ConnectionSocket {
+  readonly protocol: string;
+  private sentThisTick = 0;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly tcp: Duplex,
+    /** Splices a shared result's JSON into the message graphql-ws stringified (attachGraphqlWs). */
+    private readonly withPayload: (data: string) => string,
+    private readonly fault: ReportFault,
+  ) {
+    this.protocol = socket.protocol;
+  }
+
+  /**
+   * Resolves once the frame is handed to the kernel: a subscriber that stops reading holds its
+   * operation here, and its feed queue fills up to the bound instead of our memory.
+   */
+  send(data: string): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const message = this.withPayload(data);
+      if (this.socket.readyState !== this.socket.OPEN) return resolve();
+      // endTick runs after the promise jobs queued now, where the other subscriptions send.
+      if (this.sentThisTick++ === 0) process.nextTick(endTick, this);
+      else if (this.sentThisTick === 2) this.tcp.cork();
+      this.socket.send(message, () => resolve());
+    });
+  }
+
+  close(code?: number, reason?: string): void {
+    this.socket.close(code, reason);
+  }
+
+  onMessage(handle: (data: string) => Promise<void>): void {
+    // Not an async function awaiting `handle`: a subscribe message's handling lasts as long as
+    // its subscription, and a suspended function here would keep the message's buffer with it.
+    this.socket.on("message", (data) => {
+      handle(String(data)).catch((err: unknown) => this.failed(err));
+    });
+  }
+
+  private failed(err: unknown): void {
+    this.fault("websocket", "a WebSocket message could not be handled; connection closed", err);
+    this.socket.close(CloseCode.InternalServerError, "Internal server error");
+  }
+
+  /** The tick's sends are done: what was corked leaves in one write. */
+  endTick(): void {
+    if (this.sentThisTick > 1) this.tcp.uncork();
+    this.sentThisTick = 0;
+  }
+}
+
+/**
+ * `text` as one flat string. A string built by concatenation (randomUUID's, say: 16 pieces) is a
+ * tree of its pieces until V8 flattens it, about 30 bytes a node; an operation keeps its request
+ * id and label for as long as it runs.
+ */
+function flat(text: string): string {
+  return Buffer.from(text, "utf8").toString("utf8");
+}
+
+function endTick(connection: ConnectionSocket): void {
+  connection.endTick();
+}
 
 /**
  * Serves graphql-ws (the graphql-transport-ws protocol) on `server` at yoga's endpoint, through
@@ -113,7 +190,7 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
     subscribe: (args) => options.subscribe(args),
     onSubscribe: async (ctx, _id, params) => {
       const principal = ctx.extra.principal!;
-      const op: Operation = { requestId: observability.requestId(null), started: performance.now(), operation: "invalid" };
+      const op: Operation = { requestId: flat(observability.requestId(null)), started: performance.now(), operation: "invalid" };
       /** Refuses the operation: graphql-ws sends these errors and completes it. */
       const refuse = (errors: readonly GraphQLError[]) => {
         const finished = observability.finishErrors(errors, principal, op.requestId, false);
@@ -133,7 +210,9 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
         if (err instanceof AppError) return refuse([refusal(err)]);
         throw err;
       }
-      const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params, principal });
+      // Only what our plugins and context read (app.ts): the operation's context lives as long as
+      // the subscription, and the upgrade request's headers would live with it.
+      const enveloped = yoga.getEnveloped({ params, principal });
       let document;
       try {
         document = enveloped.parse(params.query);
@@ -143,18 +222,21 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
       }
       const errors = enveloped.validate(enveloped.schema, document);
       if (errors.length > 0) return refuse(errors);
-      if (!getOperationAST(document, params.operationName)) {
+      const operation = getOperationAST(document, params.operationName);
+      if (!operation) {
         const message = params.operationName ? `no operation named ${params.operationName}` : "name the operation to run (operationName)";
         return refuse([new GraphQLError(message, { extensions: withProblems(message, { code: ErrorCode.VALIDATION_FAILED, path: "operationName" }) })]);
       }
-      op.operation = operationLabel(document, params.operationName);
+      op.operation = flat(operationLabel(document, params.operationName));
       const args: ExecutionArgs = {
         schema: enveloped.schema,
         document,
         operationName: params.operationName,
         variableValues: params.variables,
         contextValue: await enveloped.contextFactory(),
-        rootValue: enveloped,
+        // execute (below) finds envelop here; a subscription runs through options.subscribe,
+        // which does not, and would keep it (a closure per hook) for as long as it lives.
+        rootValue: operation.operation === "subscription" ? undefined : enveloped,
       };
       operations.set(params, op);
       return args;
@@ -209,43 +291,32 @@ export function attachGraphqlWs(server: Server, yoga: Yoga, options: WsTransport
       verified(false, 403, refusalBody(why, { code: ErrorCode.FORBIDDEN }), { "Content-Type": "application/json; charset=utf-8" });
     },
   });
-  wss.on("connection", (socket, request) => {
-    let answered = true;
-    const pinger = setInterval(() => {
-      if (!answered) return socket.terminate();
-      answered = false;
+  // One timer pings every socket: one that has not answered the previous sweep's ping is cut.
+  const answered = new WeakSet<WebSocket>();
+  function pong(this: WebSocket): void {
+    answered.add(this);
+  }
+  function closeOnError(this: WebSocket): void {
+    this.close(CloseCode.InternalServerError, "Internal server error");
+  }
+  const pinger = setInterval(() => {
+    for (const socket of wss.clients) {
+      if (!answered.has(socket)) {
+        socket.terminate();
+        continue;
+      }
+      answered.delete(socket);
       socket.ping();
-    }, options.keepAliveMs);
-    socket.on("pong", () => (answered = true));
-    socket.once("error", () => socket.close(CloseCode.InternalServerError, "Internal server error"));
-    const closed = graphqlWs.opened(
-      {
-        protocol: socket.protocol,
-        // Resolves once the frame is handed to the kernel: a subscriber that stops reading holds
-        // its operation here, and its feed queue fills up to the bound instead of our memory.
-        send: (data) =>
-          new Promise<void>((resolve) => {
-            const message = withPayload(data);
-            if (socket.readyState !== socket.OPEN) return resolve();
-            socket.send(message, () => resolve());
-          }),
-        close: (code, reason) => socket.close(code, reason),
-        onMessage: (handle) =>
-          socket.on("message", async (data) => {
-            try {
-              await handle(String(data));
-            } catch (err) {
-              options.fault("websocket", "a WebSocket message could not be handled; connection closed", err);
-              socket.close(CloseCode.InternalServerError, "Internal server error");
-            }
-          }),
-      },
-      { socket, request },
-    );
-    socket.once("close", (code, reason) => {
-      clearInterval(pinger);
-      void closed(code, String(reason));
-    });
+    }
+  }, options.keepAliveMs);
+  pinger.unref();
+  wss.on("close", () => clearInterval(pinger));
+  wss.on("connection", (socket, request) => {
+    answered.add(socket);
+    socket.on("pong", pong);
+    socket.on("error", closeOnError);
+    const closed = graphqlWs.opened(new ConnectionSocket(socket, request.socket, withPayload, options.fault), {});
+    socket.on("close", (code, reason) => void closed(code, String(reason)));
   });
 
   return {

@@ -40,6 +40,31 @@ export class UnreadableEntryError extends Error {
   }
 }
 
+/**
+ * Largest feed entry, in bytes as FeedEntry.bytes counts them, that the wake-up announcing it
+ * carries (append_change in redis/lua/_1-common.lua, which holds the same number); a larger one
+ * is announced by its context and seq alone, and read from the stream.
+ */
+export const WAKE_UP_ENTRY_BYTES = 8192;
+
+/**
+ * The entry a wake-up carries (`fieldsJson`: the JSON array of its stream fields and values, as
+ * append_change publishes it), as `read` would return it. Throws UnreadableEntryError when it is
+ * not what change scripts write: the caller then reads the stream, which holds the same entry.
+ */
+export function entryFromWakeUp(contextId: string, seq: number, fieldsJson: string): FeedEntry {
+  let fields: unknown;
+  try {
+    fields = JSON.parse(fieldsJson);
+  } catch (err) {
+    throw new UnreadableEntryError(contextId, seq, err);
+  }
+  if (!Array.isArray(fields) || fields.length % 2 !== 0 || !fields.every((f) => typeof f === "string")) {
+    throw new UnreadableEntryError(contextId, seq, new Error("a wake-up's entry is not a list of field, value strings"));
+  }
+  return toFeedEntry(contextId, `${seq}-0`, fields as string[]);
+}
+
 /** Most entries read-feed-1.lua takes from the stream per XRANGE, however many it may return. */
 const SCRIPT_CHUNK = 100;
 

@@ -15,8 +15,7 @@ const queue = () => {
   return new SubscriberQueue<Value>(
     (v) => v.changes,
     (v) => v.bytes,
-    () => closes++,
-    () => takes++,
+    { queueClosed: () => closes++, queueTaken: () => takes++ },
   );
 };
 const value = (changes: number, bytes: number): Value => ({ changes, bytes });

@@ -61,12 +61,29 @@ local function record_reply(op_key, fingerprint, reply, ttl_seconds)
   redis.call('EXPIRE', op_key, ttl_seconds)
 end
 
--- Appends one change to the feed at the next seq, trims it to the retention and wakes readers.
--- fields: flat list of field, value pairs. Returns the new seq.
+-- Largest entry (its fields and values, lengths summed, as FeedEntry.bytes counts them) that its
+-- wake-up carries; a larger one's wake-up only names it (src/feed/feed-hub.ts). Mirrored by
+-- WAKE_UP_ENTRY_BYTES in src/store/feed-reader.ts.
+local WAKE_UP_ENTRY_BYTES = 8192
+
+-- Appends one change to the feed at the next seq, trims it to the retention and wakes readers
+-- with '<contextId> <seq> <entry>', the entry being the JSON array of its fields and values as
+-- strings (as XADD stores them), or with '<contextId> <seq>' when the entry is larger than
+-- WAKE_UP_ENTRY_BYTES. fields: flat list of field, value pairs. Returns the new seq.
 local function append_change(seq_key, feed_key, retention, channel, context_id, fields)
   local seq = redis.call('INCR', seq_key)
   redis.call('XADD', feed_key, 'MAXLEN', retention, seq .. '-0', unpack(fields))
-  redis.call('PUBLISH', channel, context_id .. ' ' .. seq)
+  local strings, size = {}, 0
+  for i, v in ipairs(fields) do
+    local s = tostring(v)
+    strings[i] = s
+    size = size + #s
+  end
+  if size <= WAKE_UP_ENTRY_BYTES then
+    redis.call('PUBLISH', channel, context_id .. ' ' .. seq .. ' ' .. cjson.encode(strings))
+  else
+    redis.call('PUBLISH', channel, context_id .. ' ' .. seq)
+  end
   return seq
 end
 
