@@ -1,7 +1,8 @@
-// Proves that a caught-up subscriber is served from the wake-up itself, with no read of the stream, that a change too large to travel in its wake-up is announced by a plain one and read from the stream, and that a change whose wake-up never arrived is still delivered, in order, from the stream.
+// Proves that a caught-up subscriber is served from the wake-up itself, with no read of the stream, that a change too large to travel in its wake-up is announced by a plain one and read from the stream, that a change whose wake-up never arrived is still delivered, in order, from the stream, and that a change reaches many WebSocket subscriptions (several on one connection) as text frames.
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { parse } from "graphql";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import WebSocket from "ws";
 import { CreateContextDocument, PatchContextHeadDocument } from "../gql/graphql.js";
 import { useTestServer } from "../helpers/app.js";
 import { range, subscribe, TRANSPORTS, type FeedClient } from "../helpers/feed-client.js";
@@ -139,4 +140,59 @@ describe.each(TRANSPORTS)("over %s", (transport) => {
     expect(changes.find((c) => c.seq === lost)!.patch).toEqual([{ op: "replace", path: "/n", value: "unannounced" }]);
     client.close();
   });
+});
+
+test("a change reaches every WebSocket subscription, several on one connection, each as a text frame naming its subscription", async () => {
+  const id = "frames";
+  await create(id);
+  const query = "subscription($id: ID!) { contextChanges(contextIds: [$id]) { changes { contextId seq patch } } }";
+  /** Per connection, every message received after the acknowledgement: its text and whether it came as a binary frame. */
+  const received: { text: string; binary: boolean }[][] = [];
+  const listeners = new Set<() => void>();
+  /** Resolves once `check` holds, checked on every message. */
+  const until = (check: () => boolean) =>
+    new Promise<void>((resolve) => {
+      const test = () => check() && (listeners.delete(test), resolve());
+      listeners.add(test);
+      test();
+    });
+  const open = (subscriptions: number) =>
+    new Promise<WebSocket>((resolve, reject) => {
+      const messages: { text: string; binary: boolean }[] = [];
+      received.push(messages);
+      const ws = new WebSocket(server.url.replace(/^http/, "ws"), "graphql-transport-ws");
+      ws.on("error", reject);
+      ws.on("open", () => ws.send(JSON.stringify({ type: "connection_init" })));
+      ws.on("message", (data, binary) => {
+        const text = String(data);
+        if (JSON.parse(text).type === "connection_ack") {
+          for (let k = 1; k <= subscriptions; k++) ws.send(JSON.stringify({ id: String(k), type: "subscribe", payload: { query, variables: { id } } }));
+          resolve(ws);
+        } else {
+          messages.push({ text, binary });
+          for (const listener of [...listeners]) listener();
+        }
+      });
+    });
+  const sockets = [await open(3), await open(1)];
+  const nexts = () => received.map((messages) => messages.filter((m) => JSON.parse(m.text).type === "next"));
+  // Registered some time after they are sent: writes go out until every subscription has one.
+  let seq = 0;
+  for (let n = 0; nexts()[0]!.length < 3 || nexts()[1]!.length < 1; n++) {
+    if (n > 40) throw new Error(`subscriptions not live: ${JSON.stringify(received)}`);
+    const before = nexts().map((m) => m.length);
+    seq = (await patch(id, "/n", n)).seq;
+    await until(() => nexts().some((m, i) => m.length > before[i]!));
+  }
+  const last = (await patch(id, "/n", "last")).seq;
+  const lastOf = () => nexts().map((messages) => messages.filter((m) => JSON.parse(m.text).payload.data.contextChanges.changes.some((c: { seq: number }) => c.seq === last)));
+  await until(() => lastOf()[0]!.length === 3 && lastOf()[1]!.length === 1);
+  expect(seq).toBeLessThan(last);
+  const [many, one] = lastOf();
+  for (const m of [...many!, ...one!]) expect(m.binary).toBe(false);
+  expect(many!.map((m) => JSON.parse(m.text).id).sort()).toEqual(["1", "2", "3"]);
+  // Subscription "1" on either connection gets the same bytes.
+  expect(many!.find((m) => JSON.parse(m.text).id === "1")!.text).toBe(one![0]!.text);
+  expect(JSON.parse(one![0]!.text).payload.data.contextChanges.changes).toEqual([{ contextId: id, seq: last, patch: [{ op: "replace", path: "/n", value: "last" }] }]);
+  for (const ws of sockets) ws.close();
 });
