@@ -1,4 +1,4 @@
-// A server under benchmark in its own process: `ceiling` (plain yoga, no Redis) or `app` (swarm-context on BENCH_REDIS_URL, or on the Redis Cluster of BENCH_REDIS_CLUSTER_NODES); prints its URL on stdout (a line of its own among the server's JSON log lines).
+// A server under benchmark in its own process: `ceiling` (plain yoga, no Redis; `ceiling unbounded`: without its request body bound) or `app` (swarm-context on BENCH_REDIS_URL, or on the Redis Cluster of BENCH_REDIS_CLUSTER_NODES); prints its URL on stdout (a line of its own among the server's JSON log lines).
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createSchema, createYoga } from "graphql-yoga";
@@ -7,8 +7,10 @@ import { loadConfig } from "../src/config.js";
 
 const mode = process.argv[2];
 if (mode === "ceiling") {
+  // `ceiling unbounded`: without yoga's request body bound, which swarm-context replaces by its own.
   const yoga = createYoga({
     logging: false,
+    ...(process.argv[3] === "unbounded" ? { maxRequestBodySize: false as const } : {}),
     schema: createSchema({
       typeDefs: "type Query { hello: String! } type Mutation { echo(text: String!): String! }",
       resolvers: { Query: { hello: () => "world" }, Mutation: { echo: (_root: unknown, args: { text: string }) => args.text } },
