@@ -135,6 +135,8 @@ export interface ScriptCommands extends LedgerCommands {
     knownHead: string,
     fingerprint: string,
   ): Promise<[number | null, number, string, string, string, string | null, string | null, string]>;
+  /** 1 moved, 0 not (see the script's header). */
+  migrateDocument(meta: string, snapshots: string, head: string, order: string, oldest: number, memberArgs: number, ...membersThenSnapshots: string[]): Promise<number>;
   /** [current version, oldest retained version, the document of `version` (null: not retained)]; all null when there is no context. */
   readSnapshot(meta: string, snapshots: string, version: number): Promise<[number | null, number | null, string | null]>;
   readFeed(

@@ -111,6 +111,8 @@ export async function createApp(config: AppConfig, log: Logger = createLogger(co
     throw err;
   }
   const contexts = new ContextStore(redis, keys, config, state);
+  const migrated = await contexts.migrateLegacyDocuments();
+  if (migrated > 0) log.info("contexts moved to the storage by member", { contexts: migrated });
   const ledger = new LedgerStore(redis, keys, config, state);
   // Beside the lease sweeper, the deletion sweeper: it finishes purges whose server stopped and
   // prunes deleted contexts' feeds and counters after their retention (store/deletions.ts).

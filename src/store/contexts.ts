@@ -11,7 +11,7 @@ import type { StateCheck } from "../redis/state-guard.js";
 import { Deletions } from "./deletions.js";
 import { DocumentCache, type Head } from "./document-cache.js";
 import { checkDepth, type DocumentLimits } from "./document-rules.js";
-import { documentChange, storedDocument, type DocumentChange, type StoredDocument } from "./document-parts.js";
+import { documentChange, membersOf, replacedFields, storedDocument, type DocumentChange, type StoredDocument } from "./document-parts.js";
 import { CONTEXT_ID, checkLockName } from "../model/identifiers.js";
 import { FeedReader, largestEntryBytes, type FeedEntry } from "./feed-reader.js";
 import { ledgerSettings, touchesLedgerSettings } from "./ledger-settings.js";
@@ -138,6 +138,9 @@ export const COUNT_SCAN_LIMIT = 2000;
 
 /** Rounds of one write's update-index reconciliation (see indexUpdate) before it leaves the rest to the writers still racing it. */
 const INDEX_RECONCILE_ROUNDS = 10;
+
+/** Ids read at a time from an index by migrateLegacyDocuments. */
+const LEGACY_SCAN_PAGE = 500;
 
 /** Attempts of one write whose base keeps moving under it before we call it a server fault. */
 const MAX_WRITE_ATTEMPTS = 1000;
@@ -866,6 +869,43 @@ export class ContextStore {
     }
     const view = { id, version, seq, createdAt, updatedAt, updatedBy, document: head?.document };
     return { view, head, recorded: recordedReply };
+  }
+
+  /**
+   * Moves every context that an earlier version of the server stored whole (meta field `doc`, a
+   * full snapshot per version) to the storage by member, its retained history with it. Each is
+   * read, split and written back by one script that checks nothing moved meanwhile; one already
+   * moved, or written meanwhile, is left as it is. Runs at start, before any request. Resolves
+   * with how many contexts it moved.
+   */
+  async migrateLegacyDocuments(): Promise<number> {
+    let moved = 0;
+    for (const index of this.keys.indexes) {
+      for (let start = 0; ; start += LEGACY_SCAN_PAGE) {
+        const ids = await this.redis.zrange(index.contexts, start, start + LEGACY_SCAN_PAGE - 1);
+        const legacy = await Promise.all(ids.map((id) => this.redis.hexists(this.keys.context(id).meta, "doc")));
+        for (const [i, id] of ids.entries()) if (legacy[i]) moved += await this.migrateLegacy(id);
+        if (ids.length < LEGACY_SCAN_PAGE) break;
+      }
+    }
+    return moved;
+  }
+
+  private async migrateLegacy(id: string): Promise<number> {
+    const k = this.keys.context(id);
+    const [head, doc, version, oldest] = await this.redis.hmget(k.meta, "head", "doc", "version", "oldestSnapshot");
+    if (head == null || doc == null || version == null) return 0;
+    const current = Number(version);
+    const versions = Array.from({ length: current - Number(oldest ?? current) + 1 }, (_, i) => Number(oldest ?? current) + i);
+    const stored = versions.length > 0 ? await this.redis.hmget(k.snapshots, ...versions.map(String)) : [];
+    // Keep the history only as far back as it is unbroken up to the current version.
+    let from = stored.length;
+    while (from > 0 && stored[from - 1] !== null) from--;
+    const snapshots = versions.slice(from).map((v, i) => ({ version: v, document: JSON.parse(stored[from + i]!) as JsonObject }));
+    const document = JSON.parse(doc) as JsonObject;
+    if (snapshots.at(-1)?.version !== current) snapshots.splice(0, snapshots.length, { version: current, document });
+    const { order, members } = membersOf(document);
+    return scriptsOf(this.redis).migrateDocument(k.meta, k.snapshots, head, order, snapshots[0]!.version, members.length, ...members, ...replacedFields(snapshots));
   }
 
   /** Resolves once every write this process has sent has been answered. */

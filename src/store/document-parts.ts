@@ -59,12 +59,10 @@ const documentBytes = (entries: number) => (entries === 0 ? 2 : entries + 1);
 export function storedDocument(document: JsonValue, limits: DocumentLimits): StoredDocument {
   checkRules(document);
   checkDepth(document, limits, "document");
-  const members: string[] = [];
-  for (const [name, value] of Object.entries(document)) members.push(JSON.stringify(name), jsonOf(value));
   const json = JSON.stringify(document);
   const bytes = Buffer.byteLength(json);
   checkSize(bytes, limits);
-  return { order: orderOf(document), members, json, bytes };
+  return { ...membersOf(document), json, bytes };
 }
 
 /**
@@ -94,4 +92,36 @@ export function documentChange(base: JsonObject, baseBytes: number, next: JsonVa
   checkSize(bytes, limits);
   const order = orderOf(next);
   return { order: order === orderOf(base) ? "=" : `o${order}`, members, bytes };
+}
+
+/**
+ * The history of a context stored by an earlier version of the server (a full snapshot per
+ * version), in this storage: for each version after the first of `snapshots` (consecutive, oldest
+ * first), what it replaced (lua/_1-common.lua write_members), as `snapshots` hash fields and values.
+ */
+export function replacedFields(snapshots: readonly { version: number; document: JsonObject }[]): string[] {
+  const fields: string[] = [];
+  for (let i = 1; i < snapshots.length; i++) {
+    const { version, document } = snapshots[i]!;
+    const before = snapshots[i - 1]!.document;
+    const names: string[] = [];
+    for (const name of new Set([...Object.keys(before), ...Object.keys(document)])) {
+      const was = Object.hasOwn(before, name) ? before[name] : undefined;
+      const is = Object.hasOwn(document, name) ? document[name] : undefined;
+      if (was !== undefined && is !== undefined && jsonEqual(was, is)) continue;
+      const encoded = JSON.stringify(name);
+      names.push(encoded);
+      if (was !== undefined) fields.push(`${version}.${encoded}`, jsonOf(was));
+    }
+    fields.push(String(version), names.join("\n"));
+    if (orderOf(before) !== orderOf(document)) fields.push(`${version}o`, orderOf(before));
+  }
+  return fields;
+}
+
+/** A document split as the storage holds it, without the checks of a write (it was checked when written). */
+export function membersOf(document: JsonObject): { order: string; members: string[] } {
+  const members: string[] = [];
+  for (const [name, value] of Object.entries(document)) members.push(JSON.stringify(name), jsonOf(value));
+  return { order: orderOf(document), members };
 }
