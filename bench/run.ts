@@ -156,6 +156,14 @@ async function load(scenario: string, url: string, steps: Step[], cpuOf: readonl
   };
 }
 
+/** A patch of `/execution/counter` in context bench-<bytes>, with a new value every time: a patch that leaves the document as it is writes nothing. */
+function patchStep(bytes: number): Step {
+  return {
+    query: 'mutation($id: ID!, $v: JSON) { patchContext(id: $id, patch: [{op: replace, path: "/execution/counter", value: $v}]) { version } }',
+    variablesFrom: () => ({ id: `bench-${bytes}`, v: ++patchValue }),
+  };
+}
+
 /** A nested, realistic document of about `bytes` serialized bytes. */
 function documentOf(bytes: number) {
   const notes: { agent: string; step: number; text: string }[] = [];
@@ -432,23 +440,12 @@ async function requestScenarios(redis: RedisServer): Promise<Row[]> {
       const echoUnbounded = await load("ceiling: yoga mutation echo, no body bound", unbounded.url, [{ query: 'mutation { echo(text: "x") }' }], [unbounded.pid]);
       record(echoUnbounded);
       for (const [label, bytes] of sizes) {
-        const patch = await load(`patchContext ${label}`, appUrl, [
-          // A new value every time: a patch that leaves the document as it is writes nothing.
-          {
-            query: 'mutation($id: ID!, $v: JSON) { patchContext(id: $id, patch: [{op: replace, path: "/execution/counter", value: $v}]) { version } }',
-            variablesFrom: () => ({ id: `bench-${bytes}`, v: ++patchValue }),
-          },
-        ], appCpu);
+        const patch = await load(`patchContext ${label}`, appUrl, [patchStep(bytes)], appCpu);
         record({ ...patch, ratio: patch.rps / echo.rps, unboundedRatio: patch.rps / echoUnbounded.rps, goal: label === "1 KiB" ? 0.75 : 0.35 });
         acknowledged.set(label, acknowledged.get(label)! + patch.acknowledged);
       }
       for (const [label, bytes] of sizes) {
-        const patch = await load(`patchContext ${label}, appendfsync always`, fsyncApp.url, [
-          {
-            query: 'mutation($id: ID!, $v: JSON) { patchContext(id: $id, patch: [{op: replace, path: "/execution/counter", value: $v}]) { version } }',
-            variablesFrom: () => ({ id: `bench-${bytes}`, v: ++patchValue }),
-          },
-        ], fsyncCpu);
+        const patch = await load(`patchContext ${label}, appendfsync always`, fsyncApp.url, [patchStep(bytes)], fsyncCpu);
         record({ ...patch, ratio: patch.rps / echo.rps, unboundedRatio: patch.rps / echoUnbounded.rps });
       }
       const ledger = await load("allocate + release, one swarm", appUrl, pair, appCpu);
