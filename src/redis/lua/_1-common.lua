@@ -87,6 +87,22 @@ local function append_change(seq_key, feed_key, retention, channel, context_id, 
   return seq
 end
 
+-- Calls `command` on `key` with args[from..], 1000 at a time (unpack() takes at most a few
+-- thousand values at once; 1000 keeps field-value pairs together), and returns the replies of
+-- every call, in order, as one list (HMGET's values; the counts of others).
+local function call_in_chunks(command, key, args, from)
+  local replies = {}
+  for i = from, #args, 1000 do
+    local reply = redis.call(command, key, unpack(args, i, math.min(i + 999, #args)))
+    if type(reply) == 'table' then
+      for _, value in ipairs(reply) do replies[#replies + 1] = value end
+    else
+      replies[#replies + 1] = reply
+    end
+  end
+  return replies
+end
+
 -- A document is stored by its top-level members (src/store/document-parts.ts): in its meta hash,
 -- field '.' .. <member name as JSON> holds the member's value as JSON, and 'order' the members'
 -- JSON names in document order, one per line ('' for {}). Its JSON text is those put together.
@@ -96,18 +112,15 @@ local function document_json(meta_key, order, known)
   if order == '' then return '{}' end
   local names, out = {}, {}
   for name in string.gmatch(order, '[^\n]+') do names[#names + 1] = name end
-  -- HMGET in chunks: unpack() takes at most a few thousand values at once.
   local missing = {}
   for i, name in ipairs(names) do
     if known == nil or known[name] == nil then missing[#missing + 1] = i end
   end
+  local fields = {}
+  for j, i in ipairs(missing) do fields[j] = '.' .. names[i] end
+  local got = call_in_chunks('HMGET', meta_key, fields, 1)
   local values = {}
-  for from = 1, #missing, 1000 do
-    local fields = {}
-    for j = from, math.min(from + 999, #missing) do fields[#fields + 1] = '.' .. names[missing[j]] end
-    local got = redis.call('HMGET', meta_key, unpack(fields))
-    for j = 1, #got do values[missing[from + j - 1]] = got[j] end
-  end
+  for j, i in ipairs(missing) do values[i] = got[j] end
   for i, name in ipairs(names) do
     local value = values[i] or (known and known[name])
     out[#out + 1] = name .. ':' .. value
@@ -145,9 +158,7 @@ local function drop_replaced(snapshots_key, version)
   if not names then return end
   local fields = { version, version .. 'o' }
   for name in string.gmatch(names, '[^\n]+') do fields[#fields + 1] = version .. '.' .. name end
-  for from = 1, #fields, 1000 do
-    redis.call('HDEL', snapshots_key, unpack(fields, from, math.min(from + 999, #fields)))
-  end
+  call_in_chunks('HDEL', snapshots_key, fields, 1)
 end
 
 -- Replaces a settings hash with "field value field value ..." (see src/store/ledger-settings.ts);

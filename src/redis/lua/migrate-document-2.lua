@@ -16,7 +16,5 @@ redis.call('HDEL', KEYS[1], 'doc')
 redis.call('HSET', KEYS[1], 'order', ARGV[2], 'oldestSnapshot', ARGV[3])
 for i = 5, 4 + n, 2 do redis.call('HSET', KEYS[1], '.' .. ARGV[i], ARGV[i + 1]) end
 redis.call('DEL', KEYS[2])
-for i = 5 + n, #ARGV, 1000 do
-  redis.call('HSET', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
+call_in_chunks('HSET', KEYS[2], ARGV, 5 + n)
 return 1
