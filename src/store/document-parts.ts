@@ -59,10 +59,14 @@ const documentBytes = (entries: number) => (entries === 0 ? 2 : entries + 1);
 export function storedDocument(document: JsonValue, limits: DocumentLimits): StoredDocument {
   checkRules(document);
   checkDepth(document, limits, "document");
-  const json = JSON.stringify(document);
+  const { order, members } = membersOf(document);
+  // The members' JSON put together is the document's, as JSON.stringify would write it.
+  const entries: string[] = [];
+  for (let i = 0; i < members.length; i += 2) entries.push(`${members[i]}:${members[i + 1]}`);
+  const json = `{${entries.join(",")}}`;
   const bytes = Buffer.byteLength(json);
   checkSize(bytes, limits);
-  return { ...membersOf(document), json, bytes };
+  return { order, members, json, bytes };
 }
 
 /**
