@@ -1,6 +1,9 @@
-import { sleep } from "./backoff.js";
 import { SwarmError } from "./errors.js";
+import { LeaseKeeper } from "./lease.js";
 import type { AllocationMode, ClientAllocationFragment } from "./operations.js";
+
+/** Renewal refusals that mean the allocation has ended. */
+const ALLOCATION_GONE: ReadonlySet<string> = new Set(["ALLOCATION_ENDED"]);
 
 /** Resource amounts by kind, e.g. `{ credits: 500, tokens: 20000 }`. */
 export type Amounts = Readonly<Record<string, number>>;
@@ -38,16 +41,14 @@ export class AllocationHandle {
   readonly granted: Amounts;
   /** Consumed so far (reported usage), per kind, as of the last answer. */
   consumed: Amounts;
-  /** When the lease ends unless renewed; null: no lease. */
-  expiresAt: string | null;
+  /** The lease, renewed in the background; null: none. */
+  private readonly lease: LeaseKeeper | null;
   /**
    * Resolves (never rejects) with the reason once the allocation ended other than by this
    * handle's release: a renewal answered ALLOCATION_ENDED (its lease, or an ancestor's, ran out,
    * or an ancestor was released). Never resolves while it is held.
    */
   readonly lost: Promise<SwarmError>;
-  private readonly stopped = new AbortController();
-  private markLost!: (reason: SwarmError) => void;
   private ending: Promise<void> | undefined;
 
   constructor(
@@ -57,9 +58,17 @@ export class AllocationHandle {
     this.id = allocation.id;
     this.granted = amountsOf(allocation.granted);
     this.consumed = amountsOf(allocation.consumed);
-    this.expiresAt = allocation.expiresAt;
-    this.lost = new Promise((resolve) => (this.markLost = resolve));
-    if (allocation.expiresAt !== null) void this.renew(Date.parse(allocation.expiresAt) - Date.parse(allocation.createdAt));
+    const leaseMs = allocation.expiresAt === null ? null : Date.parse(allocation.expiresAt) - Date.parse(allocation.createdAt);
+    this.lease =
+      leaseMs === null
+        ? null
+        : new LeaseKeeper(leaseMs, allocation.expiresAt!, async () => (await calls.renew(this.id, leaseMs)).expiresAt!, ALLOCATION_GONE, null);
+    this.lost = this.lease?.lost ?? new Promise(() => undefined);
+  }
+
+  /** When the lease ends unless renewed; null: no lease. */
+  get expiresAt(): string | null {
+    return this.lease?.expiresAt ?? null;
   }
 
   /** Adds `usage` to consumed; USAGE_EXCEEDED if it would exceed what may still be spent. */
@@ -79,7 +88,7 @@ export class AllocationHandle {
    */
   release(usage?: Amounts): Promise<void> {
     this.ending ??= (async () => {
-      this.stopped.abort();
+      await this.lease?.stop();
       try {
         this.consumed = amountsOf((await this.calls.release(this.id, usage)).consumed);
       } catch (err) {
@@ -92,23 +101,6 @@ export class AllocationHandle {
   /** `await using allocation = await swarm.allocate(...)` releases it when the block ends, even by a throw. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.release();
-  }
-
-  private async renew(leaseMs: number): Promise<void> {
-    while (!this.stopped.signal.aborted) {
-      await sleep(leaseMs / 3, this.stopped.signal, true);
-      if (this.stopped.signal.aborted) return;
-      try {
-        this.expiresAt = (await this.calls.renew(this.id, leaseMs)).expiresAt;
-      } catch (err) {
-        if (err instanceof SwarmError && err.code === "ALLOCATION_ENDED") {
-          this.stopped.abort();
-          this.markLost(err);
-          return;
-        }
-        // Other failures (the retries spent): try again at the next turn while the lease runs.
-      }
-    }
   }
 }
 

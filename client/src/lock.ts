@@ -1,5 +1,6 @@
 import { backoffMs, sleep, type RetryOptions } from "./backoff.js";
 import { SwarmError } from "./errors.js";
+import { LeaseKeeper } from "./lease.js";
 import type { PatchOperation } from "./diff.js";
 import type { WriteOptions, WriteResult } from "./swarm.js";
 
@@ -48,6 +49,9 @@ export interface LockCalls {
 
 export const DEFAULT_LEASE_MS = 10_000;
 
+/** Renewal refusals that mean the lock is no longer this holder's. */
+const LOCK_GONE: ReadonlySet<string> = new Set(["STALE_FENCE", "NOT_FOUND"]);
+
 /** The longest wait between two attempts to acquire a held lock, in ms. */
 const ACQUIRE_POLL_MS = 100;
 
@@ -60,49 +64,33 @@ const ACQUIRE_POLL_MS = 100;
 export async function withLock<T>(calls: LockCalls, name: string, fn: (lock: HeldLock) => Promise<T> | T, options: LockOptions & { readonly holder: string }, retry: RetryOptions): Promise<T> {
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   const granted = await acquire(calls, name, options.holder, leaseMs, options, retry);
-  const controller = new AbortController();
-  let markLost!: (reason: SwarmError) => void;
-  const lost = new Promise<SwarmError>((resolve) => (markLost = resolve));
-  const lose = (reason: SwarmError) => {
-    if (controller.signal.aborted) return;
-    controller.abort(reason);
-    markLost(reason);
-  };
   const fence = { lock: name, token: granted.token };
-  const lock = {
+  const lease = new LeaseKeeper(
+    leaseMs,
+    granted.expiresAt,
+    async () => (await calls.renew(name, granted.token, leaseMs)).expiresAt,
+    LOCK_GONE,
+    `lock ${name}`,
+  );
+  const lock: HeldLock = {
     name,
     holder: granted.holder,
     token: granted.token,
-    expiresAt: granted.expiresAt,
-    lost,
-    signal: controller.signal,
+    get expiresAt() {
+      return lease.expiresAt;
+    },
+    lost: lease.lost,
+    signal: lease.signal,
     patch: (ops, writeOptions) => calls.patch(ops, { ...writeOptions, fence }),
     merge: (value, writeOptions) => calls.merge(value, { ...writeOptions, fence }),
-  } satisfies HeldLock;
-  let finished = false;
-  const renewing = (async () => {
-    while (!finished && !controller.signal.aborted) {
-      await sleep(leaseMs / 3, controller.signal, true);
-      if (finished || controller.signal.aborted) return;
-      try {
-        lock.expiresAt = (await calls.renew(name, granted.token, leaseMs)).expiresAt;
-      } catch (err) {
-        const error = err instanceof SwarmError ? err : new SwarmError("UNAVAILABLE", String(err), {}, { cause: err });
-        if (error.code === "STALE_FENCE" || error.code === "NOT_FOUND") lose(error);
-        // Other failures (the retries spent): the lease may still run; it is lost when it ends.
-        else if (Date.now() >= Date.parse(lock.expiresAt)) lose(new SwarmError("UNAVAILABLE", `lock ${name}: renewals failed until the lease ran out (${error.message})`, {}, { cause: error }));
-      }
-    }
-  })();
+  };
   try {
     return await fn(lock);
   } finally {
-    finished = true;
-    controller.abort(new SwarmError("STALE_FENCE", `lock ${name} was released`));
-    await renewing;
+    await lease.stop(new SwarmError("STALE_FENCE", `lock ${name} was released`));
     await calls.release(name, granted.token).catch((err: unknown) => {
       // Lost already (STALE_FENCE) or the context is gone: nothing is held.
-      if (!(err instanceof SwarmError) || (err.code !== "STALE_FENCE" && err.code !== "NOT_FOUND")) throw err;
+      if (!(err instanceof SwarmError) || !LOCK_GONE.has(err.code)) throw err;
     });
   }
 }
