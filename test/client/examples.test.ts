@@ -1,5 +1,6 @@
 // Proves the examples run as documented against a real server: three agents (examples/agent.mjs) record every step, leave every allocation released with its usage charged and the lock free, while the watcher (examples/watcher.mjs) prints every change once, in order.
-import { expect, test } from "vitest";
+import type { ChildProcess } from "node:child_process";
+import { afterAll, expect, test } from "vitest";
 import { CreateContextDocument, GetLedgerDocument, GetContextDocument } from "../gql/graphql.js";
 import { useTestServer } from "../helpers/app.js";
 import { range } from "../helpers/feed-client.js";
@@ -7,7 +8,15 @@ import { spawnJsonLines } from "../helpers/json-lines-process.js";
 
 const server = useTestServer();
 
-const run = (script: string, env: Record<string, string>) => spawnJsonLines(process.execPath, [script], { ...process.env, ...env });
+// Killed after the test whatever happened in it: the watcher runs until told to stop.
+const children: ChildProcess[] = [];
+afterAll(() => children.forEach((child) => child.kill("SIGKILL")));
+
+function run(script: string, env: Record<string, string>) {
+  const spawned = spawnJsonLines(process.execPath, [script], { ...process.env, ...env });
+  children.push(spawned.child);
+  return spawned;
+}
 
 test("three agents and a watcher, as in examples/", async () => {
   const id = "examples-swarm";
